@@ -1,0 +1,61 @@
+//! Small pieces the buses share.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Calls `deliver(i)` for every `i` in `0..len`, in order. A panic in one call
+/// is caught, counted and skipped; the remaining indices are still visited.
+/// Returns the number of panics.
+///
+/// One `catch_unwind` covers the whole loop (it is re-entered only after a
+/// panic), so the happy path costs no more than the bare loop.
+#[inline]
+pub(crate) fn deliver_isolated(len: usize, mut deliver: impl FnMut(usize)) -> u64 {
+    let mut i = 0;
+    let mut panics = 0;
+    while i < len {
+        let finished = catch_unwind(AssertUnwindSafe(|| {
+            while i < len {
+                deliver(i);
+                i += 1;
+            }
+        }));
+        match finished {
+            Ok(()) => break,
+            Err(_) => {
+                panics += 1;
+                i += 1;
+            }
+        }
+    }
+    panics
+}
+
+/// Calls `f` once; true if it panicked (the panic is caught).
+#[inline]
+pub(crate) fn call_isolated(f: impl FnOnce()) -> bool {
+    catch_unwind(AssertUnwindSafe(f)).is_err()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_skips_only_its_own_call() {
+        let mut seen = Vec::new();
+        let panics = deliver_isolated(5, |i| {
+            if i == 1 || i == 3 {
+                panic!("listener {i} fails (expected in this test)");
+            }
+            seen.push(i);
+        });
+        assert_eq!(panics, 2);
+        assert_eq!(seen, [0, 2, 4]);
+    }
+
+    #[test]
+    fn call_isolated_reports_panics() {
+        assert!(call_isolated(|| panic!("expected in this test")));
+        assert!(!call_isolated(|| ()));
+    }
+}
