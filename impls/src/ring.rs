@@ -27,7 +27,10 @@
 //! loom model checks this, with the claims, availability and gating).
 //! Waiting goes through `wait::Notifier`. Producers notify with
 //! `notify_all_cheap` (no fence per event) and consumers likewise after each
-//! batch, so sleepers re-check every `Notifier::CHEAP_TIMEOUT`. After a batch
+//! batch, so sleepers re-check every `Notifier::CHEAP_TIMEOUT`; a producer
+//! about to wait for room, and `flush`, first wake consumers with a fenced
+//! `notify_all`, so a missed cheap wake-up can delay only the last events of
+//! a burst nobody flushes, by at most that timeout. After a batch
 //! shorter than its maximum a consumer pauses about a quarter of a
 //! microsecond before reading the cursor again (not with `BusySpin`), so that
 //! a consumer that keeps up does not pull the cursor's cache line across on
@@ -207,9 +210,9 @@ mod sequencer {
         cursor: CachePadded<AtomicU64>,
         /// Several producers: the next sequence to claim.
         claim: CachePadded<AtomicU64>,
-        /// The gate producers last computed (only grows); read on every
-        /// claim.
-        gate_cache: CachePadded<AtomicU64>,
+        /// The gate producers last computed, plus `capacity`: they may write
+        /// any sequence below it (only grows; read on every claim).
+        limit: CachePadded<AtomicU64>,
         /// How many consumers are registered (`gating[..consumers]`).
         consumers: CachePadded<AtomicUsize>,
         /// Each consumer's sequence: it has finished with everything below.
@@ -253,7 +256,7 @@ mod sequencer {
             Core {
                 cursor: CachePadded::new(AtomicU64::new(0)),
                 claim: CachePadded::new(AtomicU64::new(0)),
-                gate_cache: CachePadded::new(AtomicU64::new(0)),
+                limit: CachePadded::new(AtomicU64::new(capacity as u64)),
                 consumers: CachePadded::new(AtomicUsize::new(0)),
                 gating: (0..max_consumers)
                     .map(|_| CachePadded::new(AtomicU64::new(0)))
@@ -380,7 +383,7 @@ mod sequencer {
         fn fits(&self, end: u64) -> bool {
             // Acquire: the producer that stored the gate acquired the
             // consumers' releases; this passes them on to this producer.
-            end <= self.gate_cache.load(Acquire) + self.capacity()
+            end <= self.limit.load(Acquire)
         }
 
         /// Whether `..end` may be written, re-reading the consumers: without
@@ -416,9 +419,10 @@ mod sequencer {
             // Under the lock the gate only grows: a consumer's sequence only
             // grows, and a new one starts at the published prefix's end, which
             // no gate exceeds.
-            assert!(gate >= self.gate_cache.load(Relaxed), "the gate went back");
-            self.gate_cache.store(gate, Release);
-            end <= gate + self.capacity()
+            let limit = gate + self.capacity();
+            assert!(limit >= self.limit.load(Relaxed), "the gate went back");
+            self.limit.store(limit, Release);
+            end <= limit
         }
 
         /// The end of the contiguous published prefix (caller holds
@@ -633,9 +637,9 @@ mod sequencer {
             }
             let start = self.watermark_locked();
             // The invariant that keeps producers from lapping the new
-            // consumer: they may write below `gate_cache + capacity`.
+            // consumer: they may write below `limit`.
             assert!(
-                start >= self.gate_cache.load(Relaxed),
+                start + self.capacity() >= self.limit.load(Relaxed),
                 "a new consumer would start where producers may lap it"
             );
             self.gating[n].store(start, Release);
@@ -875,6 +879,9 @@ impl<E: Event, L: Listener<E>> RingBus<E, L> {
     fn claim<const MULTI: bool>(&self, n: u64) -> u64 {
         let shared = &*self.shared;
         shared.core.claim_in::<MULTI>(n, |ready| {
+            // A consumer may have gone to sleep just as a cheap notification
+            // passed it by; wake it for real before waiting on it.
+            shared.events.notify_all();
             shared
                 .room
                 .wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), ready)
@@ -1142,8 +1149,8 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
         let capacity = config
             .capacity
             .checked_next_power_of_two()
-            .filter(|&c| c <= 1 << 40)
-            .ok_or_else(|| config_error("capacity", "must be at most 2^40"))?;
+            .filter(|&c| c <= 1 << 32)
+            .ok_or_else(|| config_error("capacity", "must be at most 2^32"))?;
         if config.max_threads == 0 {
             return Err(config_error(
                 "max_threads",
@@ -1304,6 +1311,8 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
     fn flush(&self) {
         let shared = &*self.shared;
         let target = shared.core.claimed();
+        // As in `claim`: no consumer sleeps through the last events.
+        shared.events.notify_all();
         shared
             .room
             .wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), || {
