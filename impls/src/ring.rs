@@ -925,6 +925,9 @@ impl<E: Event, L: Listener<E>> RingBus<E, L> {
     #[inline(always)]
     fn try_publish_in<const MULTI: bool>(&self, event: E) -> Result<(), Full<E>> {
         let Some(seq) = self.shared.core.try_claim(1) else {
+            // As in `claim`: a full ring must not wait on a consumer that
+            // slept through a cheap notification.
+            self.shared.events.notify_all();
             return Err(Full(event));
         };
         self.put::<MULTI>(seq, event);
