@@ -1,6 +1,21 @@
 //! Small pieces the buses share.
 
+use crate::{BusError, Filter};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Refuses a filter naming a topic outside `0..topics`.
+pub(crate) fn check_filter(
+    bus: &'static str,
+    filter: Filter,
+    topics: usize,
+) -> Result<(), BusError> {
+    match filter {
+        Filter::Topic(topic) if usize::from(topic) >= topics => {
+            Err(BusError::UnknownTopic { bus, topic, topics })
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Calls `deliver(i)` for every `i` in `0..len`, in order. A panic in one call
 /// is caught, counted and skipped; the remaining indices are still visited.
@@ -32,6 +47,7 @@ pub(crate) fn deliver_isolated(len: usize, mut deliver: impl FnMut(usize)) -> u6
 
 /// Calls `f` once; true if it panicked (the panic is caught).
 #[inline]
+#[allow(dead_code)] // used by the asynchronous buses
 pub(crate) fn call_isolated(f: impl FnOnce()) -> bool {
     catch_unwind(AssertUnwindSafe(f)).is_err()
 }
