@@ -149,6 +149,7 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
     type Listener = L;
 
     fn new(config: &BusConfig) -> Result<Self, BusError> {
+        config.validate(FixedArray::NAME)?;
         Ok(FixedArrayBus {
             slots: (0..SLOTS).map(|_| Atomic::null()).collect(),
             len: CachePadded::new(AtomicUsize::new(0)),
