@@ -59,6 +59,8 @@ impl Strategy for AnyRouter {
         dynamic_subscribe: true,
         native_topics: true,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: true,
+        zero_alloc_heavy: true,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = AnyRouterBus<E, L>;

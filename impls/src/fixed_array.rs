@@ -58,6 +58,8 @@ impl Strategy for FixedArray {
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: true,
+        zero_alloc_heavy: true,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = FixedArrayBus<E, L>;

@@ -312,6 +312,12 @@ pub struct Capabilities {
     pub native_topics: bool,
     /// What happens when a listener panics.
     pub panics: PanicPolicy,
+    /// Claimed: at steady state, publishing a small `Copy` event allocates
+    /// nothing (on any thread). Checked by the allocation test and pass.
+    pub zero_alloc_small: bool,
+    /// Claimed: at steady state, `publish_clone` of a heavy event whose
+    /// `Clone::clone_from` reuses buffers allocates nothing (on any thread).
+    pub zero_alloc_heavy: bool,
     /// A well-known crate wrapped as an adapter, rather than a strategy of
     /// ours.
     pub peer: bool,

@@ -67,6 +67,8 @@ impl Strategy for Router {
         dynamic_subscribe: true,
         native_topics: true,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: true,
+        zero_alloc_heavy: true,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = RouterBus<E, L>;
