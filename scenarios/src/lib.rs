@@ -12,6 +12,7 @@
 //! - `thiserror`: the typed [`ScenarioError`].
 #![deny(missing_docs)]
 
+pub mod results;
 pub mod spec;
 
 pub use spec::{Bodies, Burst, BusParams, Churn, Origin, PayloadKind, Scenario, Slow, SweepPoint};
