@@ -8,8 +8,8 @@
 //! plain atomic loads and stores suffice — no read-modify-write in the
 //! measured path.
 
-use buslab_impls::payload::Payload;
 use buslab_impls::Listener;
+use buslab_impls::payload::Payload;
 use buslab_scenarios::Bodies;
 use hdrhistogram::Histogram;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +57,10 @@ pub struct Tally {
 impl Tally {
     #[inline]
     fn bump(cell: &AtomicU64, by: u64) {
-        cell.store(cell.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
+        cell.store(
+            cell.load(Ordering::Relaxed).wrapping_add(by),
+            Ordering::Relaxed,
+        );
     }
 
     #[inline]
@@ -99,7 +102,11 @@ pub struct Subscriber {
 impl Subscriber {
     /// A subscriber expecting each producer's stream to start at `first_seq`
     /// (`u64::MAX`: at whatever arrives first).
-    pub fn new(producers: usize, first_seq: u64, latency: Option<LatencyRecorder>) -> Arc<Subscriber> {
+    pub fn new(
+        producers: usize,
+        first_seq: u64,
+        latency: Option<LatencyRecorder>,
+    ) -> Arc<Subscriber> {
         let tallies: Box<[Tally]> = (0..producers).map(|_| Tally::default()).collect();
         for t in tallies.iter() {
             t.next.store(first_seq, Ordering::Relaxed);
@@ -109,7 +116,10 @@ impl Subscriber {
 
     /// Deliveries over all producers.
     pub fn count(&self) -> u64 {
-        self.tallies.iter().map(|t| t.count.load(Ordering::Acquire)).sum()
+        self.tallies
+            .iter()
+            .map(|t| t.count.load(Ordering::Acquire))
+            .sum()
     }
 }
 
@@ -145,7 +155,12 @@ pub fn new_histogram() -> Histogram<u64> {
 impl LatencyRecorder {
     /// A recorder for `producers` producers.
     pub fn new(producers: usize, spikes: Option<SpikeRecorder>) -> LatencyRecorder {
-        LatencyRecorder { all: (0..producers).map(|_| Mutex::new(new_histogram())).collect(), spikes }
+        LatencyRecorder {
+            all: (0..producers)
+                .map(|_| Mutex::new(new_histogram()))
+                .collect(),
+            spikes,
+        }
     }
 
     #[inline]
@@ -234,7 +249,11 @@ pub struct HarnessListener {
 impl HarnessListener {
     /// A listener for `subscriber` running `body` plus `work_ns` of work.
     pub fn new(subscriber: Arc<Subscriber>, body: Body, work_ns: u64) -> HarnessListener {
-        HarnessListener { subscriber, body, work_ns }
+        HarnessListener {
+            subscriber,
+            body,
+            work_ns,
+        }
     }
 }
 
@@ -245,7 +264,11 @@ impl<E: Payload> Listener<E> for HarnessListener {
         let Some(tally) = self.subscriber.tallies.get(producer) else {
             return; // an unknown producer: counted as missing deliveries at verification
         };
-        tally.acc.store(self.body.run(tally.acc.load(Ordering::Relaxed), event.seq()), Ordering::Relaxed);
+        tally.acc.store(
+            self.body
+                .run(tally.acc.load(Ordering::Relaxed), event.seq()),
+            Ordering::Relaxed,
+        );
         spin_for(self.work_ns);
         tally.record(event);
         if let Some(latency) = &self.subscriber.latency {
@@ -292,7 +315,13 @@ mod tests {
             Listener::<SmallEvent>::on_event(&l, &e);
         }
         let t = &sub.tallies[0];
-        assert_eq!((t.count.load(Ordering::Relaxed), t.missing.load(Ordering::Relaxed)), (10, 0));
+        assert_eq!(
+            (
+                t.count.load(Ordering::Relaxed),
+                t.missing.load(Ordering::Relaxed)
+            ),
+            (10, 0)
+        );
         assert_eq!(t.next.load(Ordering::Relaxed), 50);
     }
 }

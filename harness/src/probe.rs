@@ -36,7 +36,13 @@ pub enum Pass {
 
 impl Pass {
     /// Every pass, in the order a cell runs them.
-    pub const ALL: [Pass; 5] = [Pass::Throughput, Pass::Latency, Pass::Allocations, Pass::Instructions, Pass::Profile];
+    pub const ALL: [Pass; 5] = [
+        Pass::Throughput,
+        Pass::Latency,
+        Pass::Allocations,
+        Pass::Instructions,
+        Pass::Profile,
+    ];
 
     /// The pass's name.
     pub fn name(self) -> &'static str {
@@ -147,19 +153,29 @@ pub fn run(request: &ProbeRequest, instruments: &dyn Instruments) -> ProbeRespon
         fn visit<S: Strategy>(self) -> ProbeResponse {
             let lossy = S::CAPABILITIES.lossy;
             match self.request.scenario.payload {
-                PayloadKind::Small => {
-                    run_pass::<S::Bus<SmallEvent, HarnessListener>>(self.request, lossy, self.instruments)
-                }
-                PayloadKind::Heavy => {
-                    run_pass::<S::Bus<HeavyEvent, HarnessListener>>(self.request, lossy, self.instruments)
-                }
+                PayloadKind::Small => run_pass::<S::Bus<SmallEvent, HarnessListener>>(
+                    self.request,
+                    lossy,
+                    self.instruments,
+                ),
+                PayloadKind::Heavy => run_pass::<S::Bus<HeavyEvent, HarnessListener>>(
+                    self.request,
+                    lossy,
+                    self.instruments,
+                ),
             }
         }
     }
-    let visit = Visit { request, instruments };
+    let visit = Visit {
+        request,
+        instruments,
+    };
     match buslab_impls::visit(&request.bus, visit) {
         Some(response) => response,
-        None => ProbeResponse { error: Some(format!("unknown bus `{}`", request.bus)), ..Default::default() },
+        None => ProbeResponse {
+            error: Some(format!("unknown bus `{}`", request.bus)),
+            ..Default::default()
+        },
     }
 }
 
@@ -175,7 +191,10 @@ where
         Pass::Instructions => instructions::<B>(request, lossy, instruments),
         Pass::Profile => profile::<B>(request, lossy),
     };
-    result.unwrap_or_else(|error| ProbeResponse { error: Some(error), ..Default::default() })
+    result.unwrap_or_else(|error| ProbeResponse {
+        error: Some(error),
+        ..Default::default()
+    })
 }
 
 fn no_recorder(_: usize) -> Option<LatencyRecorder> {
@@ -187,7 +206,12 @@ where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
     B::Event: Payload,
 {
-    Rig::<B>::new(Arc::new(request.scenario.clone()), request.point, lossy, &no_recorder)
+    Rig::<B>::new(
+        Arc::new(request.scenario.clone()),
+        request.point,
+        lossy,
+        &no_recorder,
+    )
 }
 
 fn nothing(_: bool) {}
@@ -280,7 +304,9 @@ where
 {
     let scenario = &request.scenario;
     let point = request.point;
-    let capacity = request.capacity.ok_or("the latency pass needs the measured capacity")?;
+    let capacity = request
+        .capacity
+        .ok_or("the latency pass needs the measured capacity")?;
     let mut paces: Vec<(f64, Pace)> = Vec::new();
     match scenario.burst {
         Some(b) => paces.push((
@@ -292,18 +318,33 @@ where
                 period_ns: b.period_ms * 1_000_000,
             },
         )),
-        None => paces.extend(LOADS.iter().map(|&load| (load, Pace::Rate(capacity * load)))),
+        None => paces.extend(
+            LOADS
+                .iter()
+                .map(|&load| (load, Pace::Rate(capacity * load))),
+        ),
     }
     let sampled = sampled(point.subscribers);
     let mut out = Vec::new();
     let mut dropped = 0;
     for (load, pace) in paces {
         let (rate, duration_ms) = match pace {
-            Pace::Burst { base, factor, spike_ns, period_ns } => {
-                let per_period = base * factor * spike_ns as f64 / 1e9 + base * (period_ns - spike_ns) as f64 / 1e9;
+            Pace::Burst {
+                base,
+                factor,
+                spike_ns,
+                period_ns,
+            } => {
+                let per_period = base * factor * spike_ns as f64 / 1e9
+                    + base * (period_ns - spike_ns) as f64 / 1e9;
                 // Whole periods, at least two.
-                let periods = (request.budget.latency_ms * 1_000_000).div_ceil(period_ns).max(2);
-                (per_period * 1e9 / period_ns as f64, periods * period_ns / 1_000_000)
+                let periods = (request.budget.latency_ms * 1_000_000)
+                    .div_ceil(period_ns)
+                    .max(2);
+                (
+                    per_period * 1e9 / period_ns as f64,
+                    periods * period_ns / 1_000_000,
+                )
             }
             Pace::Rate(r) => (r, request.budget.latency_ms),
             Pace::Flat => unreachable!("latency paces are open loop"),
@@ -314,7 +355,11 @@ where
                 return None;
             }
             let spikes = match pace {
-                Pace::Burst { spike_ns, period_ns, .. } => Some(SpikeRecorder {
+                Pace::Burst {
+                    spike_ns,
+                    period_ns,
+                    ..
+                } => Some(SpikeRecorder {
                     start_ns: std::sync::atomic::AtomicU64::new(0),
                     period_ns,
                     spike_ns,
@@ -333,7 +378,11 @@ where
         out.push(summarize_latency(&rig, load, rate, pace));
         rig.finish();
     }
-    Ok(ProbeResponse { latency: out, dropped, ..Default::default() })
+    Ok(ProbeResponse {
+        latency: out,
+        dropped,
+        ..Default::default()
+    })
 }
 
 fn summarize_latency<B>(rig: &Rig<B>, load: f64, rate: f64, pace: Pace) -> Latency
@@ -353,7 +402,15 @@ where
                 all.add(&*h).expect("histograms share bounds");
             }
         }
-        if let (Some(s), Pace::Burst { spike_ns, period_ns, .. }) = (&rec.spikes, pace) {
+        if let (
+            Some(s),
+            Pace::Burst {
+                spike_ns,
+                period_ns,
+                ..
+            },
+        ) = (&rec.spikes, pace)
+        {
             if let Ok(h) = s.histogram.lock() {
                 spikes.add(&*h).expect("histograms share bounds");
             }
@@ -365,7 +422,13 @@ where
             }
         }
     }
-    let q = |h: &hdrhistogram::Histogram<u64>, q: f64| if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+    let q = |h: &hdrhistogram::Histogram<u64>, q: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(q)
+        }
+    };
     use hdrhistogram::serialization::Serializer;
     let mut serialized = Vec::new();
     hdrhistogram::serialization::V2Serializer::new()
@@ -373,12 +436,18 @@ where
         .expect("serializing into a Vec cannot fail");
     let is_burst = matches!(pace, Pace::Burst { .. });
     let drain_ns = match pace {
-        Pace::Burst { spike_ns, period_ns, .. } => {
+        Pace::Burst {
+            spike_ns,
+            period_ns,
+            ..
+        } => {
             let drains: Vec<f64> = last_by_spike
                 .iter()
                 .enumerate()
                 .filter(|(_, last)| **last != 0)
-                .map(|(k, last)| last.saturating_sub(spike_start + k as u64 * period_ns + spike_ns) as f64)
+                .map(|(k, last)| {
+                    last.saturating_sub(spike_start + k as u64 * period_ns + spike_ns) as f64
+                })
                 .collect();
             (!drains.is_empty()).then(|| stats::median(&drains) as u64)
         }
@@ -406,7 +475,11 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn allocations<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
+fn allocations<B>(
+    request: &ProbeRequest,
+    lossy: bool,
+    instruments: &dyn Instruments,
+) -> Result<ProbeResponse, String>
 where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
     B::Event: Payload,
@@ -440,7 +513,11 @@ where
     })
 }
 
-fn instructions<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
+fn instructions<B>(
+    request: &ProbeRequest,
+    lossy: bool,
+    instruments: &dyn Instruments,
+) -> Result<ProbeResponse, String>
 where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
     B::Event: Payload,
@@ -477,8 +554,13 @@ where
         .build()
         .map_err(|e| format!("starting the profiler: {e}"))?;
     let stop = AtomicBool::new(false);
-    rig.trial(events, Pace::Flat, &|open| stop.store(!open, Ordering::Relaxed))?;
-    let report = guard.report().build().map_err(|e| format!("building the profile: {e}"))?;
+    rig.trial(events, Pace::Flat, &|open| {
+        stop.store(!open, Ordering::Relaxed)
+    })?;
+    let report = guard
+        .report()
+        .build()
+        .map_err(|e| format!("building the profile: {e}"))?;
     let mut folded = String::new();
     let mut samples = 0u64;
     for (frames, count) in report.data.iter() {
@@ -495,5 +577,13 @@ where
     }
     let dropped = rig.bus.stats().dropped;
     rig.finish();
-    Ok(ProbeResponse { profile: Some(Profile { samples, frequency_hz, folded }), dropped, ..Default::default() })
+    Ok(ProbeResponse {
+        profile: Some(Profile {
+            samples,
+            frequency_hz,
+            folded,
+        }),
+        dropped,
+        ..Default::default()
+    })
 }

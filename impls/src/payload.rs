@@ -218,7 +218,9 @@ impl Payload for HeavyEvent {
     #[inline]
     fn checksum(&self) -> u64 {
         let items = self.items.iter().fold(0u64, |acc, i| {
-            acc.wrapping_add(i.price_cents).wrapping_add(u64::from(i.quantity)).wrapping_add(i.sku.len() as u64)
+            acc.wrapping_add(i.price_cents)
+                .wrapping_add(u64::from(i.quantity))
+                .wrapping_add(i.sku.len() as u64)
         });
         self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ items

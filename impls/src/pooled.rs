@@ -99,8 +99,8 @@ impl Strategy for Pooled {
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
-        zero_alloc_small: false,
-        zero_alloc_heavy: false,
+        zero_alloc_small: true,
+        zero_alloc_heavy: true,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = PooledBus<E, L>;
@@ -465,11 +465,9 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
     type Listener = L;
 
     fn new(config: &BusConfig) -> Result<Self, BusError> {
-        if config.capacity == 0 || u32::try_from(config.capacity).is_err() {
+        config.validate(Pooled::NAME)?;
+        if u32::try_from(config.capacity).is_err() {
             return Err(Self::config_error("capacity", "must be in 1..=4294967295"));
-        }
-        if config.max_threads == 0 {
-            return Err(Self::config_error("max_threads", "must be at least 1"));
         }
         let capacity = config.capacity;
         let workers = config.max_threads.min(MAX_WORKERS);
@@ -520,15 +518,7 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
     }
 
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
-        if let Filter::Topic(topic) = filter
-            && usize::from(topic) >= self.topics
-        {
-            return Err(BusError::UnknownTopic {
-                bus: Pooled::NAME,
-                topic,
-                topics: self.topics,
-            });
-        }
+        crate::util::check_filter(Pooled::NAME, filter, self.topics)?;
         let mut control = lock(&self.control);
         let k = (0..control.shards.len())
             .min_by_key(|&k| control.shards[k].len())

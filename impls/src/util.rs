@@ -47,7 +47,6 @@ pub(crate) fn deliver_isolated(len: usize, mut deliver: impl FnMut(usize)) -> u6
 
 /// Calls `f` once; true if it panicked (the panic is caught).
 #[inline]
-#[allow(dead_code)] // used by the asynchronous buses
 pub(crate) fn call_isolated(f: impl FnOnce()) -> bool {
     catch_unwind(AssertUnwindSafe(f)).is_err()
 }
