@@ -113,7 +113,7 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
             if i > 0 {
                 text.push_str("  ");
             }
-            if i >= 2 && cells[1] != "ok" && i == 2 {
+            if i == 2 && (cells[1] == "FAILED" || cells[1] == "skipped") {
                 // A reason runs to the end of the line.
                 let room = width.saturating_sub(text.chars().count());
                 text.push_str(&fit(c, room.max(20)));
