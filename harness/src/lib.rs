@@ -28,11 +28,13 @@
 #![deny(missing_docs)]
 
 pub mod drive;
+pub mod export;
 pub mod listener;
 pub mod meta;
 pub mod probe;
 pub mod runner;
 pub mod stats;
+pub mod store;
 pub mod summary;
 
 /// The name of the callgrind dump that holds the measured region.

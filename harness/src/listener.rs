@@ -188,6 +188,7 @@ impl LatencyRecorder {
 
 /// Bodies generated with `seq-macro` for "one distinct body per listener":
 /// 4096 distinct functions (the scenario limit on subscribers).
+#[allow(clippy::identity_op, clippy::erasing_op, clippy::eq_op)] // generated arithmetic on N = 0, 1, ...
 mod generated {
     seq_macro::seq!(N in 0..4096 {
         /// One generated body per listener.

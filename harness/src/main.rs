@@ -5,8 +5,10 @@
 //! 2 usage error (clap).
 
 use anyhow::{Context, bail};
+use buslab_harness::export::{self, Format};
 use buslab_harness::probe::{self, Budget, Instruments, Pass, ProbeRequest};
 use buslab_harness::runner::{self, ProbeRunner};
+use buslab_harness::store::{self, Store};
 use buslab_harness::{meta, summary};
 use clap::{Parser, Subcommand};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -110,6 +112,36 @@ enum Command {
         #[arg(long = "scenario-file", value_name = "PATH")]
         scenario_files: Vec<PathBuf>,
     },
+    /// List the runs in the results store.
+    Runs {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The results store.
+        #[arg(long, default_value = store::DEFAULT_PATH)]
+        db: PathBuf,
+    },
+    /// Export a run (default: the latest) as JSON, CSV or Bencher Metric Format.
+    Export {
+        /// Run id (or a unique prefix); see `buslab runs`.
+        #[arg(long)]
+        run: Option<String>,
+        /// Output format: json, csv or bmf.
+        #[arg(long, default_value = "json", value_parser = clap::value_parser!(Format))]
+        format: Format,
+        /// The results store.
+        #[arg(long, default_value = store::DEFAULT_PATH)]
+        db: PathBuf,
+    },
+    /// Merge a JSON export (from another machine) into the store; importing a
+    /// run twice keeps one copy.
+    Import {
+        /// The JSON file written by `buslab export --format json`.
+        file: PathBuf,
+        /// The results store.
+        #[arg(long, default_value = store::DEFAULT_PATH)]
+        db: PathBuf,
+    },
     /// Internal: run one pass of one cell (request on stdin, JSON answer on stdout).
     #[command(hide = true)]
     Probe,
@@ -135,6 +167,9 @@ struct RunArgs {
     /// Time limit for one pass of one cell, seconds (callgrind gets 10×).
     #[arg(long, default_value_t = 120)]
     timeout: u64,
+    /// The results store (created if missing; survives `cargo clean`).
+    #[arg(long, default_value = store::DEFAULT_PATH)]
+    db: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -170,6 +205,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Probe => return probe_command(),
+        Command::Runs { json, db } => {
+            let store = Store::open(&db)?;
+            export::runs(&store, json, &mut out)?;
+        }
+        Command::Export { run, format, db } => {
+            let store = Store::open(&db)?;
+            export::export_cmd(&store, run.as_deref(), format, &mut out)?;
+        }
+        Command::Import { file, db } => {
+            let mut store = Store::open(&db)?;
+            let message = export::import_cmd(&mut store, &file)?;
+            writeln!(out, "{message}")?;
+        }
         Command::Run(args) => run_command(args, &mut out)?,
     }
     out.flush().context("writing to stdout")?;
@@ -238,6 +286,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?
     };
     let cells = runner::plan(&scenarios, &buses);
+    let mut store = Store::open(&args.db)?;
     let scratch = std::env::temp_dir().join(format!("buslab-{}", std::process::id()));
     let runner = ProbeRunner {
         exe: std::env::current_exe().context("locating the buslab executable")?,
@@ -258,6 +307,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     let refs: Vec<_> = scenarios.iter().collect();
     let mut meta = meta::collect(args.quick, std::env::args().collect(), &refs);
+    store.begin_run(&meta)?;
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
     bar.set_style(
@@ -283,6 +333,8 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
             );
         }
         bar.inc(1);
+        // Committed as it finishes: an interrupted run keeps its cells.
+        store.save_cell(&meta.id, &result)?;
         results.push(result);
     }
     bar.finish_and_clear();
