@@ -307,6 +307,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     let refs: Vec<_> = scenarios.iter().collect();
     let mut meta = meta::collect(args.quick, std::env::args().collect(), &refs);
+    meta.harness_overhead_ns = harness_overhead(&runner);
     store.begin_run(&meta)?;
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
@@ -339,16 +340,41 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let _ = std::fs::remove_dir_all(&scratch);
-    meta.finished_at = Some(meta::now_rfc3339());
-    meta.complete = true;
+    let finished_at = meta::now_rfc3339();
+    store.finish_run(&meta.id, &finished_at, true)?;
     summary::write(out, &results, terminal_width())?;
     writeln!(
         out,
-        "run {} finished in {:.0} s",
+        "run {} finished in {:.0} s; stored in {}",
         meta.id,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        store.path().display()
     )?;
     Ok(())
+}
+
+/// The harness's own cost per event: the throughput pass over the `null`
+/// bus (one in-line listener, nothing in between) on the `spsc` scenario.
+fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
+    let scenario = buslab_scenarios::catalog()
+        .ok()?
+        .into_iter()
+        .find(|s| s.name == "spsc")?;
+    let request = ProbeRequest {
+        pass: Pass::Throughput,
+        bus: "null".into(),
+        point: scenario.points()[0],
+        scenario,
+        budget: runner.budget,
+        capacity: None,
+    };
+    let rate = runner
+        .probe(&request)
+        .ok()?
+        .throughput?
+        .events_per_sec
+        .median;
+    (rate > 0.0).then(|| 1e9 / rate)
 }
 
 fn status_word(result: &buslab_scenarios::results::CellResult) -> String {

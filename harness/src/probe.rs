@@ -166,17 +166,26 @@ pub fn run(request: &ProbeRequest, instruments: &dyn Instruments) -> ProbeRespon
             }
         }
     }
-    let visit = Visit {
-        request,
-        instruments,
-    };
-    match buslab_impls::visit(&request.bus, visit) {
-        Some(response) => response,
-        None => ProbeResponse {
-            error: Some(format!("unknown bus `{}`", request.bus)),
-            ..Default::default()
+    let found = match buslab_impls::visit(
+        &request.bus,
+        Visit {
+            request,
+            instruments,
         },
-    }
+    ) {
+        Some(response) => Some(response),
+        None => crate::reference::visit(
+            &request.bus,
+            Visit {
+                request,
+                instruments,
+            },
+        ),
+    };
+    found.unwrap_or_else(|| ProbeResponse {
+        error: Some(format!("unknown bus `{}`", request.bus)),
+        ..Default::default()
+    })
 }
 
 fn run_pass<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> ProbeResponse
@@ -325,6 +334,28 @@ where
         ),
     }
     let sampled = sampled(point.subscribers);
+    if scenario.burst.is_none() {
+        // The capacity under latency instrumentation: recording a latency
+        // costs a clock read and a histogram update per sampled delivery, so
+        // the offered loads are fractions of what the bus sustains *with*
+        // them — otherwise the harness, not the bus, would be saturated.
+        let plain = |i: usize| {
+            sampled
+                .contains(&i)
+                .then(|| LatencyRecorder::new(point.producers, None))
+        };
+        let mut rig = Rig::<B>::new(Arc::new(scenario.clone()), point, lossy, &plain)?;
+        let events = calibrate(&mut rig, request, request.budget.latency_ms / 2)?;
+        let trial = rig.trial(events, Pace::Flat, &nothing)?;
+        rig.finish();
+        let instrumented = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
+        if instrumented < capacity {
+            paces = LOADS
+                .iter()
+                .map(|&load| (load, Pace::Rate(instrumented * load)))
+                .collect();
+        }
+    }
     let mut out = Vec::new();
     let mut dropped = 0;
     for (load, pace) in paces {
@@ -586,4 +617,115 @@ where
         dropped,
         ..Default::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoInstruments;
+    impl Instruments for NoInstruments {
+        fn heap(&self) -> Option<(u64, u64, u64)> {
+            None
+        }
+        fn callgrind_window(&self, _: bool) {}
+    }
+
+    fn request(bus: &str, pass: Pass, text: &str) -> ProbeRequest {
+        let scenario = buslab_scenarios::spec::parse(
+            "t.toml",
+            text,
+            buslab_scenarios::Origin::File("t".into()),
+        )
+        .expect("valid test scenario");
+        ProbeRequest {
+            pass,
+            bus: bus.into(),
+            point: scenario.points()[0],
+            scenario,
+            budget: Budget::QUICK,
+            capacity: Some(1e6),
+        }
+    }
+
+    #[test]
+    fn a_bus_that_loses_events_gets_a_failed_cell_not_a_number() {
+        let r = run(
+            &request(
+                "drops_one",
+                Pass::Throughput,
+                "name = \"t\"\nsubscribers = 2\nevents = 5000\n",
+            ),
+            &NoInstruments,
+        );
+        let error = r.error.expect("the loss must be caught");
+        assert!(error.contains("lost"), "{error}");
+        assert!(r.throughput.is_none());
+    }
+
+    #[test]
+    fn throughput_and_latency_passes_measure_and_verify() {
+        let text = "name = \"t\"\nproducers = 2\nsubscribers = 3\ntopics = 2\nevents = 2000\n";
+        let r = run(
+            &request("fixed_array", Pass::Throughput, text),
+            &NoInstruments,
+        );
+        assert_eq!(r.error, None);
+        let t = r.throughput.expect("measured");
+        assert_eq!(t.events_per_sec.samples.len(), Budget::QUICK.trials);
+        assert!(t.events_per_sec.median > 0.0 && t.deliveries_per_sec.median > 0.0);
+        let r = run(&request("pooled", Pass::Latency, text), &NoInstruments);
+        assert_eq!(r.error, None);
+        assert_eq!(r.latency.len(), LOADS.len());
+        for l in &r.latency {
+            assert!(
+                l.count > 0 && l.p50_ns <= l.p99_ns && l.p99_ns <= l.max_ns,
+                "{l:?}"
+            );
+            assert!(!l.histogram.is_empty());
+        }
+    }
+
+    #[test]
+    fn burst_latency_reports_spikes_and_drain() {
+        let text = "name = \"t\"\nsubscribers = 2\n[burst]\nbase_rate = 20000\nspike_factor = 5\nspike_ms = 10\nperiod_ms = 50\n";
+        let r = run(
+            &request("channel_like_inline_is_fine_here", Pass::Latency, text),
+            &NoInstruments,
+        );
+        assert!(r.error.expect("unknown bus").contains("unknown bus"));
+        let r = run(&request("router", Pass::Latency, text), &NoInstruments);
+        assert_eq!(r.error, None);
+        let l = &r.latency[0];
+        assert_eq!(l.load, 0.0);
+        assert!(l.spike_p99_ns.is_some() && l.drain_ns.is_some(), "{l:?}");
+    }
+
+    #[test]
+    fn churn_is_verified() {
+        let text = "name = \"t\"\nsubscribers = 4\nevents = 20000\n[churn]\nper_second = 2000\n";
+        let r = run(&request("router", Pass::Throughput, text), &NoInstruments);
+        assert_eq!(r.error, None);
+    }
+
+    #[test]
+    fn the_allocation_pass_needs_dhat() {
+        let r = run(
+            &request(
+                "router",
+                Pass::Allocations,
+                "name = \"t\"\nsubscribers = 1\n",
+            ),
+            &NoInstruments,
+        );
+        assert!(r.error.expect("no dhat here").contains("dhat"));
+    }
+
+    #[test]
+    fn sampled_subscribers_spread_and_include_the_ends() {
+        assert_eq!(sampled(1), [0]);
+        assert_eq!(sampled(3), [0, 1, 2]);
+        let s = sampled(500);
+        assert_eq!((s.len(), s[0], s[s.len() - 1]), (16, 0, 499));
+    }
 }
