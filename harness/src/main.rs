@@ -2,7 +2,8 @@
 //!
 //! Errors are `anyhow` at this edge and printed with `{:#}` (the whole
 //! context chain); `main` returns an [`ExitCode`]: 0 success, 1 error,
-//! 2 usage error (clap).
+//! 2 usage error (clap), 4 when `run` finished but a cell failed its
+//! delivery checks.
 
 use anyhow::{Context, bail};
 use buslab_harness::export::{self, Format};
@@ -10,6 +11,7 @@ use buslab_harness::probe::{self, Budget, Instruments, Pass, ProbeRequest};
 use buslab_harness::runner::{self, ProbeRunner};
 use buslab_harness::store::{self, Store};
 use buslab_harness::{meta, summary};
+use buslab_scenarios::results::CellStatus;
 use clap::{Parser, Subcommand};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -218,7 +220,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let message = export::import_cmd(&mut store, &file)?;
             writeln!(out, "{message}")?;
         }
-        Command::Run(args) => run_command(args, &mut out)?,
+        Command::Run(args) => {
+            let failed = run_command(args, &mut out)?;
+            out.flush().context("writing to stdout")?;
+            if failed > 0 {
+                eprintln!("buslab: {failed} cell(s) failed (see the reasons above)");
+                return Ok(ExitCode::from(4));
+            }
+        }
     }
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
@@ -242,7 +251,8 @@ fn probe_command() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
+/// Runs the matrix; returns the number of failed cells.
+fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let all_scenarios = buslab_scenarios::catalog_with(&args.scenario_files)?;
     let scenarios: Vec<_> = if args.scenario.is_empty() {
         all_scenarios
@@ -350,7 +360,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64(),
         store.path().display()
     )?;
-    Ok(())
+    Ok(results.iter().filter(|r| matches!(r.status, CellStatus::Failed(_))).count())
 }
 
 /// The harness's own cost per event: the throughput pass over the `null`
