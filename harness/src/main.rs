@@ -360,7 +360,10 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         started.elapsed().as_secs_f64(),
         store.path().display()
     )?;
-    Ok(results.iter().filter(|r| matches!(r.status, CellStatus::Failed(_))).count())
+    Ok(results
+        .iter()
+        .filter(|r| matches!(r.status, CellStatus::Failed(_)))
+        .count())
 }
 
 /// The harness's own cost per event: the throughput pass over the `null`
