@@ -14,9 +14,7 @@ pub(crate) fn write_text(out: &mut impl Write, buses: &[BusInfo], width: usize) 
         writeln!(out, "{} ({kind})", bus.name)?;
         wrap(out, "  ", &bus.summary, width)?;
         let yes_no = |b: bool| if b { "yes" } else { "no" };
-        let max = c
-            .max_subscribers
-            .map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
+        let max = c.max_subscribers.map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
         writeln!(
             out,
             "  capabilities: multi-producer {}, async {}, lossy {}, bounded {}, dynamic subscribe {}, native topics {}, max subscribers {max}, listener panics {:?}, zero-alloc small {}, zero-alloc heavy {}",
@@ -84,11 +82,7 @@ mod tests {
         write_text(&mut out, &buses, 80).expect("writing to a Vec");
         let text = String::from_utf8(out).expect("utf-8");
         for bus in &buses {
-            assert!(
-                text.contains(&format!("{} (", bus.name)),
-                "missing {}",
-                bus.name
-            );
+            assert!(text.contains(&format!("{} (", bus.name)), "missing {}", bus.name);
         }
     }
 }

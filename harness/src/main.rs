@@ -35,22 +35,12 @@ static DHAT_ON: AtomicBool = AtomicBool::new(false);
 unsafe impl GlobalAlloc for Switch {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as ours.
-        unsafe {
-            if DHAT_ON.load(Ordering::Relaxed) {
-                dhat::Alloc.alloc(layout)
-            } else {
-                System.alloc(layout)
-            }
-        }
+        unsafe { if DHAT_ON.load(Ordering::Relaxed) { dhat::Alloc.alloc(layout) } else { System.alloc(layout) } }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as ours.
         unsafe {
-            if DHAT_ON.load(Ordering::Relaxed) {
-                dhat::Alloc.dealloc(ptr, layout)
-            } else {
-                System.dealloc(ptr, layout)
-            }
+            if DHAT_ON.load(Ordering::Relaxed) { dhat::Alloc.dealloc(ptr, layout) } else { System.dealloc(ptr, layout) }
         }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -83,8 +73,7 @@ impl Instruments for Real {
         if open {
             valgrind_requests::callgrind::zero_stats();
         } else {
-            let name = std::ffi::CString::new(buslab_harness::CALLGRIND_TRIGGER)
-                .expect("no NUL in the name");
+            let name = std::ffi::CString::new(buslab_harness::CALLGRIND_TRIGGER).expect("no NUL in the name");
             valgrind_requests::callgrind::dump_stats_at(name.as_c_str());
         }
     }
@@ -234,20 +223,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn probe_command() -> anyhow::Result<ExitCode> {
-    let _profiler = DHAT_ON
-        .load(Ordering::Relaxed)
-        .then(|| dhat::Profiler::builder().testing().build());
+    let _profiler = DHAT_ON.load(Ordering::Relaxed).then(|| dhat::Profiler::builder().testing().build());
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("reading the probe request")?;
-    let request: ProbeRequest =
-        serde_json::from_str(&input).context("parsing the probe request")?;
+    std::io::stdin().read_to_string(&mut input).context("reading the probe request")?;
+    let request: ProbeRequest = serde_json::from_str(&input).context("parsing the probe request")?;
     let response = probe::run(&request, &Real);
-    println!(
-        "{}",
-        serde_json::to_string(&response).context("encoding the answer")?
-    );
+    println!("{}", serde_json::to_string(&response).context("encoding the answer")?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -263,10 +244,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
                 bail!("unknown scenario `{name}`; known: {}", known.join(", "));
             }
         }
-        all_scenarios
-            .into_iter()
-            .filter(|s| args.scenario.contains(&s.name))
-            .collect()
+        all_scenarios.into_iter().filter(|s| args.scenario.contains(&s.name)).collect()
     };
     let all_buses = buslab_impls::all();
     let buses: Vec<_> = if args.bus.is_empty() {
@@ -278,10 +256,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
                 bail!("unknown bus `{name}`; known: {}", known.join(", "));
             }
         }
-        all_buses
-            .into_iter()
-            .filter(|b| args.bus.iter().any(|n| n == b.name))
-            .collect()
+        all_buses.into_iter().filter(|b| args.bus.iter().any(|n| n == b.name)).collect()
     };
     let passes = if args.pass.is_empty() {
         Pass::ALL.to_vec()
@@ -301,19 +276,13 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let runner = ProbeRunner {
         exe: std::env::current_exe().context("locating the buslab executable")?,
         valgrind: runner::find_valgrind(),
-        budget: if args.quick {
-            Budget::QUICK
-        } else {
-            Budget::DEFAULT
-        },
+        budget: if args.quick { Budget::QUICK } else { Budget::DEFAULT },
         timeout: Duration::from_secs(args.timeout),
         passes,
         scratch: scratch.clone(),
     };
     if runner.valgrind.is_none() {
-        eprintln!(
-            "buslab: valgrind not found: the instruction pass is skipped (install it: apt-get install valgrind)"
-        );
+        eprintln!("buslab: valgrind not found: the instruction pass is skipped (install it: apt-get install valgrind)");
     }
     let refs: Vec<_> = scenarios.iter().collect();
     let mut meta = meta::collect(args.quick, std::env::args().collect(), &refs);
@@ -322,26 +291,17 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
     );
     let interactive = console::Term::stderr().is_term();
     let mut results = Vec::with_capacity(cells.len());
     for cell in &cells {
         let name = cell.key.name();
-        let result = runner.run_cell(cell, &mut |pass| {
-            bar.set_message(format!("{name} · {}", pass.name()))
-        });
+        let result = runner.run_cell(cell, &mut |pass| bar.set_message(format!("{name} · {}", pass.name())));
         if !interactive {
-            eprintln!(
-                "[{}/{}] {name}: {}",
-                results.len() + 1,
-                cells.len(),
-                status_word(&result)
-            );
+            eprintln!("[{}/{}] {name}: {}", results.len() + 1, cells.len(), status_word(&result));
         }
         bar.inc(1);
         // Committed as it finishes: an interrupted run keeps its cells.
@@ -360,19 +320,13 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         started.elapsed().as_secs_f64(),
         store.path().display()
     )?;
-    Ok(results
-        .iter()
-        .filter(|r| matches!(r.status, CellStatus::Failed(_)))
-        .count())
+    Ok(results.iter().filter(|r| matches!(r.status, CellStatus::Failed(_))).count())
 }
 
 /// The harness's own cost per event: the throughput pass over the `null`
 /// bus (one in-line listener, nothing in between) on the `spsc` scenario.
 fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
-    let scenario = buslab_scenarios::catalog()
-        .ok()?
-        .into_iter()
-        .find(|s| s.name == "spsc")?;
+    let scenario = buslab_scenarios::catalog().ok()?.into_iter().find(|s| s.name == "spsc")?;
     let request = ProbeRequest {
         pass: Pass::Throughput,
         bus: "null".into(),
@@ -381,12 +335,7 @@ fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
         budget: runner.budget,
         capacity: None,
     };
-    let rate = runner
-        .probe(&request)
-        .ok()?
-        .throughput?
-        .events_per_sec
-        .median;
+    let rate = runner.probe(&request).ok()?.throughput?.events_per_sec.median;
     (rate > 0.0).then(|| 1e9 / rate)
 }
 
@@ -401,11 +350,7 @@ fn status_word(result: &buslab_scenarios::results::CellResult) -> String {
 
 /// The terminal's width, or `COLUMNS`, or 100.
 fn terminal_width() -> usize {
-    if let Some(w) = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|&w: &usize| w >= 40)
-    {
+    if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&w: &usize| w >= 40) {
         return w;
     }
     match console::Term::stdout().size_checked() {

@@ -7,8 +7,8 @@
 //!   prove that delivery verification fails a cell that loses events.
 
 use buslab_impls::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, StrategyVisitor, SubscriptionId,
+    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
+    StrategyVisitor, SubscriptionId,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -63,9 +63,8 @@ impl<E: Event, L: Listener<E>, const DROP: bool> Direct<E, L, DROP> {
         if DROP && self.published.fetch_add(1, Ordering::Relaxed) % 1000 == 999 {
             return;
         }
-        let listeners = self.listeners.get_or_init(|| {
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
-        });
+        let listeners =
+            self.listeners.get_or_init(|| std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())));
         for (_, filter, listener) in listeners {
             if filter.accepts(event.topic()) {
                 listener.on_event(event);
@@ -98,10 +97,7 @@ impl<E: Event, L: Listener<E>, const DROP: bool> EventBus for Direct<E, L, DROP>
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((id, filter, listener));
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push((id, filter, listener));
         Ok(SubscriptionId(id))
     }
 

@@ -8,18 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn buslab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_buslab"))
-        .args(args)
-        .output()
-        .expect("buslab runs")
+    Command::new(env!("CARGO_BIN_EXE_buslab")).args(args).output().expect("buslab runs")
 }
 
 fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -38,11 +31,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
 #[test]
 fn a_tiny_run_fills_the_store_with_every_pass() {
     let dir = temp_dir("run");
-    let scenario = write(
-        &dir,
-        "tiny.toml",
-        "name = \"tiny\"\nsubscribers = 2\nevents = 300\n",
-    );
+    let scenario = write(&dir, "tiny.toml", "name = \"tiny\"\nsubscribers = 2\nevents = 300\n");
     let db = dir.join("results.sqlite");
     let out = buslab(&[
         "run",
@@ -64,11 +53,7 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
     let run = store.latest_run().expect("readable").expect("one run");
     assert!(run.meta.complete && run.meta.finished_at.is_some());
     assert!(run.meta.rustc.starts_with("rustc"));
-    assert!(
-        run.meta.harness_overhead_ns.is_some_and(|ns| ns > 0.0),
-        "{:?}",
-        run.meta.harness_overhead_ns
-    );
+    assert!(run.meta.harness_overhead_ns.is_some_and(|ns| ns > 0.0), "{:?}", run.meta.harness_overhead_ns);
     assert_eq!(run.meta.scenario_hashes.len(), 1);
     assert_eq!(run.cells.len(), 2);
     let valgrind = buslab_harness::runner::find_valgrind().is_some();
@@ -79,37 +64,20 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
         assert_eq!(cell.latency.len(), 3, "latency at three loads");
         let a = cell.allocations.as_ref().expect("allocation pass");
         assert!(a.allocs_per_event >= 0.0 && a.peak_bytes > 0);
-        assert!(
-            cell.profile.as_ref().is_some_and(|p| p.frequency_hz > 0),
-            "profile pass"
-        );
+        assert!(cell.profile.as_ref().is_some_and(|p| p.frequency_hz > 0), "profile pass");
         if valgrind {
             let i = cell.instructions.as_ref().expect("instruction pass");
-            assert!(
-                i.ir_per_event > 10.0 && i.est_cycles_per_event >= i.ir_per_event,
-                "{i:?}"
-            );
+            assert!(i.ir_per_event > 10.0 && i.est_cycles_per_event >= i.ir_per_event, "{i:?}");
         } else {
             assert!(cell.skipped_passes.contains_key("instructions"));
         }
     }
 
-    let bmf = buslab(&[
-        "export",
-        "--format",
-        "bmf",
-        "--db",
-        db.to_str().expect("utf-8"),
-    ]);
+    let bmf = buslab(&["export", "--format", "bmf", "--db", db.to_str().expect("utf-8")]);
     assert!(bmf.status.success(), "{}", text(&bmf));
     let json: serde_json::Value = serde_json::from_slice(&bmf.stdout).expect("BMF is JSON");
     let cell = &json["tiny/fixed_array"];
-    assert!(
-        cell["throughput"]["value"]
-            .as_f64()
-            .is_some_and(|v| v > 0.0),
-        "{json}"
-    );
+    assert!(cell["throughput"]["value"].as_f64().is_some_and(|v| v > 0.0), "{json}");
     assert!(cell["throughput"]["lower_value"].is_number());
     assert!(cell["allocs-per-event"]["value"].is_number());
 
@@ -126,32 +94,14 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
 
     let out = buslab(&["run", "--bus", "no_such_bus", "--db", db]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("unknown bus `no_such_bus`"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("unknown bus `no_such_bus`"), "{}", text(&out));
 
     let bad = write(&dir, "bad.toml", "name = \"x\"\nsubscribers = 0\n");
-    let out = buslab(&[
-        "run",
-        "--scenario-file",
-        bad.to_str().expect("utf-8"),
-        "--db",
-        db,
-    ]);
+    let out = buslab(&["run", "--scenario-file", bad.to_str().expect("utf-8"), "--db", db]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out).contains("bad.toml:2:15: `subscribers`"),
-        "{}",
-        text(&out)
-    );
+    assert!(text(&out).contains("bad.toml:2:15: `subscribers`"), "{}", text(&out));
 
-    let corrupt = write(
-        &dir,
-        "corrupt.sqlite",
-        "this is not a database, and it must stay as it is",
-    );
+    let corrupt = write(&dir, "corrupt.sqlite", "this is not a database, and it must stay as it is");
     let out = buslab(&["runs", "--db", corrupt.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
     assert!(!text(&out).contains("panicked"), "{}", text(&out));

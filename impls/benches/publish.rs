@@ -50,31 +50,24 @@ struct State {
 
 impl State {
     fn new(report: Arc<AtomicU64>) -> State {
-        State {
-            count: AtomicU64::new(0),
-            acc: AtomicU64::new(0),
-            report,
-        }
+        State { count: AtomicU64::new(0), acc: AtomicU64::new(0), report }
     }
 
     #[inline]
     fn bump(&self) {
-        self.count
-            .store(self.count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.count.store(self.count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     #[inline]
     fn fold(&self, f: impl FnOnce(u64) -> u64) {
-        self.acc
-            .store(f(self.acc.load(Ordering::Relaxed)), Ordering::Relaxed);
+        self.acc.store(f(self.acc.load(Ordering::Relaxed)), Ordering::Relaxed);
         self.bump();
     }
 }
 
 impl Drop for State {
     fn drop(&mut self) {
-        self.report
-            .fetch_add(self.count.load(Ordering::Acquire), Ordering::AcqRel);
+        self.report.fetch_add(self.count.load(Ordering::Acquire), Ordering::AcqRel);
     }
 }
 
@@ -86,10 +79,12 @@ struct Handler {
 
 impl Handler {
     fn new(i: usize, report: Arc<AtomicU64>) -> Handler {
-        Handler {
-            kind: (i % 4) as u8,
-            state: State::new(report),
-        }
+        Handler { kind: (i % 4) as u8, state: State::new(report) }
+    }
+
+    /// Every listener runs the same body (the `Sum` one).
+    fn same(_: usize, report: Arc<AtomicU64>) -> Handler {
+        Handler { kind: 1, state: State::new(report) }
     }
 }
 
@@ -176,16 +171,9 @@ where
         let bus = B::new(config).expect("bench config is valid");
         let report = Arc::new(AtomicU64::new(0));
         for i in 0..subscribers {
-            bus.subscribe(Filter::All, make(i, report.clone()))
-                .expect("bench subscribers fit");
+            bus.subscribe(Filter::All, make(i, report.clone())).expect("bench subscribers fit");
         }
-        Rig {
-            bus,
-            subscribers: subscribers as u64,
-            report,
-            published: 0,
-            name,
-        }
+        Rig { bus, subscribers: subscribers as u64, report, published: 0, name }
     }
 
     /// Publishes `iters × BATCH` events one by one; returns the time to the
@@ -259,10 +247,7 @@ fn fanout<S: Strategy>(c: &mut Criterion) {
     let event = SmallEvent::make(0, 0, 0);
     let padded = S::CAPABILITIES.asynchronous;
     for subscribers in SUBSCRIBERS {
-        if S::CAPABILITIES
-            .max_subscribers
-            .is_some_and(|m| m < subscribers)
-        {
+        if S::CAPABILITIES.max_subscribers.is_some_and(|m| m < subscribers) {
             continue;
         }
         let name = format!("{}/{subscribers}", S::NAME);
@@ -273,28 +258,14 @@ fn fanout<S: Strategy>(c: &mut Criterion) {
             bench(
                 &mut group,
                 id(),
-                || {
-                    Rig::<S::Bus<SmallEvent, Padded<Handler>>>::new(
-                        &config,
-                        subscribers,
-                        name.clone(),
-                        Padded::new,
-                    )
-                },
+                || Rig::<S::Bus<SmallEvent, Padded<Handler>>>::new(&config, subscribers, name.clone(), Padded::new),
                 |rig, iters| rig.time_publish(iters, &event),
             );
         } else {
             bench(
                 &mut group,
                 id(),
-                || {
-                    Rig::<S::Bus<SmallEvent, Handler>>::new(
-                        &config,
-                        subscribers,
-                        name.clone(),
-                        Handler::new,
-                    )
-                },
+                || Rig::<S::Bus<SmallEvent, Handler>>::new(&config, subscribers, name.clone(), Handler::new),
                 |rig, iters| rig.time_publish(iters, &event),
             );
         }
@@ -306,14 +277,7 @@ fn fanout<S: Strategy>(c: &mut Criterion) {
             bench(
                 &mut group,
                 id(),
-                || {
-                    Rig::<S::Bus<SmallEvent, Handler>>::new(
-                        &config,
-                        subscribers,
-                        name.clone(),
-                        Handler::same,
-                    )
-                },
+                || Rig::<S::Bus<SmallEvent, Handler>>::new(&config, subscribers, name.clone(), Handler::same),
                 |rig, iters| rig.time_publish(iters, &event),
             );
             group.finish();
@@ -325,12 +289,9 @@ fn fanout<S: Strategy>(c: &mut Criterion) {
             &mut group,
             id(),
             || {
-                Rig::<S::Bus<SmallEvent, DynListener<SmallEvent>>>::new(
-                    &config,
-                    subscribers,
-                    name.clone(),
-                    |i, r| dyn_listener(i, r, padded),
-                )
+                Rig::<S::Bus<SmallEvent, DynListener<SmallEvent>>>::new(&config, subscribers, name.clone(), |i, r| {
+                    dyn_listener(i, r, padded)
+                })
             },
             |rig, iters| rig.time_publish(iters, &event),
         );
@@ -341,27 +302,16 @@ fn fanout<S: Strategy>(c: &mut Criterion) {
 fn spsc<S: Strategy>(c: &mut Criterion) {
     let config = BusConfig::default();
     let event = SmallEvent::make(0, 0, 0);
-    let build =
-        || Rig::<S::Bus<SmallEvent, Handler>>::new(&config, 1, S::NAME.to_owned(), Handler::new);
+    let build = || Rig::<S::Bus<SmallEvent, Handler>>::new(&config, 1, S::NAME.to_owned(), Handler::new);
     let mut group = c.benchmark_group("spsc");
     group.throughput(Throughput::Elements(BATCH));
-    bench(
-        &mut group,
-        BenchmarkId::from_parameter(S::NAME),
-        build,
-        |rig, iters| rig.time_publish(iters, &event),
-    );
+    bench(&mut group, BenchmarkId::from_parameter(S::NAME), build, |rig, iters| rig.time_publish(iters, &event));
     group.finish();
 
     let batch: Vec<_> = (0..64).map(|seq| SmallEvent::make(0, seq, 0)).collect();
     let mut group = c.benchmark_group("spsc_batch");
     group.throughput(Throughput::Elements(BATCH / 64 * 64));
-    bench(
-        &mut group,
-        BenchmarkId::from_parameter(S::NAME),
-        build,
-        |rig, iters| rig.time_batches(iters, &batch),
-    );
+    bench(&mut group, BenchmarkId::from_parameter(S::NAME), build, |rig, iters| rig.time_batches(iters, &batch));
     group.finish();
 }
 
@@ -373,14 +323,7 @@ fn heavy<S: Strategy>(c: &mut Criterion) {
     bench(
         &mut group,
         BenchmarkId::new(S::NAME, 16),
-        || {
-            Rig::<S::Bus<HeavyEvent, Handler>>::new(
-                &config,
-                16,
-                format!("{}/16", S::NAME),
-                Handler::new,
-            )
-        },
+        || Rig::<S::Bus<HeavyEvent, Handler>>::new(&config, 16, format!("{}/16", S::NAME), Handler::new),
         |rig, iters| rig.time_publish(iters, &event),
     );
     group.finish();

@@ -4,15 +4,9 @@ use crate::{BusError, Filter};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Refuses a filter naming a topic outside `0..topics`.
-pub(crate) fn check_filter(
-    bus: &'static str,
-    filter: Filter,
-    topics: usize,
-) -> Result<(), BusError> {
+pub(crate) fn check_filter(bus: &'static str, filter: Filter, topics: usize) -> Result<(), BusError> {
     match filter {
-        Filter::Topic(topic) if usize::from(topic) >= topics => {
-            Err(BusError::UnknownTopic { bus, topic, topics })
-        }
+        Filter::Topic(topic) if usize::from(topic) >= topics => Err(BusError::UnknownTopic { bus, topic, topics }),
         _ => Ok(()),
     }
 }
