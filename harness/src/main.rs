@@ -287,6 +287,9 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let refs: Vec<_> = scenarios.iter().collect();
     let mut meta = meta::collect(args.quick, std::env::args().collect(), &refs);
     meta.harness_overhead_ns = harness_overhead(&runner);
+    if let Some(ns) = meta.harness_overhead_ns {
+        eprintln!("buslab: harness overhead {ns:.1} ns per event (null bus, spsc: producer loop + verifying listener)");
+    }
     store.begin_run(&meta)?;
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
