@@ -32,8 +32,7 @@
 
 use crate::util::deliver_isolated;
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
-    SubscriptionId,
+    BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId,
 };
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
 use crossbeam_utils::CachePadded;
@@ -206,33 +205,7 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         Ok(())
     }
 
-    #[inline]
-    fn publish(&self, event: E) {
-        self.deliver(&event);
-    }
-
-    #[inline]
-    fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        self.deliver(&event);
-        Ok(())
-    }
-
-    #[inline]
-    fn publish_clone(&self, event: &E) {
-        self.deliver(event);
-    }
-
-    fn flush(&self) {}
-
-    fn stats(&self) -> BusStats {
-        BusStats { dropped: 0, listener_panics: self.panics.load(Ordering::Relaxed) }
-    }
-
-    fn shutdown(self) -> BusStats {
-        let stats = self.stats();
-        drop(self);
-        stats
-    }
+    crate::util::inline_dispatch!();
 }
 
 impl<E, L> Drop for FixedArrayBus<E, L> {

@@ -44,8 +44,7 @@
 
 use crate::util::{check_filter, deliver_isolated};
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
-    SubscriptionId, Topic,
+    BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId, Topic,
 };
 use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
@@ -168,31 +167,7 @@ impl<E: Event, L: Listener<E>> EventBus for RouterBus<E, L> {
         if found { Ok(()) } else { Err(BusError::UnknownSubscription { bus: Router::NAME, id }) }
     }
 
-    #[inline]
-    fn publish(&self, event: E) {
-        self.deliver(&event);
-    }
-
-    #[inline]
-    fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        self.deliver(&event);
-        Ok(())
-    }
-
-    #[inline]
-    fn publish_clone(&self, event: &E) {
-        self.deliver(event);
-    }
-
-    fn flush(&self) {}
-
-    fn stats(&self) -> BusStats {
-        BusStats { dropped: 0, listener_panics: self.panics.load(Ordering::Relaxed) }
-    }
-
-    fn shutdown(self) -> BusStats {
-        self.stats()
-    }
+    crate::util::inline_dispatch!();
 }
 
 /// Publishing an event whose topic is not below `BusConfig::topics` breaks
