@@ -27,6 +27,29 @@ pub trait Payload: Event {
     fn checksum(&self) -> u64;
 }
 
+/// The accessors of the header fields (`producer`, `seq`, `stamp`) both
+/// payloads carry under the same names.
+macro_rules! header_accessors {
+    () => {
+        #[inline]
+        fn producer(&self) -> u32 {
+            self.producer
+        }
+        #[inline]
+        fn seq(&self) -> u64 {
+            self.seq
+        }
+        #[inline]
+        fn stamp(&self) -> u64 {
+            self.stamp
+        }
+        #[inline]
+        fn set_stamp(&mut self, stamp: u64) {
+            self.stamp = stamp;
+        }
+    };
+}
+
 /// A small event: four words, `Copy`, no heap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SmallEvent {
@@ -53,22 +76,7 @@ impl Payload for SmallEvent {
     fn make(producer: u32, seq: u64, topic: Topic) -> Self {
         SmallEvent { producer, topic, seq, stamp: 0, value: seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) }
     }
-    #[inline]
-    fn producer(&self) -> u32 {
-        self.producer
-    }
-    #[inline]
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    #[inline]
-    fn stamp(&self) -> u64 {
-        self.stamp
-    }
-    #[inline]
-    fn set_stamp(&mut self, stamp: u64) {
-        self.stamp = stamp;
-    }
+    header_accessors!();
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
@@ -182,22 +190,7 @@ impl Payload for HeavyEvent {
             items,
         }
     }
-    #[inline]
-    fn producer(&self) -> u32 {
-        self.producer
-    }
-    #[inline]
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    #[inline]
-    fn stamp(&self) -> u64 {
-        self.stamp
-    }
-    #[inline]
-    fn set_stamp(&mut self, stamp: u64) {
-        self.stamp = stamp;
-    }
+    header_accessors!();
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
