@@ -80,9 +80,9 @@ use crate::{
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
 use crossbeam_utils::CachePadded;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
 /// The `channel` strategy.
@@ -118,6 +118,87 @@ thread_local! {
 
 fn on_consumer_of(bus: usize) -> bool {
     CONSUMER_OF.with(|c| c.get() == bus)
+}
+
+/// Most publisher slots a bus keeps (see [`PublisherSlots`]).
+const MAX_SLOTS: usize = 16;
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's publisher token (0: not assigned yet).
+    static TOKEN: Cell<u64> = const { Cell::new(0) };
+    /// The publisher slots this thread owns, released when it exits.
+    static CLAIMS: RefCell<Claims> = const { RefCell::new(Claims(Vec::new())) };
+}
+
+fn thread_token() -> u64 {
+    TOKEN.with(|t| match t.get() {
+        0 => {
+            let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+            t.set(token);
+            token
+        }
+        token => token,
+    })
+}
+
+/// Lets a thread give its slots back without knowing the event type.
+trait ReleaseSlot: Send + Sync {
+    fn release(&self, index: usize, token: u64);
+}
+
+/// Slots a thread owns: (the bus's slots, index, token).
+struct Claims(Vec<(Weak<dyn ReleaseSlot>, usize, u64)>);
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        for (slots, index, token) in self.0.drain(..) {
+            if let Some(slots) = slots.upgrade() {
+                slots.release(index, token);
+            }
+        }
+    }
+}
+
+/// A publisher's cached snapshot and the version it was current at.
+struct Cached<E> {
+    version: u64,
+    snapshot: Arc<Vec<Arc<Entry<E>>>>,
+}
+
+/// One publisher thread's cache: `publish` revalidates it with one load of
+/// the bus's version instead of an `ArcSwap::load` (whose two SeqCst RMWs
+/// cost more than the rest of a single-subscriber publish).
+struct Slot<E> {
+    /// The owning thread's token (0: free).
+    owner: AtomicU64,
+    cached: UnsafeCell<Option<Cached<E>>>,
+}
+
+// SAFETY: `cached` is only touched by the thread whose token is in `owner`
+// (claimed with an Acquire CAS, given back with a Release store after the
+// owner's last access), or through `&mut` when the bus is dropped. The value
+// (an `Arc` of entries holding `Sender<E>`) may move between threads: E: Send.
+unsafe impl<E: Send> Sync for Slot<E> {}
+
+/// The per-thread snapshot caches of one bus (up to `producers` of them,
+/// at most [`MAX_SLOTS`]); a thread without one reads the `ArcSwap`.
+struct PublisherSlots<E> {
+    slots: Box<[CachePadded<Slot<E>>]>,
+}
+
+impl<E: Event> ReleaseSlot for PublisherSlots<E> {
+    fn release(&self, index: usize, token: u64) {
+        let slot = &self.slots[index];
+        if slot.owner.load(Ordering::Relaxed) == token {
+            // SAFETY: this thread owns the slot (its token is in `owner`) and
+            // is not inside `publish` (it is exiting).
+            let cached = unsafe { (*slot.cached.get()).take() };
+            drop(cached);
+            slot.owner.store(0, Ordering::Release);
+        }
+    }
 }
 
 /// Publisher-written counters of one subscriber (one cache line).
@@ -190,6 +271,9 @@ struct Registry<E, L> {
 /// The `channel` bus: a bounded crossbeam channel per subscriber.
 pub struct ChannelBus<E: Event, L: Listener<E>> {
     snapshot: ArcSwap<Vec<Arc<Entry<E>>>>,
+    /// Bumped after every snapshot store.
+    version: CachePadded<AtomicU64>,
+    slots: Arc<PublisherSlots<E>>,
     registry: Mutex<Registry<E, L>>,
     capacity: usize,
     max_threads: usize,
@@ -237,6 +321,75 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
                 });
                 index
             }
+        }
+    }
+
+    /// Publishes `reg.entries` as the new snapshot (registry lock held).
+    fn install(&self, reg: &Registry<E, L>) {
+        self.snapshot.store(Arc::new(reg.entries.clone()));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Runs `f` on a current snapshot: the calling thread's cached one if it
+    /// owns a slot and the version has not moved, else a fresh one.
+    #[inline]
+    fn with_snapshot<R>(&self, f: impl FnOnce(&[Arc<Entry<E>>]) -> R) -> R {
+        let token = thread_token();
+        let Some(slot) = self.slot_for(token) else {
+            return f(&self.snapshot.load());
+        };
+        // SAFETY: this thread owns `slot` (see `Slot`); the cell is only
+        // borrowed for the `take`, so a re-entrant publish (from an event's
+        // `clone`) finds it empty rather than aliasing it.
+        let cached = unsafe { (*slot.cached.get()).take() };
+        let version = self.version.load(Ordering::Acquire);
+        let cached = match cached {
+            Some(cached) if cached.version == version => cached,
+            _ => Cached {
+                version,
+                // Stored before `version` was bumped: at least that new.
+                snapshot: self.snapshot.load_full(),
+            },
+        };
+        let result = f(&cached.snapshot);
+        // SAFETY: as above; what a re-entrant call left is dropped after the
+        // cell is no longer borrowed.
+        let previous = unsafe { (*slot.cached.get()).replace(cached) };
+        drop(previous);
+        result
+    }
+
+    /// The slot this thread owns, claiming a free one if needed.
+    #[inline]
+    fn slot_for(&self, token: u64) -> Option<&Slot<E>> {
+        match self
+            .slots
+            .slots
+            .iter()
+            .find(|s| s.owner.load(Ordering::Relaxed) == token)
+        {
+            Some(slot) => Some(slot),
+            None => self.claim(token),
+        }
+    }
+
+    #[cold]
+    fn claim(&self, token: u64) -> Option<&Slot<E>> {
+        let (index, slot) = self.slots.slots.iter().enumerate().find(|(_, s)| {
+            s.owner
+                .compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        })?;
+        let slots: Weak<dyn ReleaseSlot> = Arc::downgrade(&self.slots) as Weak<PublisherSlots<E>>;
+        let registered = CLAIMS
+            .try_with(|claims| claims.borrow_mut().0.push((slots, index, token)))
+            .is_ok();
+        if registered {
+            Some(slot)
+        } else {
+            // The thread is exiting: nobody would give the slot back.
+            slot.owner.store(0, Ordering::Release);
+            None
         }
     }
 
@@ -356,6 +509,45 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
         }
     }
 
+    /// `try_publish` on one snapshot: all accepting subscribers or none.
+    fn try_fan_out(&self, snapshot: &[Arc<Entry<E>>], event: E) -> Result<(), Full<E>> {
+        let topic = event.topic();
+        let wanted =
+            |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.removed.load(Ordering::Acquire);
+        if self.single_producer {
+            // Only the consumers change these channels now, and only by
+            // making room: a channel with room keeps it until we send.
+            if snapshot
+                .iter()
+                .filter(|e| wanted(e))
+                .any(|e| e.tx.is_full())
+            {
+                return Err(Full(event));
+            }
+        } else {
+            for (at, entry) in snapshot.iter().enumerate() {
+                if wanted(entry) && !self.reserve(entry) {
+                    for taken in snapshot[..at].iter().filter(|e| wanted(e)) {
+                        taken.pubs.abandoned.fetch_add(1, Ordering::Release);
+                        taken.shard.progress.notify_all();
+                    }
+                    return Err(Full(event));
+                }
+            }
+        }
+        Self::fan_out(snapshot, event, |entry, event| {
+            if entry.removed.load(Ordering::Acquire) {
+                return;
+            }
+            if self.single_producer {
+                self.send_to(entry, event);
+            } else {
+                self.send_with_room(entry, event);
+            }
+        });
+        Ok(())
+    }
+
     fn close(&mut self) -> BusStats {
         let reg = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
         if !reg.closed {
@@ -411,6 +603,17 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
         }
         Ok(ChannelBus {
             snapshot: ArcSwap::from_pointee(Vec::new()),
+            version: CachePadded::new(AtomicU64::new(0)),
+            slots: Arc::new(PublisherSlots {
+                slots: (0..config.producers.clamp(1, MAX_SLOTS))
+                    .map(|_| {
+                        CachePadded::new(Slot {
+                            owner: AtomicU64::new(0),
+                            cached: UnsafeCell::new(None),
+                        })
+                    })
+                    .collect(),
+            }),
             registry: Mutex::new(Registry {
                 next_id: 0,
                 entries: Vec::new(),
@@ -465,7 +668,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
             .expect("a consumer thread runs until shutdown");
         shard.subscribers += 1;
         reg.entries.push(entry);
-        self.snapshot.store(Arc::new(reg.entries.clone()));
+        self.install(&reg);
         Ok(SubscriptionId(id))
     }
 
@@ -479,7 +682,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
                 });
             };
             let entry = reg.entries.remove(at);
-            self.snapshot.store(Arc::new(reg.entries.clone()));
+            self.install(&reg);
             entry.removed.store(true, Ordering::SeqCst);
             let shard = reg
                 .shards
@@ -508,47 +711,13 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
 
     #[inline]
     fn publish(&self, event: E) {
-        let snapshot = self.snapshot.load();
-        Self::fan_out(&snapshot, event, |entry, event| self.send_to(entry, event));
+        self.with_snapshot(|snapshot| {
+            Self::fan_out(snapshot, event, |entry, event| self.send_to(entry, event));
+        });
     }
 
     fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        let snapshot = self.snapshot.load();
-        let topic = event.topic();
-        let wanted =
-            |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.removed.load(Ordering::Acquire);
-        if self.single_producer {
-            // Only the consumers change these channels now, and only by
-            // making room: a channel with room keeps it until we send.
-            if snapshot
-                .iter()
-                .filter(|e| wanted(e))
-                .any(|e| e.tx.is_full())
-            {
-                return Err(Full(event));
-            }
-        } else {
-            for (at, entry) in snapshot.iter().enumerate() {
-                if wanted(entry) && !self.reserve(entry) {
-                    for taken in snapshot[..at].iter().filter(|e| wanted(e)) {
-                        taken.pubs.abandoned.fetch_add(1, Ordering::Release);
-                        taken.shard.progress.notify_all();
-                    }
-                    return Err(Full(event));
-                }
-            }
-        }
-        Self::fan_out(&snapshot, event, |entry, event| {
-            if entry.removed.load(Ordering::Acquire) {
-                return;
-            }
-            if self.single_producer {
-                self.send_to(entry, event);
-            } else {
-                self.send_with_room(entry, event);
-            }
-        });
-        Ok(())
+        self.with_snapshot(|snapshot| self.try_fan_out(snapshot, event))
     }
 
     fn flush(&self) {

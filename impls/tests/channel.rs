@@ -498,7 +498,7 @@ fn shutdown_delivers_everything(explicit: bool) {
             Filter::All,
             Box::new(move |e: &SmallEvent| {
                 let _ = &flag;
-                if e.seq % 100 == 0 {
+                if e.seq.is_multiple_of(100) {
                     thread::sleep(Duration::from_micros(100));
                 }
                 t.record(e.producer, e.seq);
@@ -543,7 +543,7 @@ fn a_panicking_listener_does_not_poison_the_bus() {
             Filter::All,
             Box::new(move |e: &SmallEvent| {
                 calls.fetch_add(1, Ordering::Relaxed);
-                if e.seq % 10 == 0 {
+                if e.seq.is_multiple_of(10) {
                     panic!("listener fails (expected in this test)");
                 }
             }),
