@@ -556,9 +556,17 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
                 // The consumer holds the receiver until it has seen this.
                 let _ = shard.control.send(Command::Shutdown);
             }
+            let me = std::thread::current().id();
             for shard in &mut reg.shards {
-                if let Some(thread) = shard.thread.take()
-                    && let Err(panic) = thread.join()
+                let Some(thread) = shard.thread.take() else {
+                    continue;
+                };
+                // Dropped from a listener (the last owner was one): that
+                // consumer finishes after the listener returns, unjoined.
+                if thread.thread().id() == me {
+                    continue;
+                }
+                if let Err(panic) = thread.join()
                     && !std::thread::panicking()
                 {
                     std::panic::resume_unwind(panic);

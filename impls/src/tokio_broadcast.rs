@@ -225,6 +225,14 @@ impl<E: Event, L: Listener<E>> TokioBroadcastBus<E, L> {
             // Without a sender, each receiver gets what is left, then Closed.
             drop(lock(&self.sending).tx.take());
             let subscriptions = std::mem::take(&mut lock(&self.subscriptions).1);
+            if self.on_own_worker() {
+                // Dropped from a listener (the last owner was one): waiting
+                // would wait for this thread. The runtime stops in the
+                // background and drops the tasks; what they had not yet
+                // received is lost uncounted (only in this misuse).
+                runtime.shutdown_background();
+                return self.stats();
+            }
             for sub in &subscriptions {
                 self.shared.progress.wait_until(self.wait, None, || {
                     sub.state.stopped.load(Ordering::Acquire)

@@ -4,6 +4,7 @@
 use buslab_impls::payload::{Payload, SmallEvent};
 use buslab_impls::tokio_broadcast::TokioBroadcastBus;
 use buslab_impls::{BusConfig, BusError, Event, EventBus, Filter, Topic};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -12,6 +13,57 @@ use std::time::{Duration, Instant};
 
 type Boxed<E> = Box<dyn Fn(&E) + Send + Sync>;
 type Bus = TokioBroadcastBus<SmallEvent, Boxed<SmallEvent>>;
+
+/// Counts heap allocations while `COUNTING` is on (the ignored
+/// `allocations_per_event` test); otherwise one relaxed load per allocation.
+struct CountingAlloc;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: the caller upholds `GlobalAlloc::realloc`'s contract.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
+
+/// Heap allocations per call of `publish` over `n` calls after a warm-up
+/// (run with `--test-threads=1`: the count is process-wide).
+fn allocations_per_event<B: EventBus>(bus: &B, n: u64, mut publish: impl FnMut(&B, u64)) -> f64 {
+    for seq in 0..n {
+        publish(bus, seq);
+    }
+    bus.flush();
+    ALLOCATIONS.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    for seq in 0..n {
+        publish(bus, seq);
+    }
+    bus.flush();
+    COUNTING.store(false, Ordering::SeqCst);
+    ALLOCATIONS.load(Ordering::SeqCst) as f64 / n as f64
+}
 
 /// Loop-count multiplier (env `BUSLAB_STRESS`, default 1).
 fn stress() -> u64 {
@@ -706,4 +758,38 @@ fn arc_payloads_work() {
     bus.flush();
     assert_eq!(n.load(Ordering::Relaxed), 45);
     bus.shutdown();
+}
+
+#[test]
+#[ignore = "measurement: run with --release -- --ignored --nocapture --test-threads=1"]
+fn allocations_per_event_match_the_doc() {
+    use buslab_impls::payload::HeavyEvent;
+    let n = 20_000;
+    let heavy_template = HeavyEvent::make(0, 7, 0);
+    for subscribers in [1, 4] {
+        let small = new_bus(1 << 16);
+        let heavy = TokioBroadcastBus::<HeavyEvent, Boxed<HeavyEvent>>::new(&config(1 << 16))
+            .expect("valid config");
+        for _ in 0..subscribers {
+            small
+                .subscribe(Filter::All, Box::new(|_: &SmallEvent| ()))
+                .expect("subscribe");
+            heavy
+                .subscribe(Filter::All, Box::new(|_: &HeavyEvent| ()))
+                .expect("subscribe");
+        }
+        let a = allocations_per_event(&small, n, |b, seq| b.publish(SmallEvent::make(0, seq, 0)));
+        println!("  SmallEvent, {subscribers} subscriber(s), publish: {a:.3} per event");
+        let events: Vec<HeavyEvent> = (0..2 * n).map(|_| heavy_template.clone()).collect();
+        let events = Mutex::new(events);
+        let a = allocations_per_event(&heavy, n, |b, _| {
+            let e = events.lock().expect("not poisoned").pop().expect("enough");
+            b.publish(e)
+        });
+        println!("  HeavyEvent, {subscribers} subscriber(s), publish: {a:.3} per event");
+        let a = allocations_per_event(&heavy, n, |b, _| b.publish_clone(&heavy_template));
+        println!("  HeavyEvent, {subscribers} subscriber(s), publish_clone: {a:.3} per event");
+        assert_eq!(small.shutdown().dropped, 0);
+        assert_eq!(heavy.shutdown().dropped, 0);
+    }
 }
