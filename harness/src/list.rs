@@ -19,7 +19,7 @@ pub(crate) fn write_text(out: &mut impl Write, buses: &[BusInfo], width: usize) 
             .map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
         writeln!(
             out,
-            "  capabilities: multi-producer {}, async {}, lossy {}, bounded {}, dynamic subscribe {}, native topics {}, max subscribers {max}, listener panics {:?}",
+            "  capabilities: multi-producer {}, async {}, lossy {}, bounded {}, dynamic subscribe {}, native topics {}, max subscribers {max}, listener panics {:?}, zero-alloc small {}, zero-alloc heavy {}",
             yes_no(c.multi_producer),
             yes_no(c.asynchronous),
             yes_no(c.lossy),
@@ -27,6 +27,8 @@ pub(crate) fn write_text(out: &mut impl Write, buses: &[BusInfo], width: usize) 
             yes_no(c.dynamic_subscribe),
             yes_no(c.native_topics),
             c.panics,
+            yes_no(c.zero_alloc_small),
+            yes_no(c.zero_alloc_heavy),
         )?;
         let g = &bus.guarantees;
         for (label, text) in [

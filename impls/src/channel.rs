@@ -23,16 +23,28 @@
 //!
 //! Counters: per subscriber, `enqueued` (publisher side) and `done` (consumer
 //! side: listener returned, panics included) on separate cache lines.
-//! `flush` waits until `done` reaches the `enqueued` it read at its start. With
-//! `BusConfig::producers == 1`, `enqueued` is a plain load + store; with more,
-//! it is a ticket taken with `fetch_add` *before* sending, and a publisher
-//! holding ticket `t` sends only once `t < done + abandoned + capacity`, so a
-//! ticket always finds room. That makes `try_publish` all-or-nothing across
-//! racing producers: it reserves a ticket on every accepting subscriber with a
-//! CAS that fails when there is no room, and if any fails, abandons the ones
-//! it took (`abandoned` counts them) and hands the event back; nothing was
-//! sent. With one producer it simply checks every channel for room first (only
-//! its consumer changes a channel then, and only by making room).
+//! `enqueued` is a ticket counter: a publisher takes ticket `t` *before*
+//! sending (a plain load + store when `BusConfig::producers == 1`, a
+//! `fetch_add` otherwise) and sends only once `t < done + abandoned +
+//! capacity` (checked against a publisher-side cached limit, so the common
+//! case reads no consumer-written line). So `capacity` bounds the events a
+//! subscriber has accepted but not finished (queued or in its listener), a
+//! ticket always finds room in the channel, and `flush` waits until `done`
+//! reaches the `enqueued` it read at its start. `try_publish` is
+//! all-or-nothing across racing producers: it reserves a ticket on every
+//! accepting subscriber with a CAS that fails when there is no room; if any
+//! fails it abandons the ones it took (`abandoned` counts them) and hands the
+//! event back, nothing having been sent. With one producer it just checks
+//! every accepting subscriber for room first (consumers only make room).
+//!
+//! Snapshot reads: `ArcSwap::load` costs two SeqCst read-modify-writes, more
+//! than the rest of a one-subscriber publish, so each publishing thread
+//! (up to `producers` of them, at most 16) owns a slot in the bus caching an
+//! `Arc` of the snapshot, revalidated per publish by one load of a version
+//! counter that `subscribe`/`unsubscribe` bump. Threads without a slot use
+//! `ArcSwap::load`. A slot is given back when its thread exits. A stale
+//! cached snapshot keeps unsubscribed entries (their channel buffers)
+//! allocated until that thread's next publish, its exit or the bus's drop.
 //!
 //! Event copies: each subscriber gets its own `E`. For a `HeavyEvent` (several
 //! heap blocks) that is one deep clone per extra subscriber; publishing an
@@ -40,10 +52,10 @@
 //! increment — `tests/channel.rs` (`heavy_vs_arc_heavy`, ignored) prints what
 //! that buys on this machine.
 //!
-//! Config: `capacity` (per-subscriber channel, ≥ 1), `max_threads` (consumer
-//! threads, ≥ 1), `wait` (consumers and blocked publishers), `producers` (1
-//! selects the single-producer counters) and `topics` (filter validation)
-//! apply.
+//! Config: `capacity` (per-subscriber bound, ≥ 1), `max_threads` (consumer
+//! threads, ≥ 1), `wait` (consumers, blocked publishers, `flush`),
+//! `producers` (1 selects the single-producer counters; it also sizes the
+//! snapshot slots) and `topics` (filter validation) apply.
 //!
 //! # Guarantees
 //! - **Ordering:** per producer, FIFO per subscriber (one channel per
@@ -55,7 +67,8 @@
 //!   Listener panics are caught (`util::call_isolated`), counted, and the
 //!   event counts as delivered.
 //! - **Backpressure:** `publish` blocks (per `BusConfig::wait`) while an
-//!   accepting subscriber's channel is full; `try_publish` never blocks and is
+//!   accepting subscriber holds `capacity` unfinished events (queued or in
+//!   its listener); `try_publish` never blocks and is
 //!   all-or-nothing: either every accepting subscriber gets the event or none
 //!   does and it is handed back in `Full`.
 //! - **Allocations per event:** none of the bus's own at steady state (the
@@ -71,7 +84,7 @@
 //!   channel per subscriber), built on crossbeam-channel's bounded array flavor
 //!   (Vyukov's bounded MPMC queue) and its `Select`.
 
-use crate::util::call_isolated;
+use crate::util::{call_isolated, check_filter};
 use crate::wait::Notifier;
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
@@ -99,6 +112,8 @@ impl Strategy for Channel {
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: true,
+        zero_alloc_heavy: false,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = ChannelBus<E, L>;
@@ -393,25 +408,22 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
         }
     }
 
-    /// Sends to one subscriber, blocking while its channel is full.
+    /// Sends to one subscriber, blocking while it holds `capacity` events
+    /// not yet delivered.
     #[inline]
     fn send_to(&self, entry: &Entry<E>, event: E) {
-        if self.single_producer {
-            match entry.tx.try_send(event) {
-                Ok(()) => {
-                    let enqueued = &entry.pubs.enqueued;
-                    enqueued.store(enqueued.load(Ordering::Relaxed) + 1, Ordering::Release);
-                }
-                Err(TrySendError::Full(event)) => self.send_blocking(entry, event, None),
-                Err(TrySendError::Disconnected(_)) => {}
-            }
+        let enqueued = &entry.pubs.enqueued;
+        let ticket = if self.single_producer {
+            let ticket = enqueued.load(Ordering::Relaxed);
+            enqueued.store(ticket + 1, Ordering::Release);
+            ticket
         } else {
-            let ticket = entry.pubs.enqueued.fetch_add(1, Ordering::Relaxed);
-            if ticket >= entry.pubs.limit.load(Ordering::Relaxed) && !self.has_room(entry, ticket) {
-                self.send_blocking(entry, event, Some(ticket));
-            } else {
-                self.send_with_room(entry, event);
-            }
+            enqueued.fetch_add(1, Ordering::Relaxed)
+        };
+        if ticket >= entry.pubs.limit.load(Ordering::Relaxed) && !self.has_room(entry, ticket) {
+            self.send_blocking(entry, event, ticket);
+        } else {
+            self.send_with_room(entry, event);
         }
     }
 
@@ -424,48 +436,49 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
         ticket < limit
     }
 
-    /// Sends when the ticket (or the single producer's check) guarantees room.
+    /// Sends when the ticket guarantees room.
     #[inline]
     fn send_with_room(&self, entry: &Entry<E>, event: E) {
         match entry.tx.try_send(event) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             // Unreachable by the ticket invariant; wait rather than drop.
-            Err(TrySendError::Full(event)) => self.send_blocking(entry, event, None),
+            Err(TrySendError::Full(event)) => self.send_when_not_full(entry, event),
         }
     }
 
-    /// The slow path: waits (per `BusConfig::wait`) for room, or for the
-    /// subscriber to go away (then the event is not its to receive).
+    /// The slow path: waits (per `BusConfig::wait`) until `ticket` has room,
+    /// or the subscriber goes away (then the event is not its to receive).
     #[cold]
     #[inline(never)]
-    fn send_blocking(&self, entry: &Entry<E>, mut event: E, ticket: Option<u64>) {
-        let progress = &entry.shard.progress;
-        if let Some(ticket) = ticket {
-            progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+    fn send_blocking(&self, entry: &Entry<E>, event: E, ticket: u64) {
+        entry
+            .shard
+            .progress
+            .wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
                 entry.removed.load(Ordering::Acquire) || self.has_room(entry, ticket)
             });
-            if !entry.removed.load(Ordering::Acquire) {
-                self.send_with_room(entry, event);
-            }
-            return;
+        if !entry.removed.load(Ordering::Acquire) {
+            self.send_with_room(entry, event);
         }
+    }
+
+    /// Defensive: waits for the channel itself to have room.
+    #[cold]
+    #[inline(never)]
+    fn send_when_not_full(&self, entry: &Entry<E>, mut event: E) {
         loop {
-            progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                entry.removed.load(Ordering::Acquire) || !entry.tx.is_full()
-            });
+            entry
+                .shard
+                .progress
+                .wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                    entry.removed.load(Ordering::Acquire) || !entry.tx.is_full()
+                });
             if entry.removed.load(Ordering::Acquire) {
                 return;
             }
             match entry.tx.try_send(event) {
-                Ok(()) => {
-                    if self.single_producer {
-                        let enqueued = &entry.pubs.enqueued;
-                        enqueued.store(enqueued.load(Ordering::Relaxed) + 1, Ordering::Release);
-                    }
-                    return;
-                }
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
                 Err(TrySendError::Full(back)) => event = back,
-                Err(TrySendError::Disconnected(_)) => return,
             }
         }
     }
@@ -515,13 +528,13 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
         let wanted =
             |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.removed.load(Ordering::Acquire);
         if self.single_producer {
-            // Only the consumers change these channels now, and only by
-            // making room: a channel with room keeps it until we send.
-            if snapshot
-                .iter()
-                .filter(|e| wanted(e))
-                .any(|e| e.tx.is_full())
-            {
+            // No other publisher takes tickets, and consumers only make
+            // room: a subscriber with room keeps it until we send.
+            let full = |e: &Arc<Entry<E>>| {
+                let ticket = e.pubs.enqueued.load(Ordering::Relaxed);
+                ticket >= e.pubs.limit.load(Ordering::Relaxed) && !self.has_room(e, ticket)
+            };
+            if snapshot.iter().filter(|e| wanted(e)).any(full) {
                 return Err(Full(event));
             }
         } else {
@@ -595,20 +608,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
     type Listener = L;
 
     fn new(config: &BusConfig) -> Result<Self, BusError> {
-        let invalid = |field, reason: &str| BusError::Config {
-            bus: Channel::NAME,
-            field,
-            reason: reason.to_owned(),
-        };
-        if config.capacity == 0 {
-            return Err(invalid("capacity", "must be at least 1"));
-        }
-        if config.max_threads == 0 {
-            return Err(invalid(
-                "max_threads",
-                "must be at least 1 (consumer threads)",
-            ));
-        }
+        config.validate(Channel::NAME)?;
         Ok(ChannelBus {
             snapshot: ArcSwap::from_pointee(Vec::new()),
             version: CachePadded::new(AtomicU64::new(0)),
@@ -638,15 +638,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
     }
 
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
-        if let Filter::Topic(topic) = filter
-            && usize::from(topic) >= self.topics
-        {
-            return Err(BusError::UnknownTopic {
-                bus: Channel::NAME,
-                topic,
-                topics: self.topics,
-            });
-        }
+        check_filter(Channel::NAME, filter, self.topics)?;
         let mut reg = self.registry();
         let index = self.pick_shard(&mut reg);
         let id = reg.next_id;

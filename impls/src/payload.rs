@@ -22,6 +22,9 @@ pub trait Payload: Event {
     fn set_stamp(&mut self, stamp: u64);
     /// Sets the sequence number (for reusing one template event).
     fn set_seq(&mut self, seq: u64);
+    /// A cheap digest of the event's content (not its stamp), summed by
+    /// listeners and producers to verify that what arrived is what was sent.
+    fn checksum(&self) -> u64;
 }
 
 /// A small event: four words, `Copy`, no heap.
@@ -75,6 +78,11 @@ impl Payload for SmallEvent {
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
+        self.value = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    #[inline]
+    fn checksum(&self) -> u64 {
+        self.value ^ u64::from(self.topic) ^ (u64::from(self.producer) << 48)
     }
 }
 
@@ -206,6 +214,19 @@ impl Payload for HeavyEvent {
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
+    }
+    #[inline]
+    fn checksum(&self) -> u64 {
+        let items = self.items.iter().fold(0u64, |acc, i| {
+            acc.wrapping_add(i.price_cents)
+                .wrapping_add(u64::from(i.quantity))
+                .wrapping_add(i.sku.len() as u64)
+        });
+        self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ items
+            ^ ((self.order_id.len() + self.customer.len() + self.currency.len()) as u64) << 32
+            ^ u64::from(self.topic)
+            ^ (u64::from(self.producer) << 48)
     }
 }
 

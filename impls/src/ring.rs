@@ -25,6 +25,8 @@ impl Strategy for Ring {
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: false,
+        zero_alloc_heavy: false,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = RingBus<E, L>;

@@ -52,7 +52,7 @@
 //! Based on: `tokio::sync::broadcast` (tokio 1.x: a ring of slots with
 //!   per-slot reader counts, receivers lag rather than block the sender).
 
-use crate::util::call_isolated;
+use crate::util::{call_isolated, check_filter};
 use crate::wait::Notifier;
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
@@ -79,6 +79,8 @@ impl Strategy for TokioBroadcast {
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: true,
+        zero_alloc_heavy: false,
         peer: true,
     };
     type Bus<E: Event, L: Listener<E>> = TokioBroadcastBus<E, L>;
@@ -250,22 +252,13 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
     type Listener = L;
 
     fn new(config: &BusConfig) -> Result<Self, BusError> {
-        let invalid = |field, reason: String| BusError::Config {
-            bus: TokioBroadcast::NAME,
-            field,
-            reason,
-        };
-        if config.capacity == 0 || config.capacity > usize::MAX >> 1 {
-            return Err(invalid(
-                "capacity",
-                "must be at least 1 and at most usize::MAX / 2".into(),
-            ));
-        }
-        if config.max_threads == 0 {
-            return Err(invalid(
-                "max_threads",
-                "must be at least 1 (runtime workers)".into(),
-            ));
+        config.validate(TokioBroadcast::NAME)?;
+        if config.capacity > usize::MAX >> 1 {
+            return Err(BusError::Config {
+                bus: TokioBroadcast::NAME,
+                field: "capacity",
+                reason: "must be at most usize::MAX / 2".into(),
+            });
         }
         let uid = NEXT_BUS.fetch_add(1, Ordering::Relaxed);
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -273,7 +266,11 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
             .thread_name("buslab-tokio")
             .on_thread_start(move || WORKER_OF.with(|w| w.set(uid)))
             .build()
-            .map_err(|e| invalid("max_threads", format!("cannot start the runtime: {e}")))?;
+            .map_err(|e| BusError::Config {
+                bus: TokioBroadcast::NAME,
+                field: "max_threads",
+                reason: format!("cannot start the runtime: {e}"),
+            })?;
         let (tx, _) = broadcast::channel(config.capacity);
         Ok(TokioBroadcastBus {
             runtime: Some(runtime),
@@ -291,15 +288,7 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
     }
 
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
-        if let Filter::Topic(topic) = filter
-            && usize::from(topic) >= self.topics
-        {
-            return Err(BusError::UnknownTopic {
-                bus: TokioBroadcast::NAME,
-                topic,
-                topics: self.topics,
-            });
-        }
+        check_filter(TokioBroadcast::NAME, filter, self.topics)?;
         let runtime = self.runtime.as_ref().expect("present until shutdown");
         let mut subscriptions = lock(&self.subscriptions);
         let (rx, joined_at) = {

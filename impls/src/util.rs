@@ -1,6 +1,21 @@
 //! Small pieces the buses share.
 
+use crate::{BusError, Filter};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Refuses a filter naming a topic outside `0..topics`.
+pub(crate) fn check_filter(
+    bus: &'static str,
+    filter: Filter,
+    topics: usize,
+) -> Result<(), BusError> {
+    match filter {
+        Filter::Topic(topic) if usize::from(topic) >= topics => {
+            Err(BusError::UnknownTopic { bus, topic, topics })
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Calls `deliver(i)` for every `i` in `0..len`, in order. A panic in one call
 /// is caught, counted and skipped; the remaining indices are still visited.

@@ -6,13 +6,13 @@
 //! the core the producer needs), so the default parks.
 
 use crossbeam_utils::Backoff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// How a thread waits for a condition another thread will make true.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitStrategy {
     /// Spin briefly, then yield a few times, then sleep on a condition
