@@ -130,7 +130,7 @@ fn unsubscribe_while_publishing<S: Strategy>() {
         return;
     }
     for round in 0..4 * stress() {
-        let bus = new_bus::<S>(&config(1, 256));
+        let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(1 << 16)));
         let (a, b) = (Recorder::new(), Recorder::new());
         let id_a = subscribe::<S>(&bus, Filter::All, &a);
         subscribe::<S>(&bus, Filter::All, &b);
