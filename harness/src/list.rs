@@ -15,9 +15,8 @@ pub(crate) fn write_text(out: &mut impl Write, buses: &[BusInfo], width: usize) 
         wrap(out, "  ", &bus.summary, width)?;
         let yes_no = |b: bool| if b { "yes" } else { "no" };
         let max = c.max_subscribers.map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
-        writeln!(
-            out,
-            "  capabilities: multi-producer {}, async {}, lossy {}, bounded {}, dynamic subscribe {}, native topics {}, max subscribers {max}, listener panics {:?}, zero-alloc small {}, zero-alloc heavy {}",
+        let caps = format!(
+            " multi-producer {}, async {}, lossy {}, bounded {}, dynamic subscribe {}, native topics {}, max subscribers {max}, listener panics {:?}, zero-alloc small {}, zero-alloc heavy {}",
             yes_no(c.multi_producer),
             yes_no(c.asynchronous),
             yes_no(c.lossy),
@@ -27,7 +26,8 @@ pub(crate) fn write_text(out: &mut impl Write, buses: &[BusInfo], width: usize) 
             c.panics,
             yes_no(c.zero_alloc_small),
             yes_no(c.zero_alloc_heavy),
-        )?;
+        );
+        wrap(out, "  capabilities: ", &caps, width)?;
         let g = &bus.guarantees;
         for (label, text) in [
             ("ordering", &g.ordering),
