@@ -390,6 +390,8 @@ mod tests {
 
     #[test]
     fn tail_respects_char_boundaries() {
-        assert_eq!(tail("aé\nb", 3), "é | b");
+        assert_eq!(tail("aé\nb", 4), "é | b");
+        // The cut falls inside `é`: move to the next boundary.
+        assert_eq!(tail("aé\nb", 3), "b");
     }
 }
