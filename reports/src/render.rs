@@ -182,7 +182,7 @@ fn threshold(c: &Change) -> String {
         Method::MannWhitney | Method::NoiseBand if c.history > 0 => {
             format!("noise {pct:.1}% ({} past changes)", c.history)
         }
-        Method::MannWhitney | Method::NoiseBand => format!("noise {pct:.1}% (default)"),
+        Method::MannWhitney | Method::NoiseBand => format!("noise {pct:.1}% (too little history)"),
     }
 }
 
