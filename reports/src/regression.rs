@@ -53,8 +53,10 @@
 //!
 //! A significant drop of throughput is a regression, a significant rise an
 //! improvement; anything else is noise. The test cannot reach `p < 0.01`
-//! with fewer than 5 trials a side (with 3 trials, as in a `--quick` run,
-//! the smallest p-value is 0.1): quick runs never show a throughput change.
+//! when both runs have 4 trials or fewer (with 3 trials a side, as in
+//! `--quick` runs, the smallest p-value is 0.1): quick runs never show a
+//! throughput change. The default budget's 7 trials a side can reach
+//! 0.0006.
 //! When a run kept no trial samples, there is no test, and the noise band
 //! alone decides, as for latency ([`Method::NoiseBand`]).
 //!
