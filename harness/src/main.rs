@@ -2,8 +2,8 @@
 //!
 //! Errors are `anyhow` at this edge and printed with `{:#}` (the whole
 //! context chain); `main` returns an [`ExitCode`]: 0 success, 1 error,
-//! 2 usage error (clap), 4 when `run` finished but a cell failed its
-//! delivery checks.
+//! 2 usage error (clap), 3 when `compare --fail-on-regression` found a
+//! regression, 4 when `run` finished but a cell failed its delivery checks.
 
 use anyhow::{Context, bail};
 use buslab_harness::export::{self, Format};
@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+mod compare;
 mod list;
 
 /// The global allocator: the system's, or dhat's when the allocation pass's
@@ -133,6 +134,9 @@ enum Command {
         #[arg(long, default_value = store::DEFAULT_PATH)]
         db: PathBuf,
     },
+    /// Compare two runs (default: the latest against the one before it on
+    /// the same machine) and print the significant changes.
+    Compare(compare::CompareArgs),
     /// Internal: run one pass of one cell (request on stdin, JSON answer on stdout).
     #[command(hide = true)]
     Probe,
@@ -208,6 +212,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut store = Store::open(&db)?;
             let message = export::import_cmd(&mut store, &file)?;
             writeln!(out, "{message}")?;
+        }
+        Command::Compare(args) => {
+            let regressed = compare::run(&args, &mut out)?;
+            out.flush().context("writing to stdout")?;
+            if regressed && args.fail_on_regression {
+                eprintln!("buslab: a metric regressed (see the table above)");
+                return Ok(ExitCode::from(3));
+            }
         }
         Command::Run(args) => {
             let failed = run_command(args, &mut out)?;

@@ -602,7 +602,14 @@ impl Store {
     /// The id of the latest run started before run `id` on the same
     /// `machine` (complete or not), if any: the natural baseline.
     pub fn previous_run_id(&self, id: &str) -> Result<Option<String>, StoreError> {
-        let context = "finding the previous run";
+        Ok(self.earlier_run_ids(id, 1)?.pop())
+    }
+
+    /// The ids of the `limit` latest runs started before run `id` on the
+    /// same `machine` (complete or not), oldest first: the history a
+    /// comparison learns its noise bands from.
+    pub fn earlier_run_ids(&self, id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let context = "finding earlier runs";
         let this: Option<(String, String)> = self
             .conn
             .query_row("SELECT machine, started_at FROM runs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -611,16 +618,21 @@ impl Store {
         let Some((machine, started_at)) = this else {
             return Err(StoreError::UnknownRun { path: self.path.clone(), id: id.to_owned() });
         };
-        self.conn
-            .query_row(
+        let mut stmt = self
+            .conn
+            .prepare_cached(
                 "SELECT id FROM runs
                  WHERE machine = ?1 AND (started_at < ?2 OR (started_at = ?2 AND id < ?3))
-                 ORDER BY started_at DESC, id DESC LIMIT 1",
-                params![machine, started_at, id],
-                |r| r.get(0),
+                 ORDER BY started_at DESC, id DESC LIMIT ?4",
             )
-            .optional()
-            .map_err(|e| sqlite_error(&self.path, context, e))
+            .map_err(|e| sqlite_error(&self.path, context, e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut ids = stmt
+            .query_map(params![machine, started_at, id, limit], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| sqlite_error(&self.path, context, e))?;
+        ids.reverse();
+        Ok(ids)
     }
 
     /// The latest run started before run `id` on the same `machine`, if any.
@@ -1463,6 +1475,26 @@ mod tests {
         assert_eq!(ids, ["a1", "b1", "a2", "b2"]);
         let err = store.previous_run("nope").expect_err("unknown");
         assert!(err.to_string().contains("`buslab runs`"), "{err}");
+    }
+
+    #[test]
+    fn earlier_runs_are_the_latest_on_the_same_machine_oldest_first() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut store, _) = store_in(&dir);
+        for (id, machine, at) in [
+            ("a1", "box-a", "2026-05-01T10:00:00Z"),
+            ("b1", "box-b", "2026-05-02T10:00:00Z"),
+            ("a2", "box-a", "2026-05-03T10:00:00Z"),
+            ("a3", "box-a", "2026-05-04T10:00:00Z"),
+            ("a4", "box-a", "2026-05-05T10:00:00Z"),
+        ] {
+            store.import_run(&sample::run(id, machine, at)).expect("import");
+        }
+        assert_eq!(store.earlier_run_ids("a4", 30).expect("earlier"), ["a1", "a2", "a3"]);
+        assert_eq!(store.earlier_run_ids("a4", 2).expect("earlier"), ["a2", "a3"]);
+        assert_eq!(store.earlier_run_ids("a3", 0).expect("earlier"), Vec::<String>::new());
+        assert_eq!(store.earlier_run_ids("b1", 30).expect("earlier"), Vec::<String>::new());
+        assert!(matches!(store.earlier_run_ids("nope", 1), Err(StoreError::UnknownRun { .. })));
     }
 
     #[test]
