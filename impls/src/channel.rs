@@ -885,7 +885,7 @@ fn drain<E: Event, L: Listener<E>>(local: &Local<E, L>, shared: &ShardShared) ->
                 };
                 local.listener.on_event(&event);
                 done += 1;
-                if done % DONE_EVERY == 0 {
+                if done.is_multiple_of(DONE_EVERY) {
                     entry.done.store(done, Ordering::Release);
                 }
             }
