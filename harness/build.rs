@@ -7,9 +7,7 @@ use std::process::Command;
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// Crates whose versions are recorded with every run.
@@ -27,21 +25,10 @@ const UNDER_TEST: &[&str] = &[
 ];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("harness/ has a parent");
-    println!(
-        "cargo::rerun-if-changed={}",
-        root.join("Cargo.lock").display()
-    );
-    println!(
-        "cargo::rerun-if-changed={}",
-        root.join(".git/HEAD").display()
-    );
-    println!(
-        "cargo::rerun-if-changed={}",
-        root.join(".git/index").display()
-    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness/ has a parent");
+    println!("cargo::rerun-if-changed={}", root.join("Cargo.lock").display());
+    println!("cargo::rerun-if-changed={}", root.join(".git/HEAD").display());
+    println!("cargo::rerun-if-changed={}", root.join(".git/index").display());
     println!("cargo::rerun-if-env-changed=RUSTFLAGS");
 
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -50,26 +37,15 @@ fn main() {
 
     let root_s = root.display().to_string();
     let commit = output("git", &["-C", &root_s, "rev-parse", "HEAD"]).unwrap_or_default();
-    let dirty = output(
-        "git",
-        &[
-            "-C",
-            &root_s,
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-        ],
-    )
-    .map(|s| if s.is_empty() { "false" } else { "true" })
-    .unwrap_or("");
+    let dirty = output("git", &["-C", &root_s, "status", "--porcelain", "--untracked-files=no"])
+        .map(|s| if s.is_empty() { "false" } else { "true" })
+        .unwrap_or("");
     println!("cargo::rustc-env=BUSLAB_GIT_COMMIT={commit}");
     println!("cargo::rustc-env=BUSLAB_GIT_DIRTY={dirty}");
 
     let profile = std::env::var("PROFILE").unwrap_or_default();
     let opt = std::env::var("OPT_LEVEL").unwrap_or_default();
-    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS")
-        .unwrap_or_default()
-        .replace('\x1f', " ");
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default().replace('\x1f', " ");
     let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     let target = std::env::var("TARGET").unwrap_or_default();
     println!("cargo::rustc-env=BUSLAB_PROFILE={profile}");
@@ -90,8 +66,5 @@ fn main() {
             versions.push(format!("{name}={}", v.trim_matches('"')));
         }
     }
-    println!(
-        "cargo::rustc-env=BUSLAB_CRATE_VERSIONS={}",
-        versions.join(",")
-    );
+    println!("cargo::rustc-env=BUSLAB_CRATE_VERSIONS={}", versions.join(","));
 }

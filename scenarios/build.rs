@@ -19,12 +19,7 @@ fn main() {
     for path in &files {
         println!("cargo::rerun-if-changed={}", path.display());
         let name = path.file_name().expect("a file").to_string_lossy();
-        writeln!(
-            out,
-            "    ({name:?}, include_str!({:?})),",
-            path.display().to_string()
-        )
-        .expect("writing to a String");
+        writeln!(out, "    ({name:?}, include_str!({:?})),", path.display().to_string()).expect("writing to a String");
     }
     out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("catalog.rs");

@@ -59,24 +59,14 @@ impl Schedule {
         let offset = match self.pace {
             Pace::Flat => 0.0,
             Pace::Rate(rate) => k / rate * 1e9,
-            Pace::Burst {
-                base,
-                factor,
-                spike_ns,
-                period_ns,
-            } => {
+            Pace::Burst { base, factor, spike_ns, period_ns } => {
                 // Events per period: spike part at base·factor, rest at base.
-                let (spike_s, rest_s) =
-                    (spike_ns as f64 / 1e9, (period_ns - spike_ns) as f64 / 1e9);
+                let (spike_s, rest_s) = (spike_ns as f64 / 1e9, (period_ns - spike_ns) as f64 / 1e9);
                 let (in_spike, in_rest) = (base * factor * spike_s, base * rest_s);
                 let per_period = in_spike + in_rest;
                 let period = (k / per_period).floor();
                 let within = k - period * per_period;
-                let t = if within < in_spike {
-                    within / (base * factor)
-                } else {
-                    spike_s + (within - in_spike) / base
-                };
+                let t = if within < in_spike { within / (base * factor) } else { spike_s + (within - in_spike) / base };
                 (period * period_ns as f64) + t * 1e9
             }
         };
@@ -167,34 +157,18 @@ where
         let bus = B::new(&bus_config(&scenario, point)).map_err(|e| e.to_string())?;
         let mut subscribers = Vec::with_capacity(point.subscribers);
         let mut filters = Vec::with_capacity(point.subscribers);
-        let slow_from = scenario.slow.map_or(usize::MAX, |s| {
-            point.subscribers.saturating_sub(s.count as usize)
-        });
+        let slow_from = scenario.slow.map_or(usize::MAX, |s| point.subscribers.saturating_sub(s.count as usize));
         for i in 0..point.subscribers {
             let sub = Subscriber::new(point.producers, 0, recorder(i));
-            let filter = if scenario.topics > 1 {
-                Filter::Topic((i % scenario.topics) as u16)
-            } else {
-                Filter::All
-            };
-            let work = if i >= slow_from {
-                scenario.slow.map_or(0, |s| s.work_ns)
-            } else {
-                scenario.listener_work_ns
-            };
-            let listener =
-                HarnessListener::new(sub.clone(), Body::for_listener(scenario.bodies, i), work);
-            bus.subscribe(filter, listener)
-                .map_err(|e| format!("subscribing listener {i}: {e}"))?;
+            let filter = if scenario.topics > 1 { Filter::Topic((i % scenario.topics) as u16) } else { Filter::All };
+            let work = if i >= slow_from { scenario.slow.map_or(0, |s| s.work_ns) } else { scenario.listener_work_ns };
+            let listener = HarnessListener::new(sub.clone(), Body::for_listener(scenario.bodies, i), work);
+            bus.subscribe(filter, listener).map_err(|e| format!("subscribing listener {i}: {e}"))?;
             subscribers.push(sub);
             filters.push(filter);
         }
         let templates = (0..point.producers)
-            .map(|p| {
-                (0..scenario.topics)
-                    .map(|t| B::Event::make(p as u32, 0, t as u16))
-                    .collect()
-            })
+            .map(|p| (0..scenario.topics).map(|t| B::Event::make(p as u32, 0, t as u16)).collect())
             .collect();
         let stats = bus.stats();
         Ok(Rig {
@@ -215,12 +189,7 @@ where
     /// Publishes `events` per producer, paced by `pace`, waits for delivery,
     /// and verifies. `on_measure` brackets the measured region (used by the
     /// instruction and profile passes). An error names what failed.
-    pub fn trial(
-        &mut self,
-        events: u64,
-        pace: Pace,
-        on_measure: &dyn Fn(bool),
-    ) -> Result<Trial, String> {
+    pub fn trial(&mut self, events: u64, pace: Pace, on_measure: &dyn Fn(bool)) -> Result<Trial, String> {
         let producers = self.point.producers;
         let topics = self.scenario.topics as u64;
         let barrier = Barrier::new(producers + 1);
@@ -244,12 +213,7 @@ where
                     let first_seq = self.next_seq[p];
                     let barrier = &barrier;
                     s.spawn(move || {
-                        let schedule = Schedule {
-                            pace,
-                            start_ns,
-                            producers: producers as f64,
-                            producer: p as f64,
-                        };
+                        let schedule = Schedule { pace, start_ns, producers: producers as f64, producer: p as f64 };
                         let mut published = vec![Published::default(); templates.len()];
                         barrier.wait();
                         let begin = now_ns();
@@ -283,15 +247,13 @@ where
                             Ok(id) => {
                                 std::thread::sleep(interval / 2);
                                 if let Err(e) = bus.unsubscribe(id) {
-                                    *churn_error.lock().expect("not poisoned") =
-                                        Some(format!("unsubscribe: {e}"));
+                                    *churn_error.lock().expect("not poisoned") = Some(format!("unsubscribe: {e}"));
                                     return;
                                 }
                                 churned.lock().expect("not poisoned").push(sub);
                             }
                             Err(e) => {
-                                *churn_error.lock().expect("not poisoned") =
-                                    Some(format!("subscribe: {e}"));
+                                *churn_error.lock().expect("not poisoned") = Some(format!("subscribe: {e}"));
                                 return;
                             }
                         }
@@ -330,11 +292,7 @@ where
             return Err(format!("churn: {e}"));
         }
         let deliveries = self.verify(&churned.into_inner().expect("not poisoned"))?;
-        Ok(Trial {
-            events: events * producers as u64,
-            deliveries,
-            elapsed_ns,
-        })
+        Ok(Trial { events: events * producers as u64, deliveries, elapsed_ns })
     }
 
     /// Checks every subscriber against what was published; returns the
@@ -343,23 +301,19 @@ where
         let lossy = self.lossy;
         let stats = self.bus.stats();
         if stats.listener_panics != self.panics_before {
-            return Err(format!(
-                "{} listener calls panicked",
-                stats.listener_panics - self.panics_before
-            ));
+            return Err(format!("{} listener calls panicked", stats.listener_panics - self.panics_before));
         }
         let mut delivered = 0;
         let mut shortfall = 0;
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
-                let want = self.published[p]
-                    .iter()
-                    .enumerate()
-                    .filter(|(t, _)| filter.accepts(*t as u16))
-                    .fold(Published::default(), |acc, (_, s)| Published {
+                let want = self.published[p].iter().enumerate().filter(|(t, _)| filter.accepts(*t as u16)).fold(
+                    Published::default(),
+                    |acc, (_, s)| Published {
                         count: acc.count + s.count,
                         checksum: acc.checksum.wrapping_add(s.checksum),
-                    });
+                    },
+                );
                 let count = tally.count.load(Ordering::Acquire);
                 let disorder = tally.disorder.load(Ordering::Acquire);
                 delivered += count;
@@ -369,10 +323,7 @@ where
                     ));
                 }
                 if count > want.count {
-                    return Err(format!(
-                        "subscriber {i}, producer {p}: {count} deliveries of {} events",
-                        want.count
-                    ));
+                    return Err(format!("subscriber {i}, producer {p}: {count} deliveries of {} events", want.count));
                 }
                 if lossy {
                     shortfall += want.count - count;
@@ -383,9 +334,7 @@ where
                         want.count - count
                     ));
                 } else if tally.checksum.load(Ordering::Acquire) != want.checksum {
-                    return Err(format!(
-                        "subscriber {i}, producer {p}: checksum mismatch (corrupted events)"
-                    ));
+                    return Err(format!("subscriber {i}, producer {p}: checksum mismatch (corrupted events)"));
                 }
             }
         }
@@ -399,10 +348,8 @@ where
         }
         for (i, sub) in churned.iter().enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
-                let (missing, disorder) = (
-                    tally.missing.load(Ordering::Acquire),
-                    tally.disorder.load(Ordering::Acquire),
-                );
+                let (missing, disorder) =
+                    (tally.missing.load(Ordering::Acquire), tally.disorder.load(Ordering::Acquire));
                 if disorder != 0 || (!lossy && missing != 0) {
                     return Err(format!(
                         "churned subscriber {i}, producer {p}: {missing} gaps and {disorder} out-of-order deliveries"

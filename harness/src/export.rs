@@ -69,16 +69,10 @@ impl FromStr for Format {
 
     /// Parses a format name (case-insensitive).
     fn from_str(s: &str) -> Result<Format, String> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
-                format!(
-                    "unknown export format `{s}`; expected one of: {}",
-                    names.join(", ")
-                )
-            })
+        Format::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            let names: Vec<_> = Format::ALL.iter().map(|f| f.name()).collect();
+            format!("unknown export format `{s}`; expected one of: {}", names.join(", "))
+        })
     }
 }
 
@@ -163,11 +157,7 @@ fn bmf(run: &Run) -> BTreeMap<String, BTreeMap<&'static str, BmfMeasure>> {
             let measures: BTreeMap<_, _> = store::metrics(cell)
                 .into_iter()
                 .map(|m| {
-                    let measure = BmfMeasure {
-                        value: m.value,
-                        lower_value: m.lower,
-                        upper_value: m.upper,
-                    };
+                    let measure = BmfMeasure { value: m.value, lower_value: m.lower, upper_value: m.upper };
                     (m.slug, measure)
                 })
                 .collect();
@@ -177,10 +167,8 @@ fn bmf(run: &Run) -> BTreeMap<String, BTreeMap<&'static str, BmfMeasure>> {
 }
 
 /// The CSV columns.
-const CSV_HEADER: [&str; 11] = [
-    "run_id", "cell", "scenario", "bus", "params", "status", "reason", "measure", "value", "lower",
-    "upper",
-];
+const CSV_HEADER: [&str; 11] =
+    ["run_id", "cell", "scenario", "bus", "params", "status", "reason", "measure", "value", "lower", "upper"];
 
 fn write_csv(run: &Run, out: &mut impl Write) -> Result<(), csv::Error> {
     let mut csv = csv::Writer::from_writer(out);
@@ -188,40 +176,20 @@ fn write_csv(run: &Run, out: &mut impl Write) -> Result<(), csv::Error> {
     let number = |x: Option<f64>| x.map(|x| x.to_string()).unwrap_or_default();
     for cell in &run.cells {
         let name = cell.key.name();
-        let params = cell
-            .key
-            .params
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(";");
+        let params = cell.key.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(";");
         let (status, reason) = match &cell.status {
             CellStatus::Ok => ("ok", ""),
             CellStatus::Failed(reason) => ("failed", reason.as_str()),
             CellStatus::Skipped(reason) => ("skipped", reason.as_str()),
         };
-        let prefix = [
-            run.meta.id.as_str(),
-            &name,
-            &cell.key.scenario,
-            &cell.key.bus,
-            &params,
-            status,
-            reason,
-        ];
+        let prefix = [run.meta.id.as_str(), &name, &cell.key.scenario, &cell.key.bus, &params, status, reason];
         let metrics = store::metrics(cell);
         if metrics.is_empty() {
             csv.write_record(prefix.iter().copied().chain(["", "", "", ""]))?;
         }
         for m in metrics {
             let numbers = [m.value.to_string(), number(m.lower), number(m.upper)];
-            csv.write_record(
-                prefix
-                    .iter()
-                    .copied()
-                    .chain([m.slug])
-                    .chain(numbers.iter().map(String::as_str)),
-            )?;
+            csv.write_record(prefix.iter().copied().chain([m.slug]).chain(numbers.iter().map(String::as_str)))?;
         }
     }
     csv.flush()?;
@@ -230,14 +198,8 @@ fn write_csv(run: &Run, out: &mut impl Write) -> Result<(), csv::Error> {
 
 /// Reads a JSON export (a [`Run`]) from `path`.
 pub fn read_run(path: &Path) -> Result<Run, ExportError> {
-    let bytes = std::fs::read(path).map_err(|source| ExportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| ExportError::Parse {
-        path: path.to_path_buf(),
-        source,
-    })
+    let bytes = std::fs::read(path).map_err(|source| ExportError::Read { path: path.to_path_buf(), source })?;
+    serde_json::from_slice(&bytes).map_err(|source| ExportError::Parse { path: path.to_path_buf(), source })
 }
 
 /// `buslab runs`: every stored run, oldest first, as a table (id, start,
@@ -251,24 +213,12 @@ pub fn runs(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<(
         return Ok(());
     }
     if runs.is_empty() {
-        writeln!(
-            out,
-            "no runs in {} yet; `buslab run` records one",
-            store.path().display()
-        )?;
+        writeln!(out, "no runs in {} yet; `buslab run` records one", store.path().display())?;
         return Ok(());
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    let header = [
-        "id",
-        "started (UTC)",
-        "machine",
-        "commit",
-        "quick",
-        "complete",
-        "ok/failed/skipped",
-    ]
-    .map(str::to_owned);
+    let header =
+        ["id", "started (UTC)", "machine", "commit", "quick", "complete", "ok/failed/skipped"].map(str::to_owned);
     let rows: Vec<[String; 7]> = runs
         .iter()
         .map(|r| {
@@ -296,12 +246,7 @@ pub fn runs(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<(
         }
     }
     for row in std::iter::once(&header).chain(&rows) {
-        let line = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
+        let line = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect::<Vec<_>>().join("  ");
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
@@ -322,19 +267,11 @@ fn readable_time(rfc3339: &str) -> String {
 
 /// `buslab export`: writes run `run` (an id or a unique prefix of one;
 /// the latest run when `None`) to `out` in `format`.
-pub fn export_cmd(
-    store: &Store,
-    run: Option<&str>,
-    format: Format,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+pub fn export_cmd(store: &Store, run: Option<&str>, format: Format, out: &mut impl Write) -> anyhow::Result<()> {
     let id = match run {
         Some(id) => store.resolve_run(id)?,
         None => store.latest_run_id()?.with_context(|| {
-            format!(
-                "no runs in {} yet, nothing to export; `buslab run` records one",
-                store.path().display()
-            )
+            format!("no runs in {} yet, nothing to export; `buslab run` records one", store.path().display())
         })?,
     };
     let run = store.load_run(&id)?;
@@ -348,19 +285,11 @@ pub fn export_cmd(
 pub fn import_cmd(store: &mut Store, path: &Path) -> anyhow::Result<String> {
     let run = read_run(path)?;
     let id = &run.meta.id;
-    let message = match store
-        .import_run(&run)
-        .with_context(|| format!("importing {}", path.display()))?
-    {
-        Imported::Imported { cells } => format!(
-            "imported run `{id}` ({cells} cells) from {} into {}",
-            path.display(),
-            store.path().display()
-        ),
-        Imported::AlreadyPresent => format!(
-            "run `{id}` is already in {}; nothing imported",
-            store.path().display()
-        ),
+    let message = match store.import_run(&run).with_context(|| format!("importing {}", path.display()))? {
+        Imported::Imported { cells } => {
+            format!("imported run `{id}` ({cells} cells) from {} into {}", path.display(), store.path().display())
+        }
+        Imported::AlreadyPresent => format!("run `{id}` is already in {}; nothing imported", store.path().display()),
     };
     Ok(message)
 }
@@ -394,26 +323,15 @@ mod tests {
             serde_json::from_str(&export_string(&run, Format::Bmf)).expect("BMF parses as JSON");
         let benchmarks = doc.as_object().expect("an object of benchmarks");
         let names: Vec<_> = benchmarks.keys().map(String::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "burst/ring_buffer/ring=1024/subscribers=4",
-                "fanout/channel/subscribers=16"
-            ]
-        );
-        let fanout = benchmarks["fanout/channel/subscribers=16"]
-            .as_object()
-            .expect("measures");
+        assert_eq!(names, ["burst/ring_buffer/ring=1024/subscribers=4", "fanout/channel/subscribers=16"]);
+        let fanout = benchmarks["fanout/channel/subscribers=16"].as_object().expect("measures");
         assert_eq!(fanout.len(), store::MEASURES.len());
         let throughput = &fanout["throughput"];
         assert_eq!(throughput["value"], 3.5e6);
         assert_eq!(throughput["lower_value"], 3.5e6 * 0.97);
         assert_eq!(throughput["upper_value"], 3.5e6 * 1.02);
         let p99 = fanout["latency-p99"].as_object().expect("measure");
-        assert_eq!(
-            p99.keys().map(String::as_str).collect::<Vec<_>>(),
-            ["value"]
-        );
+        assert_eq!(p99.keys().map(String::as_str).collect::<Vec<_>>(), ["value"]);
         assert_eq!(p99["value"], 1200.0);
         for measures in benchmarks.values() {
             for measure in measures.as_object().expect("measures").values() {
@@ -434,27 +352,14 @@ mod tests {
         run.cells.push(odd);
         let text = export_string(&run, Format::Csv);
         let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let header: Vec<_> = reader
-            .headers()
-            .expect("header")
-            .iter()
-            .map(str::to_owned)
-            .collect();
+        let header: Vec<_> = reader.headers().expect("header").iter().map(str::to_owned).collect();
         assert_eq!(header, CSV_HEADER);
-        let rows: Vec<csv::StringRecord> =
-            reader.records().collect::<Result<_, _>>().expect("rows");
+        let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("rows");
         let metric_rows = rows.iter().filter(|r| !r[7].is_empty()).count();
         let expected: usize = run.cells.iter().map(|c| store::metrics(c).len()).sum();
         assert_eq!(metric_rows, expected);
-        assert_eq!(
-            rows.len(),
-            expected + 2,
-            "the failed and the skipped cell get one row each"
-        );
-        let failed = rows
-            .iter()
-            .find(|r| &r[5] == "failed")
-            .expect("the failed cell");
+        assert_eq!(rows.len(), expected + 2, "the failed and the skipped cell get one row each");
+        let failed = rows.iter().find(|r| &r[5] == "failed").expect("the failed cell");
         assert_eq!(&failed[6], "delivered 63 of 64 expected events");
         let throughput = rows
             .iter()
@@ -462,15 +367,9 @@ mod tests {
             .expect("a throughput row");
         assert_eq!(throughput[8].parse::<f64>().expect("value"), 3.5e6);
         assert_eq!(throughput[9].parse::<f64>().expect("lower"), 3.5e6 * 0.97);
-        let p50 = rows
-            .iter()
-            .find(|r| &r[7] == "latency-p50")
-            .expect("a p50 row");
+        let p50 = rows.iter().find(|r| &r[7] == "latency-p50").expect("a p50 row");
         assert_eq!((&p50[9], &p50[10]), ("", ""));
-        let quoted = rows
-            .iter()
-            .find(|r| &r[2] == "quoted")
-            .expect("the quoted cell");
+        let quoted = rows.iter().find(|r| &r[2] == "quoted").expect("the quoted cell");
         assert_eq!(&quoted[1], "quoted/ring_buffer/note=a, \"b\"\nc");
         assert_eq!(&quoted[4], "note=a, \"b\"\nc");
         assert_eq!(&rows[0][4], "subscribers=16");
@@ -486,10 +385,7 @@ mod tests {
 
         let mut store = Store::open(dir.path().join("store.sqlite")).expect("store");
         let first = import_cmd(&mut store, &file).expect("import");
-        assert!(
-            first.contains("imported run `20260501T120000Z-a1b2` (4 cells)"),
-            "{first}"
-        );
+        assert!(first.contains("imported run `20260501T120000Z-a1b2` (4 cells)"), "{first}");
         let second = import_cmd(&mut store, &file).expect("import again");
         assert!(second.contains("already in"), "{second}");
         assert_eq!(store.list_runs().expect("list").len(), 1);
@@ -526,13 +422,9 @@ mod tests {
         let mut clean = sample::run("run-2", "box-2", "2026-05-02T09:30:00.123Z");
         clean.meta.git_dirty = Some(false);
         clean.meta.quick = false;
-        store
-            .import_run(&sample::run("run-1", "box-1", "2026-05-01T12:00:00Z"))
-            .expect("import");
+        store.import_run(&sample::run("run-1", "box-1", "2026-05-01T12:00:00Z")).expect("import");
         store.import_run(&clean).expect("import");
-        store
-            .begin_run(&sample::run("run-3", "box-1", "2026-05-03T08:00:00Z").meta)
-            .expect("begin");
+        store.begin_run(&sample::run("run-3", "box-1", "2026-05-03T08:00:00Z").meta).expect("begin");
 
         let mut out = Vec::new();
         runs(&store, false, &mut out).expect("table");
@@ -540,30 +432,12 @@ mod tests {
         let lines: Vec<_> = table.lines().collect();
         assert_eq!(lines.len(), 4, "{table}");
         assert!(lines[0].starts_with("id "), "{table}");
-        assert!(
-            lines[1].contains("run-1") && lines[1].contains("5fbd962a1b+dirty"),
-            "{table}"
-        );
-        assert!(
-            lines[1].contains("2026-05-01 12:00:00") && lines[1].contains("2/1/1"),
-            "{table}"
-        );
-        assert!(
-            lines[2].contains("5fbd962a1b ") && lines[2].contains("2026-05-02 09:30:00"),
-            "{table}"
-        );
-        assert!(
-            lines[3].contains("run-3") && lines[3].contains("0/0/0"),
-            "{table}"
-        );
+        assert!(lines[1].contains("run-1") && lines[1].contains("5fbd962a1b+dirty"), "{table}");
+        assert!(lines[1].contains("2026-05-01 12:00:00") && lines[1].contains("2/1/1"), "{table}");
+        assert!(lines[2].contains("5fbd962a1b ") && lines[2].contains("2026-05-02 09:30:00"), "{table}");
+        assert!(lines[3].contains("run-3") && lines[3].contains("0/0/0"), "{table}");
         let column = lines[0].find("machine").expect("machine column");
-        assert!(
-            lines
-                .iter()
-                .skip(1)
-                .all(|l| l[column..].starts_with("box-")),
-            "{table}"
-        );
+        assert!(lines.iter().skip(1).all(|l| l[column..].starts_with("box-")), "{table}");
 
         let mut out = Vec::new();
         runs(&store, true, &mut out).expect("json");
@@ -582,26 +456,15 @@ mod tests {
         let err = export_cmd(&store, None, Format::Bmf, &mut Vec::new()).expect_err("empty store");
         assert!(format!("{err:#}").contains("no runs in"), "{err:#}");
 
-        store
-            .import_run(&sample::run("old", "m", "2026-05-01T12:00:00Z"))
-            .expect("import");
-        store
-            .import_run(&sample::run("new", "m", "2026-05-02T12:00:00Z"))
-            .expect("import");
+        store.import_run(&sample::run("old", "m", "2026-05-01T12:00:00Z")).expect("import");
+        store.import_run(&sample::run("new", "m", "2026-05-02T12:00:00Z")).expect("import");
         let mut out = Vec::new();
         export_cmd(&store, None, Format::Csv, &mut out).expect("latest");
         let text = String::from_utf8(out).expect("UTF-8");
-        assert!(
-            text.lines().skip(1).all(|l| l.starts_with("new,")),
-            "{text}"
-        );
+        assert!(text.lines().skip(1).all(|l| l.starts_with("new,")), "{text}");
 
-        let err =
-            export_cmd(&store, Some("nope"), Format::Json, &mut Vec::new()).expect_err("unknown");
+        let err = export_cmd(&store, Some("nope"), Format::Json, &mut Vec::new()).expect_err("unknown");
         let message = format!("{err:#}");
-        assert!(
-            message.contains("no run `nope`") && message.contains("`buslab runs`"),
-            "{message}"
-        );
+        assert!(message.contains("no run `nope`") && message.contains("`buslab runs`"), "{message}");
     }
 }

@@ -32,6 +32,7 @@ pub mod export;
 pub mod listener;
 pub mod meta;
 pub mod probe;
+pub mod reference;
 pub mod runner;
 pub mod stats;
 pub mod store;

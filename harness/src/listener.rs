@@ -57,10 +57,7 @@ pub struct Tally {
 impl Tally {
     #[inline]
     fn bump(cell: &AtomicU64, by: u64) {
-        cell.store(
-            cell.load(Ordering::Relaxed).wrapping_add(by),
-            Ordering::Relaxed,
-        );
+        cell.store(cell.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
     }
 
     #[inline]
@@ -102,11 +99,7 @@ pub struct Subscriber {
 impl Subscriber {
     /// A subscriber expecting each producer's stream to start at `first_seq`
     /// (`u64::MAX`: at whatever arrives first).
-    pub fn new(
-        producers: usize,
-        first_seq: u64,
-        latency: Option<LatencyRecorder>,
-    ) -> Arc<Subscriber> {
+    pub fn new(producers: usize, first_seq: u64, latency: Option<LatencyRecorder>) -> Arc<Subscriber> {
         let tallies: Box<[Tally]> = (0..producers).map(|_| Tally::default()).collect();
         for t in tallies.iter() {
             t.next.store(first_seq, Ordering::Relaxed);
@@ -116,10 +109,7 @@ impl Subscriber {
 
     /// Deliveries over all producers.
     pub fn count(&self) -> u64 {
-        self.tallies
-            .iter()
-            .map(|t| t.count.load(Ordering::Acquire))
-            .sum()
+        self.tallies.iter().map(|t| t.count.load(Ordering::Acquire)).sum()
     }
 }
 
@@ -155,12 +145,7 @@ pub fn new_histogram() -> Histogram<u64> {
 impl LatencyRecorder {
     /// A recorder for `producers` producers.
     pub fn new(producers: usize, spikes: Option<SpikeRecorder>) -> LatencyRecorder {
-        LatencyRecorder {
-            all: (0..producers)
-                .map(|_| Mutex::new(new_histogram()))
-                .collect(),
-            spikes,
-        }
+        LatencyRecorder { all: (0..producers).map(|_| Mutex::new(new_histogram())).collect(), spikes }
     }
 
     #[inline]
@@ -250,11 +235,7 @@ pub struct HarnessListener {
 impl HarnessListener {
     /// A listener for `subscriber` running `body` plus `work_ns` of work.
     pub fn new(subscriber: Arc<Subscriber>, body: Body, work_ns: u64) -> HarnessListener {
-        HarnessListener {
-            subscriber,
-            body,
-            work_ns,
-        }
+        HarnessListener { subscriber, body, work_ns }
     }
 }
 
@@ -265,11 +246,7 @@ impl<E: Payload> Listener<E> for HarnessListener {
         let Some(tally) = self.subscriber.tallies.get(producer) else {
             return; // an unknown producer: counted as missing deliveries at verification
         };
-        tally.acc.store(
-            self.body
-                .run(tally.acc.load(Ordering::Relaxed), event.seq()),
-            Ordering::Relaxed,
-        );
+        tally.acc.store(self.body.run(tally.acc.load(Ordering::Relaxed), event.seq()), Ordering::Relaxed);
         spin_for(self.work_ns);
         tally.record(event);
         if let Some(latency) = &self.subscriber.latency {
@@ -316,13 +293,7 @@ mod tests {
             Listener::<SmallEvent>::on_event(&l, &e);
         }
         let t = &sub.tallies[0];
-        assert_eq!(
-            (
-                t.count.load(Ordering::Relaxed),
-                t.missing.load(Ordering::Relaxed)
-            ),
-            (10, 0)
-        );
+        assert_eq!((t.count.load(Ordering::Relaxed), t.missing.load(Ordering::Relaxed)), (10, 0));
         assert_eq!(t.next.load(Ordering::Relaxed), 50);
     }
 }

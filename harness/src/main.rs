@@ -2,7 +2,8 @@
 //!
 //! Errors are `anyhow` at this edge and printed with `{:#}` (the whole
 //! context chain); `main` returns an [`ExitCode`]: 0 success, 1 error,
-//! 2 usage error (clap).
+//! 2 usage error (clap), 4 when `run` finished but a cell failed its
+//! delivery checks.
 
 use anyhow::{Context, bail};
 use buslab_harness::export::{self, Format};
@@ -10,6 +11,7 @@ use buslab_harness::probe::{self, Budget, Instruments, Pass, ProbeRequest};
 use buslab_harness::runner::{self, ProbeRunner};
 use buslab_harness::store::{self, Store};
 use buslab_harness::{meta, summary};
+use buslab_scenarios::results::CellStatus;
 use clap::{Parser, Subcommand};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -33,22 +35,12 @@ static DHAT_ON: AtomicBool = AtomicBool::new(false);
 unsafe impl GlobalAlloc for Switch {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: same contract as ours.
-        unsafe {
-            if DHAT_ON.load(Ordering::Relaxed) {
-                dhat::Alloc.alloc(layout)
-            } else {
-                System.alloc(layout)
-            }
-        }
+        unsafe { if DHAT_ON.load(Ordering::Relaxed) { dhat::Alloc.alloc(layout) } else { System.alloc(layout) } }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as ours.
         unsafe {
-            if DHAT_ON.load(Ordering::Relaxed) {
-                dhat::Alloc.dealloc(ptr, layout)
-            } else {
-                System.dealloc(ptr, layout)
-            }
+            if DHAT_ON.load(Ordering::Relaxed) { dhat::Alloc.dealloc(ptr, layout) } else { System.dealloc(ptr, layout) }
         }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -81,8 +73,7 @@ impl Instruments for Real {
         if open {
             valgrind_requests::callgrind::zero_stats();
         } else {
-            let name = std::ffi::CString::new(buslab_harness::CALLGRIND_TRIGGER)
-                .expect("no NUL in the name");
+            let name = std::ffi::CString::new(buslab_harness::CALLGRIND_TRIGGER).expect("no NUL in the name");
             valgrind_requests::callgrind::dump_stats_at(name.as_c_str());
         }
     }
@@ -218,31 +209,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let message = export::import_cmd(&mut store, &file)?;
             writeln!(out, "{message}")?;
         }
-        Command::Run(args) => run_command(args, &mut out)?,
+        Command::Run(args) => {
+            let failed = run_command(args, &mut out)?;
+            out.flush().context("writing to stdout")?;
+            if failed > 0 {
+                eprintln!("buslab: {failed} cell(s) failed (see the reasons above)");
+                return Ok(ExitCode::from(4));
+            }
+        }
     }
     out.flush().context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 
 fn probe_command() -> anyhow::Result<ExitCode> {
-    let _profiler = DHAT_ON
-        .load(Ordering::Relaxed)
-        .then(|| dhat::Profiler::builder().testing().build());
+    let _profiler = DHAT_ON.load(Ordering::Relaxed).then(|| dhat::Profiler::builder().testing().build());
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("reading the probe request")?;
-    let request: ProbeRequest =
-        serde_json::from_str(&input).context("parsing the probe request")?;
+    std::io::stdin().read_to_string(&mut input).context("reading the probe request")?;
+    let request: ProbeRequest = serde_json::from_str(&input).context("parsing the probe request")?;
     let response = probe::run(&request, &Real);
-    println!(
-        "{}",
-        serde_json::to_string(&response).context("encoding the answer")?
-    );
+    println!("{}", serde_json::to_string(&response).context("encoding the answer")?);
     Ok(ExitCode::SUCCESS)
 }
 
-fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
+/// Runs the matrix; returns the number of failed cells.
+fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let all_scenarios = buslab_scenarios::catalog_with(&args.scenario_files)?;
     let scenarios: Vec<_> = if args.scenario.is_empty() {
         all_scenarios
@@ -253,10 +244,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
                 bail!("unknown scenario `{name}`; known: {}", known.join(", "));
             }
         }
-        all_scenarios
-            .into_iter()
-            .filter(|s| args.scenario.contains(&s.name))
-            .collect()
+        all_scenarios.into_iter().filter(|s| args.scenario.contains(&s.name)).collect()
     };
     let all_buses = buslab_impls::all();
     let buses: Vec<_> = if args.bus.is_empty() {
@@ -268,10 +256,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
                 bail!("unknown bus `{name}`; known: {}", known.join(", "));
             }
         }
-        all_buses
-            .into_iter()
-            .filter(|b| args.bus.iter().any(|n| n == b.name))
-            .collect()
+        all_buses.into_iter().filter(|b| args.bus.iter().any(|n| n == b.name)).collect()
     };
     let passes = if args.pass.is_empty() {
         Pass::ALL.to_vec()
@@ -291,46 +276,35 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let runner = ProbeRunner {
         exe: std::env::current_exe().context("locating the buslab executable")?,
         valgrind: runner::find_valgrind(),
-        budget: if args.quick {
-            Budget::QUICK
-        } else {
-            Budget::DEFAULT
-        },
+        budget: if args.quick { Budget::QUICK } else { Budget::DEFAULT },
         timeout: Duration::from_secs(args.timeout),
         passes,
         scratch: scratch.clone(),
     };
     if runner.valgrind.is_none() {
-        eprintln!(
-            "buslab: valgrind not found: the instruction pass is skipped (install it: apt-get install valgrind)"
-        );
+        eprintln!("buslab: valgrind not found: the instruction pass is skipped (install it: apt-get install valgrind)");
     }
     let refs: Vec<_> = scenarios.iter().collect();
     let mut meta = meta::collect(args.quick, std::env::args().collect(), &refs);
+    meta.harness_overhead_ns = harness_overhead(&runner);
+    if let Some(ns) = meta.harness_overhead_ns {
+        eprintln!("buslab: harness overhead {ns:.1} ns per event (null bus, spsc: producer loop + verifying listener)");
+    }
     store.begin_run(&meta)?;
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
+            .expect("static template")
+            .progress_chars("=> "),
     );
     let interactive = console::Term::stderr().is_term();
     let mut results = Vec::with_capacity(cells.len());
     for cell in &cells {
         let name = cell.key.name();
-        let result = runner.run_cell(cell, &mut |pass| {
-            bar.set_message(format!("{name} · {}", pass.name()))
-        });
+        let result = runner.run_cell(cell, &mut |pass| bar.set_message(format!("{name} · {}", pass.name())));
         if !interactive {
-            eprintln!(
-                "[{}/{}] {name}: {}",
-                results.len() + 1,
-                cells.len(),
-                status_word(&result)
-            );
+            eprintln!("[{}/{}] {name}: {}", results.len() + 1, cells.len(), status_word(&result));
         }
         bar.inc(1);
         // Committed as it finishes: an interrupted run keeps its cells.
@@ -339,16 +313,33 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
     let _ = std::fs::remove_dir_all(&scratch);
-    meta.finished_at = Some(meta::now_rfc3339());
-    meta.complete = true;
+    let finished_at = meta::now_rfc3339();
+    store.finish_run(&meta.id, &finished_at, true)?;
     summary::write(out, &results, terminal_width())?;
     writeln!(
         out,
-        "run {} finished in {:.0} s",
+        "run {} finished in {:.0} s; stored in {}",
         meta.id,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        store.path().display()
     )?;
-    Ok(())
+    Ok(results.iter().filter(|r| matches!(r.status, CellStatus::Failed(_))).count())
+}
+
+/// The harness's own cost per event: the throughput pass over the `null`
+/// bus (one in-line listener, nothing in between) on the `spsc` scenario.
+fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
+    let scenario = buslab_scenarios::catalog().ok()?.into_iter().find(|s| s.name == "spsc")?;
+    let request = ProbeRequest {
+        pass: Pass::Throughput,
+        bus: "null".into(),
+        point: scenario.points()[0],
+        scenario,
+        budget: runner.budget,
+        capacity: None,
+    };
+    let rate = runner.probe(&request).ok()?.throughput?.events_per_sec.median;
+    (rate > 0.0).then(|| 1e9 / rate)
 }
 
 fn status_word(result: &buslab_scenarios::results::CellResult) -> String {
@@ -362,11 +353,7 @@ fn status_word(result: &buslab_scenarios::results::CellResult) -> String {
 
 /// The terminal's width, or `COLUMNS`, or 100.
 fn terminal_width() -> usize {
-    if let Some(w) = std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|&w: &usize| w >= 40)
-    {
+    if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse().ok()).filter(|&w: &usize| w >= 40) {
         return w;
     }
     match console::Term::stdout().size_checked() {

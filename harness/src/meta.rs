@@ -14,18 +14,12 @@ pub fn now_rfc3339() -> String {
 /// A new run id: UTC time plus four random hex digits (unique across
 /// machines for imports).
 pub fn new_run_id() -> String {
-    let stamp: String = now_rfc3339()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
+    let stamp: String = now_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("{stamp}-{:04x}", fastrand::u16(..))
 }
 
 fn read_trimmed(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// The CPU model from `/proc/cpuinfo` (or the architecture).
@@ -45,11 +39,7 @@ pub fn cpu_model() -> String {
 pub fn os() -> String {
     let pretty = std::fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-                .map(|v| v.trim_matches('"').to_owned())
-        });
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=")).map(|v| v.trim_matches('"').to_owned()));
     let kernel = read_trimmed("/proc/sys/kernel/osrelease");
     match (pretty, kernel) {
         (Some(p), Some(k)) => format!("{p}, kernel {k}"),
@@ -80,10 +70,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         ("rustflags", env!("BUSLAB_RUSTFLAGS")),
         ("target", env!("BUSLAB_TARGET")),
         ("target_features", env!("BUSLAB_TARGET_FEATURES")),
-        (
-            "debug_assertions",
-            if cfg!(debug_assertions) { "on" } else { "off" },
-        ),
+        ("debug_assertions", if cfg!(debug_assertions) { "on" } else { "off" }),
     ] {
         build.insert(key.to_owned(), value.to_owned());
     }
@@ -114,10 +101,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         cores: buslab_impls::cores(),
         os: os(),
         crate_versions,
-        scenario_hashes: scenarios
-            .iter()
-            .map(|s| (s.name.clone(), s.sha256.clone()))
-            .collect(),
+        scenario_hashes: scenarios.iter().map(|s| (s.name.clone(), s.sha256.clone())).collect(),
         harness_overhead_ns: None,
     }
 }
@@ -132,11 +116,7 @@ mod tests {
         assert!(meta.rustc.starts_with("rustc "), "{}", meta.rustc);
         assert!(meta.cores >= 1);
         assert!(!meta.cpu.is_empty() && !meta.os.is_empty() && !meta.machine.is_empty());
-        assert!(
-            meta.crate_versions.contains_key("crossbeam-channel"),
-            "{:?}",
-            meta.crate_versions
-        );
+        assert!(meta.crate_versions.contains_key("crossbeam-channel"), "{:?}", meta.crate_versions);
         assert_eq!(meta.build.get("target").map(String::is_empty), Some(false));
     }
 

@@ -30,12 +30,7 @@ pub struct PlannedCell {
 }
 
 /// Why `bus` cannot run `scenario` at `point`, if it cannot.
-pub fn skip_reason(
-    bus: &BusInfo,
-    scenario: &Scenario,
-    point: SweepPoint,
-    cores: usize,
-) -> Option<String> {
+pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores: usize) -> Option<String> {
     let caps = &bus.capabilities;
     if let Some(max) = caps.max_subscribers
         && point.subscribers > max
@@ -66,17 +61,9 @@ pub fn plan(scenarios: &[Scenario], buses: &[BusInfo]) -> Vec<PlannedCell> {
         let shared = Arc::new(scenario.clone());
         for point in scenario.points() {
             for bus in buses {
-                let params = scenario
-                    .sweep_params(point)
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect();
+                let params = scenario.sweep_params(point).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
                 cells.push(PlannedCell {
-                    key: CellKey {
-                        scenario: scenario.name.clone(),
-                        bus: bus.name.to_owned(),
-                        params,
-                    },
+                    key: CellKey { scenario: scenario.name.clone(), bus: bus.name.to_owned(), params },
                     scenario: shared.clone(),
                     bus: bus.clone(),
                     point,
@@ -108,19 +95,13 @@ pub struct ProbeRunner {
 /// Finds `valgrind` on `PATH`.
 pub fn find_valgrind() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join("valgrind"))
-        .find(|p| p.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join("valgrind")).find(|p| p.is_file())
 }
 
 impl ProbeRunner {
     /// Runs every pass of `cell`; `progress(pass)` is told which pass starts.
     pub fn run_cell(&self, cell: &PlannedCell, progress: &mut dyn FnMut(Pass)) -> CellResult {
-        let mut result = CellResult::new(
-            cell.key.clone(),
-            cell.point.producers,
-            cell.point.subscribers,
-        );
+        let mut result = CellResult::new(cell.key.clone(), cell.point.producers, cell.point.subscribers);
         if let Some(reason) = &cell.skip {
             result.status = CellStatus::Skipped(reason.clone());
             return result;
@@ -129,10 +110,7 @@ impl ProbeRunner {
         for &pass in &self.passes {
             progress(pass);
             if pass == Pass::Latency && capacity.is_none() {
-                result.skipped_passes.insert(
-                    pass.name().into(),
-                    "needs the throughput pass's capacity".into(),
-                );
+                result.skipped_passes.insert(pass.name().into(), "needs the throughput pass's capacity".into());
                 continue;
             }
             if pass == Pass::Instructions && self.valgrind.is_none() {
@@ -152,10 +130,7 @@ impl ProbeRunner {
             };
             let response = match self.probe(&request) {
                 Ok(r) => r,
-                Err(e) => ProbeResponse {
-                    error: Some(e),
-                    ..Default::default()
-                },
+                Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
             };
             result.dropped += response.dropped;
             if let Some(error) = response.error {
@@ -170,10 +145,7 @@ impl ProbeRunner {
             }
             match pass {
                 Pass::Throughput => {
-                    capacity = response
-                        .throughput
-                        .as_ref()
-                        .map(|t| t.events_per_sec.median);
+                    capacity = response.throughput.as_ref().map(|t| t.events_per_sec.median);
                     result.throughput = response.throughput;
                 }
                 Pass::Latency => result.latency = response.latency,
@@ -210,10 +182,7 @@ impl ProbeRunner {
                     .arg("--tool=callgrind")
                     .arg("--cache-sim=yes")
                     .arg("--branch-sim=yes")
-                    .arg(format!(
-                        "--callgrind-out-file={}",
-                        self.callgrind_out().display()
-                    ))
+                    .arg(format!("--callgrind-out-file={}", self.callgrind_out().display()))
                     .arg(&self.exe);
                 timeout *= 10;
             }
@@ -223,46 +192,30 @@ impl ProbeRunner {
         if request.pass == Pass::Allocations {
             command.env("BUSLAB_DHAT", "1");
         }
-        let input =
-            serde_json::to_vec(request).map_err(|e| format!("encoding the request: {e}"))?;
+        let input = serde_json::to_vec(request).map_err(|e| format!("encoding the request: {e}"))?;
         let out = run_with_timeout(&mut command, &input, timeout)?;
         let line = out.stdout.lines().rev().find(|l| l.starts_with('{'));
         match line {
-            Some(line) => serde_json::from_str(line)
-                .map_err(|e| format!("unreadable probe answer ({e}): {line}")),
-            None => Err(format!(
-                "the probe exited with {} and no answer; stderr: {}",
-                out.status,
-                tail(&out.stderr, 600)
-            )),
+            Some(line) => serde_json::from_str(line).map_err(|e| format!("unreadable probe answer ({e}): {line}")),
+            None => {
+                Err(format!("the probe exited with {} and no answer; stderr: {}", out.status, tail(&out.stderr, 600)))
+            }
         }
     }
 
     fn take_callgrind(&self, response: &ProbeResponse) -> Result<Instructions, String> {
         let out = self.callgrind_out();
         let dir = out.parent().unwrap_or(Path::new("."));
-        let prefix = out
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let prefix = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let mut found = None;
-        for entry in
-            std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?
-        {
+        for entry in std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
             let path = entry.map_err(|e| e.to_string())?.path();
-            let name = path
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
             if !name.starts_with(&prefix) {
                 continue;
             }
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("reading {}: {e}", path.display()))?;
-            if text.contains(&format!(
-                "Trigger: Client Request: {}",
-                crate::CALLGRIND_TRIGGER
-            )) {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            if text.contains(&format!("Trigger: Client Request: {}", crate::CALLGRIND_TRIGGER)) {
                 found = Some(text);
             }
         }
@@ -289,35 +242,15 @@ fn clear_callgrind(out: &Path) {
 /// Reads a callgrind dump's `events:` and `summary:` lines into per-event
 /// figures. Estimated cycles follow iai-callgrind: L1 hits + 5·LL hits +
 /// 35·RAM hits.
-pub fn parse_callgrind(
-    text: &str,
-    events: u64,
-    multithreaded: bool,
-) -> Result<Instructions, String> {
-    let header = text
-        .lines()
-        .find_map(|l| l.strip_prefix("events:"))
-        .ok_or("no `events:` line")?;
+pub fn parse_callgrind(text: &str, events: u64, multithreaded: bool) -> Result<Instructions, String> {
+    let header = text.lines().find_map(|l| l.strip_prefix("events:")).ok_or("no `events:` line")?;
     let summary = text
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
-        })
+        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
         .ok_or("no `summary:` line")?;
     let names: Vec<&str> = header.split_whitespace().collect();
-    let values: Vec<u64> = summary
-        .split_whitespace()
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let get = |name: &str| {
-        names
-            .iter()
-            .position(|n| *n == name)
-            .and_then(|i| values.get(i))
-            .copied()
-            .unwrap_or(0)
-    };
+    let values: Vec<u64> = summary.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    let get = |name: &str| names.iter().position(|n| *n == name).and_then(|i| values.get(i)).copied().unwrap_or(0);
     if !names.contains(&"Ir") {
         return Err("the dump has no Ir counts".into());
     }
@@ -350,11 +283,7 @@ pub struct ChildOutput {
 }
 
 /// Runs `command` with `input` on stdin; kills it after `timeout`.
-pub fn run_with_timeout(
-    command: &mut Command,
-    input: &[u8],
-    timeout: Duration,
-) -> Result<ChildOutput, String> {
+pub fn run_with_timeout(command: &mut Command, input: &[u8], timeout: Duration) -> Result<ChildOutput, String> {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -409,9 +338,7 @@ pub fn run_with_timeout(
 /// The last `n` bytes of `text` (on a character boundary), one line.
 pub fn tail(text: &str, n: usize) -> String {
     let start = text.len().saturating_sub(n);
-    let start = (start..=text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
+    let start = (start..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
     text[start..].trim().replace('\n', " | ")
 }
 
@@ -428,10 +355,7 @@ mod tests {
         assert_eq!(i.ram_hits_per_event, 0.6);
         assert_eq!(i.ll_hits_per_event, 2.9);
         assert_eq!(i.l1_hits_per_event, 146.5);
-        assert_eq!(
-            i.est_cycles_per_event,
-            (1465.0 + 5.0 * 29.0 + 35.0 * 6.0) / 10.0
-        );
+        assert_eq!(i.est_cycles_per_event, (1465.0 + 5.0 * 29.0 + 35.0 * 6.0) / 10.0);
         assert_eq!(i.branch_misses_per_event, 1.0);
     }
 
@@ -449,36 +373,18 @@ mod tests {
             .find(|s| s.name == "mpmc")
             .expect("mpmc in the catalog");
         let mut bus = buslab_impls::find("fixed_array").expect("fixed_array exists");
-        let point = SweepPoint {
-            producers: 2,
-            subscribers: 2000,
-        };
-        assert!(
-            skip_reason(&bus, &scenario, point, 2)
-                .expect("too many")
-                .contains("at most")
-        );
+        let point = SweepPoint { producers: 2, subscribers: 2000 };
+        assert!(skip_reason(&bus, &scenario, point, 2).expect("too many").contains("at most"));
         bus.capabilities.multi_producer = false;
-        let point = SweepPoint {
-            producers: 2,
-            subscribers: 4,
-        };
-        assert!(
-            skip_reason(&bus, &scenario, point, 2)
-                .expect("single")
-                .contains("single producer")
-        );
+        let point = SweepPoint { producers: 2, subscribers: 4 };
+        assert!(skip_reason(&bus, &scenario, point, 2).expect("single").contains("single producer"));
     }
 
     #[test]
     fn a_hung_child_is_killed() {
-        let err = run_with_timeout(
-            Command::new("sleep").arg("10"),
-            b"",
-            Duration::from_millis(200),
-        )
-        .err()
-        .expect("must time out");
+        let err = run_with_timeout(Command::new("sleep").arg("10"), b"", Duration::from_millis(200))
+            .err()
+            .expect("must time out");
         assert!(err.contains("timed out"), "{err}");
     }
 

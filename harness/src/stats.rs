@@ -47,12 +47,7 @@ pub fn estimate(samples: &[f64]) -> Estimate {
 pub fn estimate_with(samples: &[f64], confidence: f64, resamples: usize) -> Estimate {
     let median = median(samples);
     if samples.len() < 2 {
-        return Estimate {
-            median,
-            lower: median,
-            upper: median,
-            samples: samples.to_vec(),
-        };
+        return Estimate { median, lower: median, upper: median, samples: samples.to_vec() };
     }
     let mut rng = fastrand::Rng::with_seed(0x6275_736c_6162); // "buslab"
     let mut medians = Vec::with_capacity(resamples);

@@ -61,9 +61,7 @@
 //! - `thiserror`: the typed [`StoreError`], carrying the store's path.
 
 use buslab_scenarios::results::{CellResult, CellStatus, Latency, Run, RunMeta};
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -95,14 +93,8 @@ struct Migration {
 
 /// The schema's history: step `i` takes a store from version `i` to `i + 1`.
 const MIGRATIONS: &[Migration] = &[
-    Migration {
-        summary: "create runs and cells",
-        apply: migrate_v1,
-    },
-    Migration {
-        summary: "add the metrics table, filled from the stored cells",
-        apply: migrate_v2,
-    },
+    Migration { summary: "create runs and cells", apply: migrate_v1 },
+    Migration { summary: "add the metrics table, filled from the stored cells", apply: migrate_v2 },
 ];
 
 fn migrate_v1(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
@@ -154,13 +146,7 @@ fn migrate_v2(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
         .prepare("SELECT run_id, name, result FROM cells ORDER BY run_id, ordinal")
         .map_err(|e| sqlite_error(path, "reading cells", e))?;
     let rows = select
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-            ))
-        })
+        .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))
         .map_err(|e| sqlite_error(path, "reading cells", e))?;
     for row in rows {
         let (run_id, name, json) = row.map_err(|e| sqlite_error(path, "reading cells", e))?;
@@ -298,19 +284,13 @@ pub enum StoreError {
 fn sqlite_error(path: &Path, context: impl Into<String>, source: rusqlite::Error) -> StoreError {
     let context = context.into();
     match source.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("{context}: {source}"),
-        },
-        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotSqlite {
-            path: path.to_path_buf(),
-            detail: format!("{context}: {source}"),
-        },
-        _ => StoreError::Sqlite {
-            path: path.to_path_buf(),
-            context,
-            source,
-        },
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            StoreError::Corrupt { path: path.to_path_buf(), detail: format!("{context}: {source}") }
+        }
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            StoreError::NotSqlite { path: path.to_path_buf(), detail: format!("{context}: {source}") }
+        }
+        _ => StoreError::Sqlite { path: path.to_path_buf(), context, source },
     }
 }
 
@@ -365,12 +345,7 @@ pub fn metrics(cell: &CellResult) -> Vec<Metric> {
     let mut push = |slug: &'static str, value: f64, ci: Option<(f64, f64)>| {
         if value.is_finite() {
             let (lower, upper) = ci.filter(|(l, u)| l.is_finite() && u.is_finite()).unzip();
-            out.push(Metric {
-                slug,
-                value,
-                lower,
-                upper,
-            });
+            out.push(Metric { slug, value, lower, upper });
         }
     };
     if let Some(t) = &cell.throughput {
@@ -452,9 +427,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
     }
 }
 
@@ -478,11 +451,8 @@ impl Store {
                 source,
             })?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let mut conn = Connection::open_with_flags(&path, flags)
-            .map_err(|e| sqlite_error(&path, "opening", e))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn = Connection::open_with_flags(&path, flags).map_err(|e| sqlite_error(&path, "opening", e))?;
         configure(&conn, &path)?;
         if existing != Existing::Buslab(SCHEMA_VERSION) {
             migrate(&mut conn, &path, SCHEMA_VERSION)?;
@@ -503,8 +473,7 @@ impl Store {
         meta.complete = false;
         let (tx, path) = self.write_tx("recording the start of a run")?;
         insert_run(&tx, path, &meta)?;
-        tx.commit()
-            .map_err(|e| sqlite_error(path, "recording the start of a run", e))
+        tx.commit().map_err(|e| sqlite_error(path, "recording the start of a run", e))
     }
 
     /// Stores one cell of run `run_id` after the ones already stored, and
@@ -514,17 +483,10 @@ impl Store {
         let context = "saving a cell";
         let (tx, path) = self.write_tx(context)?;
         if !run_exists(&tx, path, run_id)? {
-            return Err(StoreError::UnknownRun {
-                path: path.to_path_buf(),
-                id: run_id.to_owned(),
-            });
+            return Err(StoreError::UnknownRun { path: path.to_path_buf(), id: run_id.to_owned() });
         }
         let ordinal: i64 = tx
-            .query_row(
-                "SELECT coalesce(max(ordinal) + 1, 0) FROM cells WHERE run_id = ?1",
-                [run_id],
-                |r| r.get(0),
-            )
+            .query_row("SELECT coalesce(max(ordinal) + 1, 0) FROM cells WHERE run_id = ?1", [run_id], |r| r.get(0))
             .map_err(|e| sqlite_error(path, context, e))?;
         insert_cell(&tx, path, run_id, ordinal, cell)?;
         tx.commit().map_err(|e| sqlite_error(path, context, e))
@@ -532,25 +494,15 @@ impl Store {
 
     /// Records the end of run `run_id`: when, and whether every planned
     /// cell finished.
-    pub fn finish_run(
-        &mut self,
-        run_id: &str,
-        finished_at: &str,
-        complete: bool,
-    ) -> Result<(), StoreError> {
+    pub fn finish_run(&mut self, run_id: &str, finished_at: &str, complete: bool) -> Result<(), StoreError> {
         let context = "recording the end of a run";
         let (tx, path) = self.write_tx(context)?;
         let json: Option<String> = tx
-            .query_row("SELECT meta FROM runs WHERE id = ?1", [run_id], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT meta FROM runs WHERE id = ?1", [run_id], |r| r.get(0))
             .optional()
             .map_err(|e| sqlite_error(path, context, e))?;
         let Some(json) = json else {
-            return Err(StoreError::UnknownRun {
-                path: path.to_path_buf(),
-                id: run_id.to_owned(),
-            });
+            return Err(StoreError::UnknownRun { path: path.to_path_buf(), id: run_id.to_owned() });
         };
         let mut meta = parse_meta(path, run_id, &json)?;
         meta.finished_at = Some(finished_at.to_owned());
@@ -586,11 +538,7 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, Option<String>>(2)?,
                     r.get::<_, bool>(3)?,
-                    [
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                        r.get::<_, i64>(6)?,
-                    ],
+                    [r.get::<_, i64>(4)?, r.get::<_, i64>(5)?, r.get::<_, i64>(6)?],
                 ))
             })
             .map_err(|e| sqlite_error(&self.path, context, e))?;
@@ -602,12 +550,7 @@ impl Store {
             meta.finished_at = finished_at;
             meta.complete = complete;
             let count = |n: i64| usize::try_from(n).expect("a count of rows is not negative");
-            runs.push(RunSummary {
-                meta,
-                ok: count(ok),
-                failed: count(failed),
-                skipped: count(skipped),
-            });
+            runs.push(RunSummary { meta, ok: count(ok), failed: count(failed), skipped: count(skipped) });
         }
         Ok(runs)
     }
@@ -617,18 +560,13 @@ impl Store {
         let context = "loading a run";
         let row: Option<(String, Option<String>, bool)> = self
             .conn
-            .query_row(
-                "SELECT meta, finished_at, complete FROM runs WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
+            .query_row("SELECT meta, finished_at, complete FROM runs WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(|e| sqlite_error(&self.path, context, e))?;
         let Some((json, finished_at, complete)) = row else {
-            return Err(StoreError::UnknownRun {
-                path: self.path.clone(),
-                id: id.to_owned(),
-            });
+            return Err(StoreError::UnknownRun { path: self.path.clone(), id: id.to_owned() });
         };
         let mut meta = parse_meta(&self.path, id, &json)?;
         meta.finished_at = finished_at;
@@ -638,9 +576,7 @@ impl Store {
             .prepare("SELECT name, result FROM cells WHERE run_id = ?1 ORDER BY ordinal")
             .map_err(|e| sqlite_error(&self.path, context, e))?;
         let rows = stmt
-            .query_map([id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
+            .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(|e| sqlite_error(&self.path, context, e))?;
         let mut cells = Vec::new();
         for row in rows {
@@ -653,20 +589,14 @@ impl Store {
     /// The id of the most recently started run, if any.
     pub fn latest_run_id(&self) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row(
-                "SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
+            .query_row("SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1", [], |r| r.get(0))
             .optional()
             .map_err(|e| sqlite_error(&self.path, "finding the latest run", e))
     }
 
     /// The most recently started run, if any.
     pub fn latest_run(&self) -> Result<Option<Run>, StoreError> {
-        self.latest_run_id()?
-            .map(|id| self.load_run(&id))
-            .transpose()
+        self.latest_run_id()?.map(|id| self.load_run(&id)).transpose()
     }
 
     /// The id of the latest run started before run `id` on the same
@@ -675,18 +605,11 @@ impl Store {
         let context = "finding the previous run";
         let this: Option<(String, String)> = self
             .conn
-            .query_row(
-                "SELECT machine, started_at FROM runs WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT machine, started_at FROM runs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(|e| sqlite_error(&self.path, context, e))?;
         let Some((machine, started_at)) = this else {
-            return Err(StoreError::UnknownRun {
-                path: self.path.clone(),
-                id: id.to_owned(),
-            });
+            return Err(StoreError::UnknownRun { path: self.path.clone(), id: id.to_owned() });
         };
         self.conn
             .query_row(
@@ -702,9 +625,7 @@ impl Store {
 
     /// The latest run started before run `id` on the same `machine`, if any.
     pub fn previous_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        self.previous_run_id(id)?
-            .map(|id| self.load_run(&id))
-            .transpose()
+        self.previous_run_id(id)?.map(|id| self.load_run(&id)).transpose()
     }
 
     /// The id of the run that `id_or_prefix` names: an exact id, or the
@@ -723,27 +644,15 @@ impl Store {
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| sqlite_error(&self.path, context, e))?;
         match ids.as_slice() {
-            [] => Err(StoreError::UnknownRun {
-                path: self.path.clone(),
-                id: id_or_prefix.to_owned(),
-            }),
+            [] => Err(StoreError::UnknownRun { path: self.path.clone(), id: id_or_prefix.to_owned() }),
             [one, ..] if one == id_or_prefix => Ok(one.clone()),
             [one] => Ok(one.clone()),
             many => {
-                let mut candidates = many
-                    .iter()
-                    .take(5)
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let mut candidates = many.iter().take(5).map(String::as_str).collect::<Vec<_>>().join(", ");
                 if many.len() > 5 {
                     candidates.push_str(", …");
                 }
-                Err(StoreError::AmbiguousRun {
-                    path: self.path.clone(),
-                    prefix: id_or_prefix.to_owned(),
-                    candidates,
-                })
+                Err(StoreError::AmbiguousRun { path: self.path.clone(), prefix: id_or_prefix.to_owned(), candidates })
             }
         }
     }
@@ -762,9 +671,7 @@ impl Store {
             insert_cell(&tx, path, &run.meta.id, ordinal, cell)?;
         }
         tx.commit().map_err(|e| sqlite_error(path, context, e))?;
-        Ok(Imported::Imported {
-            cells: run.cells.len(),
-        })
+        Ok(Imported::Imported { cells: run.cells.len() })
     }
 
     /// Begins an immediate (write-locking) transaction.
@@ -785,13 +692,10 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     // WAL lets readers (reports) and the writer (a run) work at once. Where
     // the file system cannot do WAL, SQLite keeps its rollback journal and
     // the busy timeout still serialises access, so the answer is not checked.
-    let _mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-        .map_err(err)?;
+    let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(err)?;
     // Durable across a crash of the process (which is what an interrupted
     // run is); WAL with NORMAL only risks the last commits on power loss.
-    conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
     conn.pragma_update(None, "foreign_keys", true).map_err(err)
 }
 
@@ -807,48 +711,31 @@ fn migrate(conn: &mut Connection, path: &Path, target: i64) -> Result<(), StoreE
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(|e| sqlite_error(path, "reading the schema version", e))?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
-            found: current,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found: current, supported: SCHEMA_VERSION });
     }
     if current >= target {
         return Ok(());
     }
     let Ok(done) = usize::try_from(current) else {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("schema version {current}"),
-        });
+        return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: format!("schema version {current}") });
     };
     for (version, step) in (1_i64..).zip(MIGRATIONS).skip(done) {
         if version > target {
             break;
         }
         (step.apply)(&tx, path).map_err(|e| match e {
-            StoreError::Sqlite {
+            StoreError::Sqlite { path, context, source } => StoreError::Sqlite {
                 path,
-                context,
-                source,
-            } => StoreError::Sqlite {
-                path,
-                context: format!(
-                    "migrating to schema version {version} ({}): {context}",
-                    step.summary
-                ),
+                context: format!("migrating to schema version {version} ({}): {context}", step.summary),
                 source,
             },
             other => other,
         })?;
     }
     let err = |e| sqlite_error(path, "recording the schema version", e);
-    tx.pragma_update(None, "application_id", APPLICATION_ID)
-        .map_err(err)?;
-    tx.pragma_update(None, "user_version", target)
-        .map_err(err)?;
-    tx.commit()
-        .map_err(|e| sqlite_error(path, "committing the schema migration", e))
+    tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(err)?;
+    tx.pragma_update(None, "user_version", target).map_err(err)?;
+    tx.commit().map_err(|e| sqlite_error(path, "committing the schema migration", e))
 }
 
 /// What the first bytes of an SQLite file say.
@@ -878,18 +765,11 @@ fn inspect(path: &Path) -> Result<Existing, StoreError> {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Missing),
         Err(source) => {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                context: "cannot inspect the store",
-                source,
-            });
+            return Err(StoreError::Io { path: path.to_path_buf(), context: "cannot inspect the store", source });
         }
     };
     if !metadata.is_file() {
-        return Err(StoreError::NotSqlite {
-            path: path.to_path_buf(),
-            detail: "it is not a regular file".to_owned(),
-        });
+        return Err(StoreError::NotSqlite { path: path.to_path_buf(), detail: "it is not a regular file".to_owned() });
     }
     let has_wal = sibling(path, "-wal").exists();
     let header = read_header(path, metadata.len(), has_wal)?;
@@ -902,17 +782,9 @@ fn inspect(path: &Path) -> Result<Existing, StoreError> {
         let objects: i64 = ro
             .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
             .map_err(|e| sqlite_error(path, "reading the schema", e))?;
-        (
-            pragma("application_id")?,
-            pragma("user_version")?,
-            objects == 0,
-        )
+        (pragma("application_id")?, pragma("user_version")?, objects == 0)
     } else {
-        (
-            i64::from(header.application_id),
-            i64::from(header.user_version),
-            header.empty_schema,
-        )
+        (i64::from(header.application_id), i64::from(header.user_version), header.empty_schema)
     };
     if application_id != i64::from(APPLICATION_ID) {
         if application_id == 0 && version == 0 && empty_schema {
@@ -923,33 +795,20 @@ fn inspect(path: &Path) -> Result<Existing, StoreError> {
         } else {
             format!("application id {application_id:#010x}; buslab's is {APPLICATION_ID:#010x}")
         };
-        return Err(StoreError::Foreign {
-            path: path.to_path_buf(),
-            detail,
-        });
+        return Err(StoreError::Foreign { path: path.to_path_buf(), detail });
     }
     if version > SCHEMA_VERSION {
-        return Err(StoreError::TooNew {
-            path: path.to_path_buf(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
+        return Err(StoreError::TooNew { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
     }
     if version < 0 {
-        return Err(StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: format!("schema version {version}"),
-        });
+        return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: format!("schema version {version}") });
     }
     if version < SCHEMA_VERSION {
         let verdict: String = open_read_only(path)?
             .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
             .map_err(|e| sqlite_error(path, "checking integrity before migrating", e))?;
         if verdict != "ok" {
-            return Err(StoreError::Corrupt {
-                path: path.to_path_buf(),
-                detail: verdict,
-            });
+            return Err(StoreError::Corrupt { path: path.to_path_buf(), detail: verdict });
         }
     }
     Ok(Existing::Buslab(version))
@@ -964,10 +823,8 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let ro = Connection::open_with_flags(path, flags)
-        .map_err(|e| sqlite_error(path, "opening read-only", e))?;
-    ro.busy_timeout(BUSY_TIMEOUT)
-        .map_err(|e| sqlite_error(path, "opening read-only", e))?;
+    let ro = Connection::open_with_flags(path, flags).map_err(|e| sqlite_error(path, "opening read-only", e))?;
+    ro.busy_timeout(BUSY_TIMEOUT).map_err(|e| sqlite_error(path, "opening read-only", e))?;
     Ok(ro)
 }
 
@@ -975,30 +832,20 @@ fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
 /// follows it, and checks the file's length against them. See
 /// <https://www.sqlite.org/fileformat.html>.
 fn read_header(path: &Path, len: u64, has_wal: bool) -> Result<Header, StoreError> {
-    let not_sqlite = |detail: String| StoreError::NotSqlite {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let corrupt = |detail: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail,
-    };
+    let not_sqlite = |detail: String| StoreError::NotSqlite { path: path.to_path_buf(), detail };
+    let corrupt = |detail: String| StoreError::Corrupt { path: path.to_path_buf(), detail };
     if len == 0 {
         return Err(not_sqlite("the file is empty".to_owned()));
     }
     let mut header = Vec::with_capacity(108);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(108).read_to_end(&mut header))
-        .map_err(|source| StoreError::Io {
-            path: path.to_path_buf(),
-            context: "cannot read the store",
-            source,
-        })?;
+    std::fs::File::open(path).and_then(|f| f.take(108).read_to_end(&mut header)).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        context: "cannot read the store",
+        source,
+    })?;
     if !header.starts_with(SQLITE_MAGIC) {
         if SQLITE_MAGIC.starts_with(&header) {
-            return Err(corrupt(format!(
-                "truncated to {len} bytes, inside the SQLite header"
-            )));
+            return Err(corrupt(format!("truncated to {len} bytes, inside the SQLite header")));
         }
         let detail = match std::str::from_utf8(&header) {
             Ok(_) => "it is a text file, not an SQLite database".to_owned(),
@@ -1007,22 +854,16 @@ fn read_header(path: &Path, len: u64, has_wal: bool) -> Result<Header, StoreErro
         return Err(not_sqlite(detail));
     }
     if header.len() < 100 {
-        return Err(corrupt(format!(
-            "truncated to {len} bytes, inside the 100-byte SQLite header"
-        )));
+        return Err(corrupt(format!("truncated to {len} bytes, inside the 100-byte SQLite header")));
     }
     let be16 = |at: usize| u16::from_be_bytes([header[at], header[at + 1]]);
-    let be32 = |at: usize| {
-        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
+    let be32 = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
     let page_size = match be16(16) {
         1 => 65_536,
         n => u64::from(n),
     };
     if !page_size.is_power_of_two() || !(512..=65_536).contains(&page_size) {
-        return Err(corrupt(format!(
-            "invalid page size {page_size} in the header"
-        )));
+        return Err(corrupt(format!("invalid page size {page_size} in the header")));
     }
     if !len.is_multiple_of(page_size) {
         return Err(corrupt(format!(
@@ -1043,11 +884,7 @@ fn read_header(path: &Path, len: u64, has_wal: bool) -> Result<Header, StoreErro
     // size of at least 512), so the b-tree header of page 1 was read too:
     // a leaf (0x0d) with no cells is an empty schema.
     let empty_schema = header[100] == 0x0d && be16(103) == 0;
-    Ok(Header {
-        application_id: be32(68) as i32,
-        user_version: be32(60) as i32,
-        empty_schema,
-    })
+    Ok(Header { application_id: be32(68) as i32, user_version: be32(60) as i32, empty_schema })
 }
 
 fn run_exists(tx: &Transaction<'_>, path: &Path, id: &str) -> Result<bool, StoreError> {
@@ -1058,11 +895,7 @@ fn run_exists(tx: &Transaction<'_>, path: &Path, id: &str) -> Result<bool, Store
 }
 
 fn insert_run(tx: &Transaction<'_>, path: &Path, meta: &RunMeta) -> Result<(), StoreError> {
-    let invalid = |detail| StoreError::InvalidRun {
-        path: path.to_path_buf(),
-        id: meta.id.clone(),
-        detail,
-    };
+    let invalid = |detail| StoreError::InvalidRun { path: path.to_path_buf(), id: meta.id.clone(), detail };
     if meta.id.is_empty() {
         return Err(invalid("the run id is empty"));
     }
@@ -1070,23 +903,13 @@ fn insert_run(tx: &Transaction<'_>, path: &Path, meta: &RunMeta) -> Result<(), S
         return Err(invalid("the start time is empty"));
     }
     if run_exists(tx, path, &meta.id)? {
-        return Err(StoreError::RunExists {
-            path: path.to_path_buf(),
-            id: meta.id.clone(),
-        });
+        return Err(StoreError::RunExists { path: path.to_path_buf(), id: meta.id.clone() });
     }
     let json = to_json(path, meta, "encoding run metadata")?;
     tx.execute(
         "INSERT INTO runs (id, started_at, finished_at, complete, machine, meta)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            meta.id,
-            meta.started_at,
-            meta.finished_at,
-            meta.complete,
-            meta.machine,
-            json
-        ],
+        params![meta.id, meta.started_at, meta.finished_at, meta.complete, meta.machine, json],
     )
     .map_err(|e| sqlite_error(path, "storing a run", e))?;
     Ok(())
@@ -1102,19 +925,11 @@ fn insert_cell(
     let name = cell.key.name();
     let context = || format!("storing cell `{name}` of run `{run_id}`");
     let taken = tx
-        .query_row(
-            "SELECT 1 FROM cells WHERE run_id = ?1 AND name = ?2",
-            [run_id, &name],
-            |_| Ok(()),
-        )
+        .query_row("SELECT 1 FROM cells WHERE run_id = ?1 AND name = ?2", [run_id, &name], |_| Ok(()))
         .optional()
         .map_err(|e| sqlite_error(path, context(), e))?;
     if taken.is_some() {
-        return Err(StoreError::DuplicateCell {
-            path: path.to_path_buf(),
-            run: run_id.to_owned(),
-            cell: name,
-        });
+        return Err(StoreError::DuplicateCell { path: path.to_path_buf(), run: run_id.to_owned(), cell: name });
     }
     let (status, reason) = match &cell.status {
         CellStatus::Ok => ("ok", None),
@@ -1125,16 +940,7 @@ fn insert_cell(
     tx.execute(
         "INSERT INTO cells (run_id, ordinal, name, scenario, bus, status, reason, result)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            run_id,
-            ordinal,
-            name,
-            cell.key.scenario,
-            cell.key.bus,
-            status,
-            reason,
-            json
-        ],
+        params![run_id, ordinal, name, cell.key.scenario, cell.key.bus, status, reason, json],
     )
     .map_err(|e| sqlite_error(path, context(), e))?;
     insert_metrics(tx, path, run_id, &name, cell)
@@ -1147,13 +953,7 @@ fn insert_metrics(
     name: &str,
     cell: &CellResult,
 ) -> Result<(), StoreError> {
-    let err = |e| {
-        sqlite_error(
-            path,
-            format!("storing the metrics of cell `{name}` of run `{run_id}`"),
-            e,
-        )
-    };
+    let err = |e| sqlite_error(path, format!("storing the metrics of cell `{name}` of run `{run_id}`"), e);
     let mut stmt = tx
         .prepare_cached(
             "INSERT INTO metrics (run_id, cell, measure, value, lower, upper)
@@ -1161,8 +961,7 @@ fn insert_metrics(
         )
         .map_err(err)?;
     for m in metrics(cell) {
-        stmt.execute(params![run_id, name, m.slug, m.value, m.lower, m.upper])
-            .map_err(err)?;
+        stmt.execute(params![run_id, name, m.slug, m.value, m.lower, m.upper]).map_err(err)?;
     }
     Ok(())
 }
@@ -1195,16 +994,13 @@ fn parse_cell(path: &Path, run_id: &str, name: &str, json: &str) -> Result<CellR
 #[cfg(test)]
 pub mod sample {
     use buslab_scenarios::results::{
-        Allocations, CellKey, CellResult, CellStatus, Estimate, Instructions, Latency, Profile,
-        Run, RunMeta, Throughput,
+        Allocations, CellKey, CellResult, CellStatus, Estimate, Instructions, Latency, Profile, Run, RunMeta,
+        Throughput,
     };
     use std::collections::BTreeMap;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     fn estimate(median: f64) -> Estimate {
@@ -1212,13 +1008,7 @@ pub mod sample {
             median,
             lower: median * 0.97,
             upper: median * 1.02,
-            samples: vec![
-                median * 0.96,
-                median * 0.99,
-                median,
-                median * 1.01,
-                median * 1.03,
-            ],
+            samples: vec![median * 0.96, median * 0.99, median, median * 1.01, median * 1.03],
         }
     }
 
@@ -1233,8 +1023,7 @@ pub mod sample {
             p9999_ns: base * 30,
             max_ns: base * 90,
             count: 200_000,
-            histogram: "HISTFAAAACl4nJNpmSzMwMDAxAABzFCaEUzOmNZg/wEi0NzIyszUzNjMyNTMwtDAwA=="
-                .to_owned(),
+            histogram: "HISTFAAAACl4nJNpmSzMwMDAxAABzFCaEUzOmNZg/wEi0NzIyszUzNjMyNTMwtDAwA==".to_owned(),
             spike_p99_ns: (load == 0.0).then_some(base * 40),
             drain_ns: (load == 0.0).then_some(1_250_000),
         }
@@ -1255,12 +1044,8 @@ pub mod sample {
             trial_ns: vec![285_000_000, 286_500_000, 284_900_000],
         });
         cell.latency = vec![latency(0.25, 180), latency(0.5, 240), latency(0.8, 610)];
-        cell.allocations = Some(Allocations {
-            allocs_per_event: 0.0,
-            bytes_per_event: 0.0,
-            peak_bytes: 65_536,
-            events: 100_000,
-        });
+        cell.allocations =
+            Some(Allocations { allocs_per_event: 0.0, bytes_per_event: 0.0, peak_bytes: 65_536, events: 100_000 });
         cell.instructions = Some(Instructions {
             ir_per_event: 412.5,
             l1_hits_per_event: 380.0,
@@ -1332,28 +1117,16 @@ pub mod sample {
                 git_commit: Some("5fbd962a1b2c3d4e5f60718293a4b5c6d7e8f901".to_owned()),
                 git_dirty: Some(true),
                 rustc: "rustc 1.95.0 (59807616e 2026-04-14)".to_owned(),
-                build: map(&[
-                    ("opt-level", "3"),
-                    ("lto", "fat"),
-                    ("RUSTFLAGS", "-C target-cpu=native"),
-                ]),
+                build: map(&[("opt-level", "3"), ("lto", "fat"), ("RUSTFLAGS", "-C target-cpu=native")]),
                 machine: machine.to_owned(),
                 cpu: "AMD EPYC 7B13".to_owned(),
                 cores: 2,
                 os: "Linux 6.8.0".to_owned(),
                 crate_versions: map(&[("crossbeam-channel", "0.5.15"), ("tokio", "1.44.2")]),
-                scenario_hashes: map(&[
-                    ("fanout", "9f86d081884c7d65"),
-                    ("burst", "60303ae22b998861"),
-                ]),
+                scenario_hashes: map(&[("fanout", "9f86d081884c7d65"), ("burst", "60303ae22b998861")]),
                 harness_overhead_ns: Some(1.5),
             },
-            cells: vec![
-                full_cell("fanout", "channel", 16),
-                burst_cell(),
-                failed,
-                skipped,
-            ],
+            cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
     }
 }
@@ -1375,9 +1148,7 @@ mod tests {
             store.save_cell(&run.meta.id, cell).expect("save cell");
         }
         let finished = run.meta.finished_at.as_deref().expect("sample runs finish");
-        store
-            .finish_run(&run.meta.id, finished, run.meta.complete)
-            .expect("finish");
+        store.finish_run(&run.meta.id, finished, run.meta.complete).expect("finish");
     }
 
     fn count(path: &Path, sql: &str) -> i64 {
@@ -1399,30 +1170,16 @@ mod tests {
         drop(store);
 
         let store = Store::open(&path).expect("reopen");
-        assert_eq!(
-            store.load_run(&run.meta.id).expect("load after reopen"),
-            run
-        );
+        assert_eq!(store.load_run(&run.meta.id).expect("load after reopen"), run);
         let listed = store.list_runs().expect("list");
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].meta, run.meta);
-        assert_eq!(
-            (listed[0].ok, listed[0].failed, listed[0].skipped),
-            (2, 1, 1)
-        );
-        assert_eq!(
-            count(&path, "SELECT count(*) FROM metrics"),
-            total_metrics(&run)
-        );
-        assert_eq!(
-            count(&path, "PRAGMA application_id"),
-            i64::from(APPLICATION_ID)
-        );
+        assert_eq!((listed[0].ok, listed[0].failed, listed[0].skipped), (2, 1, 1));
+        assert_eq!(count(&path, "SELECT count(*) FROM metrics"), total_metrics(&run));
+        assert_eq!(count(&path, "PRAGMA application_id"), i64::from(APPLICATION_ID));
         assert_eq!(count(&path, "PRAGMA user_version"), SCHEMA_VERSION);
         let conn = Connection::open(&path).expect("open");
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .expect("mode");
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("mode");
         assert_eq!(mode, "wal");
     }
 
@@ -1440,10 +1197,7 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
             .expect("throughput row");
-        assert_eq!(
-            (value, lower, upper),
-            (3.5e6, Some(3.5e6 * 0.97), Some(3.5e6 * 1.02))
-        );
+        assert_eq!((value, lower, upper), (3.5e6, Some(3.5e6 * 0.97), Some(3.5e6 * 1.02)));
         let p99: f64 = conn
             .query_row(
                 "SELECT value FROM metrics WHERE cell = ?1 AND measure = 'latency-p99'",
@@ -1471,50 +1225,19 @@ mod tests {
         let full = metrics(&run.cells[0]);
         assert_eq!(full[2].value, 240.0, "p50 at load 0.5");
         assert_eq!(full[4].value, 240.0 * 12.0, "p999 at load 0.5");
-        assert!(
-            full[2..]
-                .iter()
-                .all(|m| m.lower.is_none() && m.upper.is_none())
-        );
+        assert!(full[2..].iter().all(|m| m.lower.is_none() && m.upper.is_none()));
         let burst = metrics(&run.cells[1]);
-        assert_eq!(
-            burst[2],
-            Metric {
-                slug: "latency-p50",
-                value: 900.0,
-                lower: None,
-                upper: None
-            }
-        );
-        assert!(
-            metrics(&run.cells[2]).is_empty(),
-            "a failed cell keeps no numbers"
-        );
+        assert_eq!(burst[2], Metric { slug: "latency-p50", value: 900.0, lower: None, upper: None });
+        assert!(metrics(&run.cells[2]).is_empty(), "a failed cell keeps no numbers");
         assert!(metrics(&run.cells[3]).is_empty());
 
         let mut odd = CellResult::new(run.cells[0].key.clone(), 1, 1);
         odd.throughput = Some(Throughput {
-            events_per_sec: Estimate {
-                median: f64::NAN,
-                ..Estimate::default()
-            },
-            deliveries_per_sec: Estimate {
-                median: 5.0,
-                lower: f64::NEG_INFINITY,
-                upper: 6.0,
-                samples: vec![],
-            },
+            events_per_sec: Estimate { median: f64::NAN, ..Estimate::default() },
+            deliveries_per_sec: Estimate { median: 5.0, lower: f64::NEG_INFINITY, upper: 6.0, samples: vec![] },
             ..Throughput::default()
         });
-        assert_eq!(
-            metrics(&odd),
-            vec![Metric {
-                slug: "deliveries",
-                value: 5.0,
-                lower: None,
-                upper: None
-            }]
-        );
+        assert_eq!(metrics(&odd), vec![Metric { slug: "deliveries", value: 5.0, lower: None, upper: None }]);
     }
 
     #[test]
@@ -1559,34 +1282,16 @@ mod tests {
             }
         }
         assert_eq!(count(&path, "PRAGMA user_version"), 1);
-        assert_eq!(
-            count(
-                &path,
-                "SELECT count(*) FROM sqlite_schema WHERE name = 'metrics'"
-            ),
-            0
-        );
+        assert_eq!(count(&path, "SELECT count(*) FROM sqlite_schema WHERE name = 'metrics'"), 0);
 
         let mut store = Store::open(&path).expect("an older store opens");
         assert_eq!(store.load_run("old-run").expect("load"), run);
         let newer = sample::run("new-run", "box-1", "2026-05-01T08:00:00Z");
         record(&mut store, &newer);
-        assert_eq!(
-            store
-                .previous_run_id("new-run")
-                .expect("previous")
-                .as_deref(),
-            Some("old-run")
-        );
+        assert_eq!(store.previous_run_id("new-run").expect("previous").as_deref(), Some("old-run"));
         drop(store);
         assert_eq!(count(&path, "PRAGMA user_version"), SCHEMA_VERSION);
-        assert_eq!(
-            count(
-                &path,
-                "SELECT count(*) FROM metrics WHERE run_id = 'old-run'"
-            ),
-            total_metrics(&run)
-        );
+        assert_eq!(count(&path, "SELECT count(*) FROM metrics WHERE run_id = 'old-run'"), total_metrics(&run));
     }
 
     #[test]
@@ -1607,15 +1312,9 @@ mod tests {
         assert_eq!(listed.len(), 1);
         assert!(!listed[0].meta.complete);
         assert_eq!(listed[0].meta.finished_at, None);
-        assert_eq!(
-            (listed[0].ok, listed[0].failed, listed[0].skipped),
-            (1, 1, 0)
-        );
+        assert_eq!((listed[0].ok, listed[0].failed, listed[0].skipped), (1, 1, 0));
         let loaded = store.load_run("cut-short").expect("load");
-        assert_eq!(
-            loaded.cells,
-            vec![run.cells[0].clone(), run.cells[2].clone()]
-        );
+        assert_eq!(loaded.cells, vec![run.cells[0].clone(), run.cells[2].clone()]);
         assert!(!loaded.meta.complete);
     }
 
@@ -1627,11 +1326,7 @@ mod tests {
         let message = err.to_string();
         assert!(expected(&err), "unexpected error: {message}");
         assert!(message.contains(&path.display().to_string()), "{message}");
-        assert_eq!(
-            std::fs::read(path).expect("read after"),
-            before,
-            "{message}"
-        );
+        assert_eq!(std::fs::read(path).expect("read after"), before, "{message}");
         message
     }
 
@@ -1643,9 +1338,7 @@ mod tests {
         let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
         let bytes: Vec<u8> = (0..8192)
             .map(|_| {
-                x = x
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1_442_695_040_888_963_407);
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
                 (x >> 56) as u8
             })
             .collect();
@@ -1663,15 +1356,13 @@ mod tests {
 
         let foreign = dir.path().join("foreign.sqlite");
         let conn = Connection::open(&foreign).expect("create");
-        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
-            .expect("fill");
+        conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").expect("fill");
         drop(conn);
         refused_unchanged(&foreign, |e| matches!(e, StoreError::Foreign { .. }));
 
         let foreign_wal = dir.path().join("foreign-wal.sqlite");
         let conn = Connection::open(&foreign_wal).expect("create");
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
-            .expect("fill");
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (x);").expect("fill");
         drop(conn);
         refused_unchanged(&foreign_wal, |e| matches!(e, StoreError::Foreign { .. }));
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -1679,40 +1370,24 @@ mod tests {
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .filter(|name| name.starts_with("foreign-wal.sqlite-"))
             .collect();
-        assert_eq!(
-            leftovers,
-            Vec::<String>::new(),
-            "no -wal or -shm left beside a foreign file"
-        );
+        assert_eq!(leftovers, Vec::<String>::new(), "no -wal or -shm left beside a foreign file");
 
         let other_app = dir.path().join("other-app.sqlite");
         let conn = Connection::open(&other_app).expect("create");
-        conn.execute_batch("PRAGMA application_id = 42; CREATE TABLE runs (id);")
-            .expect("fill");
+        conn.execute_batch("PRAGMA application_id = 42; CREATE TABLE runs (id);").expect("fill");
         drop(conn);
         let message = refused_unchanged(&other_app, |e| matches!(e, StoreError::Foreign { .. }));
         assert!(message.contains("0x0000002a"), "{message}");
 
         let (mut store, real) = store_in(&dir);
         for i in 0..4 {
-            record(
-                &mut store,
-                &sample::run(
-                    &format!("run-{i}"),
-                    "box-1",
-                    &format!("2026-05-0{}T12:00:00Z", i + 1),
-                ),
-            );
+            record(&mut store, &sample::run(&format!("run-{i}"), "box-1", &format!("2026-05-0{}T12:00:00Z", i + 1)));
         }
         drop(store);
         let full = std::fs::read(&real).expect("read store");
         let page = 4096;
         assert!(full.len() > 4 * page, "the sample store spans pages");
-        for (name, len) in [
-            ("half", full.len() / 2 + 7),
-            ("pages", full.len() - page),
-            ("header", 40),
-        ] {
+        for (name, len) in [("half", full.len() / 2 + 7), ("pages", full.len() - page), ("header", 40)] {
             let truncated = dir.path().join(format!("truncated-{name}.sqlite"));
             std::fs::write(&truncated, &full[..len]).expect("write");
             refused_unchanged(&truncated, |e| matches!(e, StoreError::Corrupt { .. }));
@@ -1725,8 +1400,7 @@ mod tests {
         let (store, path) = store_in(&dir);
         drop(store);
         let conn = Connection::open(&path).expect("open");
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .expect("bump");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump");
         drop(conn);
         let message = refused_unchanged(&path, |e| matches!(e, StoreError::TooNew { .. }));
         assert!(message.contains("newer buslab"), "{message}");
@@ -1736,10 +1410,7 @@ mod tests {
     fn opens_a_blank_sqlite_file() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("blank.sqlite");
-        Connection::open(&path)
-            .expect("create")
-            .execute_batch("VACUUM")
-            .expect("write header");
+        Connection::open(&path).expect("create").execute_batch("VACUUM").expect("write header");
         let store = Store::open(&path).expect("a blank database becomes a store");
         assert!(store.list_runs().expect("list").is_empty());
     }
@@ -1753,9 +1424,7 @@ mod tests {
         writer.save_cell("live", &run.cells[0]).expect("cell");
         let reader = Store::open(&path).expect("a second connection");
         assert_eq!(reader.load_run("live").expect("load").cells.len(), 1);
-        writer
-            .save_cell("live", &run.cells[1])
-            .expect("cell while a reader is open");
+        writer.save_cell("live", &run.cells[1]).expect("cell while a reader is open");
         assert_eq!(reader.list_runs().expect("list")[0].ok, 2);
     }
 
@@ -1764,21 +1433,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (mut store, path) = store_in(&dir);
         let run = sample::run("imported", "box-2", "2026-05-01T12:00:00Z");
-        assert_eq!(
-            store.import_run(&run).expect("import"),
-            Imported::Imported { cells: 4 }
-        );
-        assert_eq!(
-            store.import_run(&run).expect("again"),
-            Imported::AlreadyPresent
-        );
+        assert_eq!(store.import_run(&run).expect("import"), Imported::Imported { cells: 4 });
+        assert_eq!(store.import_run(&run).expect("again"), Imported::AlreadyPresent);
         assert_eq!(store.list_runs().expect("list").len(), 1);
         assert_eq!(store.load_run("imported").expect("load"), run);
         assert_eq!(count(&path, "SELECT count(*) FROM cells"), 4);
-        assert_eq!(
-            count(&path, "SELECT count(*) FROM metrics"),
-            total_metrics(&run)
-        );
+        assert_eq!(count(&path, "SELECT count(*) FROM metrics"), total_metrics(&run));
     }
 
     #[test]
@@ -1792,31 +1452,14 @@ mod tests {
             ("a2", "box-a", "2026-05-03T10:00:00Z"),
             ("b2", "box-b", "2026-05-04T10:00:00Z"),
         ] {
-            store
-                .import_run(&sample::run(id, machine, at))
-                .expect("import");
+            store.import_run(&sample::run(id, machine, at)).expect("import");
         }
         let latest = store.latest_run().expect("latest").expect("some run");
         assert_eq!(latest.meta.id, "b2");
-        assert_eq!(
-            store
-                .previous_run("b2")
-                .expect("prev")
-                .map(|r| r.meta.id)
-                .as_deref(),
-            Some("b1")
-        );
-        assert_eq!(
-            store.previous_run_id("a2").expect("prev").as_deref(),
-            Some("a1")
-        );
+        assert_eq!(store.previous_run("b2").expect("prev").map(|r| r.meta.id).as_deref(), Some("b1"));
+        assert_eq!(store.previous_run_id("a2").expect("prev").as_deref(), Some("a1"));
         assert_eq!(store.previous_run_id("a1").expect("prev"), None);
-        let ids: Vec<_> = store
-            .list_runs()
-            .expect("list")
-            .into_iter()
-            .map(|s| s.meta.id)
-            .collect();
+        let ids: Vec<_> = store.list_runs().expect("list").into_iter().map(|s| s.meta.id).collect();
         assert_eq!(ids, ["a1", "b1", "a2", "b2"]);
         let err = store.previous_run("nope").expect_err("unknown");
         assert!(err.to_string().contains("`buslab runs`"), "{err}");
@@ -1827,24 +1470,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (mut store, _) = store_in(&dir);
         for id in ["20260501-aa", "20260501-ab", "20260502-cc"] {
-            store
-                .import_run(&sample::run(id, "m", "2026-05-01T10:00:00Z"))
-                .expect("import");
+            store.import_run(&sample::run(id, "m", "2026-05-01T10:00:00Z")).expect("import");
         }
-        assert_eq!(
-            store.resolve_run("20260502").expect("unique"),
-            "20260502-cc"
-        );
-        assert_eq!(
-            store.resolve_run("20260501-ab").expect("exact"),
-            "20260501-ab"
-        );
+        assert_eq!(store.resolve_run("20260502").expect("unique"), "20260502-cc");
+        assert_eq!(store.resolve_run("20260501-ab").expect("exact"), "20260501-ab");
         let err = store.resolve_run("20260501").expect_err("ambiguous");
         assert!(matches!(err, StoreError::AmbiguousRun { .. }), "{err}");
-        assert!(
-            err.to_string().contains("20260501-aa, 20260501-ab"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("20260501-aa, 20260501-ab"), "{err}");
         let err = store.resolve_run("2027").expect_err("unknown");
         assert!(matches!(err, StoreError::UnknownRun { .. }), "{err}");
     }
@@ -1854,21 +1486,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let (mut store, _) = store_in(&dir);
         let run = sample::run("r", "m", "2026-05-01T10:00:00Z");
-        let err = store
-            .save_cell("r", &run.cells[0])
-            .expect_err("no such run");
+        let err = store.save_cell("r", &run.cells[0]).expect_err("no such run");
         assert!(matches!(err, StoreError::UnknownRun { .. }), "{err}");
-        let err = store
-            .finish_run("r", "2026-05-01T11:00:00Z", true)
-            .expect_err("no such run");
+        let err = store.finish_run("r", "2026-05-01T11:00:00Z", true).expect_err("no such run");
         assert!(matches!(err, StoreError::UnknownRun { .. }), "{err}");
         store.begin_run(&run.meta).expect("begin");
         let err = store.begin_run(&run.meta).expect_err("twice");
         assert!(matches!(err, StoreError::RunExists { .. }), "{err}");
         store.save_cell("r", &run.cells[0]).expect("save");
-        let err = store
-            .save_cell("r", &run.cells[0])
-            .expect_err("same cell twice");
+        let err = store.save_cell("r", &run.cells[0]).expect_err("same cell twice");
         assert!(matches!(err, StoreError::DuplicateCell { .. }), "{err}");
         let mut nameless = run.clone();
         nameless.meta.id = String::new();
@@ -1877,22 +1503,10 @@ mod tests {
         // An import that fails part-way stores nothing.
         let mut twice = sample::run("dup", "m", "2026-05-02T10:00:00Z");
         twice.cells.push(twice.cells[0].clone());
-        assert!(matches!(
-            store.import_run(&twice),
-            Err(StoreError::DuplicateCell { .. })
-        ));
-        assert!(matches!(
-            store.load_run("dup"),
-            Err(StoreError::UnknownRun { .. })
-        ));
-        let key = CellKey {
-            scenario: "s".into(),
-            bus: "b".into(),
-            params: Default::default(),
-        };
-        store
-            .save_cell("r", &CellResult::new(key, 1, 1))
-            .expect("another cell");
+        assert!(matches!(store.import_run(&twice), Err(StoreError::DuplicateCell { .. })));
+        assert!(matches!(store.load_run("dup"), Err(StoreError::UnknownRun { .. })));
+        let key = CellKey { scenario: "s".into(), bus: "b".into(), params: Default::default() };
+        store.save_cell("r", &CellResult::new(key, 1, 1)).expect("another cell");
         assert_eq!(store.load_run("r").expect("load").cells.len(), 2);
     }
 }

@@ -33,22 +33,12 @@ pub fn duration_ns(ns: u64) -> String {
 fn row(cell: &CellResult) -> [String; 6] {
     let name = cell.key.name();
     match &cell.status {
-        CellStatus::Skipped(reason) => [
-            name,
-            "skipped".into(),
-            reason.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ],
-        CellStatus::Failed(reason) => [
-            name,
-            "FAILED".into(),
-            reason.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-        ],
+        CellStatus::Skipped(reason) => {
+            [name, "skipped".into(), reason.clone(), String::new(), String::new(), String::new()]
+        }
+        CellStatus::Failed(reason) => {
+            [name, "FAILED".into(), reason.clone(), String::new(), String::new(), String::new()]
+        }
         CellStatus::Ok => {
             let tput = cell.throughput.as_ref().map_or_else(String::new, |t| {
                 let e = &t.events_per_sec;
@@ -58,14 +48,8 @@ fn row(cell: &CellResult) -> [String; 6] {
                 .latency_at(0.5)
                 .or_else(|| cell.latency.first())
                 .map_or_else(String::new, |l| duration_ns(l.p99_ns));
-            let allocs = cell
-                .allocations
-                .as_ref()
-                .map_or_else(String::new, |a| format!("{:.2}", a.allocs_per_event));
-            let ir = cell
-                .instructions
-                .as_ref()
-                .map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
+            let allocs = cell.allocations.as_ref().map_or_else(String::new, |a| format!("{:.2}", a.allocs_per_event));
+            let ir = cell.instructions.as_ref().map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
             [name, "ok".into(), tput, p99, allocs, ir]
         }
     }
@@ -73,14 +57,7 @@ fn row(cell: &CellResult) -> [String; 6] {
 
 /// Writes the summary table for `cells`, at most `width` columns wide.
 pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Result<()> {
-    let header = [
-        "cell",
-        "status",
-        "events/s [95% CI]",
-        "p99@50%",
-        "allocs/ev",
-        "Ir/ev",
-    ];
+    let header = ["cell", "status", "events/s [95% CI]", "p99@50%", "allocs/ev", "Ir/ev"];
     let rows: Vec<[String; 6]> = cells.iter().map(row).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
@@ -90,22 +67,13 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
     }
     // Failed/skipped reasons span the metric columns; do not let them set
     // the width of the throughput column.
-    widths[2] = header[2].len().max(
-        rows.iter()
-            .filter(|r| r[1] == "ok")
-            .map(|r| r[2].chars().count())
-            .max()
-            .unwrap_or(0),
-    );
+    widths[2] =
+        header[2].len().max(rows.iter().filter(|r| r[1] == "ok").map(|r| r[2].chars().count()).max().unwrap_or(0));
     let fixed: usize = widths[1..].iter().sum::<usize>() + 2 * (widths.len() - 1);
     widths[0] = widths[0].min(width.saturating_sub(fixed).max(24));
     let fit = |s: &str, w: usize| -> String {
         let n = s.chars().count();
-        if n <= w {
-            format!("{s:<w$}")
-        } else {
-            s.chars().take(w.saturating_sub(1)).collect::<String>() + "…"
-        }
+        if n <= w { format!("{s:<w$}") } else { s.chars().take(w.saturating_sub(1)).collect::<String>() + "…" }
     };
     let line = |cells: &[String]| -> String {
         let mut text = String::new();
@@ -128,10 +96,7 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
     writeln!(
         out,
         "{}",
-        "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1))
-            .chars()
-            .take(width)
-            .collect::<String>()
+        "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)).chars().take(width).collect::<String>()
     )?;
     for r in &rows {
         writeln!(out, "{}", line(r))?;
@@ -171,19 +136,15 @@ mod tests {
             params: [("subscribers".to_owned(), "500".to_owned())].into(),
         };
         let mut failed = CellResult::new(key.clone(), 1, 500);
-        failed.status = CellStatus::Failed(
-            "throughput pass: subscriber 3, producer 0: got 999 of 1000 events (1 lost)".into(),
-        );
+        failed.status =
+            CellStatus::Failed("throughput pass: subscriber 3, producer 0: got 999 of 1000 events (1 lost)".into());
         let mut skipped = CellResult::new(key, 1, 500);
         skipped.status = CellStatus::Skipped("fixed_array holds at most 1024 subscribers".into());
         let mut out = Vec::new();
         write(&mut out, &[failed, skipped], 80).expect("writing to a Vec");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
-        assert!(
-            text.contains("FAILED") && text.contains("1 lost") || text.contains("got 999"),
-            "{text}"
-        );
+        assert!(text.contains("FAILED") && text.contains("1 lost") || text.contains("got 999"), "{text}");
         assert!(text.contains("0 ok, 1 failed, 1 skipped"));
     }
 }

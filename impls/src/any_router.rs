@@ -35,8 +35,7 @@
 
 use crate::util::{check_filter, deliver_isolated};
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId, Topic,
+    BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId, Topic,
 };
 use crossbeam_utils::CachePadded;
 use std::any::{Any, TypeId};
@@ -136,11 +135,7 @@ impl<E: Event, L: Listener<E>> EventBus for AnyRouterBus<E, L> {
     fn new(config: &BusConfig) -> Result<Self, BusError> {
         config.validate(AnyRouter::NAME)?;
         Ok(AnyRouterBus {
-            routes: RwLock::new(Routes {
-                by_key: HashMap::new(),
-                key_of: HashMap::new(),
-                next_id: 0,
-            }),
+            routes: RwLock::new(Routes { by_key: HashMap::new(), key_of: HashMap::new(), next_id: 0 }),
             topics: config.topics,
             panics: CachePadded::new(AtomicU64::new(0)),
             _types: PhantomData,
@@ -153,18 +148,11 @@ impl<E: Event, L: Listener<E>> EventBus for AnyRouterBus<E, L> {
             Filter::All => (TypeId::of::<E>(), None),
             Filter::Topic(t) => (TypeId::of::<E>(), Some(t)),
         };
-        let handler = Box::new(Typed::<E, L> {
-            listener,
-            _event: PhantomData,
-        });
+        let handler = Box::new(Typed::<E, L> { listener, _event: PhantomData });
         let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
         let id = routes.next_id;
         routes.next_id += 1;
-        routes
-            .by_key
-            .entry(key)
-            .or_default()
-            .push(Handler { id, handler });
+        routes.by_key.entry(key).or_default().push(Handler { id, handler });
         routes.key_of.insert(id, key);
         Ok(SubscriptionId(id))
     }
@@ -173,19 +161,10 @@ impl<E: Event, L: Listener<E>> EventBus for AnyRouterBus<E, L> {
         let removed = {
             let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
             let Some(key) = routes.key_of.remove(&id.0) else {
-                return Err(BusError::UnknownSubscription {
-                    bus: AnyRouter::NAME,
-                    id,
-                });
+                return Err(BusError::UnknownSubscription { bus: AnyRouter::NAME, id });
             };
-            let handlers = routes
-                .by_key
-                .get_mut(&key)
-                .expect("key_of and by_key agree");
-            let index = handlers
-                .iter()
-                .position(|h| h.id == id.0)
-                .expect("key_of and by_key agree");
+            let handlers = routes.by_key.get_mut(&key).expect("key_of and by_key agree");
+            let index = handlers.iter().position(|h| h.id == id.0).expect("key_of and by_key agree");
             handlers.remove(index)
         };
         // Dropped outside the lock: a listener's drop may be slow.
@@ -193,32 +172,5 @@ impl<E: Event, L: Listener<E>> EventBus for AnyRouterBus<E, L> {
         Ok(())
     }
 
-    #[inline]
-    fn publish(&self, event: E) {
-        self.deliver(&event);
-    }
-
-    #[inline]
-    fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        self.deliver(&event);
-        Ok(())
-    }
-
-    #[inline]
-    fn publish_clone(&self, event: &E) {
-        self.deliver(event);
-    }
-
-    fn flush(&self) {}
-
-    fn stats(&self) -> BusStats {
-        BusStats {
-            dropped: 0,
-            listener_panics: self.panics.load(Ordering::Relaxed),
-        }
-    }
-
-    fn shutdown(self) -> BusStats {
-        self.stats()
-    }
+    crate::util::inline_dispatch!();
 }

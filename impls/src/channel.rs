@@ -89,8 +89,8 @@
 use crate::util::{call_isolated, check_filter};
 use crate::wait::Notifier;
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId, WaitStrategy,
+    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
+    SubscriptionId, WaitStrategy,
 };
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
@@ -218,9 +218,7 @@ impl<E> Snapshot<'_, E> {
     #[inline]
     fn entries(&self) -> &[Arc<Entry<E>>] {
         match self {
-            Snapshot::Cached { cached, .. } => {
-                &cached.as_ref().expect("present until dropped").snapshot
-            }
+            Snapshot::Cached { cached, .. } => &cached.as_ref().expect("present until dropped").snapshot,
             Snapshot::Loaded(guard) => guard,
         }
     }
@@ -350,12 +348,7 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
 
     /// Index of the shard for a new subscriber, spawning one if allowed.
     fn pick_shard(&self, reg: &mut Registry<E, L>) -> usize {
-        let least = reg
-            .shards
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, s)| s.subscribers)
-            .map(|(i, s)| (i, s.subscribers));
+        let least = reg.shards.iter().enumerate().min_by_key(|(_, s)| s.subscribers).map(|(i, s)| (i, s.subscribers));
         match least {
             Some((i, 0)) => i,
             Some((i, _)) if reg.shards.len() >= self.max_threads => i,
@@ -371,12 +364,7 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
                         .spawn(move || consume(&shared, &commands, wait, uid))
                         .expect("the OS must let the bus spawn its consumer thread")
                 };
-                reg.shards.push(ShardHandle {
-                    shared,
-                    control,
-                    thread: Some(thread),
-                    subscribers: 0,
-                });
+                reg.shards.push(ShardHandle { shared, control, thread: Some(thread), subscribers: 0 });
                 index
             }
         }
@@ -409,21 +397,13 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
                 snapshot: self.snapshot.load_full(),
             },
         };
-        Snapshot::Cached {
-            slot,
-            cached: Some(cached),
-        }
+        Snapshot::Cached { slot, cached: Some(cached) }
     }
 
     /// The slot this thread owns, claiming a free one if needed.
     #[inline]
     fn slot_for(&self, token: u64) -> Option<&Slot<E>> {
-        match self
-            .slots
-            .slots
-            .iter()
-            .find(|s| s.owner.load(Ordering::Relaxed) == token)
-        {
+        match self.slots.slots.iter().find(|s| s.owner.load(Ordering::Relaxed) == token) {
             Some(slot) => Some(slot),
             None => self.claim(token),
         }
@@ -433,14 +413,10 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     fn claim(&self, token: u64) -> Option<&Slot<E>> {
         let (index, slot) = self.slots.slots.iter().enumerate().find(|(_, s)| {
             s.owner.load(Ordering::Relaxed) == 0
-                && s.owner
-                    .compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
+                && s.owner.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed).is_ok()
         })?;
         let slots: Weak<dyn ReleaseSlot> = Arc::downgrade(&self.slots) as Weak<PublisherSlots<E>>;
-        let registered = CLAIMS
-            .try_with(|claims| claims.borrow_mut().0.push((slots, index, token)))
-            .is_ok();
+        let registered = CLAIMS.try_with(|claims| claims.borrow_mut().0.push((slots, index, token))).is_ok();
         if registered {
             Some(slot)
         } else {
@@ -471,9 +447,8 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
 
     /// Whether `ticket` may send now; refreshes the cached limit.
     fn has_room(&self, entry: &Entry<E>, ticket: u64) -> bool {
-        let limit = entry.done.load(Ordering::Acquire)
-            + entry.pubs.abandoned.load(Ordering::Acquire)
-            + self.capacity as u64;
+        let limit =
+            entry.done.load(Ordering::Acquire) + entry.pubs.abandoned.load(Ordering::Acquire) + self.capacity as u64;
         entry.pubs.limit.fetch_max(limit, Ordering::Relaxed);
         ticket < limit
     }
@@ -493,12 +468,9 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     #[cold]
     #[inline(never)]
     fn send_blocking(&self, entry: &Entry<E>, event: E, ticket: u64) {
-        entry
-            .shard
-            .progress
-            .wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                entry.removed.load(Ordering::Acquire) || self.has_room(entry, ticket)
-            });
+        entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+            entry.removed.load(Ordering::Acquire) || self.has_room(entry, ticket)
+        });
         if !entry.removed.load(Ordering::Acquire) {
             self.send_with_room(entry, event);
         }
@@ -509,12 +481,9 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     #[inline(never)]
     fn send_when_not_full(&self, entry: &Entry<E>, mut event: E) {
         loop {
-            entry
-                .shard
-                .progress
-                .wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                    entry.removed.load(Ordering::Acquire) || !entry.tx.is_full()
-                });
+            entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                entry.removed.load(Ordering::Acquire) || !entry.tx.is_full()
+            });
             if entry.removed.load(Ordering::Acquire) {
                 return;
             }
@@ -533,12 +502,7 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
             if ticket >= entry.pubs.limit.load(Ordering::Relaxed) && !self.has_room(entry, ticket) {
                 return false;
             }
-            match enqueued.compare_exchange_weak(
-                ticket,
-                ticket + 1,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match enqueued.compare_exchange_weak(ticket, ticket + 1, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return true,
                 Err(now) => ticket = now,
             }
@@ -567,8 +531,7 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     /// `try_publish` on one snapshot: all accepting subscribers or none.
     fn try_fan_out(&self, snapshot: &[Arc<Entry<E>>], event: E) -> Result<(), Full<E>> {
         let topic = event.topic();
-        let wanted =
-            |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.removed.load(Ordering::Acquire);
+        let wanted = |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.removed.load(Ordering::Acquire);
         if self.single_producer {
             // No other publisher takes tickets, and consumers only make
             // room: a subscriber with room keeps it until we send.
@@ -635,14 +598,7 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
 }
 
 fn stats<E, L>(reg: &Registry<E, L>) -> BusStats {
-    BusStats {
-        dropped: 0,
-        listener_panics: reg
-            .shards
-            .iter()
-            .map(|s| s.shared.panics.load(Ordering::Relaxed))
-            .sum(),
-    }
+    BusStats { dropped: 0, listener_panics: reg.shards.iter().map(|s| s.shared.panics.load(Ordering::Relaxed)).sum() }
 }
 
 impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
@@ -656,20 +612,10 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
             version: CachePadded::new(AtomicU64::new(0)),
             slots: Arc::new(PublisherSlots {
                 slots: (0..config.producers.clamp(1, MAX_SLOTS))
-                    .map(|_| {
-                        CachePadded::new(Slot {
-                            owner: AtomicU64::new(0),
-                            cached: UnsafeCell::new(None),
-                        })
-                    })
+                    .map(|_| CachePadded::new(Slot { owner: AtomicU64::new(0), cached: UnsafeCell::new(None) }))
                     .collect(),
             }),
-            registry: Mutex::new(Registry {
-                next_id: 0,
-                entries: Vec::new(),
-                shards: Vec::new(),
-                closed: false,
-            }),
+            registry: Mutex::new(Registry { next_id: 0, entries: Vec::new(), shards: Vec::new(), closed: false }),
             capacity: config.capacity,
             max_threads: config.max_threads,
             topics: config.topics,
@@ -694,19 +640,12 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
             shard: shard.shared.clone(),
             removed: AtomicBool::new(false),
             gone: AtomicBool::new(false),
-            pubs: CachePadded::new(PubSide {
-                limit: AtomicU64::new(self.capacity as u64),
-                ..PubSide::default()
-            }),
+            pubs: CachePadded::new(PubSide { limit: AtomicU64::new(self.capacity as u64), ..PubSide::default() }),
             done: CachePadded::new(AtomicU64::new(0)),
         });
         shard
             .control
-            .send(Command::Add(Local {
-                entry: entry.clone(),
-                rx,
-                listener,
-            }))
+            .send(Command::Add(Local { entry: entry.clone(), rx, listener }))
             .expect("a consumer thread runs until shutdown");
         shard.subscribers += 1;
         reg.entries.push(entry);
@@ -718,10 +657,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
         let entry = {
             let mut reg = self.registry();
             let Some(at) = reg.entries.iter().position(|e| e.id == id.0) else {
-                return Err(BusError::UnknownSubscription {
-                    bus: Channel::NAME,
-                    id,
-                });
+                return Err(BusError::UnknownSubscription { bus: Channel::NAME, id });
             };
             let entry = reg.entries.remove(at);
             self.install(&reg);
@@ -732,10 +668,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
                 .find(|s| Arc::ptr_eq(&s.shared, &entry.shard))
                 .expect("every entry belongs to one of the bus's shards");
             shard.subscribers -= 1;
-            shard
-                .control
-                .send(Command::Sweep)
-                .expect("a consumer thread runs until shutdown");
+            shard.control.send(Command::Sweep).expect("a consumer thread runs until shutdown");
             entry
         };
         // Publishers blocked on its full channel give up on it.
@@ -743,10 +676,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
         // From a listener (a consumer thread of this bus), waiting could wait
         // for this very thread: the `removed` flag alone then stops new calls.
         if !on_consumer_of(self.uid) {
-            entry
-                .shard
-                .progress
-                .wait_until(self.wait, None, || entry.gone.load(Ordering::Acquire));
+            entry.shard.progress.wait_until(self.wait, None, || entry.gone.load(Ordering::Acquire));
         }
         Ok(())
     }
@@ -754,9 +684,7 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
     #[inline]
     fn publish(&self, event: E) {
         let snapshot = self.snapshot();
-        Self::fan_out(snapshot.entries(), event, |entry, event| {
-            self.send_to(entry, event)
-        });
+        Self::fan_out(snapshot.entries(), event, |entry, event| self.send_to(entry, event));
     }
 
     fn try_publish(&self, event: E) -> Result<(), Full<E>> {
@@ -773,15 +701,10 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
                 break;
             }
             let target = entry.pubs.enqueued.load(Ordering::Acquire);
-            entry
-                .shard
-                .progress
-                .wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                    entry.removed.load(Ordering::Acquire)
-                        || entry.done.load(Ordering::Acquire)
-                            + entry.pubs.abandoned.load(Ordering::Acquire)
-                            >= target
-                });
+            entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                entry.removed.load(Ordering::Acquire)
+                    || entry.done.load(Ordering::Acquire) + entry.pubs.abandoned.load(Ordering::Acquire) >= target
+            });
         }
     }
 
@@ -864,9 +787,9 @@ fn serve<E: Event, L: Listener<E>>(
             Some(select) => {
                 select.ready();
             }
-            None => shared.idle.wait_until(wait, None, || {
-                !commands.is_empty() || locals.iter().any(|l| !l.rx.is_empty())
-            }),
+            None => {
+                shared.idle.wait_until(wait, None, || !commands.is_empty() || locals.iter().any(|l| !l.rx.is_empty()))
+            }
         }
     }
 }

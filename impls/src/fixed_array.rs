@@ -32,8 +32,7 @@
 
 use crate::util::deliver_isolated;
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId,
+    BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId,
 };
 use crossbeam_epoch::{self as epoch, Atomic, Owned};
 use crossbeam_utils::CachePadded;
@@ -168,25 +167,11 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         let mut retired = self.lock_writer();
         Self::sweep(&mut retired);
         let guard = epoch::pin();
-        let Some(index) = self
-            .slots
-            .iter()
-            .position(|s| s.load(Ordering::Relaxed, &guard).is_null())
-        else {
-            return Err(BusError::SubscriberLimit {
-                bus: FixedArray::NAME,
-                limit: SLOTS,
-            });
+        let Some(index) = self.slots.iter().position(|s| s.load(Ordering::Relaxed, &guard).is_null()) else {
+            return Err(BusError::SubscriberLimit { bus: FixedArray::NAME, limit: SLOTS });
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.slots[index].store(
-            Owned::new(Entry {
-                id,
-                filter,
-                listener,
-            }),
-            Ordering::Release,
-        );
+        self.slots[index].store(Owned::new(Entry { id, filter, listener }), Ordering::Release);
         self.len.fetch_max(index + 1, Ordering::Release);
         Ok(SubscriptionId(id))
     }
@@ -201,19 +186,12 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
             unsafe { s.load(Ordering::Relaxed, &guard).as_ref() }.is_some_and(|e| e.id == id.0)
         });
         let Some(index) = found else {
-            return Err(BusError::UnknownSubscription {
-                bus: FixedArray::NAME,
-                id,
-            });
+            return Err(BusError::UnknownSubscription { bus: FixedArray::NAME, id });
         };
         let entry = self.slots[index].swap(epoch::Shared::null(), Ordering::AcqRel, &guard);
         // Shrink the count past trailing empty slots, so publishers skip them.
         let mut new_len = len;
-        while new_len > 0
-            && self.slots[new_len - 1]
-                .load(Ordering::Relaxed, &guard)
-                .is_null()
-        {
+        while new_len > 0 && self.slots[new_len - 1].load(Ordering::Relaxed, &guard).is_null() {
             new_len -= 1;
         }
         self.len.store(new_len, Ordering::Release);
@@ -222,44 +200,12 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         // SAFETY: the closure only touches an `Arc<AtomicBool>`.
         unsafe { guard.defer_unchecked(move || flag.store(true, Ordering::Release)) };
         guard.flush();
-        retired.push(Retired {
-            entry: entry.as_raw().cast_mut(),
-            safe,
-        });
+        retired.push(Retired { entry: entry.as_raw().cast_mut(), safe });
         Self::sweep(&mut retired);
         Ok(())
     }
 
-    #[inline]
-    fn publish(&self, event: E) {
-        self.deliver(&event);
-    }
-
-    #[inline]
-    fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        self.deliver(&event);
-        Ok(())
-    }
-
-    #[inline]
-    fn publish_clone(&self, event: &E) {
-        self.deliver(event);
-    }
-
-    fn flush(&self) {}
-
-    fn stats(&self) -> BusStats {
-        BusStats {
-            dropped: 0,
-            listener_panics: self.panics.load(Ordering::Relaxed),
-        }
-    }
-
-    fn shutdown(self) -> BusStats {
-        let stats = self.stats();
-        drop(self);
-        stats
-    }
+    crate::util::inline_dispatch!();
 }
 
 impl<E, L> Drop for FixedArrayBus<E, L> {

@@ -236,13 +236,7 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig {
-            capacity: 1024,
-            wait: WaitStrategy::default(),
-            max_threads: cores(),
-            producers: 1,
-            topics: 1,
-        }
+        BusConfig { capacity: 1024, wait: WaitStrategy::default(), max_threads: cores(), producers: 1, topics: 1 }
     }
 }
 
@@ -251,13 +245,7 @@ impl BusConfig {
     /// producers, and a topic count outside `1..=65536`. Every bus's
     /// [`EventBus::new`] calls this first.
     pub fn validate(&self, bus: &'static str) -> Result<(), BusError> {
-        let bad = |field, reason: &str| {
-            Err(BusError::Config {
-                bus,
-                field,
-                reason: reason.to_owned(),
-            })
-        };
+        let bad = |field, reason: &str| Err(BusError::Config { bus, field, reason: reason.to_owned() });
         if self.capacity == 0 {
             return bad("capacity", "must be at least 1");
         }
@@ -379,11 +367,7 @@ pub trait EventBus: Send + Sync + Sized {
 
     /// Adds a subscriber. It receives the events its filter accepts from some
     /// point during this call on (see *Suffix on subscribe*).
-    fn subscribe(
-        &self,
-        filter: Filter,
-        listener: Self::Listener,
-    ) -> Result<SubscriptionId, BusError>;
+    fn subscribe(&self, filter: Filter, listener: Self::Listener) -> Result<SubscriptionId, BusError>;
 
     /// Removes a subscriber (see *Unsubscribe* for when delivery stops).
     fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError>;

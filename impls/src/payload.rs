@@ -27,6 +27,29 @@ pub trait Payload: Event {
     fn checksum(&self) -> u64;
 }
 
+/// The accessors of the header fields (`producer`, `seq`, `stamp`) both
+/// payloads carry under the same names.
+macro_rules! header_accessors {
+    () => {
+        #[inline]
+        fn producer(&self) -> u32 {
+            self.producer
+        }
+        #[inline]
+        fn seq(&self) -> u64 {
+            self.seq
+        }
+        #[inline]
+        fn stamp(&self) -> u64 {
+            self.stamp
+        }
+        #[inline]
+        fn set_stamp(&mut self, stamp: u64) {
+            self.stamp = stamp;
+        }
+    };
+}
+
 /// A small event: four words, `Copy`, no heap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SmallEvent {
@@ -51,30 +74,9 @@ impl Event for SmallEvent {
 
 impl Payload for SmallEvent {
     fn make(producer: u32, seq: u64, topic: Topic) -> Self {
-        SmallEvent {
-            producer,
-            topic,
-            seq,
-            stamp: 0,
-            value: seq.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        }
+        SmallEvent { producer, topic, seq, stamp: 0, value: seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) }
     }
-    #[inline]
-    fn producer(&self) -> u32 {
-        self.producer
-    }
-    #[inline]
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    #[inline]
-    fn stamp(&self) -> u64 {
-        self.stamp
-    }
-    #[inline]
-    fn set_stamp(&mut self, stamp: u64) {
-        self.stamp = stamp;
-    }
+    header_accessors!();
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
@@ -99,11 +101,7 @@ pub struct LineItem {
 
 impl Clone for LineItem {
     fn clone(&self) -> Self {
-        LineItem {
-            sku: self.sku.clone(),
-            quantity: self.quantity,
-            price_cents: self.price_cents,
-        }
+        LineItem { sku: self.sku.clone(), quantity: self.quantity, price_cents: self.price_cents }
     }
 
     // Reuses `sku`'s buffer: the pooled and ring buses copy into preallocated
@@ -187,30 +185,12 @@ impl Payload for HeavyEvent {
             seq,
             stamp: 0,
             order_id: format!("order-{producer:04}-{seq:012}"),
-            customer: format!(
-                "customer-{:08}",
-                seq.wrapping_mul(2_654_435_761) % 100_000_000
-            ),
+            customer: format!("customer-{:08}", seq.wrapping_mul(2_654_435_761) % 100_000_000),
             currency: "EUR".to_owned(),
             items,
         }
     }
-    #[inline]
-    fn producer(&self) -> u32 {
-        self.producer
-    }
-    #[inline]
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    #[inline]
-    fn stamp(&self) -> u64 {
-        self.stamp
-    }
-    #[inline]
-    fn set_stamp(&mut self, stamp: u64) {
-        self.stamp = stamp;
-    }
+    header_accessors!();
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
@@ -218,9 +198,7 @@ impl Payload for HeavyEvent {
     #[inline]
     fn checksum(&self) -> u64 {
         let items = self.items.iter().fold(0u64, |acc, i| {
-            acc.wrapping_add(i.price_cents)
-                .wrapping_add(u64::from(i.quantity))
-                .wrapping_add(i.sku.len() as u64)
+            acc.wrapping_add(i.price_cents).wrapping_add(u64::from(i.quantity)).wrapping_add(i.sku.len() as u64)
         });
         self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
             ^ items
@@ -241,10 +219,6 @@ mod tests {
         let before = slot.order_id.as_ptr();
         slot.clone_from(&source);
         assert_eq!(slot, source);
-        assert_eq!(
-            slot.order_id.as_ptr(),
-            before,
-            "clone_from must reuse the buffer"
-        );
+        assert_eq!(slot.order_id.as_ptr(), before, "clone_from must reuse the buffer");
     }
 }

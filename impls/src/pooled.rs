@@ -75,8 +75,8 @@
 use crate::util::{call_isolated, deliver_isolated};
 use crate::wait::{Notifier, WaitStrategy};
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId,
+    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
+    SubscriptionId,
 };
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
@@ -219,11 +219,7 @@ pub struct PooledBus<E, L> {
 
 impl<E: Event, L: Listener<E>> PooledBus<E, L> {
     fn config_error(field: &'static str, reason: impl Into<String>) -> BusError {
-        BusError::Config {
-            bus: Pooled::NAME,
-            field,
-            reason: reason.into(),
-        }
+        BusError::Config { bus: Pooled::NAME, field, reason: reason.into() }
     }
 
     /// Takes a free envelope and the routing word to publish it with, or
@@ -293,9 +289,7 @@ impl<E: Event, L: Listener<E>> PooledBus<E, L> {
         // Only this thread writes these two until the first push.
         let dispatches = envelope.dispatches.load(Ordering::Relaxed);
         envelope.dispatches.store(dispatches + 1, Ordering::Release);
-        envelope
-            .refs
-            .store(mask.count_ones() as usize, Ordering::Release);
+        envelope.refs.store(mask.count_ones() as usize, Ordering::Release);
         let mut rest = mask;
         while rest != 0 {
             let worker = &shared.workers[rest.trailing_zeros() as usize];
@@ -352,9 +346,7 @@ impl<E: Event, L: Listener<E>> PooledBus<E, L> {
         // Snapshot first, then the routing word: a producer that sees the new
         // generation stamps it on its envelope, and the worker that pops that
         // envelope then finds (at least) this snapshot.
-        self.shared
-            .routing
-            .store(control.generation << MASK_BITS | mask, Ordering::SeqCst);
+        self.shared.routing.store(control.generation << MASK_BITS | mask, Ordering::SeqCst);
         // An idle worker picks up the snapshot now, dropping the old one (and
         // with it any listener just unsubscribed).
         self.shared.workers[k].wake.notify_all();
@@ -363,10 +355,7 @@ impl<E: Event, L: Listener<E>> PooledBus<E, L> {
 
     fn next_generation(control: &mut Control<L>) -> u64 {
         control.generation += 1;
-        assert!(
-            control.generation < GEN_LIMIT,
-            "pooled: 2^40 subscription changes exhaust the generation counter"
-        );
+        assert!(control.generation < GEN_LIMIT, "pooled: 2^40 subscription changes exhaust the generation counter");
         control.generation
     }
 }
@@ -403,10 +392,7 @@ fn run_worker<E: Event, L: Listener<E>>(shared: Arc<Shared<E, L>>, k: usize) {
                 if slot.generation > seen {
                     refresh(&mut snapshot, &mut seen, slot.generation);
                 }
-                let event = slot
-                    .event
-                    .as_ref()
-                    .expect("a dispatched envelope holds an event");
+                let event = slot.event.as_ref().expect("a dispatched envelope holds an event");
                 let topic = event.topic();
                 let stamp = slot.generation;
                 let subscribers = &snapshot[..];
@@ -484,10 +470,7 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
                     CachePadded::new(Envelope {
                         refs: AtomicUsize::new(0),
                         dispatches: AtomicU64::new(0),
-                        slot: UnsafeCell::new(Slot {
-                            generation: 0,
-                            event: None,
-                        }),
+                        slot: UnsafeCell::new(Slot { generation: 0, event: None }),
                     })
                 })
                 .collect(),
@@ -520,28 +503,20 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
         crate::util::check_filter(Pooled::NAME, filter, self.topics)?;
         let mut control = lock(&self.control);
-        let k = (0..control.shards.len())
-            .min_by_key(|&k| control.shards[k].len())
-            .expect("a bus has at least one worker");
+        let k =
+            (0..control.shards.len()).min_by_key(|&k| control.shards[k].len()).expect("a bus has at least one worker");
         if control.threads[k].is_none() {
             let shared = self.shared.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("pooled-worker-{k}"))
                 .spawn(move || run_worker(shared, k))
-                .map_err(|e| {
-                    Self::config_error("max_threads", format!("could not spawn a worker: {e}"))
-                })?;
+                .map_err(|e| Self::config_error("max_threads", format!("could not spawn a worker: {e}")))?;
             control.threads[k] = Some(thread);
         }
         let id = control.next_id;
         control.next_id += 1;
         let since = Self::next_generation(&mut control);
-        control.shards[k].push(Arc::new(Subscriber {
-            id,
-            filter,
-            since,
-            listener,
-        }));
+        control.shards[k].push(Arc::new(Subscriber { id, filter, since, listener }));
         let old = self.install(&control, k);
         drop(control);
         drop(old);
@@ -550,17 +525,13 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
 
     fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
         let mut control = lock(&self.control);
-        let found = control.shards.iter().enumerate().find_map(|(k, shard)| {
-            shard
-                .iter()
-                .position(|s| s.id == id.0)
-                .map(|position| (k, position))
-        });
+        let found = control
+            .shards
+            .iter()
+            .enumerate()
+            .find_map(|(k, shard)| shard.iter().position(|s| s.id == id.0).map(|position| (k, position)));
         let Some((k, position)) = found else {
-            return Err(BusError::UnknownSubscription {
-                bus: Pooled::NAME,
-                id,
-            });
+            return Err(BusError::UnknownSubscription { bus: Pooled::NAME, id });
         };
         let removed = control.shards[k].remove(position);
         Self::next_generation(&mut control);
@@ -633,8 +604,7 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
         for envelope in shared.envelopes.iter() {
             let dispatches = envelope.dispatches.load(Ordering::Acquire);
             let done = || {
-                envelope.refs.load(Ordering::Acquire) == 0
-                    || envelope.dispatches.load(Ordering::Acquire) != dispatches
+                envelope.refs.load(Ordering::Acquire) == 0 || envelope.dispatches.load(Ordering::Acquire) != dispatches
             };
             if !done() {
                 shared.progress.wait_until(shared.wait, None, done);
@@ -645,12 +615,7 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
     fn stats(&self) -> BusStats {
         BusStats {
             dropped: 0,
-            listener_panics: self
-                .shared
-                .workers
-                .iter()
-                .map(|w| w.panics.load(Ordering::Relaxed))
-                .sum(),
+            listener_panics: self.shared.workers.iter().map(|w| w.panics.load(Ordering::Relaxed)).sum(),
         }
     }
 

@@ -44,8 +44,7 @@
 
 use crate::util::{check_filter, deliver_isolated};
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId, Topic,
+    BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId, Topic,
 };
 use arc_swap::ArcSwap;
 use crossbeam_utils::CachePadded;
@@ -81,10 +80,7 @@ struct Route<L> {
 
 impl<L> Clone for Route<L> {
     fn clone(&self) -> Self {
-        Route {
-            id: self.id,
-            listener: self.listener.clone(),
-        }
+        Route { id: self.id, listener: self.listener.clone() }
     }
 }
 
@@ -109,9 +105,7 @@ impl<E: Event, L: Listener<E>> RouterBus<E, L> {
     fn deliver(&self, event: &E) {
         let table = self.table.load();
         let topic = usize::from(event.topic());
-        let Some(routes) = table.get(topic) else {
-            topic_out_of_range(topic, table.len())
-        };
+        let Some(routes) = table.get(topic) else { topic_out_of_range(topic, table.len()) };
         let panics = deliver_isolated(routes.len(), |i| routes[i].listener.on_event(event));
         if panics != 0 {
             self.panics.fetch_add(panics, Ordering::Relaxed);
@@ -170,44 +164,10 @@ impl<E: Event, L: Listener<E>> EventBus for RouterBus<E, L> {
             }
             found
         });
-        if found {
-            Ok(())
-        } else {
-            Err(BusError::UnknownSubscription {
-                bus: Router::NAME,
-                id,
-            })
-        }
+        if found { Ok(()) } else { Err(BusError::UnknownSubscription { bus: Router::NAME, id }) }
     }
 
-    #[inline]
-    fn publish(&self, event: E) {
-        self.deliver(&event);
-    }
-
-    #[inline]
-    fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        self.deliver(&event);
-        Ok(())
-    }
-
-    #[inline]
-    fn publish_clone(&self, event: &E) {
-        self.deliver(event);
-    }
-
-    fn flush(&self) {}
-
-    fn stats(&self) -> BusStats {
-        BusStats {
-            dropped: 0,
-            listener_panics: self.panics.load(Ordering::Relaxed),
-        }
-    }
-
-    fn shutdown(self) -> BusStats {
-        self.stats()
-    }
+    crate::util::inline_dispatch!();
 }
 
 /// Publishing an event whose topic is not below `BusConfig::topics` breaks
@@ -226,9 +186,6 @@ impl<E: Event, L: Listener<E>> RouterBus<E, L> {
 
     /// Number of handlers routed for `topic`.
     pub fn handlers(&self, topic: Topic) -> usize {
-        self.table
-            .load()
-            .get(usize::from(topic))
-            .map_or(0, Vec::len)
+        self.table.load().get(usize::from(topic)).map_or(0, Vec::len)
     }
 }

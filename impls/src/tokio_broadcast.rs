@@ -55,8 +55,8 @@
 use crate::util::{call_isolated, check_filter};
 use crate::wait::Notifier;
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId, WaitStrategy,
+    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
+    SubscriptionId, WaitStrategy,
 };
 use crossbeam_utils::CachePadded;
 use std::cell::Cell;
@@ -166,16 +166,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// A subscriber's task.
-async fn deliver<E: Event, L: Listener<E>>(
-    mut rx: broadcast::Receiver<E>,
-    filter: Filter,
-    guard: TaskGuard<L>,
-) {
-    let TaskGuard {
-        listener,
-        state,
-        shared,
-    } = &guard;
+async fn deliver<E: Event, L: Listener<E>>(mut rx: broadcast::Receiver<E>, filter: Filter, guard: TaskGuard<L>) {
+    let TaskGuard { listener, state, shared } = &guard;
     let listener = listener.as_ref().expect("set until the guard drops");
     let mut passed = 0;
     let mut since_yield = 0;
@@ -236,9 +228,7 @@ impl<E: Event, L: Listener<E>> TokioBroadcastBus<E, L> {
                 return self.stats();
             }
             for sub in &subscriptions {
-                self.shared.progress.wait_until(self.wait, None, || {
-                    sub.state.stopped.load(Ordering::Acquire)
-                });
+                self.shared.progress.wait_until(self.wait, None, || sub.state.stopped.load(Ordering::Acquire));
             }
             // Joins the workers (they run on the runtime's blocking pool).
             drop(runtime);
@@ -274,10 +264,7 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
         let (tx, _) = broadcast::channel(config.capacity);
         Ok(TokioBroadcastBus {
             runtime: Some(runtime),
-            sending: Mutex::new(Sending {
-                tx: Some(tx),
-                sent: 0,
-            }),
+            sending: Mutex::new(Sending { tx: Some(tx), sent: 0 }),
             subscriptions: Mutex::new((0, Vec::new())),
             shared: Arc::default(),
             wait: config.wait,
@@ -297,20 +284,11 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
             (tx.subscribe(), sending.sent)
         };
         let state = Arc::new(SubState::default());
-        let guard = TaskGuard {
-            listener: Some(listener),
-            state: state.clone(),
-            shared: self.shared.clone(),
-        };
+        let guard = TaskGuard { listener: Some(listener), state: state.clone(), shared: self.shared.clone() };
         let task = runtime.spawn(deliver(rx, filter, guard));
         let id = subscriptions.0;
         subscriptions.0 += 1;
-        subscriptions.1.push(Subscription {
-            id,
-            state,
-            joined_at,
-            task,
-        });
+        subscriptions.1.push(Subscription { id, state, joined_at, task });
         Ok(SubscriptionId(id))
     }
 
@@ -318,10 +296,7 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
         let sub = {
             let mut subscriptions = lock(&self.subscriptions);
             let Some(at) = subscriptions.1.iter().position(|s| s.id == id.0) else {
-                return Err(BusError::UnknownSubscription {
-                    bus: TokioBroadcast::NAME,
-                    id,
-                });
+                return Err(BusError::UnknownSubscription { bus: TokioBroadcast::NAME, id });
             };
             subscriptions.1.swap_remove(at)
         };
@@ -330,9 +305,7 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
         // On one of our workers (a listener unsubscribing), waiting could
         // wait for this very thread: `removed` alone then stops new calls.
         if !self.on_own_worker() {
-            self.shared.progress.wait_until(self.wait, None, || {
-                sub.state.stopped.load(Ordering::Acquire)
-            });
+            self.shared.progress.wait_until(self.wait, None, || sub.state.stopped.load(Ordering::Acquire));
         }
         Ok(())
     }
@@ -359,19 +332,14 @@ impl<E: Event, L: Listener<E>> EventBus for TokioBroadcastBus<E, L> {
             return;
         }
         let target = lock(&self.sending).sent;
-        let owed: Vec<(Arc<SubState>, u64)> = lock(&self.subscriptions)
-            .1
-            .iter()
-            .map(|s| (s.state.clone(), s.joined_at))
-            .collect();
+        let owed: Vec<(Arc<SubState>, u64)> =
+            lock(&self.subscriptions).1.iter().map(|s| (s.state.clone(), s.joined_at)).collect();
         for (state, joined_at) in owed {
-            self.shared
-                .progress
-                .wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                    state.removed.load(Ordering::Acquire)
-                        || state.stopped.load(Ordering::Acquire)
-                        || joined_at + state.passed.load(Ordering::Acquire) >= target
-                });
+            self.shared.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                state.removed.load(Ordering::Acquire)
+                    || state.stopped.load(Ordering::Acquire)
+                    || joined_at + state.passed.load(Ordering::Acquire) >= target
+            });
         }
     }
 

@@ -53,15 +53,11 @@ const MEASURED: u64 = 20_000;
 /// Allocations per event while publishing `MEASURED` copies of `template`
 /// after a warm-up of `WARM_UP`, verifying every delivery.
 fn per_event<S: Strategy, E: Payload>(template: &E) -> f64 {
-    let config = BusConfig {
-        capacity: 256,
-        ..BusConfig::default()
-    };
+    let config = BusConfig { capacity: 256, ..BusConfig::default() };
     let bus = S::Bus::<E, Count>::new(&config).expect("valid config");
     let delivered = Arc::new(AtomicU64::new(0));
     for _ in 0..SUBSCRIBERS {
-        bus.subscribe(Filter::All, Count(delivered.clone()))
-            .expect("room");
+        bus.subscribe(Filter::All, Count(delivered.clone())).expect("room");
     }
     let mut event = template.clone();
     let mut publish = |range: std::ops::Range<u64>| {
@@ -77,12 +73,7 @@ fn per_event<S: Strategy, E: Payload>(template: &E) -> f64 {
     let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
     let stats = bus.shutdown();
     let want = (WARM_UP + MEASURED) * SUBSCRIBERS as u64;
-    assert_eq!(
-        delivered.load(Ordering::SeqCst) + stats.dropped,
-        want,
-        "{}: deliveries lost or duplicated",
-        S::NAME
-    );
+    assert_eq!(delivered.load(Ordering::SeqCst) + stats.dropped, want, "{}: deliveries lost or duplicated", S::NAME);
     allocations as f64 / MEASURED as f64
 }
 
@@ -90,21 +81,12 @@ fn check<S: Strategy>(failures: &mut Vec<String>) {
     let caps = S::CAPABILITIES;
     let small = per_event::<S, _>(&SmallEvent::make(0, 0, 0));
     let heavy = per_event::<S, _>(&HeavyEvent::make(0, 0, 0));
-    println!(
-        "{:<16} small {small:>8.3} allocs/event   heavy {heavy:>8.3} allocs/event",
-        S::NAME
-    );
+    println!("{:<16} small {small:>8.3} allocs/event   heavy {heavy:>8.3} allocs/event", S::NAME);
     if caps.zero_alloc_small && small != 0.0 {
-        failures.push(format!(
-            "{} claims zero allocations for small events, measured {small}",
-            S::NAME
-        ));
+        failures.push(format!("{} claims zero allocations for small events, measured {small}", S::NAME));
     }
     if caps.zero_alloc_heavy && heavy != 0.0 {
-        failures.push(format!(
-            "{} claims zero allocations for heavy events, measured {heavy}",
-            S::NAME
-        ));
+        failures.push(format!("{} claims zero allocations for heavy events, measured {heavy}", S::NAME));
     }
 }
 

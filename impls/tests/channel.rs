@@ -66,19 +66,11 @@ fn allocations_per_event<B: EventBus>(bus: &B, n: u64, mut publish: impl FnMut(&
 
 /// Loop-count multiplier (env `BUSLAB_STRESS`, default 1).
 fn stress() -> u64 {
-    std::env::var("BUSLAB_STRESS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
+    std::env::var("BUSLAB_STRESS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
 }
 
 fn config(capacity: usize, producers: usize) -> BusConfig {
-    BusConfig {
-        capacity,
-        producers,
-        max_threads: 2,
-        ..BusConfig::default()
-    }
+    BusConfig { capacity, producers, max_threads: 2, ..BusConfig::default() }
 }
 
 /// Silences the panics tests provoke on purpose; others still print.
@@ -87,10 +79,7 @@ fn quiet_expected_panics() {
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let expected = info
-                .payload()
-                .downcast_ref::<&str>()
-                .is_some_and(|s| s.contains("expected in this test"));
+            let expected = info.payload().downcast_ref::<&str>().is_some_and(|s| s.contains("expected in this test"));
             if !expected {
                 default(info);
             }
@@ -152,11 +141,7 @@ fn checksum(n: u64) -> u64 {
 }
 
 fn exactly_once_in_order(subscribers: usize, events: u64, wait: WaitStrategy) {
-    let bus = Bus::<SmallEvent>::new(&BusConfig {
-        wait,
-        ..config(64, 1)
-    })
-    .expect("valid config");
+    let bus = Bus::<SmallEvent>::new(&BusConfig { wait, ..config(64, 1) }).expect("valid config");
     let tallies: Vec<_> = (0..subscribers).map(|_| Tally::new(1, false)).collect();
     for t in &tallies {
         bus.subscribe(Filter::All, t.listener()).expect("subscribe");
@@ -222,9 +207,7 @@ fn at_most_max_threads_consumer_threads() {
 
 fn several_producers(producers: usize, subscribers: usize, events: u64) {
     let bus = Bus::<SmallEvent>::new(&config(32, producers)).expect("valid config");
-    let tallies: Vec<_> = (0..subscribers)
-        .map(|_| Tally::new(producers, false))
-        .collect();
+    let tallies: Vec<_> = (0..subscribers).map(|_| Tally::new(producers, false)).collect();
     for t in &tallies {
         bus.subscribe(Filter::All, t.listener()).expect("subscribe");
     }
@@ -241,10 +224,7 @@ fn several_producers(producers: usize, subscribers: usize, events: u64) {
     bus.flush();
     for t in &tallies {
         assert_eq!(t.count(), events * producers as u64);
-        assert_eq!(
-            t.sum.load(Ordering::Relaxed),
-            checksum(events) * producers as u64
-        );
+        assert_eq!(t.sum.load(Ordering::Relaxed), checksum(events) * producers as u64);
         assert_eq!(t.errors.load(Ordering::Relaxed), 0, "per-producer order");
     }
     bus.shutdown();
@@ -282,8 +262,7 @@ fn unsubscribe_stops_delivery_and_drops_the_listener() {
         .expect("subscribe")
     };
     let other = Tally::new(1, false);
-    bus.subscribe(Filter::All, other.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, other.listener()).expect("subscribe");
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
         s.spawn(|| {
@@ -302,10 +281,7 @@ fn unsubscribe_stops_delivery_and_drops_the_listener() {
         stop.store(true, Ordering::Relaxed);
     });
     assert!(!called_after_drop.load(Ordering::SeqCst));
-    assert_eq!(
-        bus.unsubscribe(id),
-        Err(BusError::UnknownSubscription { bus: "channel", id })
-    );
+    assert_eq!(bus.unsubscribe(id), Err(BusError::UnknownSubscription { bus: "channel", id }));
     bus.flush();
     assert_eq!(other.errors.load(Ordering::Relaxed), 0);
     bus.shutdown();
@@ -323,8 +299,7 @@ fn unsubscribe_from_inside_the_listener() {
             Box::new(move |e: &SmallEvent| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 if e.seq == 3
-                    && let (Some(bus), Some(id)) =
-                        (bus_weak.upgrade(), *me.lock().expect("not poisoned"))
+                    && let (Some(bus), Some(id)) = (bus_weak.upgrade(), *me.lock().expect("not poisoned"))
                 {
                     bus.unsubscribe(id).expect("subscribed");
                 }
@@ -399,10 +374,8 @@ fn slow_subscriber_blocks_and_loses_nothing(producers: usize) {
     let _open = OpenOnDrop(gate.clone());
     let slow = Tally::new(1, false);
     let fast = Tally::new(1, false);
-    bus.subscribe(Filter::All, gated(&gate, &slow))
-        .expect("subscribe");
-    bus.subscribe(Filter::All, fast.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, gated(&gate, &slow)).expect("subscribe");
+    bus.subscribe(Filter::All, fast.listener()).expect("subscribe");
     let mut accepted = 0;
     // The consumer takes one (blocked in the listener), the channel holds
     // `capacity`; allow a moment for the first to be taken.
@@ -423,11 +396,7 @@ fn slow_subscriber_blocks_and_loses_nothing(producers: usize) {
     assert_eq!(accepted, capacity as u64);
     // All-or-nothing: the fast subscriber did not get the refused event.
     thread::sleep(Duration::from_millis(10));
-    assert_eq!(
-        fast.count(),
-        accepted,
-        "partial delivery of a refused event"
-    );
+    assert_eq!(fast.count(), accepted, "partial delivery of a refused event");
     let returned = AtomicBool::new(false);
     thread::scope(|s| {
         s.spawn(|| {
@@ -601,8 +570,7 @@ fn a_panicking_listener_does_not_poison_the_bus() {
         .expect("subscribe");
     }
     let good = Tally::new(1, false);
-    bus.subscribe(Filter::All, good.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, good.listener()).expect("subscribe");
     let events = 1_000;
     for seq in 0..events {
         bus.publish(SmallEvent::make(0, seq, 0));
@@ -648,39 +616,22 @@ fn flush_waits_for_slow_listeners() {
 
 #[test]
 fn filters_are_checked_at_publish() {
-    let bus = Bus::<SmallEvent>::new(&BusConfig {
-        topics: 4,
-        ..config(8, 1)
-    })
-    .expect("valid config");
+    let bus = Bus::<SmallEvent>::new(&BusConfig { topics: 4, ..config(8, 1) }).expect("valid config");
     let seen: Vec<Arc<Mutex<Vec<Topic>>>> = (0..3).map(|_| Arc::default()).collect();
-    for (filter, seen) in [Filter::Topic(0), Filter::Topic(2), Filter::All]
-        .into_iter()
-        .zip(&seen)
-    {
+    for (filter, seen) in [Filter::Topic(0), Filter::Topic(2), Filter::All].into_iter().zip(&seen) {
         let seen = seen.clone();
-        bus.subscribe(
-            filter,
-            Box::new(move |e: &SmallEvent| seen.lock().expect("not poisoned").push(e.topic())),
-        )
-        .expect("subscribe");
+        bus.subscribe(filter, Box::new(move |e: &SmallEvent| seen.lock().expect("not poisoned").push(e.topic())))
+            .expect("subscribe");
     }
     assert_eq!(
         bus.subscribe(Filter::Topic(4), Box::new(|_: &SmallEvent| ())),
-        Err(BusError::UnknownTopic {
-            bus: "channel",
-            topic: 4,
-            topics: 4
-        })
+        Err(BusError::UnknownTopic { bus: "channel", topic: 4, topics: 4 })
     );
     for seq in 0..400 {
         bus.publish(SmallEvent::make(0, seq, (seq % 4) as Topic));
     }
     bus.flush();
-    let seen: Vec<_> = seen
-        .iter()
-        .map(|s| s.lock().expect("not poisoned").clone())
-        .collect();
+    let seen: Vec<_> = seen.iter().map(|s| s.lock().expect("not poisoned").clone()).collect();
     assert!(seen[0].len() == 100 && seen[0].iter().all(|&t| t == 0));
     assert!(seen[1].len() == 100 && seen[1].iter().all(|&t| t == 2));
     assert_eq!(seen[2].len(), 400);
@@ -690,20 +641,8 @@ fn filters_are_checked_at_publish() {
 #[test]
 fn invalid_configurations_are_rejected() {
     for (field, cfg) in [
-        (
-            "capacity",
-            BusConfig {
-                capacity: 0,
-                ..BusConfig::default()
-            },
-        ),
-        (
-            "max_threads",
-            BusConfig {
-                max_threads: 0,
-                ..BusConfig::default()
-            },
-        ),
+        ("capacity", BusConfig { capacity: 0, ..BusConfig::default() }),
+        ("max_threads", BusConfig { max_threads: 0, ..BusConfig::default() }),
     ] {
         match Bus::<SmallEvent>::new(&cfg) {
             Err(BusError::Config { field: f, .. }) => assert_eq!(f, field),
@@ -744,10 +683,7 @@ fn heavy_events_are_cloned_per_subscriber() {
 /// Same per-event work for the raw channel and the bus: fold the seq into a
 /// counter only the consumer writes.
 fn consume(sink: &AtomicU64, seq: u64) {
-    sink.store(
-        sink.load(Ordering::Relaxed).wrapping_add(seq),
-        Ordering::Relaxed,
-    );
+    sink.store(sink.load(Ordering::Relaxed).wrapping_add(seq), Ordering::Relaxed);
 }
 
 fn raw_crossbeam_spsc(n: u64, capacity: usize) -> f64 {
@@ -781,11 +717,7 @@ fn bus_spsc(n: u64, cfg: &BusConfig, fence: bool) -> f64 {
     let sink = Arc::new(AtomicU64::new(0));
     {
         let sink = sink.clone();
-        bus.subscribe(
-            Filter::All,
-            Box::new(move |e: &SmallEvent| consume(&sink, e.seq)),
-        )
-        .expect("subscribe");
+        bus.subscribe(Filter::All, Box::new(move |e: &SmallEvent| consume(&sink, e.seq))).expect("subscribe");
     }
     let sleeping = AtomicBool::new(false);
     let start = Instant::now();
@@ -835,24 +767,10 @@ fn spsc_vs_raw_crossbeam() {
     }
     let m = |v: &Vec<f64>| median(v.clone()) / 1e6;
     let best = |v: &Vec<f64>| v.iter().cloned().fold(0.0, f64::max) / 1e6;
-    println!(
-        "SPSC, SmallEvent, capacity {capacity}, {n} events per run, {rounds} interleaved rounds (median / best):"
-    );
-    println!(
-        "  raw crossbeam bounded:             {:6.1} / {:6.1} M msg/s",
-        m(&raw),
-        best(&raw)
-    );
-    println!(
-        "  channel bus (producers = 1):       {:6.1} / {:6.1} M msg/s",
-        m(&bus),
-        best(&bus)
-    );
-    println!(
-        "  channel bus (producers = 2 path):  {:6.1} / {:6.1} M msg/s",
-        m(&bus_mp),
-        best(&bus_mp)
-    );
+    println!("SPSC, SmallEvent, capacity {capacity}, {n} events per run, {rounds} interleaved rounds (median / best):");
+    println!("  raw crossbeam bounded:             {:6.1} / {:6.1} M msg/s", m(&raw), best(&raw));
+    println!("  channel bus (producers = 1):       {:6.1} / {:6.1} M msg/s", m(&bus), best(&bus));
+    println!("  channel bus (producers = 2 path):  {:6.1} / {:6.1} M msg/s", m(&bus_mp), best(&bus_mp));
     println!(
         "  bus + a SeqCst fence per publish:  {:6.1} / {:6.1} M msg/s (the sleeping-flag wake-up's cost)",
         m(&bus_fence),
@@ -910,9 +828,7 @@ fn heavy_vs_arc_heavy() {
         let (mut heavy, mut shared) = (vec![], vec![]);
         for _ in 0..5 {
             heavy.push(fan_out_rate(subscribers, n, |s| HeavyEvent::make(0, s, 0)));
-            shared.push(fan_out_rate(subscribers, n, |s| {
-                SharedHeavy(Arc::new(HeavyEvent::make(0, s, 0)))
-            }));
+            shared.push(fan_out_rate(subscribers, n, |s| SharedHeavy(Arc::new(HeavyEvent::make(0, s, 0)))));
         }
         let (h, s) = (median(heavy) / 1e6, median(shared) / 1e6);
         println!(
@@ -929,9 +845,7 @@ fn fan_out_throughput() {
     println!("publish of SmallEvent, capacity 1024, max_threads 2, median of 3:");
     for subscribers in [1, 4, 16, 500] {
         let n = n / subscribers.min(100) as u64;
-        let rates: Vec<f64> = (0..3)
-            .map(|_| fan_out_rate(subscribers, n, |s| SmallEvent::make(0, s, 0)))
-            .collect();
+        let rates: Vec<f64> = (0..3).map(|_| fan_out_rate(subscribers, n, |s| SmallEvent::make(0, s, 0))).collect();
         let r = median(rates);
         println!(
             "  1 -> {subscribers:3}: {:7.3} M events/s = {:7.2} M deliveries/s",
@@ -957,15 +871,10 @@ fn allocations_per_event_match_the_doc() {
     println!("one HeavyEvent clone (template): {per_clone} allocations");
     for subscribers in [1, 4] {
         let small = Bus::<SmallEvent>::new(&config(1024, 1)).expect("valid config");
-        let heavy = ChannelBus::<HeavyEvent, Boxed<HeavyEvent>>::new(&config(1024, 1))
-            .expect("valid config");
+        let heavy = ChannelBus::<HeavyEvent, Boxed<HeavyEvent>>::new(&config(1024, 1)).expect("valid config");
         for _ in 0..subscribers {
-            small
-                .subscribe(Filter::All, Box::new(|_: &SmallEvent| ()))
-                .expect("subscribe");
-            heavy
-                .subscribe(Filter::All, Box::new(|_: &HeavyEvent| ()))
-                .expect("subscribe");
+            small.subscribe(Filter::All, Box::new(|_: &SmallEvent| ())).expect("subscribe");
+            heavy.subscribe(Filter::All, Box::new(|_: &HeavyEvent| ())).expect("subscribe");
         }
         let a = allocations_per_event(&small, n, |b, seq| b.publish(SmallEvent::make(0, seq, 0)));
         println!("  SmallEvent, {subscribers} subscriber(s), publish: {a:.3} per event");

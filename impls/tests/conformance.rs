@@ -19,11 +19,7 @@ use std::time::{Duration, Instant};
 type Bus<S> = <S as Strategy>::Bus<SmallEvent, Listener>;
 
 fn config(producers: usize, capacity: usize) -> BusConfig {
-    BusConfig {
-        producers,
-        capacity,
-        ..BusConfig::default()
-    }
+    BusConfig { producers, capacity, ..BusConfig::default() }
 }
 
 fn new_bus<S: Strategy>(cfg: &BusConfig) -> Bus<S> {
@@ -36,11 +32,7 @@ fn new_bus<S: Strategy>(cfg: &BusConfig) -> Bus<S> {
 /// Capacity for a test that must not lose events on a lossy bus: room for
 /// every event, so that lag cannot happen.
 fn lossless_capacity<S: Strategy>(events: u64) -> usize {
-    if S::CAPABILITIES.lossy {
-        events as usize + 16
-    } else {
-        1024
-    }
+    if S::CAPABILITIES.lossy { events as usize + 16 } else { 1024 }
 }
 
 fn subscribe<S: Strategy>(bus: &Bus<S>, filter: Filter, rec: &Arc<Recorder>) -> SubscriptionId {
@@ -69,11 +61,7 @@ fn exactly_once_in_order<S: Strategy>(subscribers: usize) {
     assert_eq!(stats.dropped, 0, "{}: no lag is possible here", S::NAME);
     assert_eq!(stats.listener_panics, 0);
     for rec in &recs {
-        assert!(
-            rec.is_dropped(),
-            "{}: shutdown must drop every listener",
-            S::NAME
-        );
+        assert!(rec.is_dropped(), "{}: shutdown must drop every listener", S::NAME);
     }
 }
 
@@ -83,10 +71,7 @@ fn several_producers<S: Strategy>() {
     }
     let producers = 3u32;
     let events = 3_000 * stress();
-    let cfg = config(
-        producers as usize,
-        lossless_capacity::<S>(events * producers as u64),
-    );
+    let cfg = config(producers as usize, lossless_capacity::<S>(events * producers as u64));
     let bus = new_bus::<S>(&cfg);
     let recs: Vec<_> = (0..16).map(|_| Recorder::new()).collect();
     for rec in &recs {
@@ -124,19 +109,13 @@ fn unsubscribe_stops_delivery<S: Strategy>() {
     b.assert_exact(S::NAME, &[(0, 0..200)]);
     assert_eq!(
         bus.unsubscribe(id_a),
-        Err(BusError::UnknownSubscription {
-            bus: S::NAME,
-            id: id_a
-        }),
+        Err(BusError::UnknownSubscription { bus: S::NAME, id: id_a }),
         "{}: a second unsubscribe must say the subscription is unknown",
         S::NAME
     );
     assert_eq!(
         bus.unsubscribe(SubscriptionId(u64::MAX)),
-        Err(BusError::UnknownSubscription {
-            bus: S::NAME,
-            id: SubscriptionId(u64::MAX)
-        })
+        Err(BusError::UnknownSubscription { bus: S::NAME, id: SubscriptionId(u64::MAX) })
     );
     bus.shutdown();
     assert!(a.is_dropped() && b.is_dropped());
@@ -151,7 +130,7 @@ fn unsubscribe_while_publishing<S: Strategy>() {
         return;
     }
     for round in 0..4 * stress() {
-        let bus = new_bus::<S>(&config(1, 256));
+        let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(1 << 16)));
         let (a, b) = (Recorder::new(), Recorder::new());
         let id_a = subscribe::<S>(&bus, Filter::All, &a);
         subscribe::<S>(&bus, Filter::All, &b);
@@ -187,18 +166,12 @@ fn unsubscribe_while_publishing<S: Strategy>() {
         let cut = first_after.load(Ordering::Relaxed);
         let what = format!("{} round {round}", S::NAME);
         if let Some(last) = a.last_seq(0) {
-            assert!(
-                last < cut,
-                "{what}: listener got seq {last}, published after unsubscribe returned (cut {cut})"
-            );
+            assert!(last < cut, "{what}: listener got seq {last}, published after unsubscribe returned (cut {cut})");
         }
         a.assert_contiguous(&what);
         b.assert_exact(&what, &[(0, 0..total)]);
         bus.shutdown();
-        assert!(
-            a.is_dropped(),
-            "{what}: an unsubscribed listener must be dropped by shutdown"
-        );
+        assert!(a.is_dropped(), "{what}: an unsubscribed listener must be dropped by shutdown");
         a.assert_no_violations(&what);
     }
 }
@@ -244,11 +217,7 @@ fn subscribe_while_publishing<S: Strategy>() {
         let what = format!("{} round {round}", S::NAME);
         early.assert_exact(&what, &[(0, 0..total)]);
         late.assert_contiguous(&what);
-        assert_eq!(
-            late.last_seq(0),
-            Some(total - 1),
-            "{what}: the late subscriber's stream must run to the end"
-        );
+        assert_eq!(late.last_seq(0), Some(total - 1), "{what}: the late subscriber's stream must run to the end");
         bus.shutdown();
     }
 }
@@ -268,11 +237,7 @@ fn slow_subscriber<S: Strategy>() {
         // Listeners run on the publisher's thread: nothing to back up.
         subscribe::<S>(&bus, Filter::All, &slow);
         for seq in 0..total {
-            assert!(
-                bus.try_publish(SmallEvent::make(0, seq, 0)).is_ok(),
-                "{}: an in-line bus never refuses",
-                S::NAME
-            );
+            assert!(bus.try_publish(SmallEvent::make(0, seq, 0)).is_ok(), "{}: an in-line bus never refuses", S::NAME);
         }
         bus.flush();
         slow.assert_exact(S::NAME, &[(0, 0..total)]);
@@ -280,10 +245,7 @@ fn slow_subscriber<S: Strategy>() {
         return;
     }
     let gate = common::Gate::new();
-    expect_ok(
-        bus.subscribe(Filter::All, slow.gated_listener(gate.clone())),
-        "subscribe",
-    );
+    expect_ok(bus.subscribe(Filter::All, slow.gated_listener(gate.clone())), "subscribe");
     if caps.bounded {
         let mut seq = 0;
         let refused = loop {
@@ -291,18 +253,9 @@ fn slow_subscriber<S: Strategy>() {
                 Ok(()) => seq += 1,
                 Err(Full(event)) => break event,
             }
-            assert!(
-                seq < 64 * capacity as u64 + 64,
-                "{}: a bounded bus must refuse once full",
-                S::NAME
-            );
+            assert!(seq < 64 * capacity as u64 + 64, "{}: a bounded bus must refuse once full", S::NAME);
         };
-        assert_eq!(
-            refused.seq,
-            seq,
-            "{}: Full must hand back the very event",
-            S::NAME
-        );
+        assert_eq!(refused.seq, seq, "{}: Full must hand back the very event", S::NAME);
         // A blocking publish must wait while the subscriber is stuck.
         let blocked_done = AtomicBool::new(false);
         thread::scope(|s| {
@@ -311,11 +264,7 @@ fn slow_subscriber<S: Strategy>() {
                 blocked_done.store(true, Ordering::SeqCst);
             });
             thread::sleep(Duration::from_millis(50));
-            assert!(
-                !blocked_done.load(Ordering::SeqCst),
-                "{}: publish must block while full",
-                S::NAME
-            );
+            assert!(!blocked_done.load(Ordering::SeqCst), "{}: publish must block while full", S::NAME);
             gate.open();
         });
         publish_range::<S>(&bus, 0, seq + 1..total);
@@ -327,21 +276,12 @@ fn slow_subscriber<S: Strategy>() {
         // Unbounded or lossy: publish never blocks.
         let start = Instant::now();
         publish_range::<S>(&bus, 0, 0..total);
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "{}: publish must not block",
-            S::NAME
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "{}: publish must not block", S::NAME);
         gate.open();
         bus.flush();
         let dropped = bus.stats().dropped;
         let delivered = fast.count() + slow.count();
-        assert_eq!(
-            delivered + dropped,
-            2 * total,
-            "{}: every delivery is either made or counted as dropped",
-            S::NAME
-        );
+        assert_eq!(delivered + dropped, 2 * total, "{}: every delivery is either made or counted as dropped", S::NAME);
         if !caps.lossy {
             assert_eq!(dropped, 0);
         }
@@ -356,11 +296,7 @@ fn try_publish_when_room<S: Strategy>() {
     let rec = Recorder::new();
     subscribe::<S>(&bus, Filter::All, &rec);
     for seq in 0..10 {
-        assert!(
-            bus.try_publish(SmallEvent::make(0, seq, 0)).is_ok(),
-            "{}: room for 10 events",
-            S::NAME
-        );
+        assert!(bus.try_publish(SmallEvent::make(0, seq, 0)).is_ok(), "{}: room for 10 events", S::NAME);
     }
     bus.flush();
     rec.assert_exact(S::NAME, &[(0, 0..10)]);
@@ -374,10 +310,7 @@ fn shutdown_delivers_and_joins<S: Strategy>() {
     let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(total).min(64)));
     let recs: Vec<_> = (0..4).map(|_| Recorder::new()).collect();
     for rec in &recs {
-        expect_ok(
-            bus.subscribe(Filter::All, rec.slow_listener(Duration::from_micros(5))),
-            "subscribe",
-        );
+        expect_ok(bus.subscribe(Filter::All, rec.slow_listener(Duration::from_micros(5))), "subscribe");
     }
     publish_range::<S>(&bus, 0, 0..total);
     let stats = bus.shutdown();
@@ -389,20 +322,11 @@ fn shutdown_delivers_and_joins<S: Strategy>() {
             rec.assert_exact(&what, &[(0, 0..total)]);
         }
         assert!(rec.is_dropped(), "{what}: listener not dropped by shutdown");
-        assert_eq!(
-            rec.live_threads(),
-            0,
-            "{what}: a thread that ran this listener outlived shutdown"
-        );
+        assert_eq!(rec.live_threads(), 0, "{what}: a thread that ran this listener outlived shutdown");
     }
     if S::CAPABILITIES.lossy {
         let delivered: u64 = recs.iter().map(|r| r.count()).sum();
-        assert_eq!(
-            delivered + stats.dropped,
-            4 * total,
-            "{}: lost deliveries must be counted",
-            S::NAME
-        );
+        assert_eq!(delivered + stats.dropped, 4 * total, "{}: lost deliveries must be counted", S::NAME);
     }
 }
 
@@ -415,12 +339,7 @@ fn drop_joins<S: Strategy>() {
     drop(bus);
     rec.assert_exact(S::NAME, &[(0, 0..100)]);
     assert!(rec.is_dropped());
-    assert_eq!(
-        rec.live_threads(),
-        0,
-        "{}: a bus thread outlived drop",
-        S::NAME
-    );
+    assert_eq!(rec.live_threads(), 0, "{}: a bus thread outlived drop", S::NAME);
 }
 
 fn panicking_listener_is_isolated<S: Strategy>() {
@@ -429,37 +348,21 @@ fn panicking_listener_is_isolated<S: Strategy>() {
     let bus = new_bus::<S>(&config(1, 1024));
     let (before, panicky, after) = (Recorder::new(), Recorder::new(), Recorder::new());
     subscribe::<S>(&bus, Filter::All, &before);
-    expect_ok(
-        bus.subscribe(Filter::All, panicky.panicking_listener(3)),
-        "subscribe",
-    );
+    expect_ok(bus.subscribe(Filter::All, panicky.panicking_listener(3)), "subscribe");
     subscribe::<S>(&bus, Filter::All, &after);
     publish_range::<S>(&bus, 0, 0..total);
     bus.flush();
     before.assert_exact(S::NAME, &[(0, 0..total)]);
     after.assert_exact(S::NAME, &[(0, 0..total)]);
-    assert_eq!(
-        panicky.count(),
-        total,
-        "{}: the panicking listener stays subscribed",
-        S::NAME
-    );
-    assert_eq!(
-        bus.stats().listener_panics,
-        total / 3,
-        "{}: every caught panic is counted",
-        S::NAME
-    );
+    assert_eq!(panicky.count(), total, "{}: the panicking listener stays subscribed", S::NAME);
+    assert_eq!(bus.stats().listener_panics, total / 3, "{}: every caught panic is counted", S::NAME);
     bus.shutdown();
 }
 
 fn filters_route_by_topic<S: Strategy>() {
     let topics = 4u16;
     let per_topic = 250u64;
-    let cfg = BusConfig {
-        topics: topics as usize,
-        ..config(1, 1024)
-    };
+    let cfg = BusConfig { topics: topics as usize, ..config(1, 1024) };
     let bus = new_bus::<S>(&cfg);
     let all = Recorder::new();
     subscribe::<S>(&bus, Filter::All, &all);
@@ -478,18 +381,12 @@ fn filters_route_by_topic<S: Strategy>() {
     }
     bus.flush();
     for (t, rec) in by_topic.iter().enumerate() {
-        rec.assert_exact(
-            &format!("{} topic {t}", S::NAME),
-            &[(t as u32, 0..per_topic)],
-        );
+        rec.assert_exact(&format!("{} topic {t}", S::NAME), &[(t as u32, 0..per_topic)]);
     }
     let expected: Vec<_> = (0..topics).map(|t| (u32::from(t), 0..per_topic)).collect();
     all.assert_exact(S::NAME, &expected);
     assert!(
-        matches!(
-            bus.subscribe(Filter::Topic(topics), Recorder::new().listener()),
-            Err(BusError::UnknownTopic { .. })
-        ),
+        matches!(bus.subscribe(Filter::Topic(topics), Recorder::new().listener()), Err(BusError::UnknownTopic { .. })),
         "{}: a filter outside 0..topics is refused",
         S::NAME
     );
@@ -502,15 +399,10 @@ fn subscriber_limit_is_enforced<S: Strategy>() {
     };
     let bus = new_bus::<S>(&config(1, 16));
     let rec = Recorder::new();
-    let ids: Vec<_> = (0..limit)
-        .map(|_| subscribe::<S>(&bus, Filter::All, &rec))
-        .collect();
+    let ids: Vec<_> = (0..limit).map(|_| subscribe::<S>(&bus, Filter::All, &rec)).collect();
     assert_eq!(
         bus.subscribe(Filter::All, rec.listener()).err(),
-        Some(BusError::SubscriberLimit {
-            bus: S::NAME,
-            limit
-        }),
+        Some(BusError::SubscriberLimit { bus: S::NAME, limit }),
         "{}: subscriber {limit} must be refused",
         S::NAME
     );

@@ -7,9 +7,7 @@
 
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
 use buslab_impls::pooled::{Pooled, PooledBus};
-use buslab_impls::{
-    BusConfig, BusError, Event, EventBus, Filter, Full, Strategy, SubscriptionId, WaitStrategy,
-};
+use buslab_impls::{BusConfig, BusError, Event, EventBus, Filter, Full, Strategy, SubscriptionId, WaitStrategy};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashSet};
@@ -80,20 +78,11 @@ type Boxed<E> = Box<dyn Fn(&E) + Send + Sync>;
 type Bus<E = SmallEvent> = PooledBus<E, Boxed<E>>;
 
 fn stress() -> u64 {
-    std::env::var("BUSLAB_STRESS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n >= 1)
-        .unwrap_or(1)
+    std::env::var("BUSLAB_STRESS").ok().and_then(|s| s.parse().ok()).filter(|&n| n >= 1).unwrap_or(1)
 }
 
 fn config(capacity: usize, max_threads: usize) -> BusConfig {
-    BusConfig {
-        capacity,
-        max_threads,
-        producers: 2,
-        ..BusConfig::default()
-    }
+    BusConfig { capacity, max_threads, producers: 2, ..BusConfig::default() }
 }
 
 fn new_bus<E: Event>(cfg: &BusConfig) -> Bus<E> {
@@ -150,10 +139,7 @@ impl Recorder {
             self.violation(format!("called after drop (seq {})", event.seq()));
         }
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.threads
-            .lock()
-            .expect("not poisoned")
-            .insert(thread::current().id());
+        self.threads.lock().expect("not poisoned").insert(thread::current().id());
         let mut streams = self.streams.lock().expect("not poisoned");
         let s = streams.entry(event.producer()).or_insert(Stream {
             first: event.seq(),
@@ -167,11 +153,7 @@ impl Recorder {
         s.sum = s.sum.wrapping_add(mix(event.seq()));
         drop(streams);
         if event.seq() != expected {
-            self.violation(format!(
-                "producer {}: expected seq {expected}, got {}",
-                event.producer(),
-                event.seq()
-            ));
+            self.violation(format!("producer {}: expected seq {expected}, got {}", event.producer(), event.seq()));
         }
     }
 
@@ -204,12 +186,7 @@ impl Recorder {
     #[track_caller]
     fn assert_no_violations(&self, what: &str) {
         let v = self.violations.lock().expect("not poisoned");
-        assert!(
-            v.is_empty(),
-            "{what}: {} violations, first: {:?}",
-            v.len(),
-            &v[..v.len().min(5)]
-        );
+        assert!(v.is_empty(), "{what}: {} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
     }
 
     /// Exactly `expected` per producer, in order, once each.
@@ -218,17 +195,10 @@ impl Recorder {
         self.assert_no_violations(what);
         let streams = self.streams.lock().expect("not poisoned");
         for (producer, range) in expected {
-            let want = (
-                range.start,
-                range.end - range.start,
-                checksum(range.clone()),
-            );
+            let want = (range.start, range.end - range.start, checksum(range.clone()));
             let got = streams.get(producer).map(|s| (s.first, s.count, s.sum));
             if want.1 == 0 {
-                assert!(
-                    got.is_none(),
-                    "{what}: producer {producer}: expected nothing"
-                );
+                assert!(got.is_none(), "{what}: producer {producer}: expected nothing");
             } else {
                 assert_eq!(got, Some(want), "{what}: producer {producer}, {range:?}");
             }
@@ -298,8 +268,7 @@ fn exactly_once_in_order(subscribers: usize, max_threads: usize) {
     let bus = new_bus::<SmallEvent>(&config(64, max_threads));
     let recs: Vec<_> = (0..subscribers).map(|_| Recorder::new()).collect();
     for rec in &recs {
-        bus.subscribe(Filter::All, rec.listener())
-            .expect("subscribe");
+        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
     }
     publish_range(&bus, 0, 0..events);
     bus.flush();
@@ -309,10 +278,7 @@ fn exactly_once_in_order(subscribers: usize, max_threads: usize) {
     let stats = bus.shutdown();
     assert_eq!(stats.dropped, 0);
     assert_eq!(stats.listener_panics, 0);
-    assert!(
-        recs.iter().all(|r| r.is_dropped()),
-        "shutdown drops listeners"
-    );
+    assert!(recs.iter().all(|r| r.is_dropped()), "shutdown drops listeners");
 }
 
 #[test]
@@ -393,8 +359,7 @@ fn publish_batch_delivers_in_order() {
     let bus = new_bus::<SmallEvent>(&config(16, 2));
     let recs: Vec<_> = (0..3).map(|_| Recorder::new()).collect();
     for rec in &recs {
-        bus.subscribe(Filter::All, rec.listener())
-            .expect("subscribe");
+        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
     }
     // Batches longer than the pool: the producer must wake the workers
     // before it waits for envelopes.
@@ -411,18 +376,13 @@ fn publish_batch_delivers_in_order() {
 #[test]
 fn filters_are_checked_at_delivery() {
     let topics = 4u16;
-    let bus = new_bus::<SmallEvent>(&BusConfig {
-        topics: usize::from(topics),
-        ..config(64, 2)
-    });
+    let bus = new_bus::<SmallEvent>(&BusConfig { topics: usize::from(topics), ..config(64, 2) });
     let all = Recorder::new();
-    bus.subscribe(Filter::All, all.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, all.listener()).expect("subscribe");
     let by_topic: Vec<_> = (0..topics)
         .map(|t| {
             let rec = Recorder::new();
-            bus.subscribe(Filter::Topic(t), rec.listener())
-                .expect("subscribe");
+            bus.subscribe(Filter::Topic(t), rec.listener()).expect("subscribe");
             rec
         })
         .collect();
@@ -437,10 +397,7 @@ fn filters_are_checked_at_delivery() {
     }
     let expected: Vec<_> = (0..topics).map(|t| (u32::from(t), 0..200)).collect();
     all.assert_exact("all", &expected);
-    assert!(matches!(
-        bus.subscribe(Filter::Topic(topics), all.listener()),
-        Err(BusError::UnknownTopic { .. })
-    ));
+    assert!(matches!(bus.subscribe(Filter::Topic(topics), all.listener()), Err(BusError::UnknownTopic { .. })));
 }
 
 // ---------------------------------------------------------------------------
@@ -461,25 +418,13 @@ fn unsubscribe_stops_delivery_and_drops_the_listener() {
     while !a.is_dropped() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(1));
     }
-    assert!(
-        a.is_dropped(),
-        "an unsubscribed listener is dropped promptly"
-    );
+    assert!(a.is_dropped(), "an unsubscribed listener is dropped promptly");
     publish_range(&bus, 0, 100..200);
     bus.flush();
     a.assert_exact("a", &[(0, 0..100)]);
     b.assert_exact("b", &[(0, 0..200)]);
-    assert_eq!(
-        bus.unsubscribe(id_a),
-        Err(BusError::UnknownSubscription {
-            bus: "pooled",
-            id: id_a
-        })
-    );
-    assert!(matches!(
-        bus.unsubscribe(SubscriptionId(u64::MAX)),
-        Err(BusError::UnknownSubscription { .. })
-    ));
+    assert_eq!(bus.unsubscribe(id_a), Err(BusError::UnknownSubscription { bus: "pooled", id: id_a }));
+    assert!(matches!(bus.unsubscribe(SubscriptionId(u64::MAX)), Err(BusError::UnknownSubscription { .. })));
 }
 
 /// No publish that starts after `unsubscribe` returned reaches the listener,
@@ -489,10 +434,7 @@ fn unsubscribe_while_publishing() {
     for round in 0..4 * stress() {
         let bus = new_bus::<SmallEvent>(&config(64, 2));
         let recs: Vec<_> = (0..4).map(|_| Recorder::new()).collect();
-        let ids: Vec<_> = recs
-            .iter()
-            .map(|r| bus.subscribe(Filter::All, r.listener()).expect("subscribe"))
-            .collect();
+        let ids: Vec<_> = recs.iter().map(|r| bus.subscribe(Filter::All, r.listener()).expect("subscribe")).collect();
         let first_after = AtomicU64::new(u64::MAX);
         let unsubscribed = AtomicBool::new(false);
         let progress = AtomicU64::new(0);
@@ -500,9 +442,7 @@ fn unsubscribe_while_publishing() {
         thread::scope(|s| {
             s.spawn(|| {
                 for seq in 0..total {
-                    if unsubscribed.load(Ordering::SeqCst)
-                        && first_after.load(Ordering::Relaxed) == u64::MAX
-                    {
+                    if unsubscribed.load(Ordering::SeqCst) && first_after.load(Ordering::Relaxed) == u64::MAX {
                         first_after.store(seq, Ordering::Relaxed);
                     }
                     bus.publish(SmallEvent::make(0, seq, 0));
@@ -542,8 +482,7 @@ fn subscribe_while_publishing_gets_a_gap_free_suffix() {
         let total = 4_000;
         let bus = new_bus::<SmallEvent>(&config(64, 2));
         let early = Recorder::new();
-        bus.subscribe(Filter::All, early.listener())
-            .expect("subscribe");
+        bus.subscribe(Filter::All, early.listener()).expect("subscribe");
         let late: Vec<_> = (0..3).map(|_| Recorder::new()).collect();
         let progress = AtomicU64::new(0);
         let subscribed = AtomicBool::new(false);
@@ -566,8 +505,7 @@ fn subscribe_while_publishing_gets_a_gap_free_suffix() {
                 while progress.load(Ordering::Relaxed) < total / 8 * (i as u64 + 1) {
                     thread::yield_now();
                 }
-                bus.subscribe(Filter::All, rec.listener())
-                    .expect("subscribe");
+                bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
             }
             subscribed.store(true, Ordering::SeqCst);
         });
@@ -592,12 +530,7 @@ fn listeners_may_change_subscriptions_from_inside() {
     let calls = Arc::new(AtomicU64::new(0));
     let added = Recorder::new();
     let id = {
-        let (weak, own_id, calls, added) = (
-            Arc::downgrade(&bus),
-            own_id.clone(),
-            calls.clone(),
-            added.clone(),
-        );
+        let (weak, own_id, calls, added) = (Arc::downgrade(&bus), own_id.clone(), calls.clone(), added.clone());
         bus.subscribe(
             Filter::All,
             Box::new(move |e: &SmallEvent| {
@@ -605,10 +538,8 @@ fn listeners_may_change_subscriptions_from_inside() {
                 if e.seq == 10 {
                     let bus = weak.upgrade().expect("the bus outlives its workers");
                     let id = own_id.lock().expect("not poisoned").take();
-                    bus.unsubscribe(id.expect("set after subscribe"))
-                        .expect("unsubscribe self");
-                    bus.subscribe(Filter::All, added.listener())
-                        .expect("subscribe from a listener");
+                    bus.unsubscribe(id.expect("set after subscribe")).expect("unsubscribe self");
+                    bus.subscribe(Filter::All, added.listener()).expect("subscribe from a listener");
                 }
             }),
         )
@@ -639,10 +570,8 @@ fn a_stuck_subscriber_exhausts_the_pool_and_loses_nothing() {
     let bus = new_bus::<SmallEvent>(&config(capacity, 2));
     let (fast, slow) = (Recorder::new(), Recorder::new());
     let gate = Gate::new();
-    bus.subscribe(Filter::All, fast.listener())
-        .expect("subscribe");
-    bus.subscribe(Filter::All, slow.gated_listener(gate.clone()))
-        .expect("subscribe");
+    bus.subscribe(Filter::All, fast.listener()).expect("subscribe");
+    bus.subscribe(Filter::All, slow.gated_listener(gate.clone())).expect("subscribe");
     let mut seq = 0;
     let refused = loop {
         match bus.try_publish(SmallEvent::make(0, seq, 0)) {
@@ -651,10 +580,7 @@ fn a_stuck_subscriber_exhausts_the_pool_and_loses_nothing() {
         }
         assert!(seq <= capacity as u64, "the pool bounds the bus");
     };
-    assert_eq!(
-        seq, capacity as u64,
-        "refused exactly when every envelope is out"
-    );
+    assert_eq!(seq, capacity as u64, "refused exactly when every envelope is out");
     assert_eq!(refused.seq, seq, "Full hands back the very event");
     let blocked_done = AtomicBool::new(false);
     thread::scope(|s| {
@@ -686,19 +612,13 @@ fn publishing_to_nobody_leaks_no_envelope() {
     }
     let rec = Recorder::new();
     let gate = Gate::new();
-    let id = bus
-        .subscribe(Filter::All, rec.gated_listener(gate.clone()))
-        .expect("subscribe");
+    let id = bus.subscribe(Filter::All, rec.gated_listener(gate.clone())).expect("subscribe");
     bus.unsubscribe(id).expect("unsubscribe");
     bus.publish(SmallEvent::make(0, 0, 0));
     let rec = Recorder::new();
-    bus.subscribe(Filter::All, rec.gated_listener(gate.clone()))
-        .expect("subscribe");
+    bus.subscribe(Filter::All, rec.gated_listener(gate.clone())).expect("subscribe");
     for seq in 0..capacity as u64 {
-        assert!(
-            bus.try_publish(SmallEvent::make(1, seq, 0)).is_ok(),
-            "envelope {seq} of {capacity} is free"
-        );
+        assert!(bus.try_publish(SmallEvent::make(1, seq, 0)).is_ok(), "envelope {seq} of {capacity} is free");
     }
     assert!(bus.try_publish(SmallEvent::make(1, 99, 0)).is_err());
     gate.open();
@@ -715,10 +635,8 @@ fn flush_waits_for_every_earlier_event() {
     let bus = new_bus::<SmallEvent>(&config(64, 2));
     let gate = Gate::new();
     let (gated, free) = (Recorder::new(), Recorder::new());
-    bus.subscribe(Filter::All, gated.gated_listener(gate.clone()))
-        .expect("subscribe");
-    bus.subscribe(Filter::All, free.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, gated.gated_listener(gate.clone())).expect("subscribe");
+    bus.subscribe(Filter::All, free.listener()).expect("subscribe");
     publish_range(&bus, 0, 0..20);
     let flushed = AtomicBool::new(false);
     thread::scope(|s| {
@@ -743,8 +661,7 @@ fn flush_is_not_starved_by_a_busy_producer() {
     let bus = new_bus::<SmallEvent>(&config(16, 2));
     let recs: Vec<_> = (0..3).map(|_| Recorder::new()).collect();
     for rec in &recs {
-        bus.subscribe(Filter::All, rec.listener())
-            .expect("subscribe");
+        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
     }
     let published = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
@@ -762,10 +679,7 @@ fn flush_is_not_starved_by_a_busy_producer() {
             bus.flush();
             for rec in &recs {
                 let got = rec.last_seq(0).map_or(0, |last| last + 1);
-                assert!(
-                    got >= before,
-                    "flush returned with {got} of {before} delivered"
-                );
+                assert!(got >= before, "flush returned with {got} of {before} delivered");
             }
         }
         stop.store(true, Ordering::Relaxed);
@@ -824,8 +738,7 @@ fn shutdown_delivers_everything_and_joins() {
 fn drop_delivers_everything() {
     let bus = new_bus::<SmallEvent>(&config(8, 2));
     let rec = Recorder::new();
-    bus.subscribe(Filter::All, rec.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
     publish_range(&bus, 0, 0..100);
     drop(bus);
     rec.assert_exact("after drop", &[(0, 0..100)]);
@@ -838,8 +751,7 @@ fn a_panicking_listener_is_isolated_and_counted() {
     let total = 300;
     let bus = new_bus::<SmallEvent>(&config(16, 2));
     let (before, panicky, after) = (Recorder::new(), Recorder::new(), Recorder::new());
-    bus.subscribe(Filter::All, before.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, before.listener()).expect("subscribe");
     let flag = DropFlag(panicky.clone());
     bus.subscribe(
         Filter::All,
@@ -851,8 +763,7 @@ fn a_panicking_listener_is_isolated_and_counted() {
         }),
     )
     .expect("subscribe");
-    bus.subscribe(Filter::All, after.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, after.listener()).expect("subscribe");
     publish_range(&bus, 0, 0..total);
     bus.flush();
     before.assert_exact("before", &[(0, 0..total)]);
@@ -868,20 +779,12 @@ fn never_more_threads_than_max_threads() {
         let bus = new_bus::<SmallEvent>(&config(64, max_threads));
         let recs: Vec<_> = (0..10).map(|_| Recorder::new()).collect();
         for rec in &recs {
-            bus.subscribe(Filter::All, rec.listener())
-                .expect("subscribe");
+            bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
         }
         publish_range(&bus, 0, 0..50);
         bus.flush();
-        let threads: HashSet<_> = recs
-            .iter()
-            .flat_map(|r| r.threads.lock().expect("not poisoned").clone())
-            .collect();
-        assert_eq!(
-            threads.len(),
-            max_threads,
-            "subscribers spread over every worker"
-        );
+        let threads: HashSet<_> = recs.iter().flat_map(|r| r.threads.lock().expect("not poisoned").clone()).collect();
+        assert_eq!(threads.len(), max_threads, "subscribers spread over every worker");
         assert!(!threads.contains(&thread::current().id()));
     }
 }
@@ -904,14 +807,10 @@ fn invalid_configurations_are_refused() {
 #[test]
 fn every_wait_strategy_delivers() {
     for wait in WaitStrategy::ALL {
-        let bus = new_bus::<SmallEvent>(&BusConfig {
-            wait,
-            ..config(4, 2)
-        });
+        let bus = new_bus::<SmallEvent>(&BusConfig { wait, ..config(4, 2) });
         let recs: Vec<_> = (0..2).map(|_| Recorder::new()).collect();
         for rec in &recs {
-            bus.subscribe(Filter::All, rec.listener())
-                .expect("subscribe");
+            bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
         }
         publish_range(&bus, 0, 0..500);
         bus.flush();
@@ -967,11 +866,7 @@ fn allocations_at_steady_state<E: Payload>(
     let after = ALLOCATIONS.load(Ordering::SeqCst);
     count_this_thread(false);
     let odd = |n: u64| n / 2;
-    assert_eq!(
-        received.load(Ordering::Relaxed),
-        subscribers as u64 * odd(warm_up + events),
-        "every event delivered"
-    );
+    assert_eq!(received.load(Ordering::Relaxed), subscribers as u64 * odd(warm_up + events), "every event delivered");
     after - before
 }
 
@@ -984,13 +879,9 @@ fn zero_allocations_per_event_at_steady_state() {
             let cases: [(&str, u64); 3] = [
                 (
                     "SmallEvent via publish",
-                    allocations_at_steady_state::<SmallEvent>(
-                        false,
-                        subscribers,
-                        capacity,
-                        events,
-                        |bus, _, seq| bus.publish(SmallEvent::make(0, seq, 0)),
-                    ),
+                    allocations_at_steady_state::<SmallEvent>(false, subscribers, capacity, events, |bus, _, seq| {
+                        bus.publish(SmallEvent::make(0, seq, 0))
+                    }),
                 ),
                 (
                     "SmallEvent via publish_clone",
@@ -1038,10 +929,7 @@ fn the_allocation_counter_counts() {
     let on_producer = allocations_at_steady_state::<HeavyEvent>(false, 1, 8, 100, |bus, _, seq| {
         bus.publish(HeavyEvent::make(0, seq, 0))
     });
-    assert!(
-        on_producer >= 100,
-        "HeavyEvent::make allocates: {on_producer}"
-    );
+    assert!(on_producer >= 100, "HeavyEvent::make allocates: {on_producer}");
     let on_workers = allocations_at_steady_state::<SmallEvent>(true, 2, 8, 100, |bus, _, seq| {
         bus.publish(SmallEvent::make(0, seq, 0))
     });
@@ -1077,28 +965,19 @@ impl<E: Payload> CloneEach<E> {
                 hits
             }));
         }
-        CloneEach {
-            senders,
-            subscribers,
-            threads,
-        }
+        CloneEach { senders, subscribers, threads }
     }
 
     fn publish_clone(&self, event: &E) {
         for s in 0..self.subscribers {
-            self.senders[s % self.senders.len()]
-                .send((s, event.clone()))
-                .expect("the worker lives");
+            self.senders[s % self.senders.len()].send((s, event.clone())).expect("the worker lives");
         }
     }
 
     /// Waits for every delivery; returns their number.
     fn finish(self) -> u64 {
         drop(self.senders);
-        self.threads
-            .into_iter()
-            .map(|t| t.join().expect("worker"))
-            .sum()
+        self.threads.into_iter().map(|t| t.join().expect("worker")).sum()
     }
 }
 
@@ -1106,15 +985,10 @@ impl<E: Payload> CloneEach<E> {
 /// publishing `events` copies of a template with `publish_clone`.
 fn measure<E: Payload>(subscribers: usize, events: u64, workers: usize) -> (f64, f64) {
     let capacity = 1024;
-    let bus = new_bus::<E>(&BusConfig {
-        capacity,
-        max_threads: workers,
-        ..BusConfig::default()
-    });
+    let bus = new_bus::<E>(&BusConfig { capacity, max_threads: workers, ..BusConfig::default() });
     // One padded counter per listener: the listeners share nothing.
-    let hits: Vec<_> = (0..subscribers)
-        .map(|_| Arc::new(crossbeam_utils::CachePadded::new(AtomicU64::new(0))))
-        .collect();
+    let hits: Vec<_> =
+        (0..subscribers).map(|_| Arc::new(crossbeam_utils::CachePadded::new(AtomicU64::new(0)))).collect();
     for hit in &hits {
         let hit = hit.clone();
         bus.subscribe(
@@ -1159,29 +1033,20 @@ fn measure<E: Payload>(subscribers: usize, events: u64, workers: usize) -> (f64,
 #[test]
 #[ignore = "throughput figures: run in release with --ignored --nocapture"]
 fn throughput() {
-    let workers = std::env::var("BUSLAB_WORKERS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(buslab_impls::cores);
+    let workers = std::env::var("BUSLAB_WORKERS").ok().and_then(|s| s.parse().ok()).unwrap_or_else(buslab_impls::cores);
     println!(
         "1 producer, {workers} workers, pool of 1024, publish_clone; \
          M events/s, median (best) of 5 trials"
     );
-    let only: Option<usize> = std::env::var("BUSLAB_SUBSCRIBERS")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let only: Option<usize> = std::env::var("BUSLAB_SUBSCRIBERS").ok().and_then(|s| s.parse().ok());
     for subscribers in [1, 16, 500] {
         if only.is_some_and(|n| n != subscribers) {
             continue;
         }
         let events = (4_000_000 / subscribers as u64).max(40_000) * stress();
-        for (label, run) in [
-            (
-                "small",
-                measure::<SmallEvent> as fn(usize, u64, usize) -> (f64, f64),
-            ),
-            ("heavy", measure::<HeavyEvent>),
-        ] {
+        for (label, run) in
+            [("small", measure::<SmallEvent> as fn(usize, u64, usize) -> (f64, f64)), ("heavy", measure::<HeavyEvent>)]
+        {
             let trials: Vec<_> = (0..5).map(|_| run(subscribers, events, workers)).collect();
             let summary = |pick: fn(&(f64, f64)) -> f64| {
                 let mut rates: Vec<f64> = trials.iter().map(pick).collect();

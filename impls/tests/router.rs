@@ -27,10 +27,7 @@ impl Listener<SmallEvent> for Handler {
 }
 
 fn bus(topics: usize) -> RouterBus<SmallEvent, Handler> {
-    let config = BusConfig {
-        topics,
-        ..BusConfig::default()
-    };
+    let config = BusConfig { topics, ..BusConfig::default() };
     <Router as Strategy>::Bus::new(&config).expect("valid config")
 }
 
@@ -39,12 +36,10 @@ fn publish_calls_only_the_topics_handlers() {
     let bus = bus(3);
     let counts: Vec<_> = (0..3).map(|_| Arc::new(AtomicU64::new(0))).collect();
     for (t, c) in counts.iter().enumerate() {
-        bus.subscribe(Filter::Topic(t as u16), Handler::Count(c.clone()))
-            .expect("topic exists");
+        bus.subscribe(Filter::Topic(t as u16), Handler::Count(c.clone())).expect("topic exists");
     }
     let sum = Arc::new(AtomicU64::new(0));
-    bus.subscribe(Filter::All, Handler::SumSeq(sum.clone()))
-        .expect("subscribe");
+    bus.subscribe(Filter::All, Handler::SumSeq(sum.clone())).expect("subscribe");
     assert_eq!((bus.topics(), bus.handlers(0), bus.handlers(2)), (3, 2, 2));
     for seq in 0..10 {
         bus.publish(SmallEvent::make(0, seq, 1));
@@ -57,9 +52,7 @@ fn publish_calls_only_the_topics_handlers() {
 #[test]
 fn unsubscribe_of_an_all_subscriber_leaves_every_topic() {
     let bus = bus(4);
-    let id = bus
-        .subscribe(Filter::All, Handler::Count(Arc::default()))
-        .expect("subscribe");
+    let id = bus.subscribe(Filter::All, Handler::Count(Arc::default())).expect("subscribe");
     assert!((0..4).all(|t| bus.handlers(t) == 1));
     bus.unsubscribe(id).expect("subscribed");
     assert!((0..4).all(|t| bus.handlers(t) == 0));

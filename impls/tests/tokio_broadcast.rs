@@ -67,18 +67,11 @@ fn allocations_per_event<B: EventBus>(bus: &B, n: u64, mut publish: impl FnMut(&
 
 /// Loop-count multiplier (env `BUSLAB_STRESS`, default 1).
 fn stress() -> u64 {
-    std::env::var("BUSLAB_STRESS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
+    std::env::var("BUSLAB_STRESS").ok().and_then(|s| s.parse().ok()).unwrap_or(1)
 }
 
 fn config(capacity: usize) -> BusConfig {
-    BusConfig {
-        capacity,
-        max_threads: 2,
-        ..BusConfig::default()
-    }
+    BusConfig { capacity, max_threads: 2, ..BusConfig::default() }
 }
 
 fn new_bus(capacity: usize) -> Bus {
@@ -91,10 +84,7 @@ fn quiet_expected_panics() {
     ONCE.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let expected = info
-                .payload()
-                .downcast_ref::<&str>()
-                .is_some_and(|s| s.contains("expected in this test"));
+            let expected = info.payload().downcast_ref::<&str>().is_some_and(|s| s.contains("expected in this test"));
             if !expected {
                 default(info);
             }
@@ -128,11 +118,8 @@ impl Tally {
     fn record(&self, producer: u32, seq: u64) {
         let next = &self.next[producer as usize];
         let expected = next.load(Ordering::Relaxed);
-        let wrong = if self.gaps {
-            expected != u64::MAX && seq < expected
-        } else {
-            expected != u64::MAX && seq != expected
-        };
+        let wrong =
+            if self.gaps { expected != u64::MAX && seq < expected } else { expected != u64::MAX && seq != expected };
         if wrong {
             self.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -165,9 +152,7 @@ fn checksum(n: u64) -> u64 {
 /// With a ring larger than the run, nothing can be lost.
 fn exactly_once_in_order(subscribers: usize, events: u64) {
     let bus = new_bus(events as usize);
-    let tallies: Vec<_> = (0..subscribers)
-        .map(|_| Tally::new(1, false, false))
-        .collect();
+    let tallies: Vec<_> = (0..subscribers).map(|_| Tally::new(1, false, false)).collect();
     for t in &tallies {
         bus.subscribe(Filter::All, t.listener()).expect("subscribe");
     }
@@ -204,9 +189,7 @@ fn exactly_once_and_in_order_with_500_subscribers() {
 fn several_producers_exactly_once_with_per_producer_checksums() {
     let (producers, events) = (4, 5_000 * stress());
     let bus = new_bus((events * producers as u64) as usize);
-    let tallies: Vec<_> = (0..3)
-        .map(|_| Tally::new(producers, false, false))
-        .collect();
+    let tallies: Vec<_> = (0..3).map(|_| Tally::new(producers, false, false)).collect();
     for t in &tallies {
         bus.subscribe(Filter::All, t.listener()).expect("subscribe");
     }
@@ -223,10 +206,7 @@ fn several_producers_exactly_once_with_per_producer_checksums() {
     bus.flush();
     for t in &tallies {
         assert_eq!(t.count(), events * producers as u64);
-        assert_eq!(
-            t.sum.load(Ordering::Relaxed),
-            checksum(events) * producers as u64
-        );
+        assert_eq!(t.sum.load(Ordering::Relaxed), checksum(events) * producers as u64);
         assert_eq!(t.errors.load(Ordering::Relaxed), 0);
     }
     assert_eq!(bus.shutdown().dropped, 0);
@@ -241,10 +221,7 @@ fn workers_are_bounded_by_max_threads() {
         bus.subscribe(
             Filter::All,
             Box::new(move |_: &SmallEvent| {
-                threads
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(thread::current().id());
+                threads.lock().expect("not poisoned").insert(thread::current().id());
             }),
         )
         .expect("subscribe");
@@ -254,10 +231,7 @@ fn workers_are_bounded_by_max_threads() {
     }
     bus.flush();
     let used = threads.lock().expect("not poisoned").len();
-    assert!(
-        used >= 1 && used <= 2.min(buslab_impls::cores()),
-        "{used} workers"
-    );
+    assert!(used >= 1 && used <= 2.min(buslab_impls::cores()), "{used} workers");
     bus.shutdown();
 }
 
@@ -287,11 +261,7 @@ fn lag_is_counted_delivered_plus_dropped_equals_sent_per_subscriber() {
         // Must terminate although events were lost.
         bus.flush();
         let dropped = bus.stats().dropped;
-        assert_eq!(
-            tally.count() + dropped,
-            sent,
-            "pause {pause_us} µs: delivered + dropped != sent"
-        );
+        assert_eq!(tally.count() + dropped, sent, "pause {pause_us} µs: delivered + dropped != sent");
         assert_eq!(tally.errors.load(Ordering::Relaxed), 0, "out of order");
         if pause_us == 200 {
             assert!(dropped > 0, "a 200 µs listener must lag a ring of 8");
@@ -402,13 +372,7 @@ fn unsubscribe_stops_delivery_and_drops_the_listener() {
         assert_eq!(calls.load(Ordering::SeqCst), frozen, "called after return");
         stop.store(true, Ordering::Relaxed);
     });
-    assert_eq!(
-        bus.unsubscribe(id),
-        Err(BusError::UnknownSubscription {
-            bus: "tokio_broadcast",
-            id
-        })
-    );
+    assert_eq!(bus.unsubscribe(id), Err(BusError::UnknownSubscription { bus: "tokio_broadcast", id }));
     bus.flush();
     bus.shutdown();
 }
@@ -425,8 +389,7 @@ fn unsubscribe_from_inside_the_listener() {
             Box::new(move |e: &SmallEvent| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 if e.seq == 3
-                    && let (Some(bus), Some(id)) =
-                        (bus_weak.upgrade(), *me.lock().expect("not poisoned"))
+                    && let (Some(bus), Some(id)) = (bus_weak.upgrade(), *me.lock().expect("not poisoned"))
                 {
                     bus.unsubscribe(id).expect("subscribed");
                 }
@@ -480,15 +443,13 @@ fn subscribe_while_publishing_gets_a_gap_free_suffix() {
 fn a_late_subscriber_owes_only_later_events() {
     let bus = new_bus(64);
     let early = Tally::new(1, false, false);
-    bus.subscribe(Filter::All, early.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, early.listener()).expect("subscribe");
     for seq in 0..50 {
         bus.publish(SmallEvent::make(0, seq, 0));
     }
     bus.flush();
     let late = Tally::new(1, true, false);
-    bus.subscribe(Filter::All, late.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, late.listener()).expect("subscribe");
     for seq in 50..60 {
         bus.publish(SmallEvent::make(0, seq, 0));
     }
@@ -497,8 +458,7 @@ fn a_late_subscriber_owes_only_later_events() {
     assert_eq!(late.count(), 10);
     // A subscriber that joined after the last publish owes nothing.
     let idle = Tally::new(1, true, false);
-    bus.subscribe(Filter::All, idle.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, idle.listener()).expect("subscribe");
     bus.flush();
     assert_eq!(idle.count(), 0);
     bus.shutdown();
@@ -566,8 +526,7 @@ fn a_panicking_listener_does_not_poison_the_bus() {
         .expect("subscribe");
     }
     let good = Tally::new(1, false, false);
-    bus.subscribe(Filter::All, good.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, good.listener()).expect("subscribe");
     let events = 1_000;
     for seq in 0..events {
         bus.publish(SmallEvent::make(0, seq, 0));
@@ -612,39 +571,22 @@ fn flush_waits_for_slow_listeners() {
 
 #[test]
 fn filters_are_checked_at_receive() {
-    let bus = Bus::new(&BusConfig {
-        topics: 4,
-        ..config(1024)
-    })
-    .expect("valid config");
+    let bus = Bus::new(&BusConfig { topics: 4, ..config(1024) }).expect("valid config");
     let seen: Vec<Arc<Mutex<Vec<Topic>>>> = (0..3).map(|_| Arc::default()).collect();
-    for (filter, seen) in [Filter::Topic(0), Filter::Topic(2), Filter::All]
-        .into_iter()
-        .zip(&seen)
-    {
+    for (filter, seen) in [Filter::Topic(0), Filter::Topic(2), Filter::All].into_iter().zip(&seen) {
         let seen = seen.clone();
-        bus.subscribe(
-            filter,
-            Box::new(move |e: &SmallEvent| seen.lock().expect("not poisoned").push(e.topic())),
-        )
-        .expect("subscribe");
+        bus.subscribe(filter, Box::new(move |e: &SmallEvent| seen.lock().expect("not poisoned").push(e.topic())))
+            .expect("subscribe");
     }
     assert_eq!(
         bus.subscribe(Filter::Topic(4), Box::new(|_: &SmallEvent| ())),
-        Err(BusError::UnknownTopic {
-            bus: "tokio_broadcast",
-            topic: 4,
-            topics: 4
-        })
+        Err(BusError::UnknownTopic { bus: "tokio_broadcast", topic: 4, topics: 4 })
     );
     for seq in 0..400 {
         bus.publish(SmallEvent::make(0, seq, (seq % 4) as Topic));
     }
     bus.flush();
-    let seen: Vec<_> = seen
-        .iter()
-        .map(|s| s.lock().expect("not poisoned").clone())
-        .collect();
+    let seen: Vec<_> = seen.iter().map(|s| s.lock().expect("not poisoned").clone()).collect();
     assert!(seen[0].len() == 100 && seen[0].iter().all(|&t| t == 0));
     assert!(seen[1].len() == 100 && seen[1].iter().all(|&t| t == 2));
     assert_eq!(seen[2].len(), 400);
@@ -653,16 +595,8 @@ fn filters_are_checked_at_receive() {
 
 #[test]
 fn invalid_configurations_are_rejected() {
-    for (field, cfg) in [
-        ("capacity", config(0)),
-        (
-            "max_threads",
-            BusConfig {
-                max_threads: 0,
-                ..BusConfig::default()
-            },
-        ),
-    ] {
+    for (field, cfg) in [("capacity", config(0)), ("max_threads", BusConfig { max_threads: 0, ..BusConfig::default() })]
+    {
         match Bus::new(&cfg) {
             Err(BusError::Config { field: f, .. }) => assert_eq!(f, field),
             _ => panic!("{field} accepted"),
@@ -711,14 +645,10 @@ fn throughput_and_lag() {
     println!("tokio_broadcast, SmallEvent, publish flat out, max_threads 2, {rounds} rounds:");
     for capacity in [1024, 1 << 16] {
         for subscribers in [1, 4] {
-            let results: Vec<(f64, f64)> =
-                (0..rounds).map(|_| run(subscribers, n, capacity)).collect();
+            let results: Vec<(f64, f64)> = (0..rounds).map(|_| run(subscribers, n, capacity)).collect();
             let mut rates: Vec<f64> = results.iter().map(|r| r.0).collect();
             rates.sort_by(|a, b| a.total_cmp(b));
-            let lost: Vec<String> = results
-                .iter()
-                .map(|r| format!("{:.1}%", r.1 * 100.0))
-                .collect();
+            let lost: Vec<String> = results.iter().map(|r| format!("{:.1}%", r.1 * 100.0)).collect();
             println!(
                 "  capacity {capacity:6}, 1 -> {subscribers}: median {:5.2} M events/s ({:5.2} M published deliveries/s), lost per round: {}",
                 rates[rounds / 2] / 1e6,
@@ -768,15 +698,10 @@ fn allocations_per_event_match_the_doc() {
     let heavy_template = HeavyEvent::make(0, 7, 0);
     for subscribers in [1, 4] {
         let small = new_bus(1 << 16);
-        let heavy = TokioBroadcastBus::<HeavyEvent, Boxed<HeavyEvent>>::new(&config(1 << 16))
-            .expect("valid config");
+        let heavy = TokioBroadcastBus::<HeavyEvent, Boxed<HeavyEvent>>::new(&config(1 << 16)).expect("valid config");
         for _ in 0..subscribers {
-            small
-                .subscribe(Filter::All, Box::new(|_: &SmallEvent| ()))
-                .expect("subscribe");
-            heavy
-                .subscribe(Filter::All, Box::new(|_: &HeavyEvent| ()))
-                .expect("subscribe");
+            small.subscribe(Filter::All, Box::new(|_: &SmallEvent| ())).expect("subscribe");
+            heavy.subscribe(Filter::All, Box::new(|_: &HeavyEvent| ())).expect("subscribe");
         }
         let a = allocations_per_event(&small, n, |b, seq| b.publish(SmallEvent::make(0, seq, 0)));
         println!("  SmallEvent, {subscribers} subscriber(s), publish: {a:.3} per event");

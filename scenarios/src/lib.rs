@@ -63,23 +63,14 @@ pub enum ScenarioError {
 pub fn catalog() -> Result<Vec<Scenario>, ScenarioError> {
     CATALOG
         .iter()
-        .map(|(file, text)| {
-            spec::parse(
-                &format!("catalog/{file}"),
-                text,
-                Origin::Catalog((*file).to_owned()),
-            )
-        })
+        .map(|(file, text)| spec::parse(&format!("catalog/{file}"), text, Origin::Catalog((*file).to_owned())))
         .collect()
 }
 
 /// Reads and validates a user's scenario file.
 pub fn load_file(path: &Path) -> Result<Scenario, ScenarioError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
-        file: file.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: file.clone(), source })?;
     spec::parse(&file, &text, Origin::File(file.clone()))
 }
 
@@ -111,10 +102,7 @@ pub fn origin_name(origin: &Origin) -> String {
 /// SHA-256 of `bytes`, lowercase hex.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -125,27 +113,12 @@ mod tests {
     fn the_shipped_catalog_is_valid_and_complete() {
         let catalog = catalog().expect("the catalog must parse");
         let names: Vec<_> = catalog.iter().map(|s| s.name.as_str()).collect();
-        for want in [
-            "spsc",
-            "fanout",
-            "mpmc",
-            "burst",
-            "slow-subscriber",
-            "churn",
-            "heavy-payload",
-        ] {
+        for want in ["spsc", "fanout", "mpmc", "burst", "slow-subscriber", "churn", "heavy-payload"] {
             assert!(names.contains(&want), "catalog lacks {want}: {names:?}");
         }
         for (file, _) in CATALOG {
-            let s = catalog
-                .iter()
-                .find(|s| s.origin == Origin::Catalog((*file).to_owned()))
-                .expect("parsed");
-            assert_eq!(
-                format!("{}.toml", s.name),
-                *file,
-                "a catalog file is named after its scenario"
-            );
+            let s = catalog.iter().find(|s| s.origin == Origin::Catalog((*file).to_owned())).expect("parsed");
+            assert_eq!(format!("{}.toml", s.name), *file, "a catalog file is named after its scenario");
         }
     }
 
@@ -158,31 +131,18 @@ mod tests {
         let err = catalog_with(&[&path]).expect_err("duplicate");
         assert!(err.to_string().contains("catalog/spsc.toml"), "{err}");
         std::fs::write(&path, "name = \"mine\"\nsubscribers = 2\n").expect("write");
-        assert_eq!(
-            catalog_with(&[&path])
-                .expect("valid")
-                .last()
-                .map(|s| s.name.as_str()),
-            Some("mine")
-        );
+        assert_eq!(catalog_with(&[&path]).expect("valid").last().map(|s| s.name.as_str()), Some("mine"));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
     fn a_missing_file_names_its_path() {
         let err = load_file(Path::new("/nonexistent/buslab.toml")).expect_err("missing");
-        assert!(
-            err.to_string()
-                .starts_with("/nonexistent/buslab.toml: cannot read"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("/nonexistent/buslab.toml: cannot read"), "{err}");
     }
 
     #[test]
     fn sha256_matches_a_known_vector() {
-        assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -120,10 +120,7 @@ pub struct BusParams {
 
 impl Default for BusParams {
     fn default() -> Self {
-        BusParams {
-            capacity: 1024,
-            wait: WaitStrategy::Park,
-        }
+        BusParams { capacity: 1024, wait: WaitStrategy::Park }
     }
 }
 
@@ -190,10 +187,7 @@ impl Scenario {
         self.producers
             .iter()
             .flat_map(|&producers| {
-                self.subscribers.iter().map(move |&subscribers| SweepPoint {
-                    producers,
-                    subscribers,
-                })
+                self.subscribers.iter().map(move |&subscribers| SweepPoint { producers, subscribers })
             })
             .collect()
     }
@@ -234,10 +228,7 @@ impl<'de> Deserialize<'de> for OneOrMany {
                     .map(OneOrMany::One)
                     .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<OneOrMany, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
                 let mut values = Vec::new();
                 while let Some(v) = seq.next_element::<u64>()? {
                     values.push(v);
@@ -338,13 +329,7 @@ impl Locator<'_> {
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        ScenarioError::Invalid {
-            file: self.file.to_owned(),
-            line,
-            column,
-            field: field.to_owned(),
-            message,
-        }
+        ScenarioError::Invalid { file: self.file.to_owned(), line, column, field: field.to_owned(), message }
     }
 
     /// The key assigned on the line holding `offset` (`key = value`).
@@ -353,11 +338,8 @@ impl Locator<'_> {
         let line = self.text[start..].lines().next()?;
         let (key, _) = line.split_once('=')?;
         let key = key.trim();
-        (!key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
-        .then(|| key.to_owned())
+        (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .then(|| key.to_owned())
     }
 
     fn range<T: Copy + PartialOrd + std::fmt::Display>(
@@ -369,53 +351,32 @@ impl Locator<'_> {
     ) -> Result<T, ScenarioError> {
         let v = *value.get_ref();
         if v < min || v > max {
-            return Err(self.at(
-                value.span(),
-                field,
-                format!("{v} is out of range: allowed {min} to {max}"),
-            ));
+            return Err(self.at(value.span(), field, format!("{v} is out of range: allowed {min} to {max}")));
         }
         Ok(v)
     }
 
-    fn list(
-        &self,
-        value: &Spanned<OneOrMany>,
-        field: &str,
-        max: u64,
-    ) -> Result<Vec<usize>, ScenarioError> {
+    fn list(&self, value: &Spanned<OneOrMany>, field: &str, max: u64) -> Result<Vec<usize>, ScenarioError> {
         let values = match value.get_ref() {
             OneOrMany::One(v) => vec![*v],
             OneOrMany::Many(vs) => vs.clone(),
         };
         if values.is_empty() {
-            return Err(self.at(
-                value.span(),
-                field,
-                "an empty list: give at least one value".into(),
-            ));
+            return Err(self.at(value.span(), field, "an empty list: give at least one value".into()));
         }
         if values.len() > 32 {
             return Err(self.at(value.span(), field, "more than 32 sweep points".into()));
         }
         for &v in &values {
             if v == 0 || v > max {
-                return Err(self.at(
-                    value.span(),
-                    field,
-                    format!("{v} is out of range: allowed 1 to {max}"),
-                ));
+                return Err(self.at(value.span(), field, format!("{v} is out of range: allowed 1 to {max}")));
             }
         }
         let mut dedup = values.clone();
         dedup.sort_unstable();
         dedup.dedup();
         if dedup.len() != values.len() {
-            return Err(self.at(
-                value.span(),
-                field,
-                "a value appears twice in the sweep".into(),
-            ));
+            return Err(self.at(value.span(), field, "a value appears twice in the sweep".into()));
         }
         Ok(values.into_iter().map(|v| v as usize).collect())
     }
@@ -427,10 +388,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
     let raw: RawScenario = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let field = match e.message().split('`').nth(1) {
-            Some(f)
-                if e.message().starts_with("unknown field")
-                    || e.message().starts_with("missing field") =>
-            {
+            Some(f) if e.message().starts_with("unknown field") || e.message().starts_with("missing field") => {
                 f.to_owned()
             }
             _ => loc.key_at(span.start).unwrap_or_else(|| "-".to_owned()),
@@ -441,9 +399,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
     let name = raw.name.get_ref().clone();
     if name.is_empty()
         || name.len() > 64
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         return Err(loc.at(
             raw.name.span(),
@@ -466,19 +422,11 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
             "small" => PayloadKind::Small,
             "heavy" => PayloadKind::Heavy,
             other => {
-                return Err(loc.at(
-                    p.span(),
-                    "payload",
-                    format!("{other:?}: allowed \"small\" or \"heavy\""),
-                ));
+                return Err(loc.at(p.span(), "payload", format!("{other:?}: allowed \"small\" or \"heavy\"")));
             }
         },
     };
-    let events = raw
-        .events
-        .as_ref()
-        .map(|e| loc.range(e, "events", 1, MAX_EVENTS))
-        .transpose()?;
+    let events = raw.events.as_ref().map(|e| loc.range(e, "events", 1, MAX_EVENTS)).transpose()?;
     let listener_work_ns = match &raw.listener_work_ns {
         Some(w) => loc.range(w, "listener_work_ns", 0, MAX_WORK_NS)?,
         None => 0,
@@ -490,11 +438,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
             RawBodies::Count(4) => Bodies::Four,
             RawBodies::Word(w) if w == "each" => Bodies::Each,
             _ => {
-                return Err(loc.at(
-                    b.span(),
-                    "listener_bodies",
-                    "allowed 1, 4 or \"each\"".into(),
-                ));
+                return Err(loc.at(b.span(), "listener_bodies", "allowed 1, 4 or \"each\"".into()));
             }
         },
     };
@@ -509,11 +453,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
                 period_ms: loc.range(&r.period_ms, "burst.period_ms", 1, 600_000)?,
             };
             if burst.spike_ms >= burst.period_ms {
-                return Err(loc.at(
-                    b.span(),
-                    "burst",
-                    "spike_ms must be shorter than period_ms".into(),
-                ));
+                return Err(loc.at(b.span(), "burst", "spike_ms must be shorter than period_ms".into()));
             }
             Some(burst)
         }
@@ -532,10 +472,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
                 return Err(loc.at(
                     s.span(),
                     "slow.count",
-                    format!(
-                        "{} slow subscribers leave no fast one among {min}",
-                        slow.count
-                    ),
+                    format!("{} slow subscribers leave no fast one among {min}", slow.count),
                 ));
             }
             Some(slow)
@@ -544,11 +481,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
     let churn = raw
         .churn
         .as_ref()
-        .map(|c| {
-            Ok(Churn {
-                per_second: loc.range(&c.get_ref().per_second, "churn.per_second", 1, 1_000_000)?,
-            })
-        })
+        .map(|c| Ok(Churn { per_second: loc.range(&c.get_ref().per_second, "churn.per_second", 1, 1_000_000)? }))
         .transpose()?;
     let mut bus = BusParams::default();
     if let Some(b) = &raw.bus {
@@ -558,14 +491,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         }
         if let Some(w) = &r.wait {
             bus.wait = WaitStrategy::from_name(w.get_ref()).ok_or_else(|| {
-                loc.at(
-                    w.span(),
-                    "bus.wait",
-                    format!(
-                        "{:?}: allowed \"park\", \"yield\" or \"busy_spin\"",
-                        w.get_ref()
-                    ),
-                )
+                loc.at(w.span(), "bus.wait", format!("{:?}: allowed \"park\", \"yield\" or \"busy_spin\"", w.get_ref()))
             })?;
         }
     }
@@ -612,25 +538,15 @@ mod tests {
         assert_eq!(s.subscribers, [3]);
         assert_eq!(s.payload, PayloadKind::Small);
         assert_eq!(s.bus, BusParams::default());
-        assert_eq!(
-            s.points(),
-            [SweepPoint {
-                producers: 1,
-                subscribers: 3
-            }]
-        );
+        assert_eq!(s.points(), [SweepPoint { producers: 1, subscribers: 3 }]);
         assert!(s.sweep_params(s.points()[0]).is_empty());
     }
 
     #[test]
     fn sweeps_are_a_cartesian_product() {
-        let s = parse_str("name = \"x\"\nproducers = [1, 2]\nsubscribers = [4, 8, 16]\n")
-            .expect("valid");
+        let s = parse_str("name = \"x\"\nproducers = [1, 2]\nsubscribers = [4, 8, 16]\n").expect("valid");
         assert_eq!(s.points().len(), 6);
-        assert_eq!(
-            s.sweep_params(s.points()[5]),
-            [("producers", "2".into()), ("subscribers", "16".into())]
-        );
+        assert_eq!(s.sweep_params(s.points()[5]), [("producers", "2".into()), ("subscribers", "16".into())]);
     }
 
     #[test]
@@ -644,12 +560,7 @@ mod tests {
     #[test]
     fn zero_subscribers_is_refused_with_the_range() {
         let e = error("name = \"x\"\nsubscribers = 0\n");
-        assert!(
-            e.contains("test.toml:2:15")
-                && e.contains("`subscribers`")
-                && e.contains("allowed 1 to"),
-            "{e}"
-        );
+        assert!(e.contains("test.toml:2:15") && e.contains("`subscribers`") && e.contains("allowed 1 to"), "{e}");
     }
 
     #[test]
@@ -661,22 +572,12 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         assert!(error("name = \"X Y\"\nsubscribers = 1\n").contains("`name`"));
-        assert!(
-            error("name = \"x\"\nsubscribers = 1\npayload = \"huge\"\n")
-                .contains("allowed \"small\"")
-        );
-        assert!(
-            error("name = \"x\"\nsubscribers = 1\nlistener_bodies = 3\n").contains("allowed 1, 4")
-        );
-        assert!(
-            error("name = \"x\"\nsubscribers = 1\n[bus]\nwait = \"nap\"\n").contains("`bus.wait`")
-        );
+        assert!(error("name = \"x\"\nsubscribers = 1\npayload = \"huge\"\n").contains("allowed \"small\""));
+        assert!(error("name = \"x\"\nsubscribers = 1\nlistener_bodies = 3\n").contains("allowed 1, 4"));
+        assert!(error("name = \"x\"\nsubscribers = 1\n[bus]\nwait = \"nap\"\n").contains("`bus.wait`"));
         assert!(error("name = \"x\"\nsubscribers = [2, 2]\n").contains("twice"));
         assert!(error("name = \"x\"\nsubscribers = []\n").contains("empty"));
-        assert!(
-            error("name = \"x\"\nsubscribers = 2\n[slow]\ncount = 2\nwork_ns = 5\n")
-                .contains("no fast one")
-        );
+        assert!(error("name = \"x\"\nsubscribers = 2\n[slow]\ncount = 2\nwork_ns = 5\n").contains("no fast one"));
         let e = error(
             "name = \"x\"\nsubscribers = 1\n[burst]\nbase_rate = 1\nspike_factor = 2\nspike_ms = 9\nperiod_ms = 5\n",
         );

@@ -14,11 +14,7 @@ pub type Listener = Box<dyn Fn(&SmallEvent) + Send + Sync>;
 
 /// The stress multiplier from `BUSLAB_STRESS` (default 1).
 pub fn stress() -> u64 {
-    std::env::var("BUSLAB_STRESS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n >= 1)
-        .unwrap_or(1)
+    std::env::var("BUSLAB_STRESS").ok().and_then(|s| s.parse().ok()).filter(|&n| n >= 1).unwrap_or(1)
 }
 
 /// Unwraps with the error in the message.
@@ -37,14 +33,8 @@ pub fn quiet_expected_panics() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let expected = info
-                .payload()
-                .downcast_ref::<&str>()
-                .is_some_and(|s| s.contains("expected in this test"))
-                || info
-                    .payload()
-                    .downcast_ref::<String>()
-                    .is_some_and(|s| s.contains("expected in this test"));
+            let expected = info.payload().downcast_ref::<&str>().is_some_and(|s| s.contains("expected in this test"))
+                || info.payload().downcast_ref::<String>().is_some_and(|s| s.contains("expected in this test"));
             if !expected {
                 previous(info);
             }
@@ -123,10 +113,7 @@ impl Recorder {
     /// Records one delivery.
     pub fn record(self: &Arc<Self>, event: &SmallEvent) {
         if self.dropped.load(Ordering::SeqCst) {
-            self.violation(format!(
-                "called after the listener was dropped (seq {})",
-                event.seq
-            ));
+            self.violation(format!("called after the listener was dropped (seq {})", event.seq));
         }
         self.track_thread();
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -140,9 +127,7 @@ impl Recorder {
         if event.seq() != stream.next {
             let (expected, got, producer) = (stream.next, event.seq(), event.producer());
             drop(streams);
-            self.violation(format!(
-                "producer {producer}: expected seq {expected}, got {got}"
-            ));
+            self.violation(format!("producer {producer}: expected seq {expected}, got {got}"));
             let mut streams = self.streams.lock().expect("not poisoned");
             let stream = streams.get_mut(&producer).expect("inserted above");
             stream.next = got + 1;
@@ -226,22 +211,14 @@ impl Recorder {
     /// The last seq received from `producer`.
     pub fn last_seq(&self, producer: u32) -> Option<u64> {
         let streams = self.streams.lock().expect("not poisoned");
-        streams
-            .get(&producer)
-            .filter(|s| s.count > 0)
-            .map(|s| s.next - 1)
+        streams.get(&producer).filter(|s| s.count > 0).map(|s| s.next - 1)
     }
 
     /// Panics with every violation recorded.
     #[track_caller]
     pub fn assert_no_violations(&self, what: &str) {
         let v = self.violations.lock().expect("not poisoned");
-        assert!(
-            v.is_empty(),
-            "{what}: {} violations, first: {:?}",
-            v.len(),
-            &v[..v.len().min(5)]
-        );
+        assert!(v.is_empty(), "{what}: {} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
     }
 
     /// Each producer's stream is gap-free and duplicate-free (a contiguous
@@ -256,11 +233,7 @@ impl Recorder {
     pub fn assert_increasing(&self, what: &str) {
         let v = self.violations.lock().expect("not poisoned");
         let bad: Vec<_> = v.iter().filter(|msg| !is_forward_gap(msg)).collect();
-        assert!(
-            bad.is_empty(),
-            "{what}: out of order or duplicated: {:?}",
-            &bad[..bad.len().min(5)]
-        );
+        assert!(bad.is_empty(), "{what}: out of order or duplicated: {:?}", &bad[..bad.len().min(5)]);
     }
 
     /// Exactly the given range per producer, in order, once each: count,
@@ -285,21 +258,15 @@ impl Recorder {
             }
         }
         for producer in streams.keys() {
-            assert!(
-                expected.iter().any(|(p, _)| p == producer),
-                "{what}: unexpected events from producer {producer}"
-            );
+            assert!(expected.iter().any(|(p, _)| p == producer), "{what}: unexpected events from producer {producer}");
         }
     }
 }
 
 fn is_forward_gap(msg: &str) -> bool {
     // "producer P: expected seq X, got Y" with Y > X is a gap, not a reorder.
-    let nums: Vec<u64> = msg
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| s.parse().ok())
-        .collect();
+    let nums: Vec<u64> =
+        msg.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
     msg.contains("expected seq") && nums.len() == 3 && nums[2] > nums[1]
 }
 
