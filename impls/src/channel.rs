@@ -11,7 +11,7 @@
 //! 250 per thread, up to 128 events per subscriber per pass.
 //!
 //! Wake-up: a consumer with nothing to do blocks *inside crossbeam*, in a
-//! `Select` over its shard's receivers and its control channel (under
+//! (biased) `Select` over its shard's receivers and its control channel (under
 //! `WaitStrategy::Park`; crossbeam then spins, yields and parks, the same shape
 //! as `wait::Notifier`'s Park). `Yield` and `BusySpin` poll through
 //! `Notifier::wait_until`, which never sleeps under them. So the publisher adds
@@ -27,7 +27,9 @@
 //! sending (a plain load + store when `BusConfig::producers == 1`, a
 //! `fetch_add` otherwise) and sends only once `t < done + abandoned +
 //! capacity` (checked against a publisher-side cached limit, so the common
-//! case reads no consumer-written line). So `capacity` bounds the events a
+//! case reads no consumer-written line; the consumer publishes `done` every
+//! 32 events and at the end of each batch, so that line does not bounce
+//! between the cores per event). So `capacity` bounds the events a
 //! subscriber has accepted but not finished (queued or in its listener), a
 //! ticket always finds room in the channel, and `flush` waits until `done`
 //! reaches the `enqueued` it read at its start. `try_publish` is
@@ -123,6 +125,11 @@ impl Strategy for Channel {
 /// shard's other subscribers and its control channel.
 const BATCH: u64 = 128;
 
+/// The consumer publishes `done` every this many events (and at the end of
+/// each batch): publishers read that line when near their limit, and a store
+/// per event would bounce it between the two cores on every event.
+const DONE_EVERY: u64 = 32;
+
 /// Distinguishes buses, so a consumer thread knows whose listener it runs.
 static NEXT_BUS: AtomicUsize = AtomicUsize::new(1);
 
@@ -197,6 +204,40 @@ struct Slot<E> {
 // (an `Arc` of entries holding `Sender<E>`) may move between threads: E: Send.
 unsafe impl<E: Send> Sync for Slot<E> {}
 
+/// A snapshot held for one publish; a cached one goes back to its slot.
+enum Snapshot<'a, E> {
+    Cached {
+        slot: &'a Slot<E>,
+        /// `Some` until dropped.
+        cached: Option<Cached<E>>,
+    },
+    Loaded(arc_swap::Guard<Arc<Vec<Arc<Entry<E>>>>>),
+}
+
+impl<E> Snapshot<'_, E> {
+    #[inline]
+    fn entries(&self) -> &[Arc<Entry<E>>] {
+        match self {
+            Snapshot::Cached { cached, .. } => &cached.as_ref().expect("present until dropped").snapshot,
+            Snapshot::Loaded(guard) => guard,
+        }
+    }
+}
+
+impl<E> Drop for Snapshot<'_, E> {
+    fn drop(&mut self) {
+        if let Snapshot::Cached { slot, cached } = self
+            && let Some(cached) = cached.take()
+        {
+            // SAFETY: this thread owns `slot` (it claimed it in `snapshot`);
+            // what a re-entrant publish left in the cell is dropped after
+            // the cell is no longer borrowed.
+            let previous = unsafe { (*slot.cached.get()).replace(cached) };
+            drop(previous);
+        }
+    }
+}
+
 /// The per-thread snapshot caches of one bus (up to `producers` of them,
 /// at most [`MAX_SLOTS`]); a thread without one reads the `ArcSwap`.
 struct PublisherSlots<E> {
@@ -219,7 +260,7 @@ impl<E: Event> ReleaseSlot for PublisherSlots<E> {
 /// Publisher-written counters of one subscriber (one cache line).
 #[derive(Debug, Default)]
 struct PubSide {
-    /// Events sent (single producer) or tickets taken (several producers).
+    /// Tickets taken: events accepted for this subscriber.
     enqueued: AtomicU64,
     /// Cached `done + abandoned + capacity`: tickets below it have room.
     limit: AtomicU64,
@@ -335,13 +376,13 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
         self.version.fetch_add(1, Ordering::Release);
     }
 
-    /// Runs `f` on a current snapshot: the calling thread's cached one if it
-    /// owns a slot and the version has not moved, else a fresh one.
+    /// A current snapshot: the calling thread's cached one if it owns a slot
+    /// and the version has not moved, else a fresh one.
     #[inline]
-    fn with_snapshot<R>(&self, f: impl FnOnce(&[Arc<Entry<E>>]) -> R) -> R {
+    fn snapshot(&self) -> Snapshot<'_, E> {
         let token = thread_token();
         let Some(slot) = self.slot_for(token) else {
-            return f(&self.snapshot.load());
+            return Snapshot::Loaded(self.snapshot.load());
         };
         // SAFETY: this thread owns `slot` (see `Slot`); the cell is only
         // borrowed for the `take`, so a re-entrant publish (from an event's
@@ -356,12 +397,7 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
                 snapshot: self.snapshot.load_full(),
             },
         };
-        let result = f(&cached.snapshot);
-        // SAFETY: as above; what a re-entrant call left is dropped after the
-        // cell is no longer borrowed.
-        let previous = unsafe { (*slot.cached.get()).replace(cached) };
-        drop(previous);
-        result
+        Snapshot::Cached { slot, cached: Some(cached) }
     }
 
     /// The slot this thread owns, claiming a free one if needed.
@@ -375,12 +411,10 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
 
     #[cold]
     fn claim(&self, token: u64) -> Option<&Slot<E>> {
-        let (index, slot) = self
-            .slots
-            .slots
-            .iter()
-            .enumerate()
-            .find(|(_, s)| s.owner.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed).is_ok())?;
+        let (index, slot) = self.slots.slots.iter().enumerate().find(|(_, s)| {
+            s.owner.load(Ordering::Relaxed) == 0
+                && s.owner.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        })?;
         let slots: Weak<dyn ReleaseSlot> = Arc::downgrade(&self.slots) as Weak<PublisherSlots<E>>;
         let registered = CLAIMS.try_with(|claims| claims.borrow_mut().0.push((slots, index, token))).is_ok();
         if registered {
@@ -649,13 +683,13 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
 
     #[inline]
     fn publish(&self, event: E) {
-        self.with_snapshot(|snapshot| {
-            Self::fan_out(snapshot, event, |entry, event| self.send_to(entry, event));
-        });
+        let snapshot = self.snapshot();
+        Self::fan_out(snapshot.entries(), event, |entry, event| self.send_to(entry, event));
     }
 
     fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        self.with_snapshot(|snapshot| self.try_fan_out(snapshot, event))
+        let snapshot = self.snapshot();
+        self.try_fan_out(snapshot.entries(), event)
     }
 
     fn flush(&self) {
@@ -726,7 +760,7 @@ fn serve<E: Event, L: Listener<E>>(
     wait: WaitStrategy,
 ) {
     let mut select = (wait == WaitStrategy::Park).then(|| {
-        let mut select = Select::new();
+        let mut select = Select::new_biased();
         for local in locals {
             select.recv(&local.rx);
         }
@@ -774,9 +808,12 @@ fn drain<E: Event, L: Listener<E>>(local: &Local<E, L>, shared: &ShardShared) ->
                 };
                 local.listener.on_event(&event);
                 done += 1;
-                entry.done.store(done, Ordering::Release);
+                if done.is_multiple_of(DONE_EVERY) {
+                    entry.done.store(done, Ordering::Release);
+                }
             }
         });
+        entry.done.store(done, Ordering::Release);
         if !panicked {
             return done - start;
         }
