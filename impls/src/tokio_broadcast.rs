@@ -40,8 +40,8 @@
 //!   overwrites the oldest event) and `try_publish` always accepts.
 //! - **Allocations per event:** about 0 for `SmallEvent` (the ring is
 //!   preallocated; waking a task does not allocate), but not exactly: the
-//!   runtime allocates now and then (1 in 20,000 events measured by
-//!   `tests/allocations.rs`), so zero is not claimed. For `HeavyEvent` every receiver clones
+//!   runtime allocates now and then (`tests/allocations.rs` prints the rate
+//!   it measures), so zero is not claimed. For `HeavyEvent` every receiver clones
 //!   (`recv` returns an owned copy): n deep clones via `publish` and n + 1 via
 //!   `publish_clone` for n subscribers (whatever their filters), each 7–9
 //!   allocations; the stored original is dropped when the last receiver took
