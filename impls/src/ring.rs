@@ -1,55 +1,74 @@
-//! Disruptor-style ring: preallocated slots claimed by sequence, read in batches by at most `max_threads` consumer threads.
+//! Disruptor-style ring: preallocated slots claimed by sequence number, read in batches by at most `max_threads` consumer threads.
 //!
-//! The ring holds `BusConfig::capacity` slots rounded up to a power of two,
-//! each an `Option<E>` allocated once. A producer claims sequence numbers, writes
-//! the slots they map to (`publish` moves the event in, `publish_clone` and
-//! `publish_batch` copy with `Clone::clone_from`, reusing the slot's buffers) and
-//! publishes them. With `BusConfig::producers == 1` the claim is a plain cursor
-//! (no read-modify-write) and publishing is one release store; with more
-//! producers they claim with `fetch_add` (or a CAS for `try_publish`) and mark
-//! each slot in an availability buffer, as LMAX's `MultiProducerSequencer`
-//! does, so that consumers read published slots only, in sequence order.
-//! Producers keep a cached copy of the slowest consumer's sequence and read the
-//! consumers' sequences only when they might wrap.
+//! The ring holds `BusConfig::capacity` slots (rounded up to a power of
+//! two), allocated once. A producer claims sequence numbers, writes the
+//! slots they map to (`publish` moves the event in; `publish_clone` and
+//! `publish_batch` copy with `Clone::clone_from` into the event the slot
+//! already holds, reusing its buffers) and publishes them. With
+//! `BusConfig::producers == 1` the claim is a plain cursor (no
+//! read-modify-write) and publishing is one release store of that cursor,
+//! once per call (so once per `publish_batch` chunk). With more producers
+//! they claim with `fetch_add` (a CAS for `try_publish`, all-or-nothing) and
+//! mark each slot in a separate availability array, as LMAX's
+//! `MultiProducerSequencer` does, so that consumers read only published
+//! slots, in sequence order. Either way consumers learn what is published
+//! without touching the slots, so a listener that ignores the event moves
+//! no slot memory between cores. Producers cache the slowest consumer's
+//! sequence and re-read the consumers' sequences only when they might wrap.
 //!
-//! Subscribers are spread over consumer threads (a new thread while fewer than
-//! `max_threads` run and every thread already serves someone, else the least
-//! loaded one); each thread serves its *group* with one gating sequence: it
-//! reads the whole available range, delivers it to every subscriber of the group
-//! (filters checked at delivery), then stores its sequence once. A thread is
-//! registered as gating under the lock producers take on their slow path,
-//! starting at the published cursor, so no producer can lap it. Waiting goes
-//! through `wait::Notifier`; producers notify with `notify_all_cheap` (no fence
-//! per event), so waiters re-check every `Notifier::CHEAP_TIMEOUT`.
+//! Subscribers are spread over consumer threads: a new thread while fewer
+//! than `max_threads` run and every thread already serves someone, else the
+//! least loaded thread. Each thread serves its *group* with one gating
+//! sequence: it reads the available range (at most a quarter of the ring),
+//! delivers it to every subscriber of the group in turn (filters checked at
+//! delivery), then stores its sequence once. A new thread is registered as
+//! gating under the lock producers take on their slow path, starting at the
+//! end of the published prefix, which no producer's cached limit can lap (a
+//! loom model checks this, with the claims, availability and gating).
+//! Waiting goes through `wait::Notifier`. Producers notify with
+//! `notify_all_cheap` (no fence per event) and consumers likewise after each
+//! batch, so sleepers re-check every `Notifier::CHEAP_TIMEOUT`. After a batch
+//! shorter than its maximum a consumer pauses about a quarter of a
+//! microsecond before reading the cursor again (not with `BusySpin`), so that
+//! a consumer that keeps up does not pull the cursor's cache line across on
+//! every publish.
 //!
 //! # Guarantees
-//! - **Ordering:** every subscriber sees events in global sequence order (so
-//!   per-producer FIFO), one call at a time, on one thread.
+//! - **Ordering:** every subscriber sees events in the ring's sequence order
+//!   (so each producer's in publish order), one call at a time, always on
+//!   the same consumer thread.
 //! - **Delivery:** exactly once to every subscriber subscribed throughout; a
-//!   new subscriber gets a gap-free suffix; after `unsubscribe` returns, no
-//!   later-started publish reaches it. Nothing is dropped.
-//! - **Backpressure:** `publish` waits (per `BusConfig::wait`) while the slowest
-//!   consumer thread is a full ring behind; `try_publish` hands the event back
-//!   in `Full` (all-or-nothing, also with several producers). A stuck listener
-//!   stalls every producer.
-//! - **Allocations per event:** zero at steady state for SmallEvent; for
-//!   HeavyEvent zero via `publish_clone`/`publish_batch` once every slot has
-//!   held an event at least as large (`clone_from` reuses the slot's buffers),
-//!   while `publish` moves the caller's event in (the caller allocated it; the
-//!   slot's previous event is freed).
+//!   new subscriber gets a gap-free suffix; after `unsubscribe` returns no
+//!   publish that starts later reaches it, and its listener is dropped after
+//!   its last call. Nothing is dropped. A listener panic (or a panic in its
+//!   `Drop` on a consumer thread) is caught and counted. If a `clone` panics
+//!   in `publish_clone`/`publish_batch`, the panic reaches the publisher and
+//!   the events not copied are not delivered; the ring does not stall.
+//! - **Backpressure:** `publish`, `publish_clone` and `publish_batch` wait
+//!   (per `BusConfig::wait`) while the slowest consumer thread is a ring
+//!   behind; `try_publish` hands the event back in `Full` instead. A stuck
+//!   listener stalls every producer once the ring is full.
+//! - **Allocations per event:** zero at steady state for SmallEvent (any
+//!   way in). HeavyEvent: zero via `publish_clone`/`publish_batch` once each
+//!   slot has held an event of the same shape (strings and item list at
+//!   least as long; `Vec::clone_from` frees surplus items, so a longer event
+//!   after a shorter one allocates the difference); via `publish` the event
+//!   is moved in as allocated by the caller, and the slot's previous event
+//!   is freed on the publishing thread.
 //! - **Threads:** at most `BusConfig::max_threads` consumer threads, spawned
-//!   on demand by `subscribe`, kept until `shutdown` or drop, which deliver
-//!   everything published and join them.
+//!   by `subscribe` as needed and kept until `shutdown` or drop, which
+//!   deliver everything published and join them. Listeners run only there.
 //!
-//! Applicable `BusConfig` fields: `capacity` (ring size, rounded up to a power
-//! of two), `wait`, `max_threads`, `producers` (1 selects the single-producer
-//! claim; publishing from two threads at once is then a contract violation,
-//! detected only in debug builds) and `topics` (filter validation).
+//! Applicable `BusConfig` fields: `capacity` (ring size, rounded up to a
+//! power of two), `wait`, `max_threads`, `producers` (1 selects the
+//! single-producer claim; publishing from two threads at once is then a
+//! contract violation, detected only in debug builds) and `topics` (filter
+//! validation). `flush` from inside a listener would wait for itself.
 //!
-//! Based on: LMAX Disruptor (Thompson, Farley, Barker, Gee, Stewart, "Disruptor:
-//! High performance alternative to bounded queues", 2011; `SingleProducerSequencer`,
-//! `MultiProducerSequencer`, `BatchEventProcessor`), and the Rust `disruptor`
-//! crate.
+//! Based on: the LMAX Disruptor (Thompson, Farley, Barker, Gee, Stewart,
+//! "Disruptor: High performance alternative to bounded queues", 2011; its
+//! `SingleProducerSequencer`, `MultiProducerSequencer` and
+//! `BatchEventProcessor`) and the Rust `disruptor` crate.
 
 use crate::util::{call_isolated, deliver_isolated};
 use crate::wait::Notifier;
@@ -87,32 +106,32 @@ impl Strategy for Ring {
 }
 
 /// The protocol's shared-memory primitives: `std`'s, or `loom`'s under
-/// `--cfg loom` so that the model in `tests/loom_ring.rs` checks the real
+/// `--cfg buslab_loom` so that the model in `tests/loom_ring.rs` checks the real
 /// code.
 mod sync {
-    #[cfg(loom)]
+    #[cfg(buslab_loom)]
     pub(crate) use loom::sync::Mutex;
-    #[cfg(loom)]
+    #[cfg(buslab_loom)]
     pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize};
-    #[cfg(not(loom))]
+    #[cfg(not(buslab_loom))]
     pub(crate) use std::sync::Mutex;
-    #[cfg(not(loom))]
+    #[cfg(not(buslab_loom))]
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
 
     /// An `UnsafeCell` whose accesses loom checks for data races.
     pub(crate) struct Cell<T> {
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         inner: loom::cell::UnsafeCell<T>,
-        #[cfg(not(loom))]
+        #[cfg(not(buslab_loom))]
         inner: std::cell::UnsafeCell<T>,
     }
 
     impl<T> Cell<T> {
         pub(crate) fn new(value: T) -> Self {
             Cell {
-                #[cfg(loom)]
+                #[cfg(buslab_loom)]
                 inner: loom::cell::UnsafeCell::new(value),
-                #[cfg(not(loom))]
+                #[cfg(not(buslab_loom))]
                 inner: std::cell::UnsafeCell::new(value),
             }
         }
@@ -123,12 +142,12 @@ mod sync {
         /// No other thread may write the value during the call.
         #[inline(always)]
         pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-            #[cfg(loom)]
+            #[cfg(buslab_loom)]
             {
                 // SAFETY: the caller excludes concurrent writers.
                 self.inner.with(|p| f(unsafe { &*p }))
             }
-            #[cfg(not(loom))]
+            #[cfg(not(buslab_loom))]
             {
                 // SAFETY: the caller excludes concurrent writers.
                 f(unsafe { &*self.inner.get() })
@@ -141,12 +160,12 @@ mod sync {
         /// No other thread may access the value during the call.
         #[inline(always)]
         pub(crate) unsafe fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-            #[cfg(loom)]
+            #[cfg(buslab_loom)]
             {
                 // SAFETY: the caller excludes every other access.
                 self.inner.with_mut(|p| f(unsafe { &mut *p }))
             }
-            #[cfg(not(loom))]
+            #[cfg(not(buslab_loom))]
             {
                 // SAFETY: the caller excludes every other access.
                 f(unsafe { &mut *self.inner.get() })
@@ -157,7 +176,7 @@ mod sync {
 
 /// The ring and its sequencing protocol, free of threads and listeners so
 /// that loom can model it. Its items are `pub` only so that `model` can
-/// re-export them under `--cfg loom`; the module itself is private.
+/// re-export them under `--cfg buslab_loom`; the module itself is private.
 mod sequencer {
     use super::sync::{AtomicU64, AtomicUsize, Cell, Mutex};
     use crossbeam_utils::CachePadded;
@@ -282,7 +301,7 @@ mod sequencer {
         /// Claims `n` (`1..=capacity`) sequences and returns the first, once
         /// there is room for all of them. While there is none it calls `wait`
         /// once with a `ready` check to poll until it returns true.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub fn claim(&self, n: u64, wait: impl FnOnce(&mut dyn FnMut() -> bool)) -> u64 {
             if self.multi { self.claim_in::<true>(n, wait) } else { self.claim_in::<false>(n, wait) }
@@ -418,7 +437,7 @@ mod sequencer {
         /// # Safety
         /// The caller claimed `seq` (with [`Core::claim`] or
         /// [`Core::try_claim`]) and has not published it.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub unsafe fn put(&self, seq: u64, event: E) -> Option<E> {
             // SAFETY: the caller's promise.
@@ -431,7 +450,9 @@ mod sequencer {
         /// As for [`Core::put`].
         #[inline(always)]
         pub(crate) unsafe fn put_in<const MULTI: bool>(&self, seq: u64, event: E) -> Option<E> {
-            let full = self.holds_event::<MULTI>(seq);
+            // Overwriting an event without drop glue needs no drop: skip the
+            // question (a branch on the hot path).
+            let full = std::mem::needs_drop::<E>() && self.holds_event::<MULTI>(seq);
             // SAFETY: a claimed, unpublished sequence's slot is this caller's
             // alone: consumers have released its previous sequence (the gate)
             // and do not read it before it is published. `full` says whether
@@ -454,7 +475,7 @@ mod sequencer {
         ///
         /// # Safety
         /// As for [`Core::put`].
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub unsafe fn put_clone(&self, seq: u64, source: &E)
         where
@@ -480,7 +501,9 @@ mod sequencer {
         where
             E: Clone,
         {
-            let full = self.holds_event::<MULTI>(seq);
+            // Without drop glue, a fresh clone may overwrite the old event
+            // (as for SmallEvent, whose clone is a copy).
+            let full = std::mem::needs_drop::<E>() && self.holds_event::<MULTI>(seq);
             // SAFETY: as in `put`.
             unsafe {
                 self.slot(seq).with_mut(|value| {
@@ -514,7 +537,7 @@ mod sequencer {
 
         /// Publishes the claimed sequences `start..end`, every one written
         /// with [`Core::put`] or [`Core::put_clone`].
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub fn publish(&self, start: u64, end: u64) {
             if self.multi {
@@ -587,7 +610,7 @@ mod sequencer {
 
         /// The end of the published range that starts at `next`, at most
         /// `next + max`.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub fn available(&self, next: u64, max: u64) -> u64 {
             if self.multi { self.available_in::<true>(next, max) } else { self.available_in::<false>(next, max) }
@@ -615,7 +638,7 @@ mod sequencer {
         /// # Safety
         /// `seq` is below what [`Core::available`] returned to the calling
         /// consumer, which has not released it.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub unsafe fn read(&self, seq: u64, f: impl FnOnce(&E)) {
             // SAFETY: the caller's promise.
@@ -669,7 +692,7 @@ mod sequencer {
 }
 
 /// The sequencing core, exposed for the loom model only.
-#[cfg(loom)]
+#[cfg(buslab_loom)]
 pub mod model {
     pub use super::sequencer::Core;
 }

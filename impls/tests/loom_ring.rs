@@ -11,8 +11,8 @@
 //! protocol deadlock (every thread blocked) as a failure.
 //!
 //! Run with `ci/loom.sh` (bounded preemptions), or:
-//! `RUSTFLAGS="--cfg loom" cargo test -p buslab-impls --test loom_ring --release`.
-#![cfg(loom)]
+//! `RUSTFLAGS="--cfg buslab_loom" cargo test -p buslab-impls --test loom_ring --release`.
+#![cfg(buslab_loom)]
 
 use buslab_impls::ring::model::Core;
 use loom::sync::{Arc, Notify};
@@ -27,9 +27,18 @@ fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     builder.check(f);
 }
 
+/// The event the model publishes. It has drop glue, so that the ring keeps
+/// track of which slots hold an event (as it must for heavy events).
+#[derive(Clone, Debug)]
+struct Value(u64);
+
+impl Drop for Value {
+    fn drop(&mut self) {}
+}
+
 /// The ring under test and one wake-up per model thread.
 struct Model {
-    core: Core<u64>,
+    core: Core<Value>,
     wakers: Vec<Notify>,
 }
 
@@ -65,7 +74,9 @@ impl Model {
             for (k, &value) in chunk.iter().enumerate() {
                 // SAFETY: `start..start + n` was claimed above and is not
                 // published yet.
-                let _replaced = unsafe { self.core.put(start + k as u64, value) };
+                let replaced = unsafe { self.core.put(start + k as u64, Value(value)) };
+                // A slot's previous event is gone: consumers released it.
+                drop(replaced);
             }
             self.core.publish(start, start + n);
             self.wake_others(me);
@@ -87,7 +98,7 @@ impl Model {
             });
             for seq in next..end {
                 // SAFETY: below what `available` returned and not released.
-                unsafe { self.core.read(seq, |value| seen.push(*value)) };
+                unsafe { self.core.read(seq, |value| seen.push(value.0)) };
             }
             self.core.release(index, end);
             self.wake_others(me);
@@ -191,7 +202,7 @@ fn try_claim_is_all_or_nothing() {
                 };
                 for (k, value) in values.into_iter().enumerate() {
                     // SAFETY: claimed above, not yet published.
-                    unsafe { core.put_clone(first + k as u64, &value) };
+                    unsafe { core.put_clone(first + k as u64, &Value(value)) };
                 }
                 core.publish(first, first + n);
                 n
@@ -237,7 +248,7 @@ fn abandoned_claim(multi: bool) {
                 let core = &model.core;
                 let first = core.claim(2, |ready| model.wait(1, ready));
                 // SAFETY: claimed above, not yet published.
-                unsafe { core.put_clone(first, &10) };
+                unsafe { core.put_clone(first, &Value(10)) };
                 core.abandon(first, first + 1, first + 2);
                 model.wake_others(1);
                 model.produce(1, &[11, 12], 1);

@@ -750,10 +750,19 @@ fn rate(events: u64, elapsed: Duration) -> f64 {
     events as f64 / elapsed.as_secs_f64() / 1e6
 }
 
-fn spsc(config: &BusConfig, events: u64, batch: usize) -> f64 {
-    let bus = RingBus::<SmallEvent, Count>::new(config).expect("valid");
-    let count = Arc::new(AtomicU64::new(0));
-    bus.subscribe(Filter::All, Count(count.clone())).expect("subscribe");
+/// A listener that does nothing: what the bus costs by itself.
+struct Ignore;
+
+impl<E> Listener<E> for Ignore {
+    #[inline]
+    fn on_event(&self, _event: &E) {}
+}
+
+/// One producer, one subscriber; `batch == 1` publishes item by item, else
+/// `publish_batch` of `batch` events. Returns M events/s.
+fn spsc<L: Listener<SmallEvent>>(config: &BusConfig, listener: L, events: u64, batch: usize) -> f64 {
+    let bus = RingBus::<SmallEvent, L>::new(config).expect("valid");
+    bus.subscribe(Filter::All, listener).expect("subscribe");
     let template: Vec<_> = (0..batch as u64).map(|s| SmallEvent::make(0, s, 0)).collect();
     let start = Instant::now();
     if batch == 1 {
@@ -767,9 +776,27 @@ fn spsc(config: &BusConfig, events: u64, batch: usize) -> f64 {
     }
     bus.flush();
     let elapsed = start.elapsed();
-    assert_eq!(count.load(Ordering::Relaxed), events / batch as u64 * batch as u64);
     bus.shutdown();
-    rate(events, elapsed)
+    rate(events / batch as u64 * batch as u64, elapsed)
+}
+
+fn counted_spsc(config: &BusConfig, events: u64, batch: usize) -> f64 {
+    let count = Arc::new(AtomicU64::new(0));
+    let r = spsc(config, Count(count.clone()), events, batch);
+    assert_eq!(count.load(Ordering::Relaxed), events / batch as u64 * batch as u64);
+    r
+}
+
+/// The counting listener called in a bare loop on one thread: the most a
+/// consumer thread calling it can deliver.
+fn counting_ceiling(events: u64) -> f64 {
+    let count = Count(Arc::new(AtomicU64::new(0)));
+    let event = SmallEvent::default();
+    let start = Instant::now();
+    for _ in 0..events {
+        std::hint::black_box(&count).on_event(&event);
+    }
+    rate(events, start.elapsed())
 }
 
 fn broadcast(config: &BusConfig, subscribers: usize, events: u64) -> f64 {
@@ -795,28 +822,28 @@ fn best(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(0.0, f64::max)
 }
 
+/// Throughput in M events/s (per subscriber), best of 5 runs: SmallEvent,
+/// a counting listener (load + store, no read-modify-write), `max_threads`
+/// = cores.
 #[test]
 #[ignore = "prints throughput; run in --release with --ignored --nocapture"]
 fn ring_speed() {
-    let events = 50_000_000 * stress();
-    for capacity in [1024, 4096] {
-        for wait in [WaitStrategy::Park, WaitStrategy::Yield] {
-            let config = BusConfig { capacity, wait, ..BusConfig::default() };
-            let item = best(3, || spsc(&config, events, 1));
-            let batched = best(3, || spsc(&config, 4 * events, 256));
-            let fan = best(3, || broadcast(&config, 4, events / 2));
-            println!(
-                "capacity {capacity:5} wait {:5}: SPSC {item:6.1} M/s item by item, \
-                 {batched:6.1} M/s in batches of 256; 1->4 broadcast {fan:5.1} M/s per subscriber",
-                wait.name()
-            );
+    let events = 20_000_000 * stress();
+    println!("counting listener alone, bare loop: {:.0} M calls/s", best(5, || counting_ceiling(4 * events)));
+    for producers in [1, 2] {
+        for capacity in [1024, 4096] {
+            for wait in [WaitStrategy::Park, WaitStrategy::Yield] {
+                let config = BusConfig { capacity, wait, producers, ..BusConfig::default() };
+                println!(
+                    "producers {producers} capacity {capacity:5} wait {:5}: SPSC item by item {:5.0}, \
+                     publish_batch(256) {:5.0} (no-op listener {:5.0}); 1->4 broadcast {:4.0} per subscriber",
+                    wait.name(),
+                    best(5, || counted_spsc(&config, events, 1)),
+                    best(5, || counted_spsc(&config, 4 * events, 256)),
+                    best(5, || spsc(&config, Ignore, 4 * events, 256)),
+                    best(5, || broadcast(&config, 4, events / 2)),
+                );
+            }
         }
     }
-    let mp = BusConfig { producers: 2, ..BusConfig::default() };
-    println!(
-        "producers 2 (multi-producer path, one thread publishing): SPSC {:6.1} M/s item by item, \
-         {:6.1} M/s in batches of 256",
-        best(3, || spsc(&mp, events, 1)),
-        best(3, || spsc(&mp, 4 * events, 256))
-    );
 }
