@@ -50,7 +50,9 @@ fn row(cell: &CellResult) -> [String; 6] {
                 .map_or_else(String::new, |l| duration_ns(l.p99_ns));
             let allocs = cell.allocations.as_ref().map_or_else(String::new, |a| format!("{:.2}", a.allocs_per_event));
             let ir = cell.instructions.as_ref().map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
-            [name, "ok".into(), tput, p99, allocs, ir]
+            // A lossy bus publishes faster than it delivers: say so.
+            let status = if cell.dropped > 0 { "ok, lossy" } else { "ok" };
+            [name, status.into(), tput, p99, allocs, ir]
         }
     }
 }
@@ -67,8 +69,9 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
     }
     // Failed/skipped reasons span the metric columns; do not let them set
     // the width of the throughput column.
-    widths[2] =
-        header[2].len().max(rows.iter().filter(|r| r[1] == "ok").map(|r| r[2].chars().count()).max().unwrap_or(0));
+    widths[2] = header[2]
+        .len()
+        .max(rows.iter().filter(|r| r[1].starts_with("ok")).map(|r| r[2].chars().count()).max().unwrap_or(0));
     let fixed: usize = widths[1..].iter().sum::<usize>() + 2 * (widths.len() - 1);
     widths[0] = widths[0].min(width.saturating_sub(fixed).max(24));
     let fit = |s: &str, w: usize| -> String {
@@ -121,6 +124,14 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
         CellStatus::Failed(_) => (o, f + 1, s),
         CellStatus::Skipped(_) => (o, f, s + 1),
     });
+    let lossy = cells.iter().filter(|c| c.dropped > 0).count();
+    if lossy > 0 {
+        writeln!(
+            out,
+            "{lossy} cell(s) ok, lossy: the bus dropped deliveries (each counted); events/s counts publishes, \
+             deliveries/s what arrived (`buslab export`)"
+        )?;
+    }
     writeln!(out, "{ok} ok, {failed} failed, {skipped} skipped")
 }
 
