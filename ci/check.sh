@@ -1,11 +1,29 @@
 #!/usr/bin/env bash
-# fmt, clippy, docs and the README's test command. Runnable locally:
-#   bash ci/check.sh
+# fmt, clippy, docs, the README's test command, the loom model and a smoke
+# run of the main job. Runnable locally: bash ci/check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 start=$(date +%s)
 step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
+# BUSLAB_CHECK_PHASE: unset = everything; `setup` = up to clippy and docs;
+# `after-tests` = what follows the test suite (.ci/run runs the tests itself).
+phase="${BUSLAB_CHECK_PHASE:-all}"
+
+if [ "$phase" != after-tests ]; then
+  step "system packages (valgrind for the instruction pass, libclang for valgrind-requests' bindings)"
+  need=()
+  command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+  ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+  if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+      sudo apt-get update -qq
+      sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+fi
 
 step "toolchain"
 cargo --version
@@ -25,11 +43,31 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc (RUSTDOCFLAGS=-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-step "cargo test --workspace"
-cargo test --workspace --locked
+fi
+
+if [ "$phase" = all ]; then
+  step "cargo test --workspace"
+  cargo test --workspace --locked
+fi
+
+if [ "$phase" = setup ]; then
+  exit 0
+fi
+
+if [ -f ci/loom.sh ]; then
+  step "loom model of the ring"
+  bash ci/loom.sh
+fi
 
 step "cargo run --release -- list"
 cargo run --release --locked -- list >/dev/null
 cargo run --release --locked -- list --json >/dev/null
+
+step "smoke: cargo run --release -- run --quick (spsc and heavy-payload, every bus)"
+smoke=$(mktemp -d)
+trap 'rm -rf "$smoke"' EXIT
+cargo run --release --locked -- run --quick --scenario spsc,heavy-payload --db "$smoke/results.sqlite"
+cargo run --release --locked -- export --format bmf --db "$smoke/results.sqlite" >"$smoke/bmf.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d, "empty BMF"' "$smoke/bmf.json"
 
 step "done"

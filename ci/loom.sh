@@ -2,12 +2,12 @@
 # Loom model of the ring bus's sequencing protocol (impls/tests/loom_ring.rs).
 # Preemptions are bounded so that the run takes a few minutes on 2 cores
 # (the models with three threads beside a late consumer cap themselves at 1).
-# Its own target dir: `--cfg loom` rebuilds every dependency.
+# Its own target dir: `--cfg buslab_loom` rebuilds every dependency.
 #   bash ci/loom.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export RUSTFLAGS="--cfg loom"
+export RUSTFLAGS="--cfg buslab_loom"
 export CARGO_TARGET_DIR="${LOOM_TARGET_DIR:-$PWD/target/loom}"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 

@@ -14,12 +14,9 @@ pub(crate) fn write_text(out: &mut impl Write, buses: &[BusInfo], width: usize) 
         writeln!(out, "{} ({kind})", bus.name)?;
         wrap(out, "  ", &bus.summary, width)?;
         let yes_no = |b: bool| if b { "yes" } else { "no" };
-        let max = c
-            .max_subscribers
-            .map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
-        writeln!(
-            out,
-            "  capabilities: multi-producer {}, async {}, lossy {}, bounded {}, dynamic subscribe {}, native topics {}, max subscribers {max}, listener panics {:?}",
+        let max = c.max_subscribers.map_or_else(|| "unlimited".to_owned(), |m| m.to_string());
+        let caps = format!(
+            " multi-producer {}, async {}, lossy {}, bounded {}, dynamic subscribe {}, native topics {}, max subscribers {max}, listener panics {:?}, zero-alloc small {}, zero-alloc heavy {}",
             yes_no(c.multi_producer),
             yes_no(c.asynchronous),
             yes_no(c.lossy),
@@ -27,7 +24,10 @@ pub(crate) fn write_text(out: &mut impl Write, buses: &[BusInfo], width: usize) 
             yes_no(c.dynamic_subscribe),
             yes_no(c.native_topics),
             c.panics,
-        )?;
+            yes_no(c.zero_alloc_small),
+            yes_no(c.zero_alloc_heavy),
+        );
+        wrap(out, "  capabilities: ", &caps, width)?;
         let g = &bus.guarantees;
         for (label, text) in [
             ("ordering", &g.ordering),
@@ -82,11 +82,7 @@ mod tests {
         write_text(&mut out, &buses, 80).expect("writing to a Vec");
         let text = String::from_utf8(out).expect("utf-8");
         for bus in &buses {
-            assert!(
-                text.contains(&format!("{} (", bus.name)),
-                "missing {}",
-                bus.name
-            );
+            assert!(text.contains(&format!("{} (", bus.name)), "missing {}", bus.name);
         }
     }
 }

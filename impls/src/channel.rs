@@ -1,15 +1,104 @@
-//! STUB: channel — to be written.
+//! Fan-out over one bounded crossbeam channel per subscriber, drained by at most `max_threads` consumer threads.
+//!
+//! `publish` reads the subscriber list from an [`ArcSwap`] snapshot (no lock),
+//! checks each subscriber's filter and sends a copy of the event into the
+//! bounded channel of every subscriber that accepts it: `Clone::clone` for all
+//! but the last, which takes the original (so one subscriber costs no clone).
+//! Subscribers are spread over *shards*, one consumer thread each; a shard is
+//! added (its thread spawned) on subscribe while there are fewer than
+//! `max_threads`, so a bus with no more subscribers than threads gives every
+//! subscriber a dedicated thread, and 500 subscribers on 2 threads are drained
+//! 250 per thread, up to 128 events per subscriber per pass.
+//!
+//! Wake-up: a consumer with nothing to do blocks *inside crossbeam*, in a
+//! (biased) `Select` over its shard's receivers and its control channel (under
+//! `WaitStrategy::Park`; crossbeam then spins, yields and parks, the same shape
+//! as `wait::Notifier`'s Park). `Yield` and `BusySpin` poll through
+//! `Notifier::wait_until`, which never sleeps under them. So the publisher adds
+//! nothing to crossbeam's own `send` to wake consumers: crossbeam's sender
+//! already checks for a blocked receiver (one load, ordered by its SeqCst tail
+//! CAS). The alternative, a per-shard sleeping flag checked by publishers
+//! after a `SeqCst` fence (`Notifier::notify_all`), costs the publisher a fence
+//! per event; `tests/channel.rs` measures both against raw crossbeam.
+//!
+//! Counters: per subscriber, `enqueued` (publisher side) and `done` (consumer
+//! side: listener returned, panics included) on separate cache lines.
+//! `enqueued` is a ticket counter: a publisher takes ticket `t` *before*
+//! sending (a plain load + store when `BusConfig::producers == 1`, a
+//! `fetch_add` otherwise) and sends only once `t < done + abandoned +
+//! capacity` (checked against a publisher-side cached limit, so the common
+//! case reads no consumer-written line; the consumer publishes `done` every
+//! 32 events and at the end of each batch, so that line does not bounce
+//! between the cores per event). So `capacity` bounds the events a
+//! subscriber has accepted but not finished (queued or in its listener), a
+//! ticket always finds room in the channel, and `flush` waits until `done`
+//! reaches the `enqueued` it read at its start. `try_publish` is
+//! all-or-nothing across racing producers: it reserves a ticket on every
+//! accepting subscriber with a CAS that fails when there is no room; if any
+//! fails it abandons the ones it took (`abandoned` counts them) and hands the
+//! event back, nothing having been sent. With one producer it just checks
+//! every accepting subscriber for room first (consumers only make room).
+//!
+//! Snapshot reads: `ArcSwap::load` costs two SeqCst read-modify-writes, more
+//! than the rest of a one-subscriber publish, so each publishing thread
+//! (up to `producers` of them, at most 16) owns a slot in the bus caching an
+//! `Arc` of the snapshot, revalidated per publish by one load of a version
+//! counter that `subscribe`/`unsubscribe` bump. Threads without a slot use
+//! `ArcSwap::load`. A slot is given back when its thread exits. A stale
+//! cached snapshot keeps unsubscribed entries (their channel buffers)
+//! allocated until that thread's next publish, its exit or the bus's drop.
+//!
+//! Event copies: each subscriber gets its own `E`. For a `HeavyEvent` (several
+//! heap blocks) that is one deep clone per extra subscriber; publishing an
+//! `Arc<HeavyEvent>`-like event instead makes each copy one reference-count
+//! increment — `tests/channel.rs` (`heavy_vs_arc_heavy`, ignored) prints what
+//! that buys on this machine.
+//!
+//! Config: `capacity` (per-subscriber bound, ≥ 1), `max_threads` (consumer
+//! threads, ≥ 1), `wait` (consumers, blocked publishers, `flush`),
+//! `producers` (1 selects the single-producer counters; it also sizes the
+//! snapshot slots) and `topics` (filter validation) apply.
 //!
 //! # Guarantees
-//! - **Ordering:** TODO
+//! - **Ordering:** per producer, FIFO per subscriber (one channel per
+//!   subscriber, drained by one thread, one call at a time); no order across
+//!   producers or across subscribers.
+//! - **Delivery:** exactly once to every subscriber whose filter accepts the
+//!   event (filters are checked at publish: rejected subscribers are not
+//!   enqueued). On unsubscribe, events still queued for it are discarded.
+//!   Listener panics are caught (`util::call_isolated`), counted, and the
+//!   event counts as delivered.
+//! - **Backpressure:** `publish` blocks (per `BusConfig::wait`) while an
+//!   accepting subscriber holds `capacity` unfinished events (queued or in
+//!   its listener); `try_publish` never blocks and is
+//!   all-or-nothing: either every accepting subscriber gets the event or none
+//!   does and it is handed back in `Full`.
+//! - **Allocations per event:** none of the bus's own at steady state (the
+//!   channels are preallocated arrays): 0 for `SmallEvent`; for `HeavyEvent`,
+//!   n − 1 deep clones via `publish` and n via `publish_clone` (one clone
+//!   plus n − 1) for n accepting subscribers, each clone 7–9 allocations.
+//!   Subscribe allocates (channel, snapshot copy).
+//! - **Threads:** one consumer thread per shard, at most
+//!   `BusConfig::max_threads`, spawned on demand by `subscribe` and joined by
+//!   `shutdown` or `Drop`; none for a bus that never had a subscriber.
 //!
-//! Based on: TODO
+//! Based on: the "channel bus" of the Go event-bus articles (a buffered
+//!   channel per subscriber), built on crossbeam-channel's bounded array flavor
+//!   (Vyukov's bounded MPMC queue) and its `Select`.
 
+use crate::util::{call_isolated, check_filter};
+use crate::wait::Notifier;
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId,
+    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
+    SubscriptionId, WaitStrategy,
 };
-use std::marker::PhantomData;
+use arc_swap::ArcSwap;
+use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
+use crossbeam_utils::CachePadded;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
 
 /// The `channel` strategy.
 pub struct Channel;
@@ -18,46 +107,738 @@ impl Strategy for Channel {
     const NAME: &'static str = "channel";
     const CAPABILITIES: Capabilities = Capabilities {
         multi_producer: true,
-        asynchronous: false,
+        asynchronous: true,
         lossy: false,
-        bounded: false,
+        bounded: true,
         max_subscribers: None,
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: true,
+        zero_alloc_heavy: false,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = ChannelBus<E, L>;
 }
 
-/// The `channel` bus.
-pub struct ChannelBus<E, L>(PhantomData<fn(E, L)>);
+/// Most events a consumer delivers to one subscriber before it looks at the
+/// shard's other subscribers and its control channel.
+const BATCH: u64 = 128;
+
+/// The consumer publishes `done` every this many events (and at the end of
+/// each batch): publishers read that line when near their limit, and a store
+/// per event would bounce it between the two cores on every event.
+const DONE_EVERY: u64 = 32;
+
+/// Distinguishes buses, so a consumer thread knows whose listener it runs.
+static NEXT_BUS: AtomicUsize = AtomicUsize::new(1);
+
+thread_local! {
+    /// The bus whose consumer thread this is (0: none).
+    static CONSUMER_OF: Cell<usize> = const { Cell::new(0) };
+}
+
+fn on_consumer_of(bus: usize) -> bool {
+    CONSUMER_OF.with(|c| c.get() == bus)
+}
+
+/// Most publisher slots a bus keeps (see [`PublisherSlots`]).
+const MAX_SLOTS: usize = 16;
+
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// This thread's publisher token (0: not assigned yet).
+    static TOKEN: Cell<u64> = const { Cell::new(0) };
+    /// The publisher slots this thread owns, released when it exits.
+    static CLAIMS: RefCell<Claims> = const { RefCell::new(Claims(Vec::new())) };
+}
+
+fn thread_token() -> u64 {
+    TOKEN.with(|t| match t.get() {
+        0 => {
+            let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+            t.set(token);
+            token
+        }
+        token => token,
+    })
+}
+
+/// Lets a thread give its slots back without knowing the event type.
+trait ReleaseSlot: Send + Sync {
+    fn release(&self, index: usize, token: u64);
+}
+
+/// Slots a thread owns: (the bus's slots, index, token).
+struct Claims(Vec<(Weak<dyn ReleaseSlot>, usize, u64)>);
+
+impl Drop for Claims {
+    fn drop(&mut self) {
+        for (slots, index, token) in self.0.drain(..) {
+            if let Some(slots) = slots.upgrade() {
+                slots.release(index, token);
+            }
+        }
+    }
+}
+
+/// A publisher's cached snapshot and the version it was current at.
+struct Cached<E> {
+    version: u64,
+    snapshot: Arc<Vec<Arc<Entry<E>>>>,
+}
+
+/// One publisher thread's cache: `publish` revalidates it with one load of
+/// the bus's version instead of an `ArcSwap::load` (whose two SeqCst RMWs
+/// cost more than the rest of a single-subscriber publish).
+struct Slot<E> {
+    /// The owning thread's token (0: free).
+    owner: AtomicU64,
+    cached: UnsafeCell<Option<Cached<E>>>,
+}
+
+// SAFETY: `cached` is only touched by the thread whose token is in `owner`
+// (claimed with an Acquire CAS, given back with a Release store after the
+// owner's last access), or through `&mut` when the bus is dropped. The value
+// (an `Arc` of entries holding `Sender<E>`) may move between threads: E: Send.
+unsafe impl<E: Send> Sync for Slot<E> {}
+
+/// A snapshot held for one publish; a cached one goes back to its slot.
+enum Snapshot<'a, E> {
+    Cached {
+        slot: &'a Slot<E>,
+        /// `Some` until dropped.
+        cached: Option<Cached<E>>,
+    },
+    Loaded(arc_swap::Guard<Arc<Vec<Arc<Entry<E>>>>>),
+}
+
+impl<E> Snapshot<'_, E> {
+    #[inline]
+    fn entries(&self) -> &[Arc<Entry<E>>] {
+        match self {
+            Snapshot::Cached { cached, .. } => &cached.as_ref().expect("present until dropped").snapshot,
+            Snapshot::Loaded(guard) => guard,
+        }
+    }
+}
+
+impl<E> Drop for Snapshot<'_, E> {
+    fn drop(&mut self) {
+        if let Snapshot::Cached { slot, cached } = self
+            && let Some(cached) = cached.take()
+        {
+            // SAFETY: this thread owns `slot` (it claimed it in `snapshot`);
+            // what a re-entrant publish left in the cell is dropped after
+            // the cell is no longer borrowed.
+            let previous = unsafe { (*slot.cached.get()).replace(cached) };
+            drop(previous);
+        }
+    }
+}
+
+/// The per-thread snapshot caches of one bus (up to `producers` of them,
+/// at most [`MAX_SLOTS`]); a thread without one reads the `ArcSwap`.
+struct PublisherSlots<E> {
+    slots: Box<[CachePadded<Slot<E>>]>,
+}
+
+impl<E: Event> ReleaseSlot for PublisherSlots<E> {
+    fn release(&self, index: usize, token: u64) {
+        let slot = &self.slots[index];
+        if slot.owner.load(Ordering::Relaxed) == token {
+            // SAFETY: this thread owns the slot (its token is in `owner`) and
+            // is not inside `publish` (it is exiting).
+            let cached = unsafe { (*slot.cached.get()).take() };
+            drop(cached);
+            slot.owner.store(0, Ordering::Release);
+        }
+    }
+}
+
+/// Publisher-written counters of one subscriber (one cache line).
+#[derive(Debug, Default)]
+struct PubSide {
+    /// Tickets taken: events accepted for this subscriber.
+    enqueued: AtomicU64,
+    /// Cached `done + abandoned + capacity`: tickets below it have room.
+    limit: AtomicU64,
+    /// Tickets `try_publish` took and gave back (never sent).
+    abandoned: AtomicU64,
+}
+
+/// What publishers and the consumer share about one subscriber.
+struct Entry<E> {
+    id: u64,
+    filter: Filter,
+    tx: Sender<E>,
+    shard: Arc<ShardShared>,
+    /// Set by `unsubscribe`; the consumer checks it before every call.
+    removed: AtomicBool,
+    /// Set by the consumer once listener and receiver are dropped.
+    gone: AtomicBool,
+    pubs: CachePadded<PubSide>,
+    /// Events taken off the channel whose listener call returned (or panicked).
+    done: CachePadded<AtomicU64>,
+}
+
+/// What a shard's consumer shares with everyone else.
+#[derive(Default)]
+struct ShardShared {
+    /// Notified by the consumer when it made room, finished events or dropped
+    /// a removed subscriber.
+    progress: Notifier,
+    /// Waited on by a polling (`Yield`/`BusySpin`) consumer; never notified
+    /// because those strategies never sleep.
+    idle: Notifier,
+    panics: CachePadded<AtomicU64>,
+}
+
+/// One subscriber as its consumer thread holds it.
+struct Local<E, L> {
+    entry: Arc<Entry<E>>,
+    rx: Receiver<E>,
+    listener: L,
+}
+
+enum Command<E, L> {
+    Add(Local<E, L>),
+    /// Drop every subscriber whose `removed` flag is set.
+    Sweep,
+    /// Deliver everything queued, then exit.
+    Shutdown,
+}
+
+struct ShardHandle<E, L> {
+    shared: Arc<ShardShared>,
+    control: Sender<Command<E, L>>,
+    thread: Option<JoinHandle<()>>,
+    subscribers: usize,
+}
+
+struct Registry<E, L> {
+    next_id: u64,
+    entries: Vec<Arc<Entry<E>>>,
+    shards: Vec<ShardHandle<E, L>>,
+    closed: bool,
+}
+
+/// The `channel` bus: a bounded crossbeam channel per subscriber.
+pub struct ChannelBus<E: Event, L: Listener<E>> {
+    snapshot: ArcSwap<Vec<Arc<Entry<E>>>>,
+    /// Bumped after every snapshot store.
+    version: CachePadded<AtomicU64>,
+    slots: Arc<PublisherSlots<E>>,
+    registry: Mutex<Registry<E, L>>,
+    capacity: usize,
+    max_threads: usize,
+    topics: usize,
+    wait: WaitStrategy,
+    single_producer: bool,
+    uid: usize,
+}
+
+impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
+    fn registry(&self) -> MutexGuard<'_, Registry<E, L>> {
+        // A panic while holding the lock leaves the registry consistent (every
+        // mutation is completed before anything that can panic).
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Index of the shard for a new subscriber, spawning one if allowed.
+    fn pick_shard(&self, reg: &mut Registry<E, L>) -> usize {
+        let least = reg.shards.iter().enumerate().min_by_key(|(_, s)| s.subscribers).map(|(i, s)| (i, s.subscribers));
+        match least {
+            Some((i, 0)) => i,
+            Some((i, _)) if reg.shards.len() >= self.max_threads => i,
+            _ => {
+                let shared = Arc::new(ShardShared::default());
+                let (control, commands) = crossbeam_channel::unbounded();
+                let index = reg.shards.len();
+                let thread = {
+                    let shared = shared.clone();
+                    let (wait, uid) = (self.wait, self.uid);
+                    std::thread::Builder::new()
+                        .name(format!("buslab-channel-{index}"))
+                        .spawn(move || consume(&shared, &commands, wait, uid))
+                        .expect("the OS must let the bus spawn its consumer thread")
+                };
+                reg.shards.push(ShardHandle { shared, control, thread: Some(thread), subscribers: 0 });
+                index
+            }
+        }
+    }
+
+    /// Publishes `reg.entries` as the new snapshot (registry lock held).
+    fn install(&self, reg: &Registry<E, L>) {
+        self.snapshot.store(Arc::new(reg.entries.clone()));
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// A current snapshot: the calling thread's cached one if it owns a slot
+    /// and the version has not moved, else a fresh one.
+    #[inline]
+    fn snapshot(&self) -> Snapshot<'_, E> {
+        let token = thread_token();
+        let Some(slot) = self.slot_for(token) else {
+            return Snapshot::Loaded(self.snapshot.load());
+        };
+        // SAFETY: this thread owns `slot` (see `Slot`); the cell is only
+        // borrowed for the `take`, so a re-entrant publish (from an event's
+        // `clone`) finds it empty rather than aliasing it.
+        let cached = unsafe { (*slot.cached.get()).take() };
+        let version = self.version.load(Ordering::Acquire);
+        let cached = match cached {
+            Some(cached) if cached.version == version => cached,
+            _ => Cached {
+                version,
+                // Stored before `version` was bumped: at least that new.
+                snapshot: self.snapshot.load_full(),
+            },
+        };
+        Snapshot::Cached { slot, cached: Some(cached) }
+    }
+
+    /// The slot this thread owns, claiming a free one if needed.
+    #[inline]
+    fn slot_for(&self, token: u64) -> Option<&Slot<E>> {
+        match self.slots.slots.iter().find(|s| s.owner.load(Ordering::Relaxed) == token) {
+            Some(slot) => Some(slot),
+            None => self.claim(token),
+        }
+    }
+
+    #[cold]
+    fn claim(&self, token: u64) -> Option<&Slot<E>> {
+        let (index, slot) = self.slots.slots.iter().enumerate().find(|(_, s)| {
+            s.owner.load(Ordering::Relaxed) == 0
+                && s.owner.compare_exchange(0, token, Ordering::Acquire, Ordering::Relaxed).is_ok()
+        })?;
+        let slots: Weak<dyn ReleaseSlot> = Arc::downgrade(&self.slots) as Weak<PublisherSlots<E>>;
+        let registered = CLAIMS.try_with(|claims| claims.borrow_mut().0.push((slots, index, token))).is_ok();
+        if registered {
+            Some(slot)
+        } else {
+            // The thread is exiting: nobody would give the slot back.
+            slot.owner.store(0, Ordering::Release);
+            None
+        }
+    }
+
+    /// Sends to one subscriber, blocking while it holds `capacity` events
+    /// not yet delivered.
+    #[inline]
+    fn send_to(&self, entry: &Entry<E>, event: E) {
+        let enqueued = &entry.pubs.enqueued;
+        let ticket = if self.single_producer {
+            let ticket = enqueued.load(Ordering::Relaxed);
+            enqueued.store(ticket + 1, Ordering::Release);
+            ticket
+        } else {
+            enqueued.fetch_add(1, Ordering::Relaxed)
+        };
+        if ticket >= entry.pubs.limit.load(Ordering::Relaxed) && !self.has_room(entry, ticket) {
+            self.send_blocking(entry, event, ticket);
+        } else {
+            self.send_with_room(entry, event);
+        }
+    }
+
+    /// Whether `ticket` may send now; refreshes the cached limit.
+    fn has_room(&self, entry: &Entry<E>, ticket: u64) -> bool {
+        let limit =
+            entry.done.load(Ordering::Acquire) + entry.pubs.abandoned.load(Ordering::Acquire) + self.capacity as u64;
+        entry.pubs.limit.fetch_max(limit, Ordering::Relaxed);
+        ticket < limit
+    }
+
+    /// Sends when the ticket guarantees room.
+    #[inline]
+    fn send_with_room(&self, entry: &Entry<E>, event: E) {
+        match entry.tx.try_send(event) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            // Unreachable by the ticket invariant; wait rather than drop.
+            Err(TrySendError::Full(event)) => self.send_when_not_full(entry, event),
+        }
+    }
+
+    /// The slow path: waits (per `BusConfig::wait`) until `ticket` has room,
+    /// or the subscriber goes away (then the event is not its to receive).
+    #[cold]
+    #[inline(never)]
+    fn send_blocking(&self, entry: &Entry<E>, event: E, ticket: u64) {
+        entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+            entry.removed.load(Ordering::Acquire) || self.has_room(entry, ticket)
+        });
+        if !entry.removed.load(Ordering::Acquire) {
+            self.send_with_room(entry, event);
+        }
+    }
+
+    /// Defensive: waits for the channel itself to have room.
+    #[cold]
+    #[inline(never)]
+    fn send_when_not_full(&self, entry: &Entry<E>, mut event: E) {
+        loop {
+            entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                entry.removed.load(Ordering::Acquire) || !entry.tx.is_full()
+            });
+            if entry.removed.load(Ordering::Acquire) {
+                return;
+            }
+            match entry.tx.try_send(event) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(back)) => event = back,
+            }
+        }
+    }
+
+    /// Takes a ticket on `entry` if it has room now (several producers).
+    fn reserve(&self, entry: &Entry<E>) -> bool {
+        let enqueued = &entry.pubs.enqueued;
+        let mut ticket = enqueued.load(Ordering::Relaxed);
+        loop {
+            if ticket >= entry.pubs.limit.load(Ordering::Relaxed) && !self.has_room(entry, ticket) {
+                return false;
+            }
+            match enqueued.compare_exchange_weak(ticket, ticket + 1, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(now) => ticket = now,
+            }
+        }
+    }
+
+    /// Sends `event` to every accepting subscriber of `snapshot`, cloning for
+    /// all but the last; `send` does the sending.
+    #[inline]
+    fn fan_out(snapshot: &[Arc<Entry<E>>], event: E, mut send: impl FnMut(&Entry<E>, E)) {
+        let topic = event.topic();
+        let mut pending: Option<&Entry<E>> = None;
+        for entry in snapshot {
+            if entry.filter.accepts(topic) {
+                if let Some(previous) = pending {
+                    send(previous, event.clone());
+                }
+                pending = Some(entry);
+            }
+        }
+        if let Some(last) = pending {
+            send(last, event);
+        }
+    }
+
+    /// `try_publish` on one snapshot: all accepting subscribers or none.
+    fn try_fan_out(&self, snapshot: &[Arc<Entry<E>>], event: E) -> Result<(), Full<E>> {
+        let topic = event.topic();
+        let wanted = |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.removed.load(Ordering::Acquire);
+        if self.single_producer {
+            // No other publisher takes tickets, and consumers only make
+            // room: a subscriber with room keeps it until we send.
+            let full = |e: &Arc<Entry<E>>| {
+                let ticket = e.pubs.enqueued.load(Ordering::Relaxed);
+                ticket >= e.pubs.limit.load(Ordering::Relaxed) && !self.has_room(e, ticket)
+            };
+            if snapshot.iter().filter(|e| wanted(e)).any(full) {
+                return Err(Full(event));
+            }
+        } else {
+            for (at, entry) in snapshot.iter().enumerate() {
+                if wanted(entry) && !self.reserve(entry) {
+                    for taken in snapshot[..at].iter().filter(|e| wanted(e)) {
+                        taken.pubs.abandoned.fetch_add(1, Ordering::Release);
+                        taken.shard.progress.notify_all();
+                    }
+                    return Err(Full(event));
+                }
+            }
+        }
+        Self::fan_out(snapshot, event, |entry, event| {
+            if entry.removed.load(Ordering::Acquire) {
+                return;
+            }
+            if self.single_producer {
+                self.send_to(entry, event);
+            } else {
+                self.send_with_room(entry, event);
+            }
+        });
+        Ok(())
+    }
+
+    fn close(&mut self) -> BusStats {
+        let reg = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !reg.closed {
+            reg.closed = true;
+            for shard in &reg.shards {
+                // The consumer holds the receiver until it has seen this.
+                let _ = shard.control.send(Command::Shutdown);
+            }
+            let me = std::thread::current().id();
+            for shard in &mut reg.shards {
+                let Some(thread) = shard.thread.take() else {
+                    continue;
+                };
+                // Dropped from a listener (the last owner was one): that
+                // consumer finishes after the listener returns, unjoined.
+                if thread.thread().id() == me {
+                    continue;
+                }
+                if let Err(panic) = thread.join()
+                    && !std::thread::panicking()
+                {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            self.snapshot.store(Arc::new(Vec::new()));
+            reg.entries.clear();
+        }
+        stats(reg)
+    }
+}
+
+fn stats<E, L>(reg: &Registry<E, L>) -> BusStats {
+    BusStats { dropped: 0, listener_panics: reg.shards.iter().map(|s| s.shared.panics.load(Ordering::Relaxed)).sum() }
+}
 
 impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
     type Event = E;
     type Listener = L;
-    fn new(_config: &BusConfig) -> Result<Self, BusError> {
-        unimplemented!()
+
+    fn new(config: &BusConfig) -> Result<Self, BusError> {
+        config.validate(Channel::NAME)?;
+        Ok(ChannelBus {
+            snapshot: ArcSwap::from_pointee(Vec::new()),
+            version: CachePadded::new(AtomicU64::new(0)),
+            slots: Arc::new(PublisherSlots {
+                slots: (0..config.producers.clamp(1, MAX_SLOTS))
+                    .map(|_| CachePadded::new(Slot { owner: AtomicU64::new(0), cached: UnsafeCell::new(None) }))
+                    .collect(),
+            }),
+            registry: Mutex::new(Registry { next_id: 0, entries: Vec::new(), shards: Vec::new(), closed: false }),
+            capacity: config.capacity,
+            max_threads: config.max_threads,
+            topics: config.topics,
+            wait: config.wait,
+            single_producer: config.producers == 1,
+            uid: NEXT_BUS.fetch_add(1, Ordering::Relaxed),
+        })
     }
-    fn subscribe(&self, _filter: Filter, _listener: L) -> Result<SubscriptionId, BusError> {
-        unimplemented!()
+
+    fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
+        check_filter(Channel::NAME, filter, self.topics)?;
+        let mut reg = self.registry();
+        let index = self.pick_shard(&mut reg);
+        let id = reg.next_id;
+        reg.next_id += 1;
+        let (tx, rx) = crossbeam_channel::bounded(self.capacity);
+        let shard = &mut reg.shards[index];
+        let entry = Arc::new(Entry {
+            id,
+            filter,
+            tx,
+            shard: shard.shared.clone(),
+            removed: AtomicBool::new(false),
+            gone: AtomicBool::new(false),
+            pubs: CachePadded::new(PubSide { limit: AtomicU64::new(self.capacity as u64), ..PubSide::default() }),
+            done: CachePadded::new(AtomicU64::new(0)),
+        });
+        shard
+            .control
+            .send(Command::Add(Local { entry: entry.clone(), rx, listener }))
+            .expect("a consumer thread runs until shutdown");
+        shard.subscribers += 1;
+        reg.entries.push(entry);
+        self.install(&reg);
+        Ok(SubscriptionId(id))
     }
-    fn unsubscribe(&self, _id: SubscriptionId) -> Result<(), BusError> {
-        unimplemented!()
+
+    fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
+        let entry = {
+            let mut reg = self.registry();
+            let Some(at) = reg.entries.iter().position(|e| e.id == id.0) else {
+                return Err(BusError::UnknownSubscription { bus: Channel::NAME, id });
+            };
+            let entry = reg.entries.remove(at);
+            self.install(&reg);
+            entry.removed.store(true, Ordering::SeqCst);
+            let shard = reg
+                .shards
+                .iter_mut()
+                .find(|s| Arc::ptr_eq(&s.shared, &entry.shard))
+                .expect("every entry belongs to one of the bus's shards");
+            shard.subscribers -= 1;
+            shard.control.send(Command::Sweep).expect("a consumer thread runs until shutdown");
+            entry
+        };
+        // Publishers blocked on its full channel give up on it.
+        entry.shard.progress.notify_all();
+        // From a listener (a consumer thread of this bus), waiting could wait
+        // for this very thread: the `removed` flag alone then stops new calls.
+        if !on_consumer_of(self.uid) {
+            entry.shard.progress.wait_until(self.wait, None, || entry.gone.load(Ordering::Acquire));
+        }
+        Ok(())
     }
-    fn publish(&self, _event: E) {
-        unimplemented!()
+
+    #[inline]
+    fn publish(&self, event: E) {
+        let snapshot = self.snapshot();
+        Self::fan_out(snapshot.entries(), event, |entry, event| self.send_to(entry, event));
     }
-    fn try_publish(&self, _event: E) -> Result<(), Full<E>> {
-        unimplemented!()
+
+    fn try_publish(&self, event: E) -> Result<(), Full<E>> {
+        let snapshot = self.snapshot();
+        self.try_fan_out(snapshot.entries(), event)
     }
+
     fn flush(&self) {
-        unimplemented!()
+        let snapshot = self.snapshot.load_full();
+        let own_thread = on_consumer_of(self.uid);
+        for entry in snapshot.iter() {
+            if own_thread {
+                // A listener flushing its own bus would wait for itself.
+                break;
+            }
+            let target = entry.pubs.enqueued.load(Ordering::Acquire);
+            entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                entry.removed.load(Ordering::Acquire)
+                    || entry.done.load(Ordering::Acquire) + entry.pubs.abandoned.load(Ordering::Acquire) >= target
+            });
+        }
     }
+
     fn stats(&self) -> BusStats {
-        unimplemented!()
+        stats(&self.registry())
     }
-    fn shutdown(self) -> BusStats {
-        unimplemented!()
+
+    fn shutdown(mut self) -> BusStats {
+        self.close()
     }
+}
+
+impl<E: Event, L: Listener<E>> Drop for ChannelBus<E, L> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// A shard's consumer thread.
+fn consume<E: Event, L: Listener<E>>(
+    shared: &ShardShared,
+    commands: &Receiver<Command<E, L>>,
+    wait: WaitStrategy,
+    uid: usize,
+) {
+    CONSUMER_OF.with(|c| c.set(uid));
+    let mut locals: Vec<Local<E, L>> = Vec::new();
+    loop {
+        let mut shutdown = false;
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Add(local)) => locals.push(local),
+                Ok(Command::Sweep) => sweep(&mut locals, shared),
+                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => shutdown = true,
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if shutdown {
+            // No publisher is left (shutdown and drop take the bus by value).
+            while locals.iter().map(|l| drain(l, shared)).sum::<u64>() > 0 {}
+            shared.progress.notify_all();
+            return;
+        }
+        serve(&locals, commands, shared, wait);
+    }
+}
+
+/// Delivers until a command arrives.
+fn serve<E: Event, L: Listener<E>>(
+    locals: &[Local<E, L>],
+    commands: &Receiver<Command<E, L>>,
+    shared: &ShardShared,
+    wait: WaitStrategy,
+) {
+    let mut select = (wait == WaitStrategy::Park).then(|| {
+        let mut select = Select::new_biased();
+        for local in locals {
+            select.recv(&local.rx);
+        }
+        select.recv(commands);
+        select
+    });
+    loop {
+        let mut worked = false;
+        for local in locals {
+            worked |= drain(local, shared) > 0;
+        }
+        if !commands.is_empty() {
+            shared.progress.notify_all();
+            return;
+        }
+        if worked {
+            shared.progress.notify_all_cheap();
+            continue;
+        }
+        // Idle: a full notification (with its fence) for whoever waits on
+        // `done`, then block until a channel or the control channel is ready.
+        shared.progress.notify_all();
+        match &mut select {
+            Some(select) => {
+                select.ready();
+            }
+            None => {
+                shared.idle.wait_until(wait, None, || !commands.is_empty() || locals.iter().any(|l| !l.rx.is_empty()))
+            }
+        }
+    }
+}
+
+/// Delivers up to [`BATCH`] queued events to one subscriber; returns how many.
+fn drain<E: Event, L: Listener<E>>(local: &Local<E, L>, shared: &ShardShared) -> u64 {
+    let entry = &*local.entry;
+    let start = entry.done.load(Ordering::Relaxed);
+    let end = start + BATCH;
+    let mut done = start;
+    loop {
+        let panicked = call_isolated(|| {
+            while done < end && !entry.removed.load(Ordering::Acquire) {
+                let Ok(event) = local.rx.try_recv() else {
+                    break;
+                };
+                local.listener.on_event(&event);
+                done += 1;
+                if done.is_multiple_of(DONE_EVERY) {
+                    entry.done.store(done, Ordering::Release);
+                }
+            }
+        });
+        entry.done.store(done, Ordering::Release);
+        if !panicked {
+            return done - start;
+        }
+        shared.panics.fetch_add(1, Ordering::Relaxed);
+        done += 1;
+        entry.done.store(done, Ordering::Release);
+    }
+}
+
+/// Drops removed subscribers (listener after its last call, queued events
+/// with the receiver) and tells `unsubscribe` they are gone.
+fn sweep<E, L>(locals: &mut Vec<Local<E, L>>, shared: &ShardShared) {
+    let mut at = 0;
+    while at < locals.len() {
+        if locals[at].entry.removed.load(Ordering::Acquire) {
+            let local = locals.swap_remove(at);
+            let entry = local.entry.clone();
+            // Discard what is queued now; later sends see a disconnected
+            // channel once the receiver is dropped.
+            while local.rx.try_recv().is_ok() {}
+            drop(local);
+            entry.gone.store(true, Ordering::Release);
+        } else {
+            at += 1;
+        }
+    }
+    shared.progress.notify_all();
 }

@@ -236,13 +236,29 @@ pub struct BusConfig {
 
 impl Default for BusConfig {
     fn default() -> Self {
-        BusConfig {
-            capacity: 1024,
-            wait: WaitStrategy::default(),
-            max_threads: cores(),
-            producers: 1,
-            topics: 1,
+        BusConfig { capacity: 1024, wait: WaitStrategy::default(), max_threads: cores(), producers: 1, topics: 1 }
+    }
+}
+
+impl BusConfig {
+    /// Refuses values no bus can work with: zero capacity, threads or
+    /// producers, and a topic count outside `1..=65536`. Every bus's
+    /// [`EventBus::new`] calls this first.
+    pub fn validate(&self, bus: &'static str) -> Result<(), BusError> {
+        let bad = |field, reason: &str| Err(BusError::Config { bus, field, reason: reason.to_owned() });
+        if self.capacity == 0 {
+            return bad("capacity", "must be at least 1");
         }
+        if self.max_threads == 0 {
+            return bad("max_threads", "must be at least 1");
+        }
+        if self.producers == 0 {
+            return bad("producers", "must be at least 1");
+        }
+        if self.topics == 0 || self.topics > usize::from(Topic::MAX) + 1 {
+            return bad("topics", "must be between 1 and 65536");
+        }
+        Ok(())
     }
 }
 
@@ -284,6 +300,12 @@ pub struct Capabilities {
     pub native_topics: bool,
     /// What happens when a listener panics.
     pub panics: PanicPolicy,
+    /// Claimed: at steady state, publishing a small `Copy` event allocates
+    /// nothing (on any thread). Checked by the allocation test and pass.
+    pub zero_alloc_small: bool,
+    /// Claimed: at steady state, `publish_clone` of a heavy event whose
+    /// `Clone::clone_from` reuses buffers allocates nothing (on any thread).
+    pub zero_alloc_heavy: bool,
     /// A well-known crate wrapped as an adapter, rather than a strategy of
     /// ours.
     pub peer: bool,
@@ -345,11 +367,7 @@ pub trait EventBus: Send + Sync + Sized {
 
     /// Adds a subscriber. It receives the events its filter accepts from some
     /// point during this call on (see *Suffix on subscribe*).
-    fn subscribe(
-        &self,
-        filter: Filter,
-        listener: Self::Listener,
-    ) -> Result<SubscriptionId, BusError>;
+    fn subscribe(&self, filter: Filter, listener: Self::Listener) -> Result<SubscriptionId, BusError>;
 
     /// Removes a subscriber (see *Unsubscribe* for when delivery stops).
     fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError>;

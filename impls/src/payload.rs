@@ -22,6 +22,32 @@ pub trait Payload: Event {
     fn set_stamp(&mut self, stamp: u64);
     /// Sets the sequence number (for reusing one template event).
     fn set_seq(&mut self, seq: u64);
+    /// A cheap digest of the event's content (not its stamp), summed by
+    /// listeners and producers to verify that what arrived is what was sent.
+    fn checksum(&self) -> u64;
+}
+
+/// The accessors of the header fields (`producer`, `seq`, `stamp`) both
+/// payloads carry under the same names.
+macro_rules! header_accessors {
+    () => {
+        #[inline]
+        fn producer(&self) -> u32 {
+            self.producer
+        }
+        #[inline]
+        fn seq(&self) -> u64 {
+            self.seq
+        }
+        #[inline]
+        fn stamp(&self) -> u64 {
+            self.stamp
+        }
+        #[inline]
+        fn set_stamp(&mut self, stamp: u64) {
+            self.stamp = stamp;
+        }
+    };
 }
 
 /// A small event: four words, `Copy`, no heap.
@@ -48,33 +74,17 @@ impl Event for SmallEvent {
 
 impl Payload for SmallEvent {
     fn make(producer: u32, seq: u64, topic: Topic) -> Self {
-        SmallEvent {
-            producer,
-            topic,
-            seq,
-            stamp: 0,
-            value: seq.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        }
+        SmallEvent { producer, topic, seq, stamp: 0, value: seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) }
     }
-    #[inline]
-    fn producer(&self) -> u32 {
-        self.producer
-    }
-    #[inline]
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    #[inline]
-    fn stamp(&self) -> u64 {
-        self.stamp
-    }
-    #[inline]
-    fn set_stamp(&mut self, stamp: u64) {
-        self.stamp = stamp;
-    }
+    header_accessors!();
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
+        self.value = seq.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    #[inline]
+    fn checksum(&self) -> u64 {
+        self.value ^ u64::from(self.topic) ^ (u64::from(self.producer) << 48)
     }
 }
 
@@ -91,11 +101,7 @@ pub struct LineItem {
 
 impl Clone for LineItem {
     fn clone(&self) -> Self {
-        LineItem {
-            sku: self.sku.clone(),
-            quantity: self.quantity,
-            price_cents: self.price_cents,
-        }
+        LineItem { sku: self.sku.clone(), quantity: self.quantity, price_cents: self.price_cents }
     }
 
     // Reuses `sku`'s buffer: the pooled and ring buses copy into preallocated
@@ -179,33 +185,26 @@ impl Payload for HeavyEvent {
             seq,
             stamp: 0,
             order_id: format!("order-{producer:04}-{seq:012}"),
-            customer: format!(
-                "customer-{:08}",
-                seq.wrapping_mul(2_654_435_761) % 100_000_000
-            ),
+            customer: format!("customer-{:08}", seq.wrapping_mul(2_654_435_761) % 100_000_000),
             currency: "EUR".to_owned(),
             items,
         }
     }
-    #[inline]
-    fn producer(&self) -> u32 {
-        self.producer
-    }
-    #[inline]
-    fn seq(&self) -> u64 {
-        self.seq
-    }
-    #[inline]
-    fn stamp(&self) -> u64 {
-        self.stamp
-    }
-    #[inline]
-    fn set_stamp(&mut self, stamp: u64) {
-        self.stamp = stamp;
-    }
+    header_accessors!();
     #[inline]
     fn set_seq(&mut self, seq: u64) {
         self.seq = seq;
+    }
+    #[inline]
+    fn checksum(&self) -> u64 {
+        let items = self.items.iter().fold(0u64, |acc, i| {
+            acc.wrapping_add(i.price_cents).wrapping_add(u64::from(i.quantity)).wrapping_add(i.sku.len() as u64)
+        });
+        self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ items
+            ^ ((self.order_id.len() + self.customer.len() + self.currency.len()) as u64) << 32
+            ^ u64::from(self.topic)
+            ^ (u64::from(self.producer) << 48)
     }
 }
 
@@ -220,10 +219,6 @@ mod tests {
         let before = slot.order_id.as_ptr();
         slot.clone_from(&source);
         assert_eq!(slot, source);
-        assert_eq!(
-            slot.order_id.as_ptr(),
-            before,
-            "clone_from must reuse the buffer"
-        );
+        assert_eq!(slot.order_id.as_ptr(), before, "clone_from must reuse the buffer");
     }
 }

@@ -189,11 +189,7 @@ mod tests {
             ] {
                 assert!(!text.is_empty(), "bus `{}` doc lacks `{what}`", bus.name);
             }
-            assert!(
-                !bus.summary.is_empty(),
-                "bus `{}` has no summary line",
-                bus.name
-            );
+            assert!(!bus.summary.is_empty(), "bus `{}` has no summary line", bus.name);
         }
     }
 

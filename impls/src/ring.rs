@@ -76,8 +76,8 @@
 use crate::util::{call_isolated, deliver_isolated};
 use crate::wait::Notifier;
 use crate::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener,
-    PanicPolicy, Strategy, SubscriptionId, WaitStrategy,
+    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
+    SubscriptionId, WaitStrategy,
 };
 use crossbeam_utils::CachePadded;
 use sequencer::Core;
@@ -101,38 +101,40 @@ impl Strategy for Ring {
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
+        zero_alloc_small: true,
+        zero_alloc_heavy: true,
         peer: false,
     };
     type Bus<E: Event, L: Listener<E>> = RingBus<E, L>;
 }
 
 /// The protocol's shared-memory primitives: `std`'s, or `loom`'s under
-/// `--cfg loom` so that the model in `tests/loom_ring.rs` checks the real
+/// `--cfg buslab_loom` so that the model in `tests/loom_ring.rs` checks the real
 /// code.
 mod sync {
-    #[cfg(loom)]
+    #[cfg(buslab_loom)]
     pub(crate) use loom::sync::Mutex;
-    #[cfg(loom)]
+    #[cfg(buslab_loom)]
     pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize};
-    #[cfg(not(loom))]
+    #[cfg(not(buslab_loom))]
     pub(crate) use std::sync::Mutex;
-    #[cfg(not(loom))]
+    #[cfg(not(buslab_loom))]
     pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
 
     /// An `UnsafeCell` whose accesses loom checks for data races.
     pub(crate) struct Cell<T> {
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         inner: loom::cell::UnsafeCell<T>,
-        #[cfg(not(loom))]
+        #[cfg(not(buslab_loom))]
         inner: std::cell::UnsafeCell<T>,
     }
 
     impl<T> Cell<T> {
         pub(crate) fn new(value: T) -> Self {
             Cell {
-                #[cfg(loom)]
+                #[cfg(buslab_loom)]
                 inner: loom::cell::UnsafeCell::new(value),
-                #[cfg(not(loom))]
+                #[cfg(not(buslab_loom))]
                 inner: std::cell::UnsafeCell::new(value),
             }
         }
@@ -143,12 +145,12 @@ mod sync {
         /// No other thread may write the value during the call.
         #[inline(always)]
         pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-            #[cfg(loom)]
+            #[cfg(buslab_loom)]
             {
                 // SAFETY: the caller excludes concurrent writers.
                 self.inner.with(|p| f(unsafe { &*p }))
             }
-            #[cfg(not(loom))]
+            #[cfg(not(buslab_loom))]
             {
                 // SAFETY: the caller excludes concurrent writers.
                 f(unsafe { &*self.inner.get() })
@@ -161,12 +163,12 @@ mod sync {
         /// No other thread may access the value during the call.
         #[inline(always)]
         pub(crate) unsafe fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-            #[cfg(loom)]
+            #[cfg(buslab_loom)]
             {
                 // SAFETY: the caller excludes every other access.
                 self.inner.with_mut(|p| f(unsafe { &mut *p }))
             }
-            #[cfg(not(loom))]
+            #[cfg(not(buslab_loom))]
             {
                 // SAFETY: the caller excludes every other access.
                 f(unsafe { &mut *self.inner.get() })
@@ -177,7 +179,7 @@ mod sync {
 
 /// The ring and its sequencing protocol, free of threads and listeners so
 /// that loom can model it. Its items are `pub` only so that `model` can
-/// re-export them under `--cfg loom`; the module itself is private.
+/// re-export them under `--cfg buslab_loom`; the module itself is private.
 mod sequencer {
     use super::sync::{AtomicU64, AtomicUsize, Cell, Mutex};
     use crossbeam_utils::CachePadded;
@@ -243,10 +245,7 @@ mod sequencer {
         /// `max_consumers` consumers, claimed by one producer or (`multi`)
         /// several.
         pub fn new(capacity: usize, max_consumers: usize, multi: bool) -> Self {
-            assert!(
-                capacity.is_power_of_two(),
-                "the ring size must be a power of two"
-            );
+            assert!(capacity.is_power_of_two(), "the ring size must be a power of two");
             let available = if multi {
                 // `u64::MAX`: vacant, and no sequence reaches `!VACANT`.
                 (0..capacity).map(|_| AtomicU64::new(u64::MAX)).collect()
@@ -258,13 +257,9 @@ mod sequencer {
                 claim: CachePadded::new(AtomicU64::new(0)),
                 limit: CachePadded::new(AtomicU64::new(capacity as u64)),
                 consumers: CachePadded::new(AtomicUsize::new(0)),
-                gating: (0..max_consumers)
-                    .map(|_| CachePadded::new(AtomicU64::new(0)))
-                    .collect(),
+                gating: (0..max_consumers).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
                 available,
-                slots: (0..capacity)
-                    .map(|_| Cell::new(MaybeUninit::uninit()))
-                    .collect(),
+                slots: (0..capacity).map(|_| Cell::new(MaybeUninit::uninit())).collect(),
                 mask: capacity as u64 - 1,
                 multi,
                 gate_lock: Mutex::new(()),
@@ -303,33 +298,21 @@ mod sequencer {
         /// Every sequence below this has been claimed (with one producer:
         /// published).
         pub fn claimed(&self) -> u64 {
-            if self.multi {
-                self.claim.load(Acquire)
-            } else {
-                self.cursor.load(Acquire)
-            }
+            if self.multi { self.claim.load(Acquire) } else { self.cursor.load(Acquire) }
         }
 
         /// Claims `n` (`1..=capacity`) sequences and returns the first, once
         /// there is room for all of them. While there is none it calls `wait`
         /// once with a `ready` check to poll until it returns true.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub fn claim(&self, n: u64, wait: impl FnOnce(&mut dyn FnMut() -> bool)) -> u64 {
-            if self.multi {
-                self.claim_in::<true>(n, wait)
-            } else {
-                self.claim_in::<false>(n, wait)
-            }
+            if self.multi { self.claim_in::<true>(n, wait) } else { self.claim_in::<false>(n, wait) }
         }
 
         /// [`Core::claim`] for a known protocol (`MULTI == self.is_multi()`).
         #[inline(always)]
-        pub(crate) fn claim_in<const MULTI: bool>(
-            &self,
-            n: u64,
-            wait: impl FnOnce(&mut dyn FnMut() -> bool),
-        ) -> u64 {
+        pub(crate) fn claim_in<const MULTI: bool>(&self, n: u64, wait: impl FnOnce(&mut dyn FnMut() -> bool)) -> u64 {
             debug_assert!(n >= 1 && n <= self.capacity());
             debug_assert_eq!(MULTI, self.multi);
             let start = if MULTI {
@@ -368,10 +351,7 @@ mod sequencer {
                 if !self.fits(end) && !self.refresh(end) {
                     return None;
                 }
-                match self
-                    .claim
-                    .compare_exchange_weak(start, end, Relaxed, Relaxed)
-                {
+                match self.claim.compare_exchange_weak(start, end, Relaxed, Relaxed) {
                     Ok(_) => return Some(start),
                     Err(now) => start = now,
                 }
@@ -395,9 +375,7 @@ mod sequencer {
             }
             let n = self.consumers.load(Acquire);
             if n > 0 {
-                let min = self.gating[..n]
-                    .iter()
-                    .fold(u64::MAX, |m, g| m.min(g.load(Acquire)));
+                let min = self.gating[..n].iter().fold(u64::MAX, |m, g| m.min(g.load(Acquire)));
                 if end > min + self.capacity() {
                     return false;
                 }
@@ -412,9 +390,7 @@ mod sequencer {
             let gate = if n == 0 {
                 self.watermark_locked()
             } else {
-                self.gating[..n]
-                    .iter()
-                    .fold(u64::MAX, |m, g| m.min(g.load(Acquire)))
+                self.gating[..n].iter().fold(u64::MAX, |m, g| m.min(g.load(Acquire)))
             };
             // Under the lock the gate only grows: a consumer's sequence only
             // grows, and a new one starts at the published prefix's end, which
@@ -438,9 +414,7 @@ mod sequencer {
             // lock is held no producer's gate grows, so at most `capacity`
             // more sequences can be published.
             let n = self.consumers.load(Relaxed);
-            let mut w = self.gating[..n]
-                .iter()
-                .fold(self.watermark.load(Relaxed), |w, g| w.max(g.load(Acquire)));
+            let mut w = self.gating[..n].iter().fold(self.watermark.load(Relaxed), |w, g| w.max(g.load(Acquire)));
             while self.flag(w).load(Acquire) & !VACANT == w {
                 w += 1;
             }
@@ -467,17 +441,11 @@ mod sequencer {
         /// # Safety
         /// The caller claimed `seq` (with [`Core::claim`] or
         /// [`Core::try_claim`]) and has not published it.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub unsafe fn put(&self, seq: u64, event: E) -> Option<E> {
             // SAFETY: the caller's promise.
-            unsafe {
-                if self.multi {
-                    self.put_in::<true>(seq, event)
-                } else {
-                    self.put_in::<false>(seq, event)
-                }
-            }
+            unsafe { if self.multi { self.put_in::<true>(seq, event) } else { self.put_in::<false>(seq, event) } }
         }
 
         /// [`Core::put`] for a known protocol (`MULTI == self.is_multi()`).
@@ -511,7 +479,7 @@ mod sequencer {
         ///
         /// # Safety
         /// As for [`Core::put`].
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub unsafe fn put_clone(&self, seq: u64, source: &E)
         where
@@ -573,7 +541,7 @@ mod sequencer {
 
         /// Publishes the claimed sequences `start..end`, every one written
         /// with [`Core::put`] or [`Core::put_clone`].
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub fn publish(&self, start: u64, end: u64) {
             if self.multi {
@@ -649,14 +617,10 @@ mod sequencer {
 
         /// The end of the published range that starts at `next`, at most
         /// `next + max`.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub fn available(&self, next: u64, max: u64) -> u64 {
-            if self.multi {
-                self.available_in::<true>(next, max)
-            } else {
-                self.available_in::<false>(next, max)
-            }
+            if self.multi { self.available_in::<true>(next, max) } else { self.available_in::<false>(next, max) }
         }
 
         /// [`Core::available`] for a known protocol (`MULTI ==
@@ -681,17 +645,11 @@ mod sequencer {
         /// # Safety
         /// `seq` is below what [`Core::available`] returned to the calling
         /// consumer, which has not released it.
-        #[cfg(loom)]
+        #[cfg(buslab_loom)]
         #[inline(always)]
         pub unsafe fn read(&self, seq: u64, f: impl FnOnce(&E)) {
             // SAFETY: the caller's promise.
-            unsafe {
-                if self.multi {
-                    self.read_in::<true>(seq, f)
-                } else {
-                    self.read_in::<false>(seq, f)
-                }
-            }
+            unsafe { if self.multi { self.read_in::<true>(seq, f) } else { self.read_in::<false>(seq, f) } }
         }
 
         /// [`Core::read`] for a known protocol (`MULTI == self.is_multi()`).
@@ -728,11 +686,8 @@ mod sequencer {
         fn drop(&mut self) {
             let written = self.cursor.load(Relaxed);
             for (i, slot) in self.slots.iter().enumerate() {
-                let full = if self.multi {
-                    self.available[i].load(Relaxed) & VACANT == 0
-                } else {
-                    (i as u64) < written
-                };
+                let full =
+                    if self.multi { self.available[i].load(Relaxed) & VACANT == 0 } else { (i as u64) < written };
                 if full {
                     // SAFETY: `&mut self`: nothing else accesses the slot, and
                     // it holds an event (see `holds_event`).
@@ -744,7 +699,7 @@ mod sequencer {
 }
 
 /// The sequencing core, exposed for the loom model only.
-#[cfg(loom)]
+#[cfg(buslab_loom)]
 pub mod model {
     pub use super::sequencer::Core;
 }
@@ -882,9 +837,7 @@ impl<E: Event, L: Listener<E>> RingBus<E, L> {
             // A consumer may have gone to sleep just as a cheap notification
             // passed it by; wake it for real before waiting on it.
             shared.events.notify_all();
-            shared
-                .room
-                .wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), ready)
+            shared.room.wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), ready)
         })
     }
 
@@ -947,11 +900,7 @@ impl<E: Event, L: Listener<E>> RingBus<E, L> {
         };
         for event in events {
             // SAFETY: `publication.written` is claimed and unpublished.
-            unsafe {
-                self.shared
-                    .core
-                    .put_clone_in::<MULTI>(publication.written, event)
-            };
+            unsafe { self.shared.core.put_clone_in::<MULTI>(publication.written, event) };
             publication.written += 1;
         }
         // Dropping `publication` publishes.
@@ -977,15 +926,10 @@ impl<E: Event, L: Listener<E>> RingBus<E, L> {
                 return Err(e);
             }
         };
-        let (registered, start) = self
-            .shared
-            .core
-            .add_consumer()
-            .expect("one consumer per thread, and fewer threads than max_threads");
+        let (registered, start) =
+            self.shared.core.add_consumer().expect("one consumer per thread, and fewer threads than max_threads");
         debug_assert_eq!(registered, index);
-        start_tx
-            .send(start)
-            .expect("the consumer thread waits for its start");
+        start_tx.send(start).expect("the consumer thread waits for its start");
         control.threads.push(handle);
         control.load.push(1);
         control.subs.insert(id, index);
@@ -1016,10 +960,7 @@ impl<L> Group<L> {
                 }
             }
         }
-        let old = (
-            std::mem::replace(&mut self.all, all),
-            std::mem::replace(&mut self.topical, topical),
-        );
+        let old = (std::mem::replace(&mut self.all, all), std::mem::replace(&mut self.topical, topical));
         u64::from(call_isolated(|| drop(old)))
     }
 
@@ -1061,11 +1002,7 @@ impl<L> Group<L> {
 }
 
 /// A consumer thread: serves group `index` from the sequence it is sent.
-fn consume<E: Event, L: Listener<E>>(
-    shared: &Shared<E, L>,
-    index: usize,
-    start: mpsc::Receiver<u64>,
-) {
+fn consume<E: Event, L: Listener<E>>(shared: &Shared<E, L>, index: usize, start: mpsc::Receiver<u64>) {
     let Ok(next) = start.recv() else {
         return;
     };
@@ -1076,30 +1013,18 @@ fn consume<E: Event, L: Listener<E>>(
     }
 }
 
-fn consume_in<E: Event, L: Listener<E>, const MULTI: bool>(
-    shared: &Shared<E, L>,
-    index: usize,
-    mut next: u64,
-) {
+fn consume_in<E: Event, L: Listener<E>, const MULTI: bool>(shared: &Shared<E, L>, index: usize, mut next: u64) {
     let core = &shared.core;
     let slot = &shared.groups[index];
-    let mut group = Group {
-        generation: 0,
-        all: Vec::new(),
-        topical: Vec::new(),
-    };
+    let mut group = Group { generation: 0, all: Vec::new(), topical: Vec::new() };
     let mut panics = group.resync(slot);
     loop {
         let mut end = next;
         let known = group.generation;
-        shared
-            .events
-            .wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                end = core.available_in::<MULTI>(next, shared.batch);
-                end > next
-                    || slot.generation.load(Ordering::Relaxed) != known
-                    || shared.stop.load(Ordering::Acquire)
-            });
+        shared.events.wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+            end = core.available_in::<MULTI>(next, shared.batch);
+            end > next || slot.generation.load(Ordering::Relaxed) != known || shared.stop.load(Ordering::Acquire)
+        });
         // After reading the range: a subscription change that happened before
         // any event of the range was published is seen here.
         if slot.generation.load(Ordering::Acquire) != group.generation {
@@ -1121,9 +1046,7 @@ fn consume_in<E: Event, L: Listener<E>, const MULTI: bool>(
                     std::hint::spin_loop();
                 }
             }
-        } else if shared.stop.load(Ordering::Acquire)
-            && next >= shared.stop_at.load(Ordering::Relaxed)
-        {
+        } else if shared.stop.load(Ordering::Acquire) && next >= shared.stop_at.load(Ordering::Relaxed) {
             // The listeners this thread holds are dropped here (a panicking
             // `Drop` caught and counted).
             panics += u64::from(call_isolated(|| drop(group)));
@@ -1134,11 +1057,7 @@ fn consume_in<E: Event, L: Listener<E>, const MULTI: bool>(
 }
 
 fn config_error(field: &'static str, reason: impl Into<String>) -> BusError {
-    BusError::Config {
-        bus: Ring::NAME,
-        field,
-        reason: reason.into(),
-    }
+    BusError::Config { bus: Ring::NAME, field, reason: reason.into() }
 }
 
 impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
@@ -1146,28 +1065,14 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
     type Listener = L;
 
     fn new(config: &BusConfig) -> Result<Self, BusError> {
-        if config.capacity == 0 {
-            return Err(config_error("capacity", "must be at least 1"));
-        }
+        config.validate(Ring::NAME)?;
         let capacity = config
             .capacity
             .checked_next_power_of_two()
             .filter(|&c| c <= 1 << 32)
             .ok_or_else(|| config_error("capacity", "must be at most 2^32"))?;
-        if config.max_threads == 0 {
-            return Err(config_error(
-                "max_threads",
-                "must be at least 1 (the ring delivers on its own threads)",
-            ));
-        }
-        if config.producers == 0 {
-            return Err(config_error("producers", "must be at least 1"));
-        }
         let groups = (0..config.max_threads)
-            .map(|_| GroupSlot {
-                generation: CachePadded::new(AtomicU64::new(0)),
-                subs: Mutex::new(Vec::new()),
-            })
+            .map(|_| GroupSlot { generation: CachePadded::new(AtomicU64::new(0)), subs: Mutex::new(Vec::new()) })
             .collect();
         let shared = Shared {
             core: Core::new(capacity, config.max_threads, config.producers > 1),
@@ -1195,15 +1100,7 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
     }
 
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
-        if let Filter::Topic(topic) = filter
-            && usize::from(topic) >= self.topics
-        {
-            return Err(BusError::UnknownTopic {
-                bus: Ring::NAME,
-                topic,
-                topics: self.topics,
-            });
-        }
+        crate::util::check_filter(Ring::NAME, filter, self.topics)?;
         let sub = Arc::new(Sub { filter, listener });
         let mut control = lock(&self.control);
         let id = control.next_id;
@@ -1219,10 +1116,7 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
             match self.spawn_group(&mut control, id, sub.clone()) {
                 Ok(()) => return Ok(SubscriptionId(id)),
                 Err(e) if least.is_none() => {
-                    return Err(config_error(
-                        "max_threads",
-                        format!("cannot spawn a consumer thread: {e}"),
-                    ));
+                    return Err(config_error("max_threads", format!("cannot spawn a consumer thread: {e}")));
                 }
                 // Fall back on an existing thread.
                 Err(_) => {}
@@ -1243,19 +1137,13 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
     fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
         let mut control = lock(&self.control);
         let Some(index) = control.subs.remove(&id.0) else {
-            return Err(BusError::UnknownSubscription {
-                bus: Ring::NAME,
-                id,
-            });
+            return Err(BusError::UnknownSubscription { bus: Ring::NAME, id });
         };
         control.load[index] -= 1;
         let group = &self.shared.groups[index];
         let removed = {
             let mut subs = lock(&group.subs);
-            let at = subs
-                .iter()
-                .position(|(sid, _)| *sid == id.0)
-                .expect("the control map and the group agree");
+            let at = subs.iter().position(|(sid, _)| *sid == id.0).expect("the control map and the group agree");
             let removed = subs.swap_remove(at);
             group.generation.fetch_add(1, Ordering::Release);
             removed
@@ -1316,18 +1204,11 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
         let target = shared.core.claimed();
         // As in `claim`: no consumer sleeps through the last events.
         shared.events.notify_all();
-        shared
-            .room
-            .wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                shared.core.consumed(target)
-            });
+        shared.room.wait_until(shared.wait, Some(Notifier::CHEAP_TIMEOUT), || shared.core.consumed(target));
     }
 
     fn stats(&self) -> BusStats {
-        BusStats {
-            dropped: 0,
-            listener_panics: self.shared.panics.load(Ordering::Relaxed),
-        }
+        BusStats { dropped: 0, listener_panics: self.shared.panics.load(Ordering::Relaxed) }
     }
 
     fn shutdown(self) -> BusStats {
@@ -1344,9 +1225,7 @@ impl<E, L> RingBus<E, L> {
         if !threads.is_empty() {
             // No publish runs (we own the bus), so `claimed` is final.
             let shared = &self.shared;
-            shared
-                .stop_at
-                .store(shared.core.claimed(), Ordering::Relaxed);
+            shared.stop_at.store(shared.core.claimed(), Ordering::Relaxed);
             shared.stop.store(true, Ordering::Release);
             shared.events.notify_all();
             for thread in threads {

@@ -1,6 +1,52 @@
 //! Small pieces the buses share.
 
+use crate::{BusError, Filter};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// The `EventBus` methods every in-line bus shares: publishing calls the
+/// bus's `deliver(&self, &E)` on the publisher's thread, so nothing is ever
+/// full, `flush` has nothing to wait for, and the only counter is the
+/// `panics` field. Expand inside the `impl EventBus` block.
+macro_rules! inline_dispatch {
+    () => {
+        #[inline]
+        fn publish(&self, event: Self::Event) {
+            self.deliver(&event);
+        }
+
+        #[inline]
+        fn try_publish(&self, event: Self::Event) -> Result<(), crate::Full<Self::Event>> {
+            self.deliver(&event);
+            Ok(())
+        }
+
+        #[inline]
+        fn publish_clone(&self, event: &Self::Event) {
+            self.deliver(event);
+        }
+
+        fn flush(&self) {}
+
+        fn stats(&self) -> crate::BusStats {
+            crate::BusStats { dropped: 0, listener_panics: self.panics.load(std::sync::atomic::Ordering::Relaxed) }
+        }
+
+        fn shutdown(self) -> crate::BusStats {
+            let stats = self.stats();
+            drop(self);
+            stats
+        }
+    };
+}
+pub(crate) use inline_dispatch;
+
+/// Refuses a filter naming a topic outside `0..topics`.
+pub(crate) fn check_filter(bus: &'static str, filter: Filter, topics: usize) -> Result<(), BusError> {
+    match filter {
+        Filter::Topic(topic) if usize::from(topic) >= topics => Err(BusError::UnknownTopic { bus, topic, topics }),
+        _ => Ok(()),
+    }
+}
 
 /// Calls `deliver(i)` for every `i` in `0..len`, in order. A panic in one call
 /// is caught, counted and skipped; the remaining indices are still visited.

@@ -6,13 +6,13 @@
 //! the core the producer needs), so the default parks.
 
 use crossbeam_utils::Backoff;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// How a thread waits for a condition another thread will make true.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WaitStrategy {
     /// Spin briefly, then yield a few times, then sleep on a condition
@@ -30,11 +30,7 @@ pub enum WaitStrategy {
 
 impl WaitStrategy {
     /// All strategies, for CLIs and sweeps.
-    pub const ALL: [WaitStrategy; 3] = [
-        WaitStrategy::Park,
-        WaitStrategy::Yield,
-        WaitStrategy::BusySpin,
-    ];
+    pub const ALL: [WaitStrategy; 3] = [WaitStrategy::Park, WaitStrategy::Yield, WaitStrategy::BusySpin];
 
     /// The strategy's stable name.
     pub fn name(self) -> &'static str {
@@ -108,12 +104,7 @@ impl Notifier {
     /// Returns once `ready()` is true, waiting as `strategy` says. `ready` is
     /// called repeatedly and must be cheap. `timeout` bounds each sleep (pass
     /// `None` when the other side always uses [`Notifier::notify_all`]).
-    pub fn wait_until(
-        &self,
-        strategy: WaitStrategy,
-        timeout: Option<Duration>,
-        mut ready: impl FnMut() -> bool,
-    ) {
+    pub fn wait_until(&self, strategy: WaitStrategy, timeout: Option<Duration>, mut ready: impl FnMut() -> bool) {
         let backoff = Backoff::new();
         let mut yields = 0;
         loop {
@@ -145,12 +136,7 @@ impl Notifier {
         let done = ready();
         if !done {
             let _guard = match timeout {
-                Some(t) => {
-                    self.condvar
-                        .wait_timeout(guard, t)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
+                Some(t) => self.condvar.wait_timeout(guard, t).unwrap_or_else(|e| e.into_inner()).0,
                 None => self.condvar.wait(guard).unwrap_or_else(|e| e.into_inner()),
             };
         }

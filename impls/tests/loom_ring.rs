@@ -11,8 +11,8 @@
 //! protocol deadlock (every thread blocked) as a failure.
 //!
 //! Run with `ci/loom.sh` (bounded preemptions), or:
-//! `RUSTFLAGS="--cfg loom" cargo test -p buslab-impls --test loom_ring --release`.
-#![cfg(loom)]
+//! `RUSTFLAGS="--cfg buslab_loom" cargo test -p buslab-impls --test loom_ring --release`.
+#![cfg(buslab_loom)]
 
 use buslab_impls::ring::model::Core;
 use loom::sync::{Arc, Notify};
@@ -23,11 +23,7 @@ use loom::thread;
 /// a late consumer take minutes at two.
 fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(
-        builder
-            .preemption_bound
-            .map_or(max_preemptions, |env| env.min(max_preemptions)),
-    );
+    builder.preemption_bound = Some(builder.preemption_bound.map_or(max_preemptions, |env| env.min(max_preemptions)));
     builder.check(f);
 }
 
@@ -114,10 +110,7 @@ impl Model {
 
 /// The values of one producer (`producer * 10 + i`), in the order seen.
 fn of_producer(seen: &[u64], producer: u64) -> Vec<u64> {
-    seen.iter()
-        .copied()
-        .filter(|v| v / 10 == producer)
-        .collect()
+    seen.iter().copied().filter(|v| v / 10 == producer).collect()
 }
 
 #[test]
@@ -306,10 +299,7 @@ fn late_consumer(multi: bool, first: Option<u64>, total: u64) {
         assert_eq!(seen, (start..total).collect::<Vec<_>>());
         producer.join().expect("producer");
         if let Some((_, first)) = first {
-            assert_eq!(
-                first.join().expect("consumer"),
-                (0..total).collect::<Vec<_>>()
-            );
+            assert_eq!(first.join().expect("consumer"), (0..total).collect::<Vec<_>>());
         }
     });
 }

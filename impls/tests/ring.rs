@@ -10,8 +10,7 @@
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
 use buslab_impls::ring::{Ring, RingBus};
 use buslab_impls::{
-    BusConfig, BusError, Event, EventBus, Filter, Full, Listener, Strategy, SubscriptionId, Topic,
-    WaitStrategy,
+    BusConfig, BusError, Event, EventBus, Filter, Full, Listener, Strategy, SubscriptionId, Topic, WaitStrategy,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
@@ -64,23 +63,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
 static GLOBAL: CountingAlloc = CountingAlloc;
 
 fn stress() -> u64 {
-    std::env::var("BUSLAB_STRESS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n >= 1)
-        .unwrap_or(1)
+    std::env::var("BUSLAB_STRESS").ok().and_then(|s| s.parse().ok()).filter(|&n| n >= 1).unwrap_or(1)
 }
 
 type Boxed<E> = Box<dyn Fn(&E) + Send + Sync>;
 type Bus = RingBus<SmallEvent, Boxed<SmallEvent>>;
 
 fn bus(producers: usize, capacity: usize) -> Bus {
-    Bus::new(&BusConfig {
-        producers,
-        capacity,
-        ..BusConfig::default()
-    })
-    .expect("a valid configuration")
+    Bus::new(&BusConfig { producers, capacity, ..BusConfig::default() }).expect("a valid configuration")
 }
 
 /// What one subscriber received: per producer, the seqs in order, checked
@@ -131,12 +121,7 @@ impl Recorder {
             self.called_after_drop.store(true, Ordering::SeqCst);
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.streams
-            .lock()
-            .expect("not poisoned")
-            .entry(event.producer)
-            .or_default()
-            .push(event.seq);
+        self.streams.lock().expect("not poisoned").entry(event.producer).or_default().push(event.seq);
         let me = thread::current().id();
         if self.threads.lock().expect("not poisoned").insert(me) {
             self.live_threads.fetch_add(1, Ordering::SeqCst);
@@ -154,37 +139,22 @@ impl Recorder {
     }
 
     fn stream(&self, producer: u32) -> Vec<u64> {
-        self.streams
-            .lock()
-            .expect("not poisoned")
-            .get(&producer)
-            .cloned()
-            .unwrap_or_default()
+        self.streams.lock().expect("not poisoned").get(&producer).cloned().unwrap_or_default()
     }
 
     /// Exactly `range` from `producer`, in order, once each.
     #[track_caller]
     fn assert_exact(&self, producer: u32, range: std::ops::Range<u64>) {
         let got = self.stream(producer);
-        assert_eq!(
-            got.len() as u64,
-            range.end - range.start,
-            "count from {producer}"
-        );
-        assert!(
-            got.iter().copied().eq(range.clone()),
-            "producer {producer}: expected {range:?} in order"
-        );
+        assert_eq!(got.len() as u64, range.end - range.start, "count from {producer}");
+        assert!(got.iter().copied().eq(range.clone()), "producer {producer}: expected {range:?} in order");
     }
 
     /// Each producer's stream is a gap-free, duplicate-free run.
     #[track_caller]
     fn assert_contiguous(&self) {
         for (producer, seqs) in self.streams.lock().expect("not poisoned").iter() {
-            assert!(
-                seqs.windows(2).all(|w| w[1] == w[0] + 1),
-                "producer {producer}: not a gap-free run"
-            );
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "producer {producer}: not a gap-free run");
         }
     }
 
@@ -232,8 +202,7 @@ fn exactly_once_in_order(subscribers: usize, producers: usize) {
     let bus = bus(producers, 64);
     let recs: Vec<_> = (0..subscribers).map(|_| Recorder::new()).collect();
     for rec in &recs {
-        bus.subscribe(Filter::All, rec.listener())
-            .expect("subscribe");
+        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
     }
     let start = Barrier::new(producers);
     thread::scope(|s| {
@@ -277,10 +246,7 @@ fn exactly_once_in_order(subscribers: usize, producers: usize) {
     assert_eq!(stats.dropped, 0);
     assert_eq!(stats.listener_panics, 0);
     for rec in &recs {
-        assert!(
-            rec.dropped.load(Ordering::SeqCst),
-            "shutdown drops listeners"
-        );
+        assert!(rec.dropped.load(Ordering::SeqCst), "shutdown drops listeners");
     }
 }
 
@@ -327,17 +293,8 @@ fn unsubscribe_stops_delivery_and_drops_after_last_call() {
     while !a.dropped.load(Ordering::SeqCst) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(1));
     }
-    assert!(
-        a.dropped.load(Ordering::SeqCst),
-        "an unsubscribed listener is dropped"
-    );
-    assert_eq!(
-        bus.unsubscribe(id_a),
-        Err(BusError::UnknownSubscription {
-            bus: "ring",
-            id: id_a
-        })
-    );
+    assert!(a.dropped.load(Ordering::SeqCst), "an unsubscribed listener is dropped");
+    assert_eq!(bus.unsubscribe(id_a), Err(BusError::UnknownSubscription { bus: "ring", id: id_a }));
     assert!(bus.unsubscribe(SubscriptionId(u64::MAX)).is_err());
     bus.shutdown();
     a.assert_never_called_after_drop();
@@ -358,9 +315,7 @@ fn unsubscribe_while_publishing() {
             thread::scope(|s| {
                 s.spawn(|| {
                     for seq in 0..total {
-                        if unsubscribed.load(Ordering::SeqCst)
-                            && first_after.load(Ordering::Relaxed) == u64::MAX
-                        {
+                        if unsubscribed.load(Ordering::SeqCst) && first_after.load(Ordering::Relaxed) == u64::MAX {
                             first_after.store(seq, Ordering::Relaxed);
                         }
                         bus.publish(event(0, seq));
@@ -376,10 +331,7 @@ fn unsubscribe_while_publishing() {
             bus.flush();
             let cut = first_after.load(Ordering::Relaxed);
             if let Some(&last) = a.stream(0).last() {
-                assert!(
-                    last < cut,
-                    "seq {last} published after unsubscribe returned ({cut})"
-                );
+                assert!(last < cut, "seq {last} published after unsubscribe returned ({cut})");
             }
             a.assert_contiguous();
             b.assert_exact(0, 0..total);
@@ -399,16 +351,10 @@ fn subscribe_while_publishing_gets_a_gap_free_suffix() {
         for max_threads in [1, 2, 3] {
             for _round in 0..2 * stress() {
                 let total = 5_000;
-                let bus = Bus::new(&BusConfig {
-                    producers,
-                    capacity: 16,
-                    max_threads,
-                    ..BusConfig::default()
-                })
-                .expect("valid");
+                let bus = Bus::new(&BusConfig { producers, capacity: 16, max_threads, ..BusConfig::default() })
+                    .expect("valid");
                 let early = Recorder::new();
-                bus.subscribe(Filter::All, early.listener())
-                    .expect("subscribe");
+                bus.subscribe(Filter::All, early.listener()).expect("subscribe");
                 let late: Vec<_> = (0..2).map(|_| Recorder::new()).collect();
                 let progress = AtomicU64::new(0);
                 // Per producer: its last publish has started.
@@ -434,8 +380,7 @@ fn subscribe_while_publishing_gets_a_gap_free_suffix() {
                         while progress.load(Ordering::Relaxed) < at {
                             thread::yield_now();
                         }
-                        bus.subscribe(Filter::All, rec.listener())
-                            .expect("subscribe");
+                        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
                         for (p, last) in last_started.iter().enumerate() {
                             must_get_last[i][p] = !last.load(Ordering::SeqCst);
                         }
@@ -505,8 +450,7 @@ fn batches_larger_than_the_ring_arrive_in_order() {
     for producers in [1, 2] {
         let bus = bus(producers, 16);
         let rec = Recorder::new();
-        bus.subscribe(Filter::All, rec.listener())
-            .expect("subscribe");
+        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
         let events: Vec<_> = (0..1_000).map(|s| event(0, s)).collect();
         bus.publish_batch(&events);
         bus.publish_batch(&[]);
@@ -519,27 +463,15 @@ fn batches_larger_than_the_ring_arrive_in_order() {
 #[test]
 fn consumer_threads_never_exceed_max_threads() {
     for max_threads in [1, 2, 3] {
-        let bus = Bus::new(&BusConfig {
-            max_threads,
-            ..BusConfig::default()
-        })
-        .expect("valid");
+        let bus = Bus::new(&BusConfig { max_threads, ..BusConfig::default() }).expect("valid");
         let recs: Vec<_> = (0..500).map(|_| Recorder::new()).collect();
         for rec in &recs {
-            bus.subscribe(Filter::All, rec.listener())
-                .expect("subscribe");
+            bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
         }
         publish_range(&bus, 0, 0..200);
         bus.flush();
-        let threads: HashSet<_> = recs
-            .iter()
-            .flat_map(|r| r.threads.lock().expect("not poisoned").clone())
-            .collect();
-        assert_eq!(
-            threads.len(),
-            max_threads,
-            "500 subscribers over {max_threads} threads"
-        );
+        let threads: HashSet<_> = recs.iter().flat_map(|r| r.threads.lock().expect("not poisoned").clone()).collect();
+        assert_eq!(threads.len(), max_threads, "500 subscribers over {max_threads} threads");
         assert!(!threads.contains(&thread::current().id()));
         for rec in &recs {
             rec.assert_exact(0, 0..200);
@@ -578,11 +510,7 @@ fn shutdown_and_drop_deliver_everything_and_join() {
         for rec in &recs {
             rec.assert_exact(0, 0..total);
             assert!(rec.dropped.load(Ordering::SeqCst));
-            assert_eq!(
-                rec.live_threads.load(Ordering::SeqCst),
-                0,
-                "a consumer thread outlived shutdown"
-            );
+            assert_eq!(rec.live_threads.load(Ordering::SeqCst), 0, "a consumer thread outlived shutdown");
         }
     }
 }
@@ -594,8 +522,7 @@ fn a_panicking_listener_is_isolated_and_counted() {
     let total = 300;
     let bus = bus(2, 16);
     let (before, panicky, after) = (Recorder::new(), Recorder::new(), Recorder::new());
-    bus.subscribe(Filter::All, before.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, before.listener()).expect("subscribe");
     let listener = {
         let rec = panicky.clone();
         Box::new(move |e: &SmallEvent| {
@@ -606,8 +533,7 @@ fn a_panicking_listener_is_isolated_and_counted() {
         })
     };
     bus.subscribe(Filter::All, listener).expect("subscribe");
-    bus.subscribe(Filter::All, after.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, after.listener()).expect("subscribe");
     publish_range(&bus, 0, 0..total);
     bus.flush();
     std::panic::set_hook(previous);
@@ -632,11 +558,7 @@ fn flush_waits_for_slow_listeners() {
     bus.subscribe(Filter::All, slow).expect("subscribe");
     publish_range(&bus, 0, 0..50);
     bus.flush();
-    assert_eq!(
-        rec.count(),
-        50,
-        "flush returns after every listener returned"
-    );
+    assert_eq!(rec.count(), 50, "flush returns after every listener returned");
     bus.flush();
     bus.shutdown();
 }
@@ -644,19 +566,13 @@ fn flush_waits_for_slow_listeners() {
 #[test]
 fn filters_are_checked_at_delivery() {
     let topics = 4u16;
-    let bus = Bus::new(&BusConfig {
-        topics: topics as usize,
-        ..BusConfig::default()
-    })
-    .expect("valid");
+    let bus = Bus::new(&BusConfig { topics: topics as usize, ..BusConfig::default() }).expect("valid");
     let all = Recorder::new();
-    bus.subscribe(Filter::All, all.listener())
-        .expect("subscribe");
+    bus.subscribe(Filter::All, all.listener()).expect("subscribe");
     let by_topic: Vec<_> = (0..topics)
         .map(|t| {
             let rec = Recorder::new();
-            bus.subscribe(Filter::Topic(t), rec.listener())
-                .expect("subscribe");
+            bus.subscribe(Filter::Topic(t), rec.listener()).expect("subscribe");
             rec
         })
         .collect();
@@ -675,11 +591,7 @@ fn filters_are_checked_at_delivery() {
     }
     assert!(matches!(
         bus.subscribe(Filter::Topic(topics), Recorder::new().listener()),
-        Err(BusError::UnknownTopic {
-            topic: 4,
-            topics: 4,
-            ..
-        })
+        Err(BusError::UnknownTopic { topic: 4, topics: 4, .. })
     ));
     bus.shutdown();
 }
@@ -687,34 +599,10 @@ fn filters_are_checked_at_delivery() {
 #[test]
 fn invalid_configurations_are_refused() {
     for (field, config) in [
-        (
-            "capacity",
-            BusConfig {
-                capacity: 0,
-                ..BusConfig::default()
-            },
-        ),
-        (
-            "max_threads",
-            BusConfig {
-                max_threads: 0,
-                ..BusConfig::default()
-            },
-        ),
-        (
-            "producers",
-            BusConfig {
-                producers: 0,
-                ..BusConfig::default()
-            },
-        ),
-        (
-            "capacity",
-            BusConfig {
-                capacity: usize::MAX,
-                ..BusConfig::default()
-            },
-        ),
+        ("capacity", BusConfig { capacity: 0, ..BusConfig::default() }),
+        ("max_threads", BusConfig { max_threads: 0, ..BusConfig::default() }),
+        ("producers", BusConfig { producers: 0, ..BusConfig::default() }),
+        ("capacity", BusConfig { capacity: usize::MAX, ..BusConfig::default() }),
     ] {
         match Bus::new(&config) {
             Err(BusError::Config { field: f, .. }) => assert_eq!(f, field),
@@ -729,17 +617,10 @@ fn invalid_configurations_are_refused() {
 fn every_wait_strategy_delivers() {
     for wait in WaitStrategy::ALL {
         for producers in [1, 2] {
-            let bus = Bus::new(&BusConfig {
-                wait,
-                producers,
-                capacity: 8,
-                max_threads: 1,
-                ..BusConfig::default()
-            })
-            .expect("valid");
+            let bus = Bus::new(&BusConfig { wait, producers, capacity: 8, max_threads: 1, ..BusConfig::default() })
+                .expect("valid");
             let rec = Recorder::new();
-            bus.subscribe(Filter::All, rec.listener())
-                .expect("subscribe");
+            bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
             publish_range(&bus, 0, 0..2_000);
             bus.flush();
             rec.assert_exact(0, 0..2_000);
@@ -757,14 +638,8 @@ struct Touchy {
 
 impl Clone for Touchy {
     fn clone(&self) -> Self {
-        assert!(
-            !self.poison,
-            "clone of a poisoned event (expected in this test)"
-        );
-        Touchy {
-            seq: self.seq,
-            poison: false,
-        }
+        assert!(!self.poison, "clone of a poisoned event (expected in this test)");
+        Touchy { seq: self.seq, poison: false }
     }
 }
 
@@ -782,41 +657,18 @@ fn a_panicking_clone_does_not_stall_the_ring() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     for producers in [1, 2] {
-        let bus = RingBus::<Touchy, Boxed<Touchy>>::new(&BusConfig {
-            producers,
-            capacity: 4,
-            ..BusConfig::default()
-        })
-        .expect("valid");
+        let bus = RingBus::<Touchy, Boxed<Touchy>>::new(&BusConfig { producers, capacity: 4, ..BusConfig::default() })
+            .expect("valid");
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
-        bus.subscribe(
-            Filter::All,
-            Box::new(move |e: &Touchy| sink.lock().expect("not poisoned").push(e.seq)),
-        )
-        .expect("subscribe");
+        bus.subscribe(Filter::All, Box::new(move |e: &Touchy| sink.lock().expect("not poisoned").push(e.seq)))
+            .expect("subscribe");
         let ok = |seq| Touchy { seq, poison: false };
         bus.publish_clone(&ok(0));
-        let bad = Touchy {
-            seq: 1,
-            poison: true,
-        };
-        assert!(
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.publish_clone(&bad)))
-                .is_err()
-        );
-        let batch = [
-            ok(2),
-            Touchy {
-                seq: 3,
-                poison: true,
-            },
-            ok(4),
-        ];
-        assert!(
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.publish_batch(&batch)))
-                .is_err()
-        );
+        let bad = Touchy { seq: 1, poison: true };
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.publish_clone(&bad))).is_err());
+        let batch = [ok(2), Touchy { seq: 3, poison: true }, ok(4)];
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bus.publish_batch(&batch))).is_err());
         for seq in 5..20 {
             bus.publish_clone(&ok(seq));
         }
@@ -845,8 +697,7 @@ struct Count(Arc<AtomicU64>);
 impl<E> Listener<E> for Count {
     #[inline]
     fn on_event(&self, _event: &E) {
-        self.0
-            .store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        self.0.store(self.0.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 }
 
@@ -856,15 +707,11 @@ impl<E> Listener<E> for Count {
 #[test]
 fn publish_clone_of_heavy_events_does_not_allocate() {
     for producers in [1, 2] {
-        let bus = RingBus::<HeavyEvent, AllocProbe>::new(&BusConfig {
-            producers,
-            capacity: 64,
-            ..BusConfig::default()
-        })
-        .expect("valid");
+        let bus =
+            RingBus::<HeavyEvent, AllocProbe>::new(&BusConfig { producers, capacity: 64, ..BusConfig::default() })
+                .expect("valid");
         let consumer = Arc::new(AtomicU64::new(0));
-        bus.subscribe(Filter::All, AllocProbe(consumer.clone()))
-            .expect("subscribe");
+        bus.subscribe(Filter::All, AllocProbe(consumer.clone())).expect("subscribe");
         // One shape (string lengths, item count) throughout, as when a
         // template is reused with `set_seq`. (`Vec::clone_from` drops
         // surplus items, so a shorter event followed by a longer one in the
@@ -890,16 +737,8 @@ fn publish_clone_of_heavy_events_does_not_allocate() {
             }
         }
         bus.flush();
-        assert_eq!(
-            allocations() - producer_before,
-            0,
-            "the publisher allocated"
-        );
-        assert_eq!(
-            consumer.load(Ordering::SeqCst) - consumer_before,
-            0,
-            "the consumer thread allocated"
-        );
+        assert_eq!(allocations() - producer_before, 0, "the publisher allocated");
+        assert_eq!(consumer.load(Ordering::SeqCst) - consumer_before, 0, "the consumer thread allocated");
         bus.shutdown();
     }
 }
@@ -921,17 +760,10 @@ impl<E> Listener<E> for Ignore {
 
 /// One producer, one subscriber; `batch == 1` publishes item by item, else
 /// `publish_batch` of `batch` events. Returns M events/s.
-fn spsc<L: Listener<SmallEvent>>(
-    config: &BusConfig,
-    listener: L,
-    events: u64,
-    batch: usize,
-) -> f64 {
+fn spsc<L: Listener<SmallEvent>>(config: &BusConfig, listener: L, events: u64, batch: usize) -> f64 {
     let bus = RingBus::<SmallEvent, L>::new(config).expect("valid");
     bus.subscribe(Filter::All, listener).expect("subscribe");
-    let template: Vec<_> = (0..batch as u64)
-        .map(|s| SmallEvent::make(0, s, 0))
-        .collect();
+    let template: Vec<_> = (0..batch as u64).map(|s| SmallEvent::make(0, s, 0)).collect();
     let start = Instant::now();
     if batch == 1 {
         for seq in 0..events {
@@ -951,10 +783,7 @@ fn spsc<L: Listener<SmallEvent>>(
 fn counted_spsc(config: &BusConfig, events: u64, batch: usize) -> f64 {
     let count = Arc::new(AtomicU64::new(0));
     let r = spsc(config, Count(count.clone()), events, batch);
-    assert_eq!(
-        count.load(Ordering::Relaxed),
-        events / batch as u64 * batch as u64
-    );
+    assert_eq!(count.load(Ordering::Relaxed), events / batch as u64 * batch as u64);
     r
 }
 
@@ -972,12 +801,9 @@ fn counting_ceiling(events: u64) -> f64 {
 
 fn broadcast(config: &BusConfig, subscribers: usize, events: u64) -> f64 {
     let bus = RingBus::<SmallEvent, Count>::new(config).expect("valid");
-    let counts: Vec<_> = (0..subscribers)
-        .map(|_| Arc::new(AtomicU64::new(0)))
-        .collect();
+    let counts: Vec<_> = (0..subscribers).map(|_| Arc::new(AtomicU64::new(0))).collect();
     for count in &counts {
-        bus.subscribe(Filter::All, Count(count.clone()))
-            .expect("subscribe");
+        bus.subscribe(Filter::All, Count(count.clone())).expect("subscribe");
     }
     let start = Instant::now();
     for seq in 0..events {
@@ -1003,19 +829,11 @@ fn best(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
 #[ignore = "prints throughput; run in --release with --ignored --nocapture"]
 fn ring_speed() {
     let events = 20_000_000 * stress();
-    println!(
-        "counting listener alone, bare loop: {:.0} M calls/s",
-        best(5, || counting_ceiling(4 * events))
-    );
+    println!("counting listener alone, bare loop: {:.0} M calls/s", best(5, || counting_ceiling(4 * events)));
     for producers in [1, 2] {
         for capacity in [1024, 4096] {
             for wait in [WaitStrategy::Park, WaitStrategy::Yield] {
-                let config = BusConfig {
-                    capacity,
-                    wait,
-                    producers,
-                    ..BusConfig::default()
-                };
+                let config = BusConfig { capacity, wait, producers, ..BusConfig::default() };
                 println!(
                     "producers {producers} capacity {capacity:5} wait {:5}: SPSC item by item {:5.0}, \
                      publish_batch(256) {:5.0} (no-op listener {:5.0}); 1->4 broadcast {:4.0} per subscriber",

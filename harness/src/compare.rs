@@ -1,0 +1,104 @@
+//! `buslab compare`: the regression verdicts between two stored runs.
+//!
+//! The rule is `buslab_reports::regression`'s; this module picks the runs
+//! and their history out of the store and prints the verdicts.
+
+use anyhow::{Context, bail};
+use buslab_harness::store::Store;
+use buslab_reports::{regression, render};
+use std::io::Write;
+use std::path::PathBuf;
+
+/// At most this many runs before the base are loaded as history (the noise
+/// band looks at the last 30 changes).
+const HISTORY_RUNS: usize = 30;
+
+/// The options of `buslab compare`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Exit status: 0 when no metric regressed (or without --fail-on-regression), \
+3 when one did and --fail-on-regression was given, 1 on an error, 2 on a usage error.\n\n\
+The rule (thresholds, Mann–Whitney U, noise bands) is written out in the docs of \
+buslab_reports::regression (cargo doc -p buslab-reports --open).")]
+pub(crate) struct CompareArgs {
+    /// The baseline run id (or a unique prefix); default: the run before
+    /// the new one on the same machine.
+    #[arg(long, value_name = "ID")]
+    base: Option<String>,
+    /// The run to judge (id or unique prefix); default: the latest run.
+    #[arg(long, value_name = "ID")]
+    new: Option<String>,
+    /// Also write the verdicts as Markdown to FILE (a CI job summary).
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Override a metric's threshold, in percent (repeatable): the fixed
+    /// threshold of a deterministic metric, or the default noise band of a
+    /// wall-clock one, e.g. `--threshold latency-p999=25`.
+    #[arg(long, value_name = "METRIC=PERCENT", value_parser = parse_threshold)]
+    threshold: Vec<(String, f64)>,
+    /// Exit with status 3 when any metric regressed.
+    #[arg(long)]
+    pub(crate) fail_on_regression: bool,
+    /// The results store.
+    #[arg(long, default_value = buslab_harness::store::DEFAULT_PATH)]
+    db: PathBuf,
+}
+
+/// Compares the runs `args` names and prints the significant changes;
+/// returns whether any metric regressed.
+pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bool> {
+    if !args.db.exists() {
+        bail!("no results store at {}; `buslab run` makes one", args.db.display());
+    }
+    let store = Store::open(&args.db)?;
+    let new_id = match &args.new {
+        Some(id) => store.resolve_run(id)?,
+        None => store
+            .latest_run_id()?
+            .with_context(|| format!("{} holds no run; `buslab run` makes one", args.db.display()))?,
+    };
+    let base_id = match &args.base {
+        Some(id) => store.resolve_run(id)?,
+        None => store.previous_run_id(&new_id)?.with_context(|| {
+            format!("run `{new_id}` has no earlier run on its machine to compare with; name one with --base (see `buslab runs`)")
+        })?,
+    };
+    let base = store.load_run(&base_id)?;
+    let new = store.load_run(&new_id)?;
+    if base.meta.machine != new.meta.machine {
+        eprintln!(
+            "buslab: note: the base run was made on `{}` and the new run on `{}`: wall-clock changes may be the machines'",
+            base.meta.machine, new.meta.machine
+        );
+    }
+    if base.meta.quick != new.meta.quick {
+        eprintln!("buslab: note: only one of the two runs is a --quick run: its trials are fewer and shorter");
+    }
+    let history = store
+        .earlier_run_ids(&base_id, HISTORY_RUNS)?
+        .iter()
+        .map(|id| store.load_run(id))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut thresholds = regression::Thresholds::default();
+    thresholds.per_metric.extend(args.threshold.iter().cloned());
+    let comparison = regression::compare(&base, &new, &history, &thresholds);
+    write!(out, "{}", render::text(&comparison))?;
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, render::markdown(&comparison))
+            .with_context(|| format!("writing the Markdown summary to {}", path.display()))?;
+    }
+    Ok(comparison.has_regression())
+}
+
+/// Parses `METRIC=PERCENT` into the metric's slug and a fraction.
+fn parse_threshold(arg: &str) -> Result<(String, f64), String> {
+    let known = || regression::METRICS.iter().map(|m| m.slug).collect::<Vec<_>>().join(", ");
+    let (slug, percent) = arg.split_once('=').ok_or_else(|| format!("expected METRIC=PERCENT, got `{arg}`"))?;
+    if !regression::METRICS.iter().any(|m| m.slug == slug) {
+        return Err(format!("unknown metric `{slug}`; known: {}", known()));
+    }
+    let percent: f64 = percent.trim_end_matches('%').parse().map_err(|e| format!("`{percent}`: {e}"))?;
+    if !(percent.is_finite() && percent >= 0.0) {
+        return Err(format!("the threshold of `{slug}` must be a percentage of at least 0, got {percent}"));
+    }
+    Ok((slug.to_owned(), percent / 100.0))
+}

@@ -1,0 +1,379 @@
+//! The measured loops, generic over the bus: no `dyn` call sits in what is
+//! timed. A [`Rig`] is one cell's bus with its subscribers; a trial publishes
+//! from the scenario's producers (optionally paced open-loop), waits for
+//! delivery with `flush`, and verifies every subscriber's count, checksum
+//! and order before any number is kept.
+
+use crate::listener::{Body, HarnessListener, LatencyRecorder, Subscriber, now_ns, spin_for};
+use buslab_impls::payload::Payload;
+use buslab_impls::{BusConfig, EventBus, Filter};
+use buslab_scenarios::{Scenario, SweepPoint};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+/// What a producer published of one topic, for verification.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Published {
+    /// Events.
+    pub count: u64,
+    /// Wrapping sum of their checksums.
+    pub checksum: u64,
+}
+
+/// When each event is meant to be sent (open loop), or as fast as possible.
+#[derive(Clone, Copy, Debug)]
+pub enum Pace {
+    /// Publish back to back.
+    Flat,
+    /// A fixed rate in events per second over all producers.
+    Rate(f64),
+    /// A burst pattern: `base` events/s, `factor`× during the first
+    /// `spike_ns` of every `period_ns`.
+    Burst {
+        /// Base rate, events/s over all producers.
+        base: f64,
+        /// Spike multiplier.
+        factor: f64,
+        /// Spike length, ns.
+        spike_ns: u64,
+        /// Period, ns.
+        period_ns: u64,
+    },
+}
+
+/// A schedule of intended send times for one producer.
+struct Schedule {
+    pace: Pace,
+    start_ns: u64,
+    producers: f64,
+    producer: f64,
+}
+
+impl Schedule {
+    /// The intended send time of this producer's `i`-th event, ns; producers
+    /// are interleaved evenly.
+    fn intended(&self, i: u64) -> u64 {
+        // Position of the event in the merged stream of all producers.
+        let k = i as f64 * self.producers + self.producer;
+        let offset = match self.pace {
+            Pace::Flat => 0.0,
+            Pace::Rate(rate) => k / rate * 1e9,
+            Pace::Burst { base, factor, spike_ns, period_ns } => {
+                // Events per period: spike part at base·factor, rest at base.
+                let (spike_s, rest_s) = (spike_ns as f64 / 1e9, (period_ns - spike_ns) as f64 / 1e9);
+                let (in_spike, in_rest) = (base * factor * spike_s, base * rest_s);
+                let per_period = in_spike + in_rest;
+                let period = (k / per_period).floor();
+                let within = k - period * per_period;
+                let t = if within < in_spike { within / (base * factor) } else { spike_s + (within - in_spike) / base };
+                (period * period_ns as f64) + t * 1e9
+            }
+        };
+        self.start_ns + offset as u64
+    }
+}
+
+/// Waits until `deadline_ns` (sleeping while it is far, spinning the last
+/// stretch). Returns at once when already late: an open-loop sender never
+/// waits to catch up, so lateness shows as latency.
+fn wait_until(deadline_ns: u64) {
+    loop {
+        let now = now_ns();
+        if now >= deadline_ns {
+            return;
+        }
+        let left = deadline_ns - now;
+        if left > 200_000 {
+            std::thread::sleep(Duration::from_nanos(left - 100_000));
+        } else if left > 20_000 {
+            std::thread::yield_now();
+        } else {
+            spin_for(left);
+        }
+    }
+}
+
+/// The outcome of one verified trial.
+#[derive(Clone, Copy, Debug)]
+pub struct Trial {
+    /// Events published (all producers).
+    pub events: u64,
+    /// Deliveries made to permanent subscribers.
+    pub deliveries: u64,
+    /// Wall time from the first publish to the end of `flush`, ns.
+    pub elapsed_ns: u64,
+}
+
+/// Latency recorders to attach to sampled subscribers.
+pub type MakeRecorder<'a> = &'a dyn Fn(usize) -> Option<LatencyRecorder>;
+
+/// One cell's bus and subscribers.
+pub struct Rig<B: EventBus> {
+    /// The bus under test.
+    pub bus: B,
+    /// Permanent subscribers, by index.
+    pub subscribers: Vec<Arc<Subscriber>>,
+    filters: Vec<Filter>,
+    scenario: Arc<Scenario>,
+    point: SweepPoint,
+    /// Next seq per producer (trials continue the stream).
+    next_seq: Vec<u64>,
+    /// What each producer published, per topic.
+    published: Vec<Vec<Published>>,
+    /// Templates per producer per topic.
+    templates: Vec<Vec<B::Event>>,
+    dropped_before: u64,
+    panics_before: u64,
+    /// The bus declares itself lossy: drops are allowed if counted.
+    lossy: bool,
+}
+
+/// The bus configuration of a cell.
+pub fn bus_config(scenario: &Scenario, point: SweepPoint) -> BusConfig {
+    BusConfig {
+        capacity: scenario.bus.capacity,
+        wait: scenario.bus.wait,
+        max_threads: buslab_impls::cores(),
+        producers: point.producers,
+        topics: scenario.topics,
+    }
+}
+
+impl<B> Rig<B>
+where
+    B: EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    /// Builds the bus and subscribes the scenario's listeners (setup: never
+    /// timed). `recorder(i)` gives subscriber `i` a latency recorder; `lossy`
+    /// is the bus's declared capability.
+    pub fn new(
+        scenario: Arc<Scenario>,
+        point: SweepPoint,
+        lossy: bool,
+        recorder: MakeRecorder<'_>,
+    ) -> Result<Self, String> {
+        let bus = B::new(&bus_config(&scenario, point)).map_err(|e| e.to_string())?;
+        let mut subscribers = Vec::with_capacity(point.subscribers);
+        let mut filters = Vec::with_capacity(point.subscribers);
+        let slow_from = scenario.slow.map_or(usize::MAX, |s| point.subscribers.saturating_sub(s.count as usize));
+        for i in 0..point.subscribers {
+            let sub = Subscriber::new(point.producers, 0, recorder(i));
+            let filter = if scenario.topics > 1 { Filter::Topic((i % scenario.topics) as u16) } else { Filter::All };
+            let work = if i >= slow_from { scenario.slow.map_or(0, |s| s.work_ns) } else { scenario.listener_work_ns };
+            let listener = HarnessListener::new(sub.clone(), Body::for_listener(scenario.bodies, i), work);
+            bus.subscribe(filter, listener).map_err(|e| format!("subscribing listener {i}: {e}"))?;
+            subscribers.push(sub);
+            filters.push(filter);
+        }
+        let templates = (0..point.producers)
+            .map(|p| (0..scenario.topics).map(|t| B::Event::make(p as u32, 0, t as u16)).collect())
+            .collect();
+        let stats = bus.stats();
+        Ok(Rig {
+            bus,
+            subscribers,
+            filters,
+            next_seq: vec![0; point.producers],
+            published: vec![vec![Published::default(); scenario.topics]; point.producers],
+            templates,
+            scenario,
+            point,
+            dropped_before: stats.dropped,
+            panics_before: stats.listener_panics,
+            lossy,
+        })
+    }
+
+    /// Publishes `events` per producer, paced by `pace`, waits for delivery,
+    /// and verifies. `on_measure` brackets the measured region (used by the
+    /// instruction and profile passes). An error names what failed.
+    pub fn trial(&mut self, events: u64, pace: Pace, on_measure: &dyn Fn(bool)) -> Result<Trial, String> {
+        let producers = self.point.producers;
+        let topics = self.scenario.topics as u64;
+        let barrier = Barrier::new(producers + 1);
+        let done = AtomicBool::new(false);
+        let churned: Mutex<Vec<Arc<Subscriber>>> = Mutex::new(Vec::new());
+        let churn_error: Mutex<Option<String>> = Mutex::new(None);
+        let start_ns = now_ns() + 2_000_000; // leave the threads time to reach the barrier
+        for sub in &self.subscribers {
+            if let Some(spikes) = sub.latency.as_ref().and_then(|l| l.spikes.as_ref()) {
+                spikes.start_ns.store(start_ns, Ordering::Relaxed);
+            }
+        }
+        let bus = &self.bus;
+        let mut results = Vec::with_capacity(producers);
+        let mut first_ns = u64::MAX;
+        let mut elapsed_ns = 0;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..producers)
+                .map(|p| {
+                    let mut templates = self.templates[p].clone();
+                    let first_seq = self.next_seq[p];
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        let schedule = Schedule { pace, start_ns, producers: producers as f64, producer: p as f64 };
+                        let mut published = vec![Published::default(); templates.len()];
+                        barrier.wait();
+                        let begin = now_ns();
+                        for i in 0..events {
+                            let seq = first_seq + i;
+                            let topic = (seq % topics) as usize;
+                            let event = &mut templates[topic];
+                            event.set_seq(seq);
+                            if !matches!(pace, Pace::Flat) {
+                                let intended = schedule.intended(i);
+                                wait_until(intended);
+                                event.set_stamp(intended);
+                            }
+                            let sum = &mut published[topic];
+                            sum.count += 1;
+                            sum.checksum = sum.checksum.wrapping_add(event.checksum());
+                            bus.publish_clone(event);
+                        }
+                        (begin, published)
+                    })
+                })
+                .collect();
+            if let Some(churn) = self.scenario.churn {
+                let interval = Duration::from_nanos(1_000_000_000 / churn.per_second.max(1));
+                let (done, churned, churn_error) = (&done, &churned, &churn_error);
+                s.spawn(move || {
+                    while !done.load(Ordering::Relaxed) {
+                        let sub = Subscriber::new(producers, u64::MAX, None);
+                        let listener = HarnessListener::new(sub.clone(), Body::Same, 0);
+                        match bus.subscribe(Filter::All, listener) {
+                            Ok(id) => {
+                                std::thread::sleep(interval / 2);
+                                if let Err(e) = bus.unsubscribe(id) {
+                                    *churn_error.lock().expect("not poisoned") = Some(format!("unsubscribe: {e}"));
+                                    return;
+                                }
+                                churned.lock().expect("not poisoned").push(sub);
+                            }
+                            Err(e) => {
+                                *churn_error.lock().expect("not poisoned") = Some(format!("subscribe: {e}"));
+                                return;
+                            }
+                        }
+                        std::thread::sleep(interval / 2);
+                    }
+                });
+            }
+            on_measure(true);
+            barrier.wait();
+            for h in handles {
+                match h.join() {
+                    Ok((begin, published)) => {
+                        first_ns = first_ns.min(begin);
+                        results.push(published);
+                    }
+                    Err(_) => results.clear(),
+                }
+            }
+            bus.flush();
+            elapsed_ns = now_ns().saturating_sub(first_ns);
+            on_measure(false);
+            done.store(true, Ordering::Relaxed);
+        });
+        if results.len() != producers {
+            return Err("a producer thread panicked".into());
+        }
+        for (p, published) in results.into_iter().enumerate() {
+            for (t, sum) in published.into_iter().enumerate() {
+                let total = &mut self.published[p][t];
+                total.count += sum.count;
+                total.checksum = total.checksum.wrapping_add(sum.checksum);
+            }
+            self.next_seq[p] += events;
+        }
+        if let Some(e) = churn_error.into_inner().expect("not poisoned") {
+            return Err(format!("churn: {e}"));
+        }
+        let deliveries = self.verify(&churned.into_inner().expect("not poisoned"))?;
+        Ok(Trial { events: events * producers as u64, deliveries, elapsed_ns })
+    }
+
+    /// Checks every subscriber against what was published; returns the
+    /// deliveries made to permanent subscribers over this rig's life.
+    fn verify(&mut self, churned: &[Arc<Subscriber>]) -> Result<u64, String> {
+        let lossy = self.lossy;
+        let stats = self.bus.stats();
+        if stats.listener_panics != self.panics_before {
+            return Err(format!("{} listener calls panicked", stats.listener_panics - self.panics_before));
+        }
+        let mut delivered = 0;
+        let mut shortfall = 0;
+        for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
+            for (p, tally) in sub.tallies.iter().enumerate() {
+                let want = self.published[p].iter().enumerate().filter(|(t, _)| filter.accepts(*t as u16)).fold(
+                    Published::default(),
+                    |acc, (_, s)| Published {
+                        count: acc.count + s.count,
+                        checksum: acc.checksum.wrapping_add(s.checksum),
+                    },
+                );
+                let count = tally.count.load(Ordering::Acquire);
+                let disorder = tally.disorder.load(Ordering::Acquire);
+                delivered += count;
+                if disorder != 0 {
+                    return Err(format!(
+                        "subscriber {i}, producer {p}: {disorder} deliveries out of order or duplicated"
+                    ));
+                }
+                if count > want.count {
+                    return Err(format!("subscriber {i}, producer {p}: {count} deliveries of {} events", want.count));
+                }
+                if lossy {
+                    shortfall += want.count - count;
+                } else if count != want.count {
+                    return Err(format!(
+                        "subscriber {i}, producer {p}: got {count} of {} events ({} lost)",
+                        want.count,
+                        want.count - count
+                    ));
+                } else if tally.checksum.load(Ordering::Acquire) != want.checksum {
+                    return Err(format!("subscriber {i}, producer {p}: checksum mismatch (corrupted events)"));
+                }
+            }
+        }
+        if lossy {
+            let dropped = stats.dropped - self.dropped_before;
+            // Without churn every drop belongs to a permanent subscriber, so
+            // the counts must agree exactly. With churn, short-lived
+            // subscribers lose events too (counted by the bus, but a loss at
+            // the end of a subscription leaves no gap to see), so the check
+            // is that every loss seen at a permanent subscriber was counted.
+            // A bus may also count a drop before its filter check (tokio's
+            // broadcast lags per receiver, whatever the topic), so with
+            // several topics the counted drops only bound the losses.
+            let churn = self.scenario.churn.is_some() || self.scenario.topics > 1;
+            if shortfall > dropped {
+                return Err(format!(
+                    "{shortfall} deliveries missing but the bus counted only {dropped} drops (silent loss)"
+                ));
+            }
+            if !churn && shortfall < dropped {
+                return Err(format!("the bus counted {dropped} drops but only {shortfall} deliveries are missing"));
+            }
+        }
+        for (i, sub) in churned.iter().enumerate() {
+            for (p, tally) in sub.tallies.iter().enumerate() {
+                let (missing, disorder) =
+                    (tally.missing.load(Ordering::Acquire), tally.disorder.load(Ordering::Acquire));
+                if disorder != 0 || (!lossy && missing != 0) {
+                    return Err(format!(
+                        "churned subscriber {i}, producer {p}: {missing} gaps and {disorder} out-of-order deliveries"
+                    ));
+                }
+            }
+        }
+        Ok(delivered)
+    }
+
+    /// Shuts the bus down (joining its threads).
+    pub fn finish(self) {
+        self.bus.shutdown();
+    }
+}

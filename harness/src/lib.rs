@@ -1,0 +1,42 @@
+//! buslab's harness: it turns "which bus is faster?" into numbers an
+//! engineer can trust.
+//!
+//! A run plans the matrix (bus × scenario × sweep point, [`runner`]), and
+//! runs each cell's passes — throughput, latency, allocations, instructions,
+//! profile — each in its own child process ([`probe`]), so that no pass
+//! distorts another. The measured loops ([`drive`]) are generic over the bus;
+//! every trial verifies delivery through the harness's listener
+//! ([`listener`]) before any number is kept; estimates carry bootstrap
+//! confidence intervals ([`stats`]); every run records where it came from
+//! ([`meta`]).
+//!
+//! # Dependencies and why
+//! - `hdrhistogram`: latency histograms with bounded relative error, mergeable
+//!   across threads and serialisable for the store.
+//! - `dhat`: heap profiling for the allocation pass (its allocator is switched
+//!   on only in that pass's child process).
+//! - `valgrind-requests` (from the gungraun project, the maintained successor
+//!   of iai-callgrind): callgrind client requests that bracket the measured
+//!   loop.
+//! - `pprof`: in-process sampling profiler for the profile pass's folded
+//!   stacks.
+//! - `seq-macro`: generates the distinct listener bodies.
+//! - `fastrand`: seeded resampling for the bootstrap.
+//! - `humantime`: RFC 3339 timestamps without a date-time library.
+//! - `indicatif` and `console`: progress bar with ETA and terminal width.
+//! - `clap`, `anyhow`, `serde_json`: the CLI's edge.
+#![deny(missing_docs)]
+
+pub mod drive;
+pub mod export;
+pub mod listener;
+pub mod meta;
+pub mod probe;
+pub mod reference;
+pub mod runner;
+pub mod stats;
+pub mod store;
+pub mod summary;
+
+/// The name of the callgrind dump that holds the measured region.
+pub const CALLGRIND_TRIGGER: &str = "buslab-measure";

@@ -1,0 +1,609 @@
+//! The measuring side: `buslab probe`, a child process that runs one pass of
+//! one cell and prints its result as one JSON line on stdout.
+//!
+//! Every pass runs in its own process so that passes never disturb one
+//! another (a dhat allocator, callgrind's instrumentation or a sampling
+//! profiler stay out of the throughput and latency passes), a hung or
+//! crashing bus costs one cell and not the run, and the parent can enforce a
+//! time limit.
+
+use crate::drive::{Pace, Rig};
+use crate::listener::{HarnessListener, LatencyRecorder, SpikeRecorder, new_histogram};
+use crate::stats;
+use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
+use buslab_impls::{Strategy, StrategyVisitor};
+use buslab_scenarios::results::{Allocations, Latency, Profile, Throughput};
+use buslab_scenarios::{PayloadKind, Scenario, SweepPoint};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Which pass a probe runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pass {
+    /// Events per second over timed trials.
+    Throughput,
+    /// Open-loop latency at fractions of the measured capacity.
+    Latency,
+    /// Heap allocations per event under dhat.
+    Allocations,
+    /// Instructions per event under callgrind.
+    Instructions,
+    /// Folded stacks from a sampling profiler.
+    Profile,
+}
+
+impl Pass {
+    /// Every pass, in the order a cell runs them.
+    pub const ALL: [Pass; 5] = [Pass::Throughput, Pass::Latency, Pass::Allocations, Pass::Instructions, Pass::Profile];
+
+    /// The pass's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Throughput => "throughput",
+            Pass::Latency => "latency",
+            Pass::Allocations => "allocations",
+            Pass::Instructions => "instructions",
+            Pass::Profile => "profile",
+        }
+    }
+}
+
+/// Sizes of the passes: the defaults, or `--quick`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    /// Throughput trials after the warm-up.
+    pub trials: usize,
+    /// Minimum length of a throughput trial.
+    pub trial_ms: u64,
+    /// Length of a latency trial at each load.
+    pub latency_ms: u64,
+    /// Events per producer in the allocation pass (run at N and 2N).
+    pub alloc_events: u64,
+    /// Events per producer under callgrind.
+    pub callgrind_events: u64,
+    /// Length of the profiled trial.
+    pub profile_ms: u64,
+}
+
+impl Budget {
+    /// The default run.
+    pub const DEFAULT: Budget = Budget {
+        trials: 7,
+        trial_ms: 200,
+        latency_ms: 600,
+        alloc_events: 20_000,
+        callgrind_events: 20_000,
+        profile_ms: 2_000,
+    };
+    /// `--quick`: fewer and shorter trials, every pass kept.
+    pub const QUICK: Budget = Budget {
+        trials: 3,
+        trial_ms: 100,
+        latency_ms: 200,
+        alloc_events: 2_000,
+        callgrind_events: 1_000,
+        profile_ms: 500,
+    };
+}
+
+/// What the parent asks a probe to do.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProbeRequest {
+    /// The pass.
+    pub pass: Pass,
+    /// The bus's stable name.
+    pub bus: String,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The sweep point.
+    pub point: SweepPoint,
+    /// Pass sizes.
+    pub budget: Budget,
+    /// Latency pass: the capacity measured by the throughput pass, events/s.
+    pub capacity: Option<f64>,
+}
+
+/// What a probe answers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ProbeResponse {
+    /// A delivery check or the bus failed: the reason (no figure is kept).
+    pub error: Option<String>,
+    /// Throughput pass result.
+    pub throughput: Option<Throughput>,
+    /// Latency pass result.
+    pub latency: Vec<Latency>,
+    /// Allocation pass result.
+    pub allocations: Option<Allocations>,
+    /// Instruction pass: events measured inside the callgrind window.
+    pub measured_events: u64,
+    /// Instruction pass: whether other threads ran during the window.
+    pub multithreaded: bool,
+    /// Profile pass result.
+    pub profile: Option<Profile>,
+    /// Bus drops counted over the pass.
+    pub dropped: u64,
+}
+
+/// Hooks that only some builds provide: dhat's statistics (the allocation
+/// pass needs the binary's global allocator) and callgrind client requests.
+pub trait Instruments: Sync {
+    /// Current `(total allocations, total bytes, peak bytes)` since dhat was
+    /// switched on, or `None` when it is not on.
+    fn heap(&self) -> Option<(u64, u64, u64)>;
+    /// Start (`true`) or end (`false`) of the region callgrind measures.
+    fn callgrind_window(&self, open: bool);
+}
+
+/// Runs a probe request in this process.
+pub fn run(request: &ProbeRequest, instruments: &dyn Instruments) -> ProbeResponse {
+    struct Visit<'a> {
+        request: &'a ProbeRequest,
+        instruments: &'a dyn Instruments,
+    }
+    impl StrategyVisitor for Visit<'_> {
+        type Output = ProbeResponse;
+        fn visit<S: Strategy>(self) -> ProbeResponse {
+            let lossy = S::CAPABILITIES.lossy;
+            match self.request.scenario.payload {
+                PayloadKind::Small => {
+                    run_pass::<S::Bus<SmallEvent, HarnessListener>>(self.request, lossy, self.instruments)
+                }
+                PayloadKind::Heavy => {
+                    run_pass::<S::Bus<HeavyEvent, HarnessListener>>(self.request, lossy, self.instruments)
+                }
+            }
+        }
+    }
+    let found = match buslab_impls::visit(&request.bus, Visit { request, instruments }) {
+        Some(response) => Some(response),
+        None => crate::reference::visit(&request.bus, Visit { request, instruments }),
+    };
+    found.unwrap_or_else(|| ProbeResponse {
+        error: Some(format!("unknown bus `{}`", request.bus)),
+        ..Default::default()
+    })
+}
+
+fn run_pass<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> ProbeResponse
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    let result = match request.pass {
+        Pass::Throughput => throughput::<B>(request, lossy),
+        Pass::Latency => latency::<B>(request, lossy),
+        Pass::Allocations => allocations::<B>(request, lossy, instruments),
+        Pass::Instructions => instructions::<B>(request, lossy, instruments),
+        Pass::Profile => profile::<B>(request, lossy),
+    };
+    result.unwrap_or_else(|error| ProbeResponse { error: Some(error), ..Default::default() })
+}
+
+fn no_recorder(_: usize) -> Option<LatencyRecorder> {
+    None
+}
+
+fn new_rig<B>(request: &ProbeRequest, lossy: bool) -> Result<Rig<B>, String>
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    Rig::<B>::new(Arc::new(request.scenario.clone()), request.point, lossy, &no_recorder)
+}
+
+fn nothing(_: bool) {}
+
+/// Events per producer for a trial of about `ms` at `rate` events/s (all
+/// producers), at least 100 and at most the scenario limit.
+fn events_for(rate: f64, ms: u64, producers: usize) -> u64 {
+    let per_producer = rate * (ms as f64 / 1e3) / producers as f64;
+    (per_producer.ceil() as u64).clamp(100, buslab_scenarios::spec::MAX_EVENTS)
+}
+
+/// Warm-up and calibration: grows a trial until it lasts ≥ `ms`/4, then
+/// sizes the measured trials to `ms` from the observed rate. Returns events
+/// per producer per trial.
+fn calibrate<B>(rig: &mut Rig<B>, request: &ProbeRequest, ms: u64) -> Result<u64, String>
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    if let Some(events) = request.scenario.events {
+        rig.trial(events.min(10_000), Pace::Flat, &nothing)?; // warm-up
+        return Ok(events);
+    }
+    let mut events = 1_000;
+    loop {
+        let trial = rig.trial(events, Pace::Flat, &nothing)?;
+        let elapsed_ms = trial.elapsed_ns as f64 / 1e6;
+        if elapsed_ms * 4.0 >= ms as f64 || events >= 100_000_000 {
+            let rate = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
+            return Ok(events_for(rate, ms, request.point.producers));
+        }
+        events *= if elapsed_ms < 1.0 { 10 } else { 4 };
+    }
+}
+
+fn throughput<B>(request: &ProbeRequest, lossy: bool) -> Result<ProbeResponse, String>
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    let mut rig = new_rig::<B>(request, lossy)?;
+    let events = calibrate(&mut rig, request, request.budget.trial_ms)?;
+    let dropped_before = rig.bus.stats().dropped;
+    let mut rates = Vec::new();
+    let mut delivery_rates = Vec::new();
+    let mut trial_ns = Vec::new();
+    let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
+    for _ in 0..request.budget.trials {
+        let trial = rig.trial(events, Pace::Flat, &nothing)?;
+        let seconds = trial.elapsed_ns.max(1) as f64 / 1e9;
+        rates.push(trial.events as f64 / seconds);
+        delivery_rates.push((trial.deliveries - deliveries_before) as f64 / seconds);
+        deliveries_before = trial.deliveries;
+        trial_ns.push(trial.elapsed_ns);
+    }
+    let dropped = rig.bus.stats().dropped - dropped_before;
+    rig.finish();
+    Ok(ProbeResponse {
+        throughput: Some(Throughput {
+            events_per_sec: stats::estimate(&rates),
+            deliveries_per_sec: stats::estimate(&delivery_rates),
+            events_per_trial: events,
+            trial_ns,
+        }),
+        dropped,
+        ..Default::default()
+    })
+}
+
+/// The offered loads of the latency pass, as fractions of capacity.
+pub const LOADS: [f64; 3] = [0.25, 0.5, 0.8];
+
+/// Subscribers whose latency is recorded: at most 16, spread evenly and
+/// including the first and the last (recording at all 500 of a fan-out
+/// would make the harness, not the bus, the bottleneck).
+pub fn sampled(subscribers: usize) -> Vec<usize> {
+    let n = subscribers.min(16);
+    if n <= 1 {
+        return vec![0];
+    }
+    let mut picks: Vec<usize> = (0..n).map(|k| k * (subscribers - 1) / (n - 1)).collect();
+    picks.dedup();
+    picks
+}
+
+fn latency<B>(request: &ProbeRequest, lossy: bool) -> Result<ProbeResponse, String>
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    let scenario = &request.scenario;
+    let point = request.point;
+    let capacity = request.capacity.ok_or("the latency pass needs the measured capacity")?;
+    let mut paces: Vec<(f64, Pace)> = Vec::new();
+    match scenario.burst {
+        Some(b) => paces.push((
+            0.0,
+            Pace::Burst {
+                base: b.base_rate as f64,
+                factor: b.spike_factor as f64,
+                spike_ns: b.spike_ms * 1_000_000,
+                period_ns: b.period_ms * 1_000_000,
+            },
+        )),
+        None => paces.extend(LOADS.iter().map(|&load| (load, Pace::Rate(capacity * load)))),
+    }
+    let sampled = sampled(point.subscribers);
+    if scenario.burst.is_none() {
+        // The capacity under latency instrumentation: recording a latency
+        // costs a clock read and a histogram update per sampled delivery, so
+        // the offered loads are fractions of what the bus sustains *with*
+        // them — otherwise the harness, not the bus, would be saturated.
+        let plain = |i: usize| sampled.contains(&i).then(|| LatencyRecorder::new(point.producers, None));
+        let mut rig = Rig::<B>::new(Arc::new(scenario.clone()), point, lossy, &plain)?;
+        let events = calibrate(&mut rig, request, request.budget.latency_ms / 2)?;
+        let trial = rig.trial(events, Pace::Flat, &nothing)?;
+        rig.finish();
+        let instrumented = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
+        if instrumented < capacity {
+            paces = LOADS.iter().map(|&load| (load, Pace::Rate(instrumented * load))).collect();
+        }
+    }
+    let mut out = Vec::new();
+    let mut dropped = 0;
+    for (load, pace) in paces {
+        let (rate, duration_ms) = match pace {
+            Pace::Burst { base, factor, spike_ns, period_ns } => {
+                let per_period = base * factor * spike_ns as f64 / 1e9 + base * (period_ns - spike_ns) as f64 / 1e9;
+                // Whole periods, at least two.
+                let periods = (request.budget.latency_ms * 1_000_000).div_ceil(period_ns).max(2);
+                (per_period * 1e9 / period_ns as f64, periods * period_ns / 1_000_000)
+            }
+            Pace::Rate(r) => (r, request.budget.latency_ms),
+            Pace::Flat => unreachable!("latency paces are open loop"),
+        };
+        let events = events_for(rate, duration_ms, point.producers);
+        let make = |i: usize| -> Option<LatencyRecorder> {
+            if !sampled.contains(&i) {
+                return None;
+            }
+            let spikes = match pace {
+                Pace::Burst { spike_ns, period_ns, .. } => Some(SpikeRecorder {
+                    start_ns: std::sync::atomic::AtomicU64::new(0),
+                    period_ns,
+                    spike_ns,
+                    histogram: std::sync::Mutex::new(new_histogram()),
+                    last_delivery: (0..duration_ms * 1_000_000 / period_ns + 2)
+                        .map(|_| std::sync::atomic::AtomicU64::new(0))
+                        .collect(),
+                }),
+                _ => None,
+            };
+            Some(LatencyRecorder::new(point.producers, spikes))
+        };
+        let mut rig = Rig::<B>::new(Arc::new(scenario.clone()), point, lossy, &make)?;
+        rig.trial(events, pace, &nothing)?;
+        dropped += rig.bus.stats().dropped;
+        out.push(summarize_latency(&rig, load, rate, pace));
+        rig.finish();
+    }
+    Ok(ProbeResponse { latency: out, dropped, ..Default::default() })
+}
+
+fn summarize_latency<B>(rig: &Rig<B>, load: f64, rate: f64, pace: Pace) -> Latency
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    let mut all = new_histogram();
+    let mut spikes = new_histogram();
+    // Per spike: the latest delivery of its events over sampled subscribers.
+    let mut last_by_spike: Vec<u64> = Vec::new();
+    let mut spike_start = 0;
+    for sub in &rig.subscribers {
+        let Some(rec) = &sub.latency else { continue };
+        for h in rec.all.iter() {
+            if let Ok(h) = h.lock() {
+                all.add(&*h).expect("histograms share bounds");
+            }
+        }
+        if let (Some(s), Pace::Burst { spike_ns, period_ns, .. }) = (&rec.spikes, pace) {
+            if let Ok(h) = s.histogram.lock() {
+                spikes.add(&*h).expect("histograms share bounds");
+            }
+            let _ = (spike_ns, period_ns);
+            spike_start = s.start_ns.load(Ordering::Acquire);
+            last_by_spike.resize(s.last_delivery.len(), 0);
+            for (slot, d) in last_by_spike.iter_mut().zip(s.last_delivery.iter()) {
+                *slot = (*slot).max(d.load(Ordering::Acquire));
+            }
+        }
+    }
+    let q = |h: &hdrhistogram::Histogram<u64>, q: f64| {
+        if h.is_empty() { 0 } else { h.value_at_quantile(q) }
+    };
+    use hdrhistogram::serialization::Serializer;
+    let mut serialized = Vec::new();
+    hdrhistogram::serialization::V2Serializer::new()
+        .serialize(&all, &mut serialized)
+        .expect("serializing into a Vec cannot fail");
+    let is_burst = matches!(pace, Pace::Burst { .. });
+    let drain_ns = match pace {
+        Pace::Burst { spike_ns, period_ns, .. } => {
+            let drains: Vec<f64> = last_by_spike
+                .iter()
+                .enumerate()
+                .filter(|(_, last)| **last != 0)
+                .map(|(k, last)| last.saturating_sub(spike_start + k as u64 * period_ns + spike_ns) as f64)
+                .collect();
+            (!drains.is_empty()).then(|| stats::median(&drains) as u64)
+        }
+        _ => None,
+    };
+    Latency {
+        load,
+        offered_per_sec: rate,
+        p50_ns: q(&all, 0.5),
+        p90_ns: q(&all, 0.9),
+        p99_ns: q(&all, 0.99),
+        p999_ns: q(&all, 0.999),
+        p9999_ns: q(&all, 0.9999),
+        max_ns: all.max(),
+        count: all.len(),
+        histogram: base64_encode(&serialized),
+        spike_p99_ns: is_burst.then(|| q(&spikes, 0.99)),
+        drain_ns,
+    }
+}
+
+/// Standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn allocations<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    let mut rig = new_rig::<B>(request, lossy)?;
+    let n = request.budget.alloc_events;
+    rig.trial(n, Pace::Flat, &nothing)?; // warm-up: pools, lazily built structures
+    let before = instruments.heap().ok_or("dhat is not on in this process")?;
+    rig.trial(n, Pace::Flat, &nothing)?;
+    let mid = instruments.heap().ok_or("dhat is not on in this process")?;
+    rig.trial(2 * n, Pace::Flat, &nothing)?;
+    let after = instruments.heap().ok_or("dhat is not on in this process")?;
+    // (cost of 2N) − (cost of N) = cost of N events, with each trial's
+    // fixed cost (thread spawns, barriers) cancelled out.
+    let once = (mid.0 - before.0, mid.1 - before.1);
+    let twice = (after.0 - mid.0, after.1 - mid.1);
+    let events = (n * request.point.producers as u64) as f64;
+    let allocs = twice.0.saturating_sub(once.0) as f64 / events;
+    let bytes = twice.1.saturating_sub(once.1) as f64 / events;
+    let dropped = rig.bus.stats().dropped;
+    rig.finish();
+    Ok(ProbeResponse {
+        allocations: Some(Allocations {
+            allocs_per_event: allocs,
+            bytes_per_event: bytes,
+            peak_bytes: after.2,
+            events: n * request.point.producers as u64,
+        }),
+        dropped,
+        ..Default::default()
+    })
+}
+
+fn instructions<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    let mut rig = new_rig::<B>(request, lossy)?;
+    // Callgrind runs ~50× slower: keep the deliveries simulated about
+    // constant across fan-outs (per-event figures are divided by N anyway).
+    let subscribers = request.point.subscribers as u64;
+    let n = (request.budget.callgrind_events * 16 / subscribers.max(16)).max(50);
+    rig.trial(n.min(1_000), Pace::Flat, &nothing)?; // warm-up
+    let window = |open: bool| instruments.callgrind_window(open);
+    rig.trial(n, Pace::Flat, &window)?;
+    let dropped = rig.bus.stats().dropped;
+    rig.finish();
+    Ok(ProbeResponse {
+        measured_events: n * request.point.producers as u64,
+        // Producers run on their own threads; so do asynchronous buses'
+        // consumers. Callgrind serialises them all, so only a single
+        // producer with an in-line bus is deterministic.
+        multithreaded: true,
+        dropped,
+        ..Default::default()
+    })
+}
+
+fn profile<B>(request: &ProbeRequest, lossy: bool) -> Result<ProbeResponse, String>
+where
+    B: buslab_impls::EventBus<Listener = HarnessListener>,
+    B::Event: Payload,
+{
+    let mut rig = new_rig::<B>(request, lossy)?;
+    let events = calibrate(&mut rig, request, request.budget.profile_ms)?;
+    let frequency_hz = 997;
+    let guard = pprof::ProfilerGuardBuilder::default()
+        .frequency(frequency_hz as i32)
+        .blocklist(&["libc", "libgcc", "pthread", "vdso"])
+        .build()
+        .map_err(|e| format!("starting the profiler: {e}"))?;
+    let stop = AtomicBool::new(false);
+    rig.trial(events, Pace::Flat, &|open| stop.store(!open, Ordering::Relaxed))?;
+    let report = guard.report().build().map_err(|e| format!("building the profile: {e}"))?;
+    let mut folded = String::new();
+    let mut samples = 0u64;
+    for (frames, count) in report.data.iter() {
+        let mut stack: Vec<String> = Vec::new();
+        stack.push(frames.thread_name_or_id());
+        for frame in frames.frames.iter().rev() {
+            for symbol in frame.iter().rev() {
+                stack.push(symbol.name());
+            }
+        }
+        folded.push_str(&stack.join(";"));
+        folded.push_str(&format!(" {count}\n"));
+        samples += *count as u64;
+    }
+    let dropped = rig.bus.stats().dropped;
+    rig.finish();
+    Ok(ProbeResponse { profile: Some(Profile { samples, frequency_hz, folded }), dropped, ..Default::default() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoInstruments;
+    impl Instruments for NoInstruments {
+        fn heap(&self) -> Option<(u64, u64, u64)> {
+            None
+        }
+        fn callgrind_window(&self, _: bool) {}
+    }
+
+    fn request(bus: &str, pass: Pass, text: &str) -> ProbeRequest {
+        let scenario = buslab_scenarios::spec::parse("t.toml", text, buslab_scenarios::Origin::File("t".into()))
+            .expect("valid test scenario");
+        ProbeRequest {
+            pass,
+            bus: bus.into(),
+            point: scenario.points()[0],
+            scenario,
+            budget: Budget::QUICK,
+            capacity: Some(1e6),
+        }
+    }
+
+    #[test]
+    fn a_bus_that_loses_events_gets_a_failed_cell_not_a_number() {
+        let r = run(
+            &request("drops_one", Pass::Throughput, "name = \"t\"\nsubscribers = 2\nevents = 5000\n"),
+            &NoInstruments,
+        );
+        let error = r.error.expect("the loss must be caught");
+        assert!(error.contains("lost"), "{error}");
+        assert!(r.throughput.is_none());
+    }
+
+    #[test]
+    fn throughput_and_latency_passes_measure_and_verify() {
+        let text = "name = \"t\"\nproducers = 2\nsubscribers = 3\ntopics = 2\nevents = 2000\n";
+        let r = run(&request("fixed_array", Pass::Throughput, text), &NoInstruments);
+        assert_eq!(r.error, None);
+        let t = r.throughput.expect("measured");
+        assert_eq!(t.events_per_sec.samples.len(), Budget::QUICK.trials);
+        assert!(t.events_per_sec.median > 0.0 && t.deliveries_per_sec.median > 0.0);
+        let r = run(&request("pooled", Pass::Latency, text), &NoInstruments);
+        assert_eq!(r.error, None);
+        assert_eq!(r.latency.len(), LOADS.len());
+        for l in &r.latency {
+            assert!(l.count > 0 && l.p50_ns <= l.p99_ns && l.p99_ns <= l.max_ns, "{l:?}");
+            assert!(!l.histogram.is_empty());
+        }
+    }
+
+    #[test]
+    fn burst_latency_reports_spikes_and_drain() {
+        let text = "name = \"t\"\nsubscribers = 2\n[burst]\nbase_rate = 20000\nspike_factor = 5\nspike_ms = 10\nperiod_ms = 50\n";
+        let r = run(&request("channel_like_inline_is_fine_here", Pass::Latency, text), &NoInstruments);
+        assert!(r.error.expect("unknown bus").contains("unknown bus"));
+        let r = run(&request("router", Pass::Latency, text), &NoInstruments);
+        assert_eq!(r.error, None);
+        let l = &r.latency[0];
+        assert_eq!(l.load, 0.0);
+        assert!(l.spike_p99_ns.is_some() && l.drain_ns.is_some(), "{l:?}");
+    }
+
+    #[test]
+    fn churn_is_verified() {
+        let text = "name = \"t\"\nsubscribers = 4\nevents = 20000\n[churn]\nper_second = 2000\n";
+        let r = run(&request("router", Pass::Throughput, text), &NoInstruments);
+        assert_eq!(r.error, None);
+    }
+
+    #[test]
+    fn the_allocation_pass_needs_dhat() {
+        let r = run(&request("router", Pass::Allocations, "name = \"t\"\nsubscribers = 1\n"), &NoInstruments);
+        assert!(r.error.expect("no dhat here").contains("dhat"));
+    }
+
+    #[test]
+    fn sampled_subscribers_spread_and_include_the_ends() {
+        assert_eq!(sampled(1), [0]);
+        assert_eq!(sampled(3), [0, 1, 2]);
+        let s = sampled(500);
+        assert_eq!((s.len(), s[0], s[s.len() - 1]), (16, 0, 499));
+    }
+}

@@ -1,0 +1,397 @@
+//! The parent side of a run: plans the matrix (bus × scenario × sweep
+//! point), skips the cells a bus's capabilities exclude (saying why), and
+//! runs each cell's passes one after another, each in its own `buslab probe`
+//! child process with a time limit. Cells never run concurrently: they would
+//! disturb each other.
+
+use crate::probe::{Budget, Pass, ProbeRequest, ProbeResponse};
+use buslab_impls::BusInfo;
+use buslab_scenarios::results::{CellKey, CellResult, CellStatus, Instructions};
+use buslab_scenarios::{Scenario, SweepPoint};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One cell of the matrix, planned.
+#[derive(Clone, Debug)]
+pub struct PlannedCell {
+    /// Its key.
+    pub key: CellKey,
+    /// The scenario.
+    pub scenario: Arc<Scenario>,
+    /// The bus.
+    pub bus: BusInfo,
+    /// The sweep point.
+    pub point: SweepPoint,
+    /// Why the bus cannot run it, if it cannot.
+    pub skip: Option<String>,
+}
+
+/// Why `bus` cannot run `scenario` at `point`, if it cannot.
+pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores: usize) -> Option<String> {
+    let caps = &bus.capabilities;
+    if let Some(max) = caps.max_subscribers
+        && point.subscribers > max
+    {
+        return Some(format!("{} holds at most {max} subscribers", bus.name));
+    }
+    if point.producers > 1 && !caps.multi_producer {
+        return Some(format!("{} takes a single producer", bus.name));
+    }
+    if scenario.churn.is_some() && !caps.dynamic_subscribe {
+        return Some(format!("{} cannot subscribe while publishing", bus.name));
+    }
+    if point.producers > cores && !scenario.oversubscribe {
+        return Some(format!(
+            "{} producers exceed {cores} cores (set `oversubscribe = true` in the scenario to allow it)",
+            point.producers
+        ));
+    }
+    None
+}
+
+/// Plans the matrix in a deterministic order: scenarios, then sweep points,
+/// then buses.
+pub fn plan(scenarios: &[Scenario], buses: &[BusInfo]) -> Vec<PlannedCell> {
+    let cores = buslab_impls::cores();
+    let mut cells = Vec::new();
+    for scenario in scenarios {
+        let shared = Arc::new(scenario.clone());
+        for point in scenario.points() {
+            for bus in buses {
+                let params = scenario.sweep_params(point).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+                cells.push(PlannedCell {
+                    key: CellKey { scenario: scenario.name.clone(), bus: bus.name.to_owned(), params },
+                    scenario: shared.clone(),
+                    bus: bus.clone(),
+                    point,
+                    skip: skip_reason(bus, scenario, point, cores),
+                });
+            }
+        }
+    }
+    cells
+}
+
+/// How probes are run.
+#[derive(Clone, Debug)]
+pub struct ProbeRunner {
+    /// The `buslab` executable to run as `buslab probe`.
+    pub exe: PathBuf,
+    /// `valgrind`, if installed.
+    pub valgrind: Option<PathBuf>,
+    /// Pass sizes.
+    pub budget: Budget,
+    /// Time limit for one probe (callgrind gets 10×).
+    pub timeout: Duration,
+    /// Passes to run.
+    pub passes: Vec<Pass>,
+    /// Where callgrind writes its output.
+    pub scratch: PathBuf,
+}
+
+/// Finds `valgrind` on `PATH`.
+pub fn find_valgrind() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join("valgrind")).find(|p| p.is_file())
+}
+
+impl ProbeRunner {
+    /// Runs every pass of `cell`; `progress(pass)` is told which pass starts.
+    pub fn run_cell(&self, cell: &PlannedCell, progress: &mut dyn FnMut(Pass)) -> CellResult {
+        let mut result = CellResult::new(cell.key.clone(), cell.point.producers, cell.point.subscribers);
+        if let Some(reason) = &cell.skip {
+            result.status = CellStatus::Skipped(reason.clone());
+            return result;
+        }
+        let mut capacity = None;
+        for &pass in &self.passes {
+            progress(pass);
+            if pass == Pass::Latency && capacity.is_none() {
+                result.skipped_passes.insert(pass.name().into(), "needs the throughput pass's capacity".into());
+                continue;
+            }
+            if pass == Pass::Instructions && self.valgrind.is_none() {
+                result.skipped_passes.insert(
+                    pass.name().into(),
+                    "valgrind is not installed (apt-get install valgrind) — instruction counts skipped".into(),
+                );
+                continue;
+            }
+            let request = ProbeRequest {
+                pass,
+                bus: cell.bus.name.to_owned(),
+                scenario: (*cell.scenario).clone(),
+                point: cell.point,
+                budget: self.budget,
+                capacity,
+            };
+            let response = match self.probe(&request) {
+                Ok(r) => r,
+                Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
+            };
+            result.dropped += response.dropped;
+            if let Some(error) = response.error {
+                // A failed check invalidates the whole cell: no figure is kept.
+                result.status = CellStatus::Failed(format!("{} pass: {error}", pass.name()));
+                result.throughput = None;
+                result.latency.clear();
+                result.allocations = None;
+                result.instructions = None;
+                result.profile = None;
+                return result;
+            }
+            match pass {
+                Pass::Throughput => {
+                    capacity = response.throughput.as_ref().map(|t| t.events_per_sec.median);
+                    result.throughput = response.throughput;
+                }
+                Pass::Latency => result.latency = response.latency,
+                Pass::Allocations => result.allocations = response.allocations,
+                Pass::Instructions => match self.take_callgrind(&response) {
+                    Ok(i) => result.instructions = Some(i),
+                    Err(e) => {
+                        result.status = CellStatus::Failed(format!("instructions pass: {e}"));
+                        return result;
+                    }
+                },
+                Pass::Profile => result.profile = response.profile,
+            }
+        }
+        result
+    }
+
+    fn callgrind_out(&self) -> PathBuf {
+        self.scratch.join("callgrind.out")
+    }
+
+    /// Runs one probe, in a child process, under valgrind for the
+    /// instruction pass.
+    pub fn probe(&self, request: &ProbeRequest) -> Result<ProbeResponse, String> {
+        let mut command;
+        let mut timeout = self.timeout;
+        match (request.pass, &self.valgrind) {
+            (Pass::Instructions, Some(valgrind)) => {
+                std::fs::create_dir_all(&self.scratch)
+                    .map_err(|e| format!("creating {}: {e}", self.scratch.display()))?;
+                clear_callgrind(&self.callgrind_out());
+                command = Command::new(valgrind);
+                command
+                    .arg("--tool=callgrind")
+                    .arg("--cache-sim=yes")
+                    .arg("--branch-sim=yes")
+                    .arg(format!("--callgrind-out-file={}", self.callgrind_out().display()))
+                    .arg(&self.exe);
+                timeout *= 10;
+            }
+            _ => command = Command::new(&self.exe),
+        }
+        command.arg("probe");
+        if request.pass == Pass::Allocations {
+            command.env("BUSLAB_DHAT", "1");
+        }
+        let input = serde_json::to_vec(request).map_err(|e| format!("encoding the request: {e}"))?;
+        let out = run_with_timeout(&mut command, &input, timeout)?;
+        let line = out.stdout.lines().rev().find(|l| l.starts_with('{'));
+        match line {
+            Some(line) => serde_json::from_str(line).map_err(|e| format!("unreadable probe answer ({e}): {line}")),
+            None => {
+                Err(format!("the probe exited with {} and no answer; stderr: {}", out.status, tail(&out.stderr, 600)))
+            }
+        }
+    }
+
+    fn take_callgrind(&self, response: &ProbeResponse) -> Result<Instructions, String> {
+        let out = self.callgrind_out();
+        let dir = out.parent().unwrap_or(Path::new("."));
+        let prefix = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut found = None;
+        for entry in std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))? {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+            if !name.starts_with(&prefix) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            if text.contains(&format!("Trigger: Client Request: {}", crate::CALLGRIND_TRIGGER)) {
+                found = Some(text);
+            }
+        }
+        clear_callgrind(&out);
+        let text = found.ok_or("callgrind wrote no measurement dump")?;
+        parse_callgrind(&text, response.measured_events, response.multithreaded)
+    }
+}
+
+fn clear_callgrind(out: &Path) {
+    let (Some(dir), Some(prefix)) = (out.parent(), out.file_name()) else {
+        return;
+    };
+    let prefix = prefix.to_string_lossy().into_owned();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Reads a callgrind dump's `events:` and `summary:` lines into per-event
+/// figures. Estimated cycles follow iai-callgrind: L1 hits + 5·LL hits +
+/// 35·RAM hits.
+pub fn parse_callgrind(text: &str, events: u64, multithreaded: bool) -> Result<Instructions, String> {
+    let header = text.lines().find_map(|l| l.strip_prefix("events:")).ok_or("no `events:` line")?;
+    let summary = text
+        .lines()
+        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .ok_or("no `summary:` line")?;
+    let names: Vec<&str> = header.split_whitespace().collect();
+    let values: Vec<u64> = summary.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    let get = |name: &str| names.iter().position(|n| *n == name).and_then(|i| values.get(i)).copied().unwrap_or(0);
+    if !names.contains(&"Ir") {
+        return Err("the dump has no Ir counts".into());
+    }
+    let accesses = get("Ir") + get("Dr") + get("Dw");
+    let l1_misses = get("I1mr") + get("D1mr") + get("D1mw");
+    let ram = get("ILmr") + get("DLmr") + get("DLmw");
+    let ll_hits = l1_misses.saturating_sub(ram);
+    let l1_hits = accesses.saturating_sub(l1_misses);
+    let n = events.max(1) as f64;
+    Ok(Instructions {
+        ir_per_event: get("Ir") as f64 / n,
+        l1_hits_per_event: l1_hits as f64 / n,
+        ll_hits_per_event: ll_hits as f64 / n,
+        ram_hits_per_event: ram as f64 / n,
+        est_cycles_per_event: (l1_hits + 5 * ll_hits + 35 * ram) as f64 / n,
+        branch_misses_per_event: (get("Bcm") + get("Bim")) as f64 / n,
+        events,
+        multithreaded,
+    })
+}
+
+/// What a finished child printed.
+pub struct ChildOutput {
+    /// Exit status.
+    pub status: std::process::ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `command` with `input` on stdin; kills it after `timeout`.
+pub fn run_with_timeout(command: &mut Command, input: &[u8], timeout: Duration) -> Result<ChildOutput, String> {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting {:?}: {e}", command.get_program()))?;
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().expect("stdout was piped");
+    let mut stderr = child.stderr.take().expect("stderr was piped");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = writer.join();
+                let stderr = err_reader.join().unwrap_or_default();
+                return Err(format!(
+                    "timed out after {:.0} s (a hang or a deadlock?); stderr: {}",
+                    timeout.as_secs_f64(),
+                    tail(&stderr, 400)
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(format!("waiting for the probe: {e}")),
+        }
+    };
+    let _ = writer.join();
+    Ok(ChildOutput {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    })
+}
+
+/// The last `n` bytes of `text` (on a character boundary), one line.
+pub fn tail(text: &str, n: usize) -> String {
+    let start = text.len().saturating_sub(n);
+    let start = (start..=text.len()).find(|&i| text.is_char_boundary(i)).unwrap_or(text.len());
+    text[start..].trim().replace('\n', " | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_callgrind_summary() {
+        let text = "events: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw Bc Bcm Bi Bim\nsummary: 1000 300 200 10 20 5 2 3 1 100 7 10 3\n";
+        let i = parse_callgrind(text, 10, false).expect("valid");
+        assert_eq!(i.ir_per_event, 100.0);
+        // L1 misses 35, RAM 6, LL hits 29, L1 hits 1500 - 35 = 1465.
+        assert_eq!(i.ram_hits_per_event, 0.6);
+        assert_eq!(i.ll_hits_per_event, 2.9);
+        assert_eq!(i.l1_hits_per_event, 146.5);
+        assert_eq!(i.est_cycles_per_event, (1465.0 + 5.0 * 29.0 + 35.0 * 6.0) / 10.0);
+        assert_eq!(i.branch_misses_per_event, 1.0);
+    }
+
+    #[test]
+    fn a_dump_without_counts_is_an_error() {
+        assert!(parse_callgrind("summary: 1\n", 1, false).is_err());
+        assert!(parse_callgrind("events: Dr\nsummary: 1\n", 1, false).is_err());
+    }
+
+    #[test]
+    fn skips_what_capabilities_exclude() {
+        let scenario = buslab_scenarios::catalog()
+            .expect("catalog")
+            .into_iter()
+            .find(|s| s.name == "mpmc")
+            .expect("mpmc in the catalog");
+        let mut bus = buslab_impls::find("fixed_array").expect("fixed_array exists");
+        let point = SweepPoint { producers: 2, subscribers: 2000 };
+        assert!(skip_reason(&bus, &scenario, point, 2).expect("too many").contains("at most"));
+        bus.capabilities.multi_producer = false;
+        let point = SweepPoint { producers: 2, subscribers: 4 };
+        assert!(skip_reason(&bus, &scenario, point, 2).expect("single").contains("single producer"));
+    }
+
+    #[test]
+    fn a_hung_child_is_killed() {
+        let err = run_with_timeout(Command::new("sleep").arg("10"), b"", Duration::from_millis(200))
+            .err()
+            .expect("must time out");
+        assert!(err.contains("timed out"), "{err}");
+    }
+
+    #[test]
+    fn tail_respects_char_boundaries() {
+        assert_eq!(tail("aé\nb", 4), "é | b");
+        // The cut falls inside `é`: move to the next boundary.
+        assert_eq!(tail("aé\nb", 3), "b");
+    }
+}

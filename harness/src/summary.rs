@@ -1,0 +1,176 @@
+//! The table `buslab run` ends with: one row per cell, fitted to the
+//! terminal's width.
+
+use buslab_scenarios::results::{CellResult, CellStatus};
+use std::io::{self, Write};
+
+/// Formats a rate with an SI suffix (`12.3M`).
+pub fn si(value: f64) -> String {
+    let (v, unit) = match value.abs() {
+        v if v >= 1e9 => (value / 1e9, "G"),
+        v if v >= 1e6 => (value / 1e6, "M"),
+        v if v >= 1e3 => (value / 1e3, "k"),
+        _ => (value, ""),
+    };
+    match v.abs() {
+        a if a >= 100.0 => format!("{v:.0}{unit}"),
+        a if a >= 10.0 => format!("{v:.1}{unit}"),
+        _ => format!("{v:.2}{unit}"),
+    }
+}
+
+/// Formats nanoseconds readably (`850ns`, `12.4µs`, `3.1ms`).
+pub fn duration_ns(ns: u64) -> String {
+    match ns {
+        n if n >= 1_000_000_000 => format!("{:.2}s", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}ms", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}µs", n as f64 / 1e3),
+        n => format!("{n}ns"),
+    }
+}
+
+/// One row's cells, as text.
+fn row(cell: &CellResult) -> [String; 6] {
+    let name = cell.key.name();
+    match &cell.status {
+        CellStatus::Skipped(reason) => {
+            [name, "skipped".into(), reason.clone(), String::new(), String::new(), String::new()]
+        }
+        CellStatus::Failed(reason) => {
+            [name, "FAILED".into(), reason.clone(), String::new(), String::new(), String::new()]
+        }
+        CellStatus::Ok => {
+            let tput = cell.throughput.as_ref().map_or_else(String::new, |t| {
+                let e = &t.events_per_sec;
+                format!("{} [{}, {}]", si(e.median), si(e.lower), si(e.upper))
+            });
+            let p99 = cell
+                .latency_at(0.5)
+                .or_else(|| cell.latency.first())
+                .map_or_else(String::new, |l| duration_ns(l.p99_ns));
+            let allocs = cell.allocations.as_ref().map_or_else(String::new, |a| format!("{:.2}", a.allocs_per_event));
+            let ir = cell.instructions.as_ref().map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
+            // A lossy bus publishes faster than it delivers: say so.
+            let status = if cell.dropped > 0 { "ok, lossy" } else { "ok" };
+            [name, status.into(), tput, p99, allocs, ir]
+        }
+    }
+}
+
+/// Writes the summary table for `cells`, at most `width` columns wide.
+pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Result<()> {
+    let header = ["cell", "status", "events/s [95% CI]", "p99@50%", "allocs/ev", "Ir/ev"];
+    let rows: Vec<[String; 6]> = cells.iter().map(row).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Failed/skipped reasons span the metric columns; do not let them set
+    // the width of the throughput column.
+    widths[2] = header[2]
+        .len()
+        .max(rows.iter().filter(|r| r[1].starts_with("ok")).map(|r| r[2].chars().count()).max().unwrap_or(0));
+    let fixed: usize = widths[1..].iter().sum::<usize>() + 2 * (widths.len() - 1);
+    widths[0] = widths[0].min(width.saturating_sub(fixed).max(24));
+    let fit = |s: &str, w: usize| -> String {
+        let n = s.chars().count();
+        if n <= w { format!("{s:<w$}") } else { s.chars().take(w.saturating_sub(1)).collect::<String>() + "…" }
+    };
+    let line = |cells: &[String]| -> String {
+        let mut text = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            if i == 2 && (cells[1] == "FAILED" || cells[1] == "skipped") {
+                // A reason is never cut: it wraps, continuation lines
+                // indented to its column.
+                let indent = text.chars().count();
+                let room = width.saturating_sub(indent).max(20);
+                let mut line_len = 0;
+                for word in c.split_whitespace() {
+                    let n = word.chars().count();
+                    if line_len > 0 && line_len + 1 + n > room {
+                        text.push('\n');
+                        text.push_str(&" ".repeat(indent));
+                        line_len = 0;
+                    } else if line_len > 0 {
+                        text.push(' ');
+                        line_len += 1;
+                    }
+                    text.push_str(word);
+                    line_len += n;
+                }
+                return text;
+            }
+            text.push_str(&fit(c, *w));
+        }
+        text.trim_end().to_owned()
+    };
+    let head: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    writeln!(out, "{}", line(&head))?;
+    writeln!(
+        out,
+        "{}",
+        "-".repeat(widths.iter().sum::<usize>() + 2 * (widths.len() - 1)).chars().take(width).collect::<String>()
+    )?;
+    for r in &rows {
+        writeln!(out, "{}", line(r))?;
+    }
+    let (ok, failed, skipped) = cells.iter().fold((0, 0, 0), |(o, f, s), c| match c.status {
+        CellStatus::Ok => (o + 1, f, s),
+        CellStatus::Failed(_) => (o, f + 1, s),
+        CellStatus::Skipped(_) => (o, f, s + 1),
+    });
+    let lossy = cells.iter().filter(|c| c.dropped > 0).count();
+    if lossy > 0 {
+        writeln!(
+            out,
+            "{lossy} cell(s) ok, lossy: the bus dropped deliveries (each counted); events/s counts publishes, \
+             deliveries/s what arrived (`buslab export`)"
+        )?;
+    }
+    writeln!(out, "{ok} ok, {failed} failed, {skipped} skipped")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use buslab_scenarios::results::CellKey;
+
+    #[test]
+    fn si_suffixes() {
+        assert_eq!(si(12_345_678.0), "12.3M");
+        assert_eq!(si(512.0), "512");
+        assert_eq!(si(1_500.0), "1.50k");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ns(850), "850ns");
+        assert_eq!(duration_ns(12_400), "12.4µs");
+        assert_eq!(duration_ns(3_100_000), "3.1ms");
+    }
+
+    #[test]
+    fn the_table_fits_the_width_and_shows_reasons() {
+        let key = CellKey {
+            scenario: "fanout".into(),
+            bus: "fixed_array".into(),
+            params: [("subscribers".to_owned(), "500".to_owned())].into(),
+        };
+        let mut failed = CellResult::new(key.clone(), 1, 500);
+        failed.status =
+            CellStatus::Failed("throughput pass: subscriber 3, producer 0: got 999 of 1000 events (1 lost)".into());
+        let mut skipped = CellResult::new(key, 1, 500);
+        skipped.status = CellStatus::Skipped("fixed_array holds at most 1024 subscribers".into());
+        let mut out = Vec::new();
+        write(&mut out, &[failed, skipped], 80).expect("writing to a Vec");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+        assert!(text.contains("FAILED") && text.contains("(1 lost)") && text.contains("999 of 1000"), "{text}");
+        assert!(text.contains("0 ok, 1 failed, 1 skipped"));
+    }
+}

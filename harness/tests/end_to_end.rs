@@ -1,0 +1,118 @@
+//! End to end: the `buslab` binary runs tiny cells through every pass into a
+//! temporary store, and the stored rows are checked; exports and bad input
+//! are exercised as a user would.
+
+use buslab_harness::store::Store;
+use buslab_scenarios::results::CellStatus;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn buslab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_buslab")).args(args).output().expect("buslab runs")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("buslab-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).expect("write");
+    path
+}
+
+#[test]
+fn a_tiny_run_fills_the_store_with_every_pass() {
+    let dir = temp_dir("run");
+    let scenario = write(&dir, "tiny.toml", "name = \"tiny\"\nsubscribers = 2\nevents = 300\n");
+    let db = dir.join("results.sqlite");
+    let out = buslab(&[
+        "run",
+        "--quick",
+        "--bus",
+        "fixed_array,pooled",
+        "--scenario",
+        "tiny",
+        "--scenario-file",
+        scenario.to_str().expect("utf-8 path"),
+        "--db",
+        db.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("2 ok, 0 failed, 0 skipped"), "{stdout}");
+
+    let store = Store::open(&db).expect("the run created the store");
+    let run = store.latest_run().expect("readable").expect("one run");
+    assert!(run.meta.complete && run.meta.finished_at.is_some());
+    assert!(run.meta.rustc.starts_with("rustc"));
+    assert!(run.meta.harness_overhead_ns.is_some_and(|ns| ns > 0.0), "{:?}", run.meta.harness_overhead_ns);
+    assert_eq!(run.meta.scenario_hashes.len(), 1);
+    assert_eq!(run.cells.len(), 2);
+    let valgrind = buslab_harness::runner::find_valgrind().is_some();
+    for cell in &run.cells {
+        assert_eq!(cell.status, CellStatus::Ok, "{}", cell.key.name());
+        let t = cell.throughput.as_ref().expect("throughput pass");
+        assert!(t.events_per_sec.median > 0.0 && t.events_per_sec.lower <= t.events_per_sec.upper);
+        assert_eq!(cell.latency.len(), 3, "latency at three loads");
+        let a = cell.allocations.as_ref().expect("allocation pass");
+        assert!(a.allocs_per_event >= 0.0 && a.peak_bytes > 0);
+        assert!(cell.profile.as_ref().is_some_and(|p| p.frequency_hz > 0), "profile pass");
+        if valgrind {
+            let i = cell.instructions.as_ref().expect("instruction pass");
+            assert!(i.ir_per_event > 10.0 && i.est_cycles_per_event >= i.ir_per_event, "{i:?}");
+        } else {
+            assert!(cell.skipped_passes.contains_key("instructions"));
+        }
+    }
+
+    let bmf = buslab(&["export", "--format", "bmf", "--db", db.to_str().expect("utf-8")]);
+    assert!(bmf.status.success(), "{}", text(&bmf));
+    let json: serde_json::Value = serde_json::from_slice(&bmf.stdout).expect("BMF is JSON");
+    let cell = &json["tiny/fixed_array"];
+    assert!(cell["throughput"]["value"].as_f64().is_some_and(|v| v > 0.0), "{json}");
+    assert!(cell["throughput"]["lower_value"].is_number());
+    assert!(cell["allocs-per-event"]["value"].is_number());
+
+    let runs = buslab(&["runs", "--json", "--db", db.to_str().expect("utf-8")]);
+    assert!(runs.status.success(), "{}", text(&runs));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_no_panic() {
+    let dir = temp_dir("bad");
+    let db = dir.join("r.sqlite");
+    let db = db.to_str().expect("utf-8");
+
+    let out = buslab(&["run", "--bus", "no_such_bus", "--db", db]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("unknown bus `no_such_bus`"), "{}", text(&out));
+
+    let bad = write(&dir, "bad.toml", "name = \"x\"\nsubscribers = 0\n");
+    let out = buslab(&["run", "--scenario-file", bad.to_str().expect("utf-8"), "--db", db]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("bad.toml:2:15: `subscribers`"), "{}", text(&out));
+
+    let corrupt = write(&dir, "corrupt.sqlite", "this is not a database, and it must stay as it is");
+    let out = buslab(&["runs", "--db", corrupt.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&corrupt).expect("still there"),
+        "this is not a database, and it must stay as it is"
+    );
+
+    let json = write(&dir, "bad.json", "{ not json");
+    let out = buslab(&["import", json.to_str().expect("utf-8"), "--db", db]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("bad.json"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,488 @@
+//! The conformance suite: every test here runs against every bus in
+//! `for_each_bus!` (like ripgrep's `rgtest!` over regex engines). A test whose
+//! premise a bus does not declare (say, boundedness) checks the behaviour the
+//! bus declares instead.
+//!
+//! Test names read `<bus>::<test>`, so `cargo test --test conformance ring::`
+//! runs one bus. `BUSLAB_STRESS=N` multiplies the stress loops (default 1).
+
+mod common;
+
+use buslab_impls::payload::{Payload, SmallEvent};
+use buslab_impls::{BusConfig, BusError, EventBus, Filter, Full, Strategy, SubscriptionId};
+use common::{Listener, Recorder, expect_ok, quiet_expected_panics, stress};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+type Bus<S> = <S as Strategy>::Bus<SmallEvent, Listener>;
+
+fn config(producers: usize, capacity: usize) -> BusConfig {
+    BusConfig { producers, capacity, ..BusConfig::default() }
+}
+
+fn new_bus<S: Strategy>(cfg: &BusConfig) -> Bus<S> {
+    match Bus::<S>::new(cfg) {
+        Ok(bus) => bus,
+        Err(e) => panic!("{}: building with {cfg:?}: {e}", S::NAME),
+    }
+}
+
+/// Capacity for a test that must not lose events on a lossy bus: room for
+/// every event, so that lag cannot happen.
+fn lossless_capacity<S: Strategy>(events: u64) -> usize {
+    if S::CAPABILITIES.lossy { events as usize + 16 } else { 1024 }
+}
+
+fn subscribe<S: Strategy>(bus: &Bus<S>, filter: Filter, rec: &Arc<Recorder>) -> SubscriptionId {
+    expect_ok(bus.subscribe(filter, rec.listener()), "subscribe")
+}
+
+fn publish_range<S: Strategy>(bus: &Bus<S>, producer: u32, seqs: std::ops::Range<u64>) {
+    for seq in seqs {
+        bus.publish(SmallEvent::make(producer, seq, 0));
+    }
+}
+
+fn exactly_once_in_order<S: Strategy>(subscribers: usize) {
+    let events = 2_000 * stress();
+    let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(events)));
+    let recs: Vec<_> = (0..subscribers).map(|_| Recorder::new()).collect();
+    for rec in &recs {
+        subscribe::<S>(&bus, Filter::All, rec);
+    }
+    publish_range::<S>(&bus, 0, 0..events);
+    bus.flush();
+    for (i, rec) in recs.iter().enumerate() {
+        rec.assert_exact(&format!("{} subscriber {i}", S::NAME), &[(0, 0..events)]);
+    }
+    let stats = bus.shutdown();
+    assert_eq!(stats.dropped, 0, "{}: no lag is possible here", S::NAME);
+    assert_eq!(stats.listener_panics, 0);
+    for rec in &recs {
+        assert!(rec.is_dropped(), "{}: shutdown must drop every listener", S::NAME);
+    }
+}
+
+fn several_producers<S: Strategy>() {
+    if !S::CAPABILITIES.multi_producer {
+        return;
+    }
+    let producers = 3u32;
+    let events = 3_000 * stress();
+    let cfg = config(producers as usize, lossless_capacity::<S>(events * producers as u64));
+    let bus = new_bus::<S>(&cfg);
+    let recs: Vec<_> = (0..16).map(|_| Recorder::new()).collect();
+    for rec in &recs {
+        subscribe::<S>(&bus, Filter::All, rec);
+    }
+    let start = Barrier::new(producers as usize);
+    thread::scope(|s| {
+        for p in 0..producers {
+            let (bus, start) = (&bus, &start);
+            s.spawn(move || {
+                start.wait();
+                publish_range::<S>(bus, p, 0..events);
+            });
+        }
+    });
+    bus.flush();
+    let expected: Vec<_> = (0..producers).map(|p| (p, 0..events)).collect();
+    for (i, rec) in recs.iter().enumerate() {
+        rec.assert_exact(&format!("{} subscriber {i}", S::NAME), &expected);
+    }
+    bus.shutdown();
+}
+
+fn unsubscribe_stops_delivery<S: Strategy>() {
+    let bus = new_bus::<S>(&config(1, 1024));
+    let (a, b) = (Recorder::new(), Recorder::new());
+    let id_a = subscribe::<S>(&bus, Filter::All, &a);
+    subscribe::<S>(&bus, Filter::All, &b);
+    publish_range::<S>(&bus, 0, 0..100);
+    bus.flush();
+    expect_ok(bus.unsubscribe(id_a), "unsubscribe");
+    publish_range::<S>(&bus, 0, 100..200);
+    bus.flush();
+    a.assert_exact(S::NAME, &[(0, 0..100)]);
+    b.assert_exact(S::NAME, &[(0, 0..200)]);
+    assert_eq!(
+        bus.unsubscribe(id_a),
+        Err(BusError::UnknownSubscription { bus: S::NAME, id: id_a }),
+        "{}: a second unsubscribe must say the subscription is unknown",
+        S::NAME
+    );
+    assert_eq!(
+        bus.unsubscribe(SubscriptionId(u64::MAX)),
+        Err(BusError::UnknownSubscription { bus: S::NAME, id: SubscriptionId(u64::MAX) })
+    );
+    bus.shutdown();
+    assert!(a.is_dropped() && b.is_dropped());
+    a.assert_no_violations(S::NAME);
+}
+
+/// Unsubscribes while another thread publishes: no publish that started after
+/// `unsubscribe` returned may reach the listener, and the listener is never
+/// called after it was dropped.
+fn unsubscribe_while_publishing<S: Strategy>() {
+    if !S::CAPABILITIES.dynamic_subscribe {
+        return;
+    }
+    for round in 0..4 * stress() {
+        let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(1 << 16)));
+        let (a, b) = (Recorder::new(), Recorder::new());
+        let id_a = subscribe::<S>(&bus, Filter::All, &a);
+        subscribe::<S>(&bus, Filter::All, &b);
+        let unsubscribed = AtomicBool::new(false);
+        let progress = AtomicU64::new(0);
+        let first_after = AtomicU64::new(u64::MAX);
+        let mut total = 0;
+        thread::scope(|s| {
+            let publisher = s.spawn(|| {
+                // Publishes until 1000 events after it saw the unsubscribe.
+                let mut seq = 0;
+                loop {
+                    if unsubscribed.load(Ordering::SeqCst) {
+                        match first_after.load(Ordering::Relaxed) {
+                            u64::MAX => first_after.store(seq, Ordering::Relaxed),
+                            cut if seq >= cut + 1_000 => return seq,
+                            _ => {}
+                        }
+                    }
+                    bus.publish(SmallEvent::make(0, seq, 0));
+                    seq += 1;
+                    progress.store(seq, Ordering::Relaxed);
+                }
+            });
+            while progress.load(Ordering::Relaxed) < 1_000 {
+                thread::yield_now();
+            }
+            expect_ok(bus.unsubscribe(id_a), "unsubscribe");
+            unsubscribed.store(true, Ordering::SeqCst);
+            total = publisher.join().expect("publisher must not panic");
+        });
+        bus.flush();
+        let cut = first_after.load(Ordering::Relaxed);
+        let what = format!("{} round {round}", S::NAME);
+        if let Some(last) = a.last_seq(0) {
+            assert!(last < cut, "{what}: listener got seq {last}, published after unsubscribe returned (cut {cut})");
+        }
+        a.assert_contiguous(&what);
+        b.assert_exact(&what, &[(0, 0..total)]);
+        bus.shutdown();
+        assert!(a.is_dropped(), "{what}: an unsubscribed listener must be dropped by shutdown");
+        a.assert_no_violations(&what);
+    }
+}
+
+/// A subscriber added while a producer publishes gets a gap-free suffix.
+fn subscribe_while_publishing<S: Strategy>() {
+    if !S::CAPABILITIES.dynamic_subscribe {
+        return;
+    }
+    for round in 0..4 * stress() {
+        // Room for the whole run on a lossy bus (the publisher stops soon
+        // after the subscription; its pace is bounded by the bus's).
+        let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(1 << 16)));
+        let early = Recorder::new();
+        subscribe::<S>(&bus, Filter::All, &early);
+        let late = Recorder::new();
+        let progress = AtomicU64::new(0);
+        let subscribed = AtomicBool::new(false);
+        let mut total = 0;
+        thread::scope(|s| {
+            let publisher = s.spawn(|| {
+                // Publishes until 1000 events after it saw the subscription.
+                let mut seq = 0;
+                let mut end = u64::MAX;
+                while seq < end {
+                    if end == u64::MAX && subscribed.load(Ordering::SeqCst) {
+                        end = seq + 1_000;
+                    }
+                    bus.publish(SmallEvent::make(0, seq, 0));
+                    seq += 1;
+                    progress.store(seq, Ordering::Relaxed);
+                }
+                seq
+            });
+            while progress.load(Ordering::Relaxed) < 1_000 {
+                thread::yield_now();
+            }
+            subscribe::<S>(&bus, Filter::All, &late);
+            subscribed.store(true, Ordering::SeqCst);
+            total = publisher.join().expect("publisher must not panic");
+        });
+        bus.flush();
+        let what = format!("{} round {round}", S::NAME);
+        early.assert_exact(&what, &[(0, 0..total)]);
+        late.assert_contiguous(&what);
+        assert_eq!(late.last_seq(0), Some(total - 1), "{what}: the late subscriber's stream must run to the end");
+        bus.shutdown();
+    }
+}
+
+/// A bounded bus under a stuck subscriber refuses with `Full` (handing the
+/// event back) and loses nothing; a lossy bus counts every loss; an in-line
+/// bus never refuses.
+fn slow_subscriber<S: Strategy>() {
+    let caps = S::CAPABILITIES;
+    let capacity = 8;
+    let bus = new_bus::<S>(&config(1, capacity));
+    let fast = Recorder::new();
+    let slow = Recorder::new();
+    subscribe::<S>(&bus, Filter::All, &fast);
+    let total = 400u64;
+    if !caps.asynchronous {
+        // Listeners run on the publisher's thread: nothing to back up.
+        subscribe::<S>(&bus, Filter::All, &slow);
+        for seq in 0..total {
+            assert!(bus.try_publish(SmallEvent::make(0, seq, 0)).is_ok(), "{}: an in-line bus never refuses", S::NAME);
+        }
+        bus.flush();
+        slow.assert_exact(S::NAME, &[(0, 0..total)]);
+        bus.shutdown();
+        return;
+    }
+    let gate = common::Gate::new();
+    expect_ok(bus.subscribe(Filter::All, slow.gated_listener(gate.clone())), "subscribe");
+    if caps.bounded {
+        let mut seq = 0;
+        let refused = loop {
+            match bus.try_publish(SmallEvent::make(0, seq, 0)) {
+                Ok(()) => seq += 1,
+                Err(Full(event)) => break event,
+            }
+            assert!(seq < 64 * capacity as u64 + 64, "{}: a bounded bus must refuse once full", S::NAME);
+        };
+        assert_eq!(refused.seq, seq, "{}: Full must hand back the very event", S::NAME);
+        // A blocking publish must wait while the subscriber is stuck.
+        let blocked_done = AtomicBool::new(false);
+        thread::scope(|s| {
+            s.spawn(|| {
+                bus.publish(refused);
+                blocked_done.store(true, Ordering::SeqCst);
+            });
+            thread::sleep(Duration::from_millis(50));
+            assert!(!blocked_done.load(Ordering::SeqCst), "{}: publish must block while full", S::NAME);
+            gate.open();
+        });
+        publish_range::<S>(&bus, 0, seq + 1..total);
+        bus.flush();
+        fast.assert_exact(S::NAME, &[(0, 0..total)]);
+        slow.assert_exact(S::NAME, &[(0, 0..total)]);
+        assert_eq!(bus.stats().dropped, 0);
+    } else {
+        // Unbounded or lossy: publish never blocks.
+        let start = Instant::now();
+        publish_range::<S>(&bus, 0, 0..total);
+        assert!(start.elapsed() < Duration::from_secs(5), "{}: publish must not block", S::NAME);
+        gate.open();
+        bus.flush();
+        let dropped = bus.stats().dropped;
+        let delivered = fast.count() + slow.count();
+        assert_eq!(delivered + dropped, 2 * total, "{}: every delivery is either made or counted as dropped", S::NAME);
+        if !caps.lossy {
+            assert_eq!(dropped, 0);
+        }
+        slow.assert_increasing(S::NAME);
+        fast.assert_increasing(S::NAME);
+    }
+    bus.shutdown();
+}
+
+fn try_publish_when_room<S: Strategy>() {
+    let bus = new_bus::<S>(&config(1, 1024));
+    let rec = Recorder::new();
+    subscribe::<S>(&bus, Filter::All, &rec);
+    for seq in 0..10 {
+        assert!(bus.try_publish(SmallEvent::make(0, seq, 0)).is_ok(), "{}: room for 10 events", S::NAME);
+    }
+    bus.flush();
+    rec.assert_exact(S::NAME, &[(0, 0..10)]);
+    bus.shutdown();
+}
+
+/// Shutdown without flush delivers everything accepted and joins every
+/// thread that ever ran a listener.
+fn shutdown_delivers_and_joins<S: Strategy>() {
+    let total = 1_000 * stress();
+    let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(total).min(64)));
+    let recs: Vec<_> = (0..4).map(|_| Recorder::new()).collect();
+    for rec in &recs {
+        expect_ok(bus.subscribe(Filter::All, rec.slow_listener(Duration::from_micros(5))), "subscribe");
+    }
+    publish_range::<S>(&bus, 0, 0..total);
+    let stats = bus.shutdown();
+    for (i, rec) in recs.iter().enumerate() {
+        let what = format!("{} subscriber {i}", S::NAME);
+        if S::CAPABILITIES.lossy {
+            rec.assert_increasing(&what);
+        } else {
+            rec.assert_exact(&what, &[(0, 0..total)]);
+        }
+        assert!(rec.is_dropped(), "{what}: listener not dropped by shutdown");
+        assert_eq!(rec.live_threads(), 0, "{what}: a thread that ran this listener outlived shutdown");
+    }
+    if S::CAPABILITIES.lossy {
+        let delivered: u64 = recs.iter().map(|r| r.count()).sum();
+        assert_eq!(delivered + stats.dropped, 4 * total, "{}: lost deliveries must be counted", S::NAME);
+    }
+}
+
+/// Dropping a bus without `shutdown` also delivers and joins.
+fn drop_joins<S: Strategy>() {
+    let bus = new_bus::<S>(&config(1, 1024));
+    let rec = Recorder::new();
+    subscribe::<S>(&bus, Filter::All, &rec);
+    publish_range::<S>(&bus, 0, 0..100);
+    drop(bus);
+    rec.assert_exact(S::NAME, &[(0, 0..100)]);
+    assert!(rec.is_dropped());
+    assert_eq!(rec.live_threads(), 0, "{}: a bus thread outlived drop", S::NAME);
+}
+
+fn panicking_listener_is_isolated<S: Strategy>() {
+    quiet_expected_panics();
+    let total = 300;
+    let bus = new_bus::<S>(&config(1, 1024));
+    let (before, panicky, after) = (Recorder::new(), Recorder::new(), Recorder::new());
+    subscribe::<S>(&bus, Filter::All, &before);
+    expect_ok(bus.subscribe(Filter::All, panicky.panicking_listener(3)), "subscribe");
+    subscribe::<S>(&bus, Filter::All, &after);
+    publish_range::<S>(&bus, 0, 0..total);
+    bus.flush();
+    before.assert_exact(S::NAME, &[(0, 0..total)]);
+    after.assert_exact(S::NAME, &[(0, 0..total)]);
+    assert_eq!(panicky.count(), total, "{}: the panicking listener stays subscribed", S::NAME);
+    assert_eq!(bus.stats().listener_panics, total / 3, "{}: every caught panic is counted", S::NAME);
+    bus.shutdown();
+}
+
+fn filters_route_by_topic<S: Strategy>() {
+    let topics = 4u16;
+    let per_topic = 250u64;
+    let cfg = BusConfig { topics: topics as usize, ..config(1, 1024) };
+    let bus = new_bus::<S>(&cfg);
+    let all = Recorder::new();
+    subscribe::<S>(&bus, Filter::All, &all);
+    let by_topic: Vec<_> = (0..topics)
+        .map(|t| {
+            let rec = Recorder::new();
+            subscribe::<S>(&bus, Filter::Topic(t), &rec);
+            rec
+        })
+        .collect();
+    // Producer id = topic, so each topic's stream is gap-free on its own.
+    for seq in 0..per_topic {
+        for t in 0..topics {
+            bus.publish(SmallEvent::make(u32::from(t), seq, t));
+        }
+    }
+    bus.flush();
+    for (t, rec) in by_topic.iter().enumerate() {
+        rec.assert_exact(&format!("{} topic {t}", S::NAME), &[(t as u32, 0..per_topic)]);
+    }
+    let expected: Vec<_> = (0..topics).map(|t| (u32::from(t), 0..per_topic)).collect();
+    all.assert_exact(S::NAME, &expected);
+    assert!(
+        matches!(bus.subscribe(Filter::Topic(topics), Recorder::new().listener()), Err(BusError::UnknownTopic { .. })),
+        "{}: a filter outside 0..topics is refused",
+        S::NAME
+    );
+    bus.shutdown();
+}
+
+fn subscriber_limit_is_enforced<S: Strategy>() {
+    let Some(limit) = S::CAPABILITIES.max_subscribers else {
+        return;
+    };
+    let bus = new_bus::<S>(&config(1, 16));
+    let rec = Recorder::new();
+    let ids: Vec<_> = (0..limit).map(|_| subscribe::<S>(&bus, Filter::All, &rec)).collect();
+    assert_eq!(
+        bus.subscribe(Filter::All, rec.listener()).err(),
+        Some(BusError::SubscriberLimit { bus: S::NAME, limit }),
+        "{}: subscriber {limit} must be refused",
+        S::NAME
+    );
+    expect_ok(bus.unsubscribe(ids[0]), "unsubscribe");
+    subscribe::<S>(&bus, Filter::All, &rec);
+    bus.shutdown();
+}
+
+/// Several producers publish while another thread subscribes and unsubscribes
+/// in a loop: every subscription sees, per producer, a gap-free range; the
+/// permanent subscriber sees everything.
+fn stress_churn<S: Strategy>() {
+    if !S::CAPABILITIES.dynamic_subscribe {
+        return;
+    }
+    let producers: u32 = if S::CAPABILITIES.multi_producer { 2 } else { 1 };
+    let events = 20_000 * stress();
+    let capacity = lossless_capacity::<S>(events * u64::from(producers)).max(64);
+    let bus = new_bus::<S>(&config(producers as usize, capacity));
+    let permanent = Recorder::new();
+    subscribe::<S>(&bus, Filter::All, &permanent);
+    let done = AtomicBool::new(false);
+    let churned = std::sync::Mutex::new(Vec::new());
+    thread::scope(|s| {
+        let publishers: Vec<_> = (0..producers)
+            .map(|p| {
+                let bus = &bus;
+                s.spawn(move || publish_range::<S>(bus, p, 0..events))
+            })
+            .collect();
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                let rec = Recorder::new();
+                let id = subscribe::<S>(&bus, Filter::All, &rec);
+                thread::yield_now();
+                expect_ok(bus.unsubscribe(id), "unsubscribe");
+                churned.lock().expect("no panics while held").push(rec);
+            }
+        });
+        for p in publishers {
+            p.join().expect("publisher must not panic");
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    bus.flush();
+    let expected: Vec<_> = (0..producers).map(|p| (p, 0..events)).collect();
+    permanent.assert_exact(S::NAME, &expected);
+    let churned = churned.into_inner().expect("no panics while held");
+    assert!(!churned.is_empty());
+    for (i, rec) in churned.iter().enumerate() {
+        rec.assert_contiguous(&format!("{} churned subscriber {i}", S::NAME));
+    }
+    bus.shutdown();
+    for rec in &churned {
+        assert!(rec.is_dropped());
+        rec.assert_no_violations(S::NAME);
+    }
+}
+
+macro_rules! conformance {
+    ($($module:ident => $strategy:ident),* $(,)?) => {$(
+        mod $module {
+            type S = buslab_impls::$module::$strategy;
+            #[test] fn exactly_once_in_order_1_subscriber() { super::exactly_once_in_order::<S>(1) }
+            #[test] fn exactly_once_in_order_16_subscribers() { super::exactly_once_in_order::<S>(16) }
+            #[test] fn exactly_once_in_order_500_subscribers() { super::exactly_once_in_order::<S>(500) }
+            #[test] fn several_producers() { super::several_producers::<S>() }
+            #[test] fn unsubscribe_stops_delivery() { super::unsubscribe_stops_delivery::<S>() }
+            #[test] fn unsubscribe_while_publishing() { super::unsubscribe_while_publishing::<S>() }
+            #[test] fn subscribe_while_publishing() { super::subscribe_while_publishing::<S>() }
+            #[test] fn slow_subscriber() { super::slow_subscriber::<S>() }
+            #[test] fn try_publish_when_room() { super::try_publish_when_room::<S>() }
+            #[test] fn shutdown_delivers_and_joins() { super::shutdown_delivers_and_joins::<S>() }
+            #[test] fn drop_joins() { super::drop_joins::<S>() }
+            #[test] fn panicking_listener_is_isolated() { super::panicking_listener_is_isolated::<S>() }
+            #[test] fn filters_route_by_topic() { super::filters_route_by_topic::<S>() }
+            #[test] fn subscriber_limit_is_enforced() { super::subscriber_limit_is_enforced::<S>() }
+            #[test] fn stress_churn() { super::stress_churn::<S>() }
+        }
+    )*};
+}
+
+buslab_impls::for_each_bus!(conformance);

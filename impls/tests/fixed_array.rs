@@ -1,0 +1,54 @@
+//! `fixed_array`-specific edge cases: the slot limit, slot reuse and id
+//! uniqueness.
+
+use buslab_impls::fixed_array::{FixedArray, FixedArrayBus, SLOTS};
+use buslab_impls::payload::{Payload, SmallEvent};
+use buslab_impls::{BusConfig, BusError, EventBus, Filter, Strategy};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+type Listener = Box<dyn Fn(&SmallEvent) + Send + Sync>;
+
+fn counting(n: &Arc<AtomicU64>) -> Listener {
+    let n = n.clone();
+    Box::new(move |_| {
+        n.fetch_add(1, Ordering::Relaxed);
+    })
+}
+
+fn bus() -> FixedArrayBus<SmallEvent, Listener> {
+    <FixedArray as Strategy>::Bus::new(&BusConfig::default()).expect("valid config")
+}
+
+#[test]
+fn a_freed_slot_is_reused_but_its_id_is_not() {
+    let bus = bus();
+    let n = Arc::new(AtomicU64::new(0));
+    let mut ids: Vec<_> = (0..SLOTS).map(|_| bus.subscribe(Filter::All, counting(&n)).expect("room")).collect();
+    assert_eq!(
+        bus.subscribe(Filter::All, counting(&n)).err(),
+        Some(BusError::SubscriberLimit { bus: "fixed_array", limit: SLOTS })
+    );
+    let freed = ids.swap_remove(SLOTS / 2);
+    bus.unsubscribe(freed).expect("subscribed");
+    let reused = bus.subscribe(Filter::All, counting(&n)).expect("a slot is free again");
+    assert_ne!(reused, freed, "ids are never reused");
+    ids.push(reused);
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), SLOTS);
+    bus.publish(SmallEvent::make(0, 0, 0));
+    assert_eq!(n.load(Ordering::Relaxed), SLOTS as u64, "every slot is called once");
+}
+
+#[test]
+fn trailing_unsubscribes_shrink_the_scan() {
+    let bus = bus();
+    let n = Arc::new(AtomicU64::new(0));
+    let ids: Vec<_> = (0..8).map(|_| bus.subscribe(Filter::All, counting(&n)).expect("room")).collect();
+    for id in ids.into_iter().rev() {
+        bus.unsubscribe(id).expect("subscribed");
+    }
+    bus.publish(SmallEvent::make(0, 0, 0));
+    assert_eq!(n.load(Ordering::Relaxed), 0);
+}

@@ -1,0 +1,292 @@
+//! A [`Comparison`] as text: a Markdown summary (for a CI job summary or a
+//! pull-request comment) and a plain table for the terminal. Both list the
+//! significant changes only, regressions first and each group by
+//! decreasing magnitude, and count the rest.
+
+use crate::regression::{Change, Comparison, Method, Unmatched, Verdict};
+use buslab_scenarios::results::CellStatus;
+use std::fmt::Write;
+
+/// The comparison as Markdown: a heading, the counts, a table of the
+/// significant changes (or "No significant changes."), and the cells that
+/// were not compared in a collapsed list.
+pub fn markdown(comparison: &Comparison) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "## buslab compare\n");
+    let _ = writeln!(
+        w,
+        "Base run `{}` → new run `{}`; noise bands from {} earlier run(s).\n",
+        comparison.base_run, comparison.new_run, comparison.history_runs
+    );
+    let _ = writeln!(w, "{}\n", counts(comparison, "**"));
+    let significant = comparison.significant();
+    if significant.is_empty() {
+        let _ = writeln!(w, "No significant changes.");
+    } else {
+        let _ = writeln!(w, "| verdict | cell | metric | base | new | change | p | threshold |");
+        let _ = writeln!(w, "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |");
+        for c in significant {
+            let _ = writeln!(
+                w,
+                "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
+                verdict_word(c.verdict),
+                c.cell.replace('|', "\\|"),
+                c.metric,
+                number(c.base),
+                number(c.new),
+                magnitude(c),
+                p_value(c),
+                threshold(c)
+            );
+        }
+    }
+    if !comparison.unmatched.is_empty() || !comparison.missing.is_empty() {
+        let n = comparison.unmatched.len() + comparison.missing.len();
+        let _ = writeln!(w, "\n<details><summary>Not compared ({n})</summary>\n");
+        for u in &comparison.unmatched {
+            let _ = writeln!(w, "- `{}`: {}", u.cell().replace('|', "\\|"), unmatched_reason(u));
+        }
+        for m in &comparison.missing {
+            let side = if m.in_base { "base" } else { "new" };
+            let _ = writeln!(w, "- `{}` {}: measured in the {side} run only", m.cell.replace('|', "\\|"), m.metric);
+        }
+        let _ = writeln!(w, "\n</details>");
+    }
+    out
+}
+
+/// The comparison as a plain table for the terminal: one line of counts,
+/// then the significant changes (or "no significant changes"), then the
+/// cells that were not compared.
+pub fn text(comparison: &Comparison) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(
+        w,
+        "base {} -> new {}; noise bands from {} earlier run(s)",
+        comparison.base_run, comparison.new_run, comparison.history_runs
+    );
+    let _ = writeln!(w, "{}", counts(comparison, ""));
+    let significant = comparison.significant();
+    if significant.is_empty() {
+        let _ = writeln!(w, "no significant changes");
+    } else {
+        let header = ["verdict", "cell", "metric", "base", "new", "change", "p", "threshold"].map(String::from);
+        let rows: Vec<[String; 8]> = significant
+            .iter()
+            .map(|c| {
+                [
+                    verdict_word(c.verdict).to_owned(),
+                    c.cell.clone(),
+                    c.metric.to_owned(),
+                    number(c.base),
+                    number(c.new),
+                    magnitude(c),
+                    p_value(c),
+                    threshold(c),
+                ]
+            })
+            .collect();
+        let mut widths = [0; 8];
+        for row in std::iter::once(&header).chain(&rows) {
+            for (width, cell) in widths.iter_mut().zip(row) {
+                *width = (*width).max(cell.chars().count());
+            }
+        }
+        for row in std::iter::once(&header).chain(&rows) {
+            let mut line = String::new();
+            for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+                // Numbers (base, new, change, p) right-aligned.
+                if (3..=6).contains(&i) {
+                    let _ = write!(line, "{cell:>width$}  ");
+                } else {
+                    let _ = write!(line, "{cell:<width$}  ");
+                }
+            }
+            let _ = writeln!(w, "{}", line.trim_end());
+        }
+    }
+    for u in &comparison.unmatched {
+        let _ = writeln!(w, "not compared: {}: {}", u.cell(), unmatched_reason(u));
+    }
+    for m in &comparison.missing {
+        let side = if m.in_base { "base" } else { "new" };
+        let _ = writeln!(w, "not compared: {} {}: measured in the {side} run only", m.cell, m.metric);
+    }
+    out
+}
+
+/// "2 regressions, 1 improvement, 40 within noise across 12 cells", the
+/// significant counts wrapped in `strong` (Markdown `**`).
+fn counts(comparison: &Comparison, strong: &str) -> String {
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let regressions = plural(comparison.count(Verdict::Regression), "regression", "regressions");
+    let improvements = plural(comparison.count(Verdict::Improvement), "improvement", "improvements");
+    let mut line = format!(
+        "{strong}{regressions}{strong}, {strong}{improvements}{strong}, {} within noise, across {}",
+        comparison.count(Verdict::Noise),
+        plural(comparison.cells_compared(), "cell", "cells")
+    );
+    if !comparison.unmatched.is_empty() {
+        let _ = write!(line, "; {} not compared", plural(comparison.unmatched.len(), "cell", "cells"));
+    }
+    line
+}
+
+fn verdict_word(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Regression => "regression",
+        Verdict::Improvement => "improvement",
+        Verdict::Noise => "noise",
+    }
+}
+
+fn unmatched_reason(u: &Unmatched) -> String {
+    let status = |s: &CellStatus| match s {
+        CellStatus::Ok => "ok".to_owned(),
+        CellStatus::Failed(reason) => format!("failed ({reason})"),
+        CellStatus::Skipped(reason) => format!("skipped ({reason})"),
+    };
+    match u {
+        Unmatched::OnlyInBase { .. } => "in the base run only".to_owned(),
+        Unmatched::OnlyInNew { .. } => "in the new run only".to_owned(),
+        Unmatched::NotOk { base, new, .. } => format!("base {}, new {}", status(base), status(new)),
+    }
+}
+
+/// The relative change as a signed percentage (`+10.0%`, `-20.0%`), or
+/// "from 0" when the base was zero.
+fn magnitude(c: &Change) -> String {
+    if c.ratio.is_infinite() {
+        return "from 0".to_owned();
+    }
+    let pct = c.relative() * 100.0;
+    if pct.abs() < 0.1 { format!("{pct:+.2}%") } else { format!("{pct:+.1}%") }
+}
+
+fn p_value(c: &Change) -> String {
+    match c.p_value {
+        Some(p) if p < 0.001 => format!("{p:.1e}"),
+        Some(p) => format!("{p:.3}"),
+        None => String::new(),
+    }
+}
+
+/// The threshold held against, and where it came from.
+fn threshold(c: &Change) -> String {
+    let pct = c.threshold * 100.0;
+    match c.method {
+        Method::Deterministic => format!("{pct:.1}%"),
+        Method::Multithreaded => format!("{pct:.1}% (multi-threaded)"),
+        Method::MannWhitney | Method::NoiseBand if c.history > 0 => {
+            format!("noise {pct:.1}% ({} past changes)", c.history)
+        }
+        Method::MannWhitney | Method::NoiseBand => format!("noise {pct:.1}% (too little history)"),
+    }
+}
+
+/// A value with about four significant digits and an SI suffix from 10⁴ on.
+fn number(x: f64) -> String {
+    let a = x.abs();
+    if a == 0.0 {
+        "0".to_owned()
+    } else if a >= 1e9 {
+        format!("{:.2} G", x / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2} M", x / 1e6)
+    } else if a >= 1e4 {
+        format!("{:.1} k", x / 1e3)
+    } else if a >= 100.0 {
+        format!("{x:.1}")
+    } else if a >= 1.0 {
+        format!("{x:.3}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regression::{Missing, Unmatched};
+
+    fn change(cell: &str, metric: &'static str, base: f64, new: f64, verdict: Verdict, method: Method) -> Change {
+        Change {
+            cell: cell.to_owned(),
+            metric,
+            base,
+            new,
+            ratio: if base == 0.0 { f64::INFINITY } else { new / base },
+            verdict,
+            p_value: (method == Method::MannWhitney).then_some(0.0006),
+            threshold: if method == Method::Deterministic { 0.01 } else { 0.05 },
+            method,
+            history: 0,
+        }
+    }
+
+    fn comparison() -> Comparison {
+        Comparison {
+            base_run: "A".to_owned(),
+            new_run: "B".to_owned(),
+            history_runs: 0,
+            changes: vec![
+                change("spsc/x", "throughput", 3.5e6, 4.2e6, Verdict::Improvement, Method::MannWhitney),
+                change("spsc/x", "instructions-per-event", 400.0, 404.0, Verdict::Noise, Method::Deterministic),
+                change("spsc/y", "allocs-per-event", 0.0, 0.01, Verdict::Regression, Method::Deterministic),
+                change("spsc/y", "throughput", 3.5e6, 2.8e6, Verdict::Regression, Method::MannWhitney),
+            ],
+            unmatched: vec![Unmatched::OnlyInBase { cell: "gone/z".to_owned() }],
+            missing: vec![Missing { cell: "spsc/x".to_owned(), metric: "latency-p99", in_base: true }],
+        }
+    }
+
+    #[test]
+    fn markdown_lists_regressions_first_with_magnitudes_and_counts() {
+        let md = markdown(&comparison());
+        assert!(
+            md.contains("**2 regressions**, **1 improvement**, 1 within noise, across 2 cells; 1 cell not compared")
+        );
+        let rows: Vec<&str> =
+            md.lines().filter(|l| l.starts_with("| regression") || l.starts_with("| improvement")).collect();
+        assert_eq!(rows.len(), 3, "{md}");
+        // The throughput drop (-20%) and the growth from zero are both
+        // regressions; from zero counts as the larger.
+        assert!(rows[0].contains("allocs-per-event") && rows[0].contains("from 0"), "{md}");
+        assert!(rows[1].contains("throughput") && rows[1].contains("-20.0%") && rows[1].contains("6.0e-4"), "{md}");
+        assert!(rows[2].starts_with("| improvement") && rows[2].contains("+20.0%"), "{md}");
+        assert!(md.contains("- `gone/z`: in the base run only"));
+        assert!(md.contains("- `spsc/x` latency-p99: measured in the base run only"));
+        assert!(!md.contains("instructions-per-event"), "noise is counted, not listed");
+    }
+
+    #[test]
+    fn nothing_significant_says_so() {
+        let mut c = comparison();
+        c.changes.retain(|c| c.verdict == Verdict::Noise);
+        assert!(markdown(&c).contains("No significant changes."));
+        assert!(text(&c).contains("no significant changes"));
+    }
+
+    #[test]
+    fn the_text_table_is_aligned() {
+        let t = text(&comparison());
+        let lines: Vec<&str> = t.lines().collect();
+        let header = lines.iter().position(|l| l.starts_with("verdict")).expect("a header");
+        let col = |line: &str| line.find("throughput").or_else(|| line.find("allocs-per-event"));
+        let metric_at = lines[header].find("metric");
+        assert_eq!(col(lines[header + 1]), metric_at, "{t}");
+        assert_eq!(col(lines[header + 2]), metric_at, "{t}");
+        assert!(t.contains("not compared: gone/z: in the base run only"));
+    }
+
+    #[test]
+    fn numbers_keep_about_four_digits() {
+        assert_eq!(number(3_512_345.0), "3.51 M");
+        assert_eq!(number(412.53), "412.5");
+        assert_eq!(number(0.01), "0.0100");
+        assert_eq!(number(25_000.0), "25.0 k");
+        assert_eq!(number(0.0), "0");
+    }
+}

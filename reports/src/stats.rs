@@ -1,0 +1,289 @@
+//! The statistics behind the regression rule: the Mann–Whitney U test, and
+//! the noise band (Q3 + 3·IQR) of a metric's past changes.
+//!
+//! # Mann–Whitney U
+//! The two samples are ranked together, tied values sharing the mean of
+//! their ranks; `U₁ = R₁ − n₁(n₁+1)/2` where `R₁` is the rank sum of the
+//! first sample, and `U₂ = n₁n₂ − U₁`. The test is two-sided: the p-value
+//! is the probability, if both samples came from one distribution, of a
+//! `U` at least as far from its mean `n₁n₂/2` as the one observed.
+//!
+//! - **Exact** when there is no tie and `n₁·n₂ ≤ 400` (up to 20 trials a
+//!   side): the null distribution of `U` is counted exactly (the number of
+//!   orderings of `n₁ + n₂` values giving each `U`), and
+//!   `p = min(1, 2·P(U ≤ min(U₁, U₂)))`.
+//! - **Normal approximation** otherwise, with the tie correction of the
+//!   variance and a continuity correction of ½:
+//!   `σ² = n₁n₂/12 · ((N+1) − Σ(t³−t)/(N(N−1)))` over the sizes `t` of the
+//!   groups of tied values, `z = max(0, |U₁ − n₁n₂/2| − ½)/σ`,
+//!   `p = erfc(z/√2)`. When every value is the same, `σ = 0` and `p = 1`.
+//!
+//! Both are symmetric in the two samples. With 3 trials a side (a
+//! `--quick` run) the smallest possible p-value is 2/20 = 0.1; 7 trials a
+//! side (the default budget) can reach 2/3432 ≈ 0.0006.
+
+use serde::Serialize;
+
+/// Above this `n₁·n₂`, or with ties, the p-value uses the normal
+/// approximation instead of the exact distribution.
+const EXACT_MAX_PRODUCT: usize = 400;
+
+/// What a statistic cannot be computed from.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum StatsError {
+    /// One of the samples is empty.
+    #[error("the {which} sample is empty")]
+    EmptySample {
+        /// `first` or `second`.
+        which: &'static str,
+    },
+    /// A sample holds NaN or an infinity.
+    #[error("the {which} sample holds a value that is not finite ({value})")]
+    NotFinite {
+        /// `first` or `second`.
+        which: &'static str,
+        /// The offending value.
+        value: f64,
+    },
+}
+
+/// The result of a two-sided Mann–Whitney U test.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct MannWhitney {
+    /// `U₁`: how many (first, second) pairs have the first value above the
+    /// second, ties counting ½.
+    pub u: f64,
+    /// The two-sided p-value, in `[0, 1]`.
+    pub p_value: f64,
+    /// The p-value comes from the exact distribution, not the normal
+    /// approximation.
+    pub exact: bool,
+}
+
+/// The two-sided Mann–Whitney U test of `first` against `second`. See the
+/// [module docs](self) for the method.
+pub fn mann_whitney_u(first: &[f64], second: &[f64]) -> Result<MannWhitney, StatsError> {
+    for (which, sample) in [("first", first), ("second", second)] {
+        if sample.is_empty() {
+            return Err(StatsError::EmptySample { which });
+        }
+        if let Some(&value) = sample.iter().find(|v| !v.is_finite()) {
+            return Err(StatsError::NotFinite { which, value });
+        }
+    }
+    let (n1, n2) = (first.len(), second.len());
+    let mut all: Vec<(f64, bool)> =
+        first.iter().map(|&v| (v, true)).chain(second.iter().map(|&v| (v, false))).collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    // Average ranks over groups of equal values; remember the group sizes.
+    let mut rank_sum_first = 0.0;
+    let mut ties: Vec<usize> = Vec::new();
+    let mut start = 0;
+    while start < all.len() {
+        let end = start + all[start..].iter().take_while(|(v, _)| *v == all[start].0).count();
+        // Ranks start..end (0-based) are start+1..=end; their mean:
+        let rank = (start + 1 + end) as f64 / 2.0;
+        rank_sum_first += rank * all[start..end].iter().filter(|(_, is_first)| *is_first).count() as f64;
+        ties.push(end - start);
+        start = end;
+    }
+    let u1 = rank_sum_first - (n1 * (n1 + 1)) as f64 / 2.0;
+    let u2 = (n1 * n2) as f64 - u1;
+    if ties.len() == 1 {
+        // Every value is the same: nothing tells the samples apart.
+        return Ok(MannWhitney { u: u1, p_value: 1.0, exact: false });
+    }
+    let has_ties = ties.iter().any(|&t| t > 1);
+    if !has_ties && n1 * n2 <= EXACT_MAX_PRODUCT {
+        // Without ties U is a whole number.
+        let u_min = u1.min(u2).round() as usize;
+        let counts = u_distribution(n1, n2);
+        let total: f64 = counts.iter().sum();
+        let tail: f64 = counts[..=u_min].iter().sum();
+        return Ok(MannWhitney { u: u1, p_value: (2.0 * tail / total).min(1.0), exact: true });
+    }
+    Ok(MannWhitney { u: u1, p_value: normal_p_value(u1, n1, n2, &ties), exact: false })
+}
+
+/// The two-sided p-value of `U₁` by the normal approximation, with the tie
+/// correction (`ties` holds the sizes of the groups of equal values, 1 for
+/// a value without a tie) and a continuity correction of ½.
+fn normal_p_value(u1: f64, n1: usize, n2: usize, ties: &[usize]) -> f64 {
+    let (n1, n2) = (n1 as f64, n2 as f64);
+    let n = n1 + n2;
+    let tie_term: f64 = ties.iter().map(|&t| (t as f64).powi(3) - t as f64).sum();
+    let variance = n1 * n2 / 12.0 * ((n + 1.0) - tie_term / (n * (n - 1.0)));
+    let z = ((u1 - n1 * n2 / 2.0).abs() - 0.5).max(0.0) / variance.sqrt();
+    libm::erfc(z / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
+}
+
+/// The null distribution of `U` for samples of sizes `n1` and `n2` without
+/// ties: `counts[u]` orderings (out of `C(n1 + n2, n1)`) give `U = u`.
+///
+/// Counted with the recurrence `f(i, j) = f(i−1, j) shifted by j + f(i, j−1)`
+/// (the largest value belongs either to the first sample, beating all `j`
+/// values of the second, or to the second). The counts are whole numbers
+/// below `C(40, 20) < 2⁵³`, exact in an `f64`.
+fn u_distribution(n1: usize, n2: usize) -> Vec<f64> {
+    // row[j] = f(i, j) for the current i; f(0, j) = [1].
+    let mut row: Vec<Vec<f64>> = vec![vec![1.0]; n2 + 1];
+    for i in 1..=n1 {
+        let mut next: Vec<Vec<f64>> = Vec::with_capacity(n2 + 1);
+        for j in 0..=n2 {
+            let mut counts = vec![0.0; i * j + 1];
+            for (u, &c) in row[j].iter().enumerate() {
+                counts[u + j] += c;
+            }
+            if j > 0 {
+                for (u, &c) in next[j - 1].iter().enumerate() {
+                    counts[u] += c;
+                }
+            }
+            next.push(counts);
+        }
+        row = next;
+    }
+    row.pop().expect("the row has n2 + 1 entries")
+}
+
+/// The `q`-quantile (`0 ≤ q ≤ 1`) of sorted `values` by linear
+/// interpolation between closest ranks (R's and NumPy's default, "type 7").
+/// `None` for no values.
+pub fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let pos = q.clamp(0.0, 1.0) * last as f64;
+    let below = pos.floor() as usize;
+    let above = pos.ceil() as usize;
+    Some(sorted[below] + (sorted[above] - sorted[below]) * (pos - below as f64))
+}
+
+/// The median of `values` (any order), `None` for none.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    quantile(&sorted, 0.5)
+}
+
+/// rustc-perf's noise band: Q3 + 3·IQR of `changes` (absolute relative
+/// changes between consecutive past runs). A change beyond it is an outlier
+/// of the metric's own history. `None` for no changes.
+pub fn noise_band(changes: &[f64]) -> Option<f64> {
+    let mut sorted = changes.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let q1 = quantile(&sorted, 0.25)?;
+    let q3 = quantile(&sorted, 0.75)?;
+    Some(q3 + 3.0 * (q3 - q1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(a: &[f64], b: &[f64]) -> f64 {
+        mann_whitney_u(a, b).expect("valid samples").p_value
+    }
+
+    #[test]
+    fn exact_p_values_match_the_textbook() {
+        // Fully separated samples: p = 2 / C(n1 + n2, n1).
+        assert!((p(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]) - 2.0 / 20.0).abs() < 1e-12);
+        assert!((p(&[1.0, 2.0, 3.0, 4.0], &[5.0, 6.0, 7.0, 8.0]) - 2.0 / 70.0).abs() < 1e-12);
+        let seven = p(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0], &[8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0]);
+        assert!((seven - 2.0 / 3432.0).abs() < 1e-12);
+        // SciPy's documented example (exact method): p = 0.1111.
+        let r = mann_whitney_u(&[19.0, 22.0, 16.0, 29.0, 24.0], &[20.0, 11.0, 17.0, 12.0]).expect("valid");
+        assert!(r.exact);
+        assert_eq!(r.u, 17.0);
+        assert!((r.p_value - 0.111_111).abs() < 1e-5, "{r:?}");
+    }
+
+    #[test]
+    fn the_u_distribution_counts_every_ordering() {
+        for (n1, n2) in [(1, 1), (3, 4), (7, 7), (20, 20)] {
+            let counts = u_distribution(n1, n2);
+            assert_eq!(counts.len(), n1 * n2 + 1);
+            let total: f64 = counts.iter().sum();
+            let choose = (1..=n1).fold(1.0, |acc, k| acc * (n2 + k) as f64 / k as f64);
+            assert!((total - choose).abs() < 0.5, "{n1}×{n2}: {total} vs {choose}");
+            // Symmetric about n1·n2/2.
+            assert!(counts.iter().zip(counts.iter().rev()).all(|(a, b)| a == b));
+        }
+    }
+
+    #[test]
+    fn the_normal_approximation_agrees_with_the_exact_p_value() {
+        // 20 against 20 interleaved values, no ties: both methods apply.
+        let a: Vec<f64> = (0..20).map(|i| (i * 2) as f64).collect();
+        let b: Vec<f64> = (0..20).map(|i| (i * 2 + 9) as f64).collect();
+        let exact = mann_whitney_u(&a, &b).expect("valid");
+        assert!(exact.exact);
+        let approx = normal_p_value(exact.u, 20, 20, &[1; 40]);
+        assert!(exact.p_value > 0.01 && exact.p_value < 0.1, "{exact:?}");
+        assert!((exact.p_value - approx).abs() < 0.002, "{exact:?} vs {approx}");
+        // Past the exact limit, the approximation is used.
+        assert!(!mann_whitney_u(&[a.clone(), vec![-1.0]].concat(), &b).expect("valid").exact);
+    }
+
+    #[test]
+    fn ties_use_the_corrected_normal_approximation() {
+        let r = mann_whitney_u(&[1.0; 7], &[2.0; 7]).expect("valid");
+        assert!(!r.exact);
+        assert!(r.p_value < 0.001, "{r:?}");
+        assert_eq!(p(&[5.0; 4], &[5.0; 9]), 1.0);
+    }
+
+    #[test]
+    fn bad_samples_are_errors() {
+        assert_eq!(mann_whitney_u(&[], &[1.0]), Err(StatsError::EmptySample { which: "first" }));
+        assert!(matches!(mann_whitney_u(&[1.0], &[f64::NAN]), Err(StatsError::NotFinite { which: "second", .. })));
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_ranks() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&v, 0.25), Some(2.0));
+        assert_eq!(quantile(&v, 0.75), Some(4.0));
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), Some(1.5));
+        assert_eq!(quantile(&[], 0.5), None);
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        // Q3 + 3·IQR = 4 + 3·2.
+        assert_eq!(noise_band(&v), Some(10.0));
+    }
+
+    fn sample(len: std::ops::Range<usize>) -> impl Strategy<Value = Vec<f64>> {
+        prop::collection::vec(-1e6..1e6_f64, len)
+    }
+
+    proptest! {
+        #[test]
+        fn identical_samples_have_p_one(a in sample(1..40)) {
+            prop_assert_eq!(p(&a, &a), 1.0);
+        }
+
+        #[test]
+        fn fully_separated_samples_are_significant(
+            a in prop::collection::vec(0.0..1.0_f64, 7..40),
+            b in prop::collection::vec(2.0..3.0_f64, 7..40),
+            rounded in any::<bool>(),
+        ) {
+            // Rounding makes ties within each sample.
+            let round = |v: &[f64]| -> Vec<f64> {
+                if rounded { v.iter().map(|x| (x * 4.0).round() / 4.0).collect() } else { v.to_vec() }
+            };
+            let (a, b) = (round(&a), round(&b));
+            prop_assert!(p(&a, &b) < 0.01, "p = {}", p(&a, &b));
+        }
+
+        #[test]
+        fn the_test_is_symmetric(a in sample(1..30), b in sample(1..30), shared in sample(0..5)) {
+            // Shared values make ties across the samples.
+            let a: Vec<f64> = a.into_iter().chain(shared.iter().copied()).collect();
+            let b: Vec<f64> = b.into_iter().chain(shared).collect();
+            let (ab, ba) = (mann_whitney_u(&a, &b).expect("valid"), mann_whitney_u(&b, &a).expect("valid"));
+            prop_assert!((ab.p_value - ba.p_value).abs() < 1e-12, "{ab:?} vs {ba:?}");
+            prop_assert!((ab.u + ba.u - (a.len() * b.len()) as f64).abs() < 1e-9);
+            prop_assert!((0.0..=1.0).contains(&ab.p_value));
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The result types: what a run measured, as the store keeps it and the
+//! reports render it. They live here, below both the harness (which fills
+//! them) and the reports (which read them), so that reports never depend on
+//! the harness.
+//!
+//! Units are in the field names (`_ns`, `_per_sec`, `_per_event`); every
+//! figure is measured, and every estimate keeps its raw samples.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Where and how a run was made: recorded with every run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// Unique run id (`<UTC time>-<random>`), stable across machines.
+    pub id: String,
+    /// Start time, RFC 3339 UTC.
+    pub started_at: String,
+    /// End time, RFC 3339 UTC; `None` while running or if interrupted.
+    pub finished_at: Option<String>,
+    /// Every planned cell finished.
+    pub complete: bool,
+    /// `--quick` run.
+    pub quick: bool,
+    /// The command line.
+    pub args: Vec<String>,
+    /// buslab's version.
+    pub buslab_version: String,
+    /// Git commit of the working tree, if known.
+    pub git_commit: Option<String>,
+    /// Uncommitted changes in the working tree.
+    pub git_dirty: Option<bool>,
+    /// `rustc -V` of the compiler that built buslab.
+    pub rustc: String,
+    /// Build profile and flags: `RUSTFLAGS`, target features, opt-level, LTO.
+    pub build: BTreeMap<String, String>,
+    /// Machine identity: a stable name for "the same machine" comparisons.
+    pub machine: String,
+    /// CPU model.
+    pub cpu: String,
+    /// Logical cores available.
+    pub cores: usize,
+    /// OS and kernel.
+    pub os: String,
+    /// Versions of the crates under test (name → version).
+    pub crate_versions: BTreeMap<String, String>,
+    /// SHA-256 of each scenario file used (name → hash).
+    pub scenario_hashes: BTreeMap<String, String>,
+    /// Harness overhead per event measured with a no-op bus, ns.
+    pub harness_overhead_ns: Option<f64>,
+}
+
+/// Identifies a cell: bus × scenario × sweep point.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CellKey {
+    /// Scenario name.
+    pub scenario: String,
+    /// Bus name.
+    pub bus: String,
+    /// Swept parameters (`subscribers` → `16`), empty when none.
+    pub params: BTreeMap<String, String>,
+}
+
+impl CellKey {
+    /// `<scenario>/<bus>` plus `/<param>=<value>` per swept parameter: the
+    /// benchmark name in exports.
+    pub fn name(&self) -> String {
+        let mut name = format!("{}/{}", self.scenario, self.bus);
+        for (k, v) in &self.params {
+            name.push_str(&format!("/{k}={v}"));
+        }
+        name
+    }
+}
+
+/// How a cell ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum CellStatus {
+    /// Every pass that ran verified delivery.
+    Ok,
+    /// A pass failed (delivery check, panic, timeout): no number is kept.
+    Failed(String),
+    /// The bus's capabilities exclude this cell.
+    Skipped(String),
+}
+
+/// A point estimate with its 95% confidence interval and the raw samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    /// Median of the samples.
+    pub median: f64,
+    /// Lower bound of the 95% bootstrap CI of the median.
+    pub lower: f64,
+    /// Upper bound of the 95% bootstrap CI of the median.
+    pub upper: f64,
+    /// The raw samples, one per trial.
+    pub samples: Vec<f64>,
+}
+
+/// The throughput pass.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Throughput {
+    /// Published events per second.
+    pub events_per_sec: Estimate,
+    /// Deliveries (listener calls) per second.
+    pub deliveries_per_sec: Estimate,
+    /// Events per producer in each trial.
+    pub events_per_trial: u64,
+    /// Trial durations, ns.
+    pub trial_ns: Vec<u64>,
+}
+
+/// The latency pass at one offered load.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Offered load as a fraction of the measured capacity (0.25, 0.5, 0.8),
+    /// or 0 for a burst pattern.
+    pub load: f64,
+    /// Offered rate, events per second (all producers).
+    pub offered_per_sec: f64,
+    /// Percentiles of (delivery time − intended send time), ns.
+    pub p50_ns: u64,
+    /// 90th percentile, ns.
+    pub p90_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile, ns.
+    pub p999_ns: u64,
+    /// 99.99th percentile, ns.
+    pub p9999_ns: u64,
+    /// Maximum, ns.
+    pub max_ns: u64,
+    /// Recorded deliveries.
+    pub count: u64,
+    /// The HdrHistogram, V2 serialized, base64.
+    pub histogram: String,
+    /// Burst scenarios: p99 of events sent during spikes, ns.
+    pub spike_p99_ns: Option<u64>,
+    /// Burst scenarios: median time from the end of a spike until the
+    /// backlog drained (the last spike event delivered), ns.
+    pub drain_ns: Option<u64>,
+}
+
+/// The allocation pass (dhat).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Allocations {
+    /// Heap allocations per published event, setup excluded.
+    pub allocs_per_event: f64,
+    /// Bytes allocated per published event.
+    pub bytes_per_event: f64,
+    /// Peak live heap bytes during the run.
+    pub peak_bytes: u64,
+    /// Events measured.
+    pub events: u64,
+}
+
+/// The instruction pass (callgrind).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Instructions {
+    /// Instructions executed per published event.
+    pub ir_per_event: f64,
+    /// L1 hits per event.
+    pub l1_hits_per_event: f64,
+    /// Last-level hits per event.
+    pub ll_hits_per_event: f64,
+    /// RAM accesses per event.
+    pub ram_hits_per_event: f64,
+    /// Estimated cycles per event: L1 + 5·LL + 35·RAM.
+    pub est_cycles_per_event: f64,
+    /// Mispredicted branches (conditional + indirect) per event.
+    pub branch_misses_per_event: f64,
+    /// Events measured.
+    pub events: u64,
+    /// More than one thread ran: callgrind serialises threads, so the count
+    /// is deterministic only for single-threaded cells.
+    pub multithreaded: bool,
+}
+
+/// The profile pass: folded stacks for a flame graph.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Samples taken.
+    pub samples: u64,
+    /// Sampling frequency, Hz.
+    pub frequency_hz: u32,
+    /// Folded stacks (`frame;frame;frame count` lines).
+    pub folded: String,
+}
+
+/// Everything measured for one cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    /// Which cell.
+    pub key: CellKey,
+    /// How it ended.
+    pub status: CellStatus,
+    /// Producers at this point.
+    pub producers: usize,
+    /// Subscribers at this point.
+    pub subscribers: usize,
+    /// The throughput pass, when it ran and verified.
+    pub throughput: Option<Throughput>,
+    /// The latency pass, one entry per offered load.
+    pub latency: Vec<Latency>,
+    /// The allocation pass.
+    pub allocations: Option<Allocations>,
+    /// The instruction pass.
+    pub instructions: Option<Instructions>,
+    /// The profile pass.
+    pub profile: Option<Profile>,
+    /// Passes that were skipped and why (pass name → reason).
+    pub skipped_passes: BTreeMap<String, String>,
+    /// Bus counters summed over the cell's trials (drops, caught panics).
+    pub dropped: u64,
+    /// Listener panics caught.
+    pub listener_panics: u64,
+}
+
+impl CellResult {
+    /// A cell with no measurements yet.
+    pub fn new(key: CellKey, producers: usize, subscribers: usize) -> CellResult {
+        CellResult {
+            key,
+            status: CellStatus::Ok,
+            producers,
+            subscribers,
+            throughput: None,
+            latency: Vec::new(),
+            allocations: None,
+            instructions: None,
+            profile: None,
+            skipped_passes: BTreeMap::new(),
+            dropped: 0,
+            listener_panics: 0,
+        }
+    }
+
+    /// The latency entry at `load`, if measured.
+    pub fn latency_at(&self, load: f64) -> Option<&Latency> {
+        self.latency.iter().find(|l| (l.load - load).abs() < 1e-9)
+    }
+}
+
+/// A whole run: its metadata and every cell.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Where and how.
+    pub meta: RunMeta,
+    /// The cells, in the order they ran.
+    pub cells: Vec<CellResult>,
+}

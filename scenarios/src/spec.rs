@@ -1,0 +1,609 @@
+//! A scenario file's schema, its parsing and its validation.
+//!
+//! Scenario files are TOML. Unknown keys are rejected, and every error names
+//! the file, the line and column, the field and what is allowed. The fields:
+//!
+//! | key | type | default | meaning |
+//! |---|---|---|---|
+//! | `name` | string | required | `[a-z0-9-]`, at most 64 characters; keys the stored history |
+//! | `description` | string | `""` | one sentence for the report |
+//! | `producers` | integer or list | `1` | publishing threads (a list sweeps) |
+//! | `subscribers` | integer or list | required | listeners (a list sweeps) |
+//! | `topics` | integer | `1` | events spread round-robin over topics; subscriber *i* takes topic *i mod topics* |
+//! | `payload` | `"small"` / `"heavy"` | `"small"` | the event type |
+//! | `events` | integer | calibrated | events per producer per trial (else the harness sizes trials to ≥ 200 ms) |
+//! | `listener_work_ns` | integer | `0` | simulated work per delivery (busy wait) |
+//! | `listener_bodies` | `1`, `4` or `"each"` | `1` | distinct listener bodies (generated code) |
+//! | `oversubscribe` | bool | `false` | allow more threads than cores |
+//! | `[burst]` | table | none | `base_rate` (events/s), `spike_factor`, `spike_ms`, `period_ms` |
+//! | `[slow]` | table | none | `count` subscribers doing `work_ns` each per delivery |
+//! | `[churn]` | table | none | `per_second` subscribe/unsubscribe pairs while publishing |
+//! | `[bus]` | table | none | `capacity` (events), `wait` (`"park"`, `"yield"`, `"busy_spin"`) |
+
+use crate::ScenarioError;
+use buslab_impls::WaitStrategy;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use toml::Spanned;
+
+/// Most producers a scenario may ask for.
+pub const MAX_PRODUCERS: u64 = 64;
+/// Most subscribers a scenario may ask for.
+pub const MAX_SUBSCRIBERS: u64 = 4096;
+/// Most events per producer per trial.
+pub const MAX_EVENTS: u64 = 1_000_000_000;
+/// Most simulated work per delivery (10 ms).
+pub const MAX_WORK_NS: u64 = 10_000_000;
+/// Largest bus capacity (2^24 events).
+pub const MAX_CAPACITY: u64 = 1 << 24;
+
+/// The event type a scenario publishes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    /// [`buslab_impls::payload::SmallEvent`]: a `Copy` struct of a few words.
+    Small,
+    /// [`buslab_impls::payload::HeavyEvent`]: an owned order event.
+    Heavy,
+}
+
+impl PayloadKind {
+    /// The name used in files and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            PayloadKind::Small => "small",
+            PayloadKind::Heavy => "heavy",
+        }
+    }
+}
+
+/// How many distinct listener bodies the subscribers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bodies {
+    /// Every listener runs the same code.
+    One,
+    /// Four distinct bodies, assigned round-robin.
+    Four,
+    /// One distinct body per listener (generated functions).
+    Each,
+}
+
+impl Bodies {
+    /// The number of distinct bodies for `subscribers` listeners.
+    pub fn count(self, subscribers: usize) -> usize {
+        match self {
+            Bodies::One => 1,
+            Bodies::Four => 4.min(subscribers),
+            Bodies::Each => subscribers,
+        }
+    }
+}
+
+/// A steady rate with periodic spikes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Burst {
+    /// Events per second outside spikes (all producers together).
+    pub base_rate: u64,
+    /// Rate multiplier during a spike.
+    pub spike_factor: u64,
+    /// Length of a spike.
+    pub spike_ms: u64,
+    /// Time from the start of one spike to the next.
+    pub period_ms: u64,
+}
+
+/// Some subscribers are slow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slow {
+    /// How many subscribers are slow (the last ones).
+    pub count: u64,
+    /// Their simulated work per delivery.
+    pub work_ns: u64,
+}
+
+/// Subscribers join and leave while producers publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Churn {
+    /// Subscribe/unsubscribe pairs per second.
+    pub per_second: u64,
+}
+
+/// Bus parameters a scenario sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BusParams {
+    /// Queue/ring/pool capacity in events.
+    pub capacity: usize,
+    /// Wait strategy.
+    pub wait: WaitStrategy,
+}
+
+impl Default for BusParams {
+    fn default() -> Self {
+        BusParams { capacity: 1024, wait: WaitStrategy::Park }
+    }
+}
+
+/// Where a scenario came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Shipped in `scenarios/catalog/`, compiled in.
+    Catalog(String),
+    /// A user's file.
+    File(String),
+}
+
+/// A validated scenario: one workload, possibly sweeping producers and
+/// subscribers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Unique name.
+    pub name: String,
+    /// One sentence.
+    pub description: String,
+    /// Where it was read from.
+    pub origin: Origin,
+    /// SHA-256 of the file's text, hex.
+    pub sha256: String,
+    /// Producer counts (a sweep when several).
+    pub producers: Vec<usize>,
+    /// Subscriber counts (a sweep when several).
+    pub subscribers: Vec<usize>,
+    /// Number of topics.
+    pub topics: usize,
+    /// Event type.
+    pub payload: PayloadKind,
+    /// Events per producer per trial, if fixed.
+    pub events: Option<u64>,
+    /// Simulated work per delivery.
+    pub listener_work_ns: u64,
+    /// Distinct listener bodies.
+    pub bodies: Bodies,
+    /// More threads than cores allowed.
+    pub oversubscribe: bool,
+    /// Burst pattern, if any.
+    pub burst: Option<Burst>,
+    /// Slow subscribers, if any.
+    pub slow: Option<Slow>,
+    /// Subscribe churn, if any.
+    pub churn: Option<Churn>,
+    /// Bus parameters.
+    pub bus: BusParams,
+}
+
+/// One point of a scenario's sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// Publishing threads.
+    pub producers: usize,
+    /// Listeners.
+    pub subscribers: usize,
+}
+
+impl Scenario {
+    /// Every sweep point, producers outer, subscribers inner.
+    pub fn points(&self) -> Vec<SweepPoint> {
+        self.producers
+            .iter()
+            .flat_map(|&producers| {
+                self.subscribers.iter().map(move |&subscribers| SweepPoint { producers, subscribers })
+            })
+            .collect()
+    }
+
+    /// The parameters that vary across this scenario's sweep at `point`, as
+    /// `(name, value)` pairs (empty when nothing is swept).
+    pub fn sweep_params(&self, point: SweepPoint) -> Vec<(&'static str, String)> {
+        let mut params = Vec::new();
+        if self.producers.len() > 1 {
+            params.push(("producers", point.producers.to_string()));
+        }
+        if self.subscribers.len() > 1 {
+            params.push(("subscribers", point.subscribers.to_string()));
+        }
+        params
+    }
+}
+
+/// An integer or a list of integers.
+enum OneOrMany {
+    One(u64),
+    Many(Vec<u64>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a positive integer or a list of positive integers")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OneOrMany, E> {
+                u64::try_from(v)
+                    .map(OneOrMany::One)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut values = Vec::new();
+                while let Some(v) = seq.next_element::<u64>()? {
+                    values.push(v);
+                }
+                Ok(OneOrMany::Many(values))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `1`, `4` or `"each"`.
+enum RawBodies {
+    Count(u64),
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for RawBodies {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = RawBodies;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("1, 4 or \"each\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<RawBodies, E> {
+                Ok(RawBodies::Count(u64::try_from(v).unwrap_or(u64::MAX)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<RawBodies, E> {
+                Ok(RawBodies::Count(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBodies, E> {
+                Ok(RawBodies::Word(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    producers: Option<Spanned<OneOrMany>>,
+    subscribers: Spanned<OneOrMany>,
+    topics: Option<Spanned<u64>>,
+    payload: Option<Spanned<String>>,
+    events: Option<Spanned<u64>>,
+    listener_work_ns: Option<Spanned<u64>>,
+    listener_bodies: Option<Spanned<RawBodies>>,
+    #[serde(default)]
+    oversubscribe: bool,
+    burst: Option<Spanned<RawBurst>>,
+    slow: Option<Spanned<RawSlow>>,
+    churn: Option<Spanned<RawChurn>>,
+    bus: Option<Spanned<RawBus>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBurst {
+    base_rate: Spanned<u64>,
+    spike_factor: Spanned<u64>,
+    spike_ms: Spanned<u64>,
+    period_ms: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlow {
+    count: Spanned<u64>,
+    work_ns: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChurn {
+    per_second: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBus {
+    capacity: Option<Spanned<u64>>,
+    wait: Option<Spanned<String>>,
+}
+
+/// Builds errors that point into one file's text.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: Range<usize>, field: &str, message: String) -> ScenarioError {
+        let before = &self.text[..span.start.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError::Invalid { file: self.file.to_owned(), line, column, field: field.to_owned(), message }
+    }
+
+    /// The key assigned on the line holding `offset` (`key = value`).
+    fn key_at(&self, offset: usize) -> Option<String> {
+        let start = self.text.get(..offset)?.rfind('\n').map_or(0, |i| i + 1);
+        let line = self.text[start..].lines().next()?;
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim();
+        (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .then(|| key.to_owned())
+    }
+
+    fn range<T: Copy + PartialOrd + std::fmt::Display>(
+        &self,
+        value: &Spanned<T>,
+        field: &str,
+        min: T,
+        max: T,
+    ) -> Result<T, ScenarioError> {
+        let v = *value.get_ref();
+        if v < min || v > max {
+            return Err(self.at(value.span(), field, format!("{v} is out of range: allowed {min} to {max}")));
+        }
+        Ok(v)
+    }
+
+    fn list(&self, value: &Spanned<OneOrMany>, field: &str, max: u64) -> Result<Vec<usize>, ScenarioError> {
+        let values = match value.get_ref() {
+            OneOrMany::One(v) => vec![*v],
+            OneOrMany::Many(vs) => vs.clone(),
+        };
+        if values.is_empty() {
+            return Err(self.at(value.span(), field, "an empty list: give at least one value".into()));
+        }
+        if values.len() > 32 {
+            return Err(self.at(value.span(), field, "more than 32 sweep points".into()));
+        }
+        for &v in &values {
+            if v == 0 || v > max {
+                return Err(self.at(value.span(), field, format!("{v} is out of range: allowed 1 to {max}")));
+            }
+        }
+        let mut dedup = values.clone();
+        dedup.sort_unstable();
+        dedup.dedup();
+        if dedup.len() != values.len() {
+            return Err(self.at(value.span(), field, "a value appears twice in the sweep".into()));
+        }
+        Ok(values.into_iter().map(|v| v as usize).collect())
+    }
+}
+
+/// Parses and validates one scenario file's `text`; `file` names it in errors.
+pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, ScenarioError> {
+    let loc = Locator { file, text };
+    let raw: RawScenario = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        let field = match e.message().split('`').nth(1) {
+            Some(f) if e.message().starts_with("unknown field") || e.message().starts_with("missing field") => {
+                f.to_owned()
+            }
+            _ => loc.key_at(span.start).unwrap_or_else(|| "-".to_owned()),
+        };
+        loc.at(span, &field, e.message().trim().to_owned())
+    })?;
+
+    let name = raw.name.get_ref().clone();
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(loc.at(
+            raw.name.span(),
+            "name",
+            format!("{name:?}: allowed 1 to 64 characters of a-z, 0-9 and '-'"),
+        ));
+    }
+    let producers = match &raw.producers {
+        Some(p) => loc.list(p, "producers", MAX_PRODUCERS)?,
+        None => vec![1],
+    };
+    let subscribers = loc.list(&raw.subscribers, "subscribers", MAX_SUBSCRIBERS)?;
+    let topics = match &raw.topics {
+        Some(t) => loc.range(t, "topics", 1, 65_536)? as usize,
+        None => 1,
+    };
+    let payload = match &raw.payload {
+        None => PayloadKind::Small,
+        Some(p) => match p.get_ref().as_str() {
+            "small" => PayloadKind::Small,
+            "heavy" => PayloadKind::Heavy,
+            other => {
+                return Err(loc.at(p.span(), "payload", format!("{other:?}: allowed \"small\" or \"heavy\"")));
+            }
+        },
+    };
+    let events = raw.events.as_ref().map(|e| loc.range(e, "events", 1, MAX_EVENTS)).transpose()?;
+    let listener_work_ns = match &raw.listener_work_ns {
+        Some(w) => loc.range(w, "listener_work_ns", 0, MAX_WORK_NS)?,
+        None => 0,
+    };
+    let bodies = match &raw.listener_bodies {
+        None => Bodies::One,
+        Some(b) => match b.get_ref() {
+            RawBodies::Count(1) => Bodies::One,
+            RawBodies::Count(4) => Bodies::Four,
+            RawBodies::Word(w) if w == "each" => Bodies::Each,
+            _ => {
+                return Err(loc.at(b.span(), "listener_bodies", "allowed 1, 4 or \"each\"".into()));
+            }
+        },
+    };
+    let burst = match &raw.burst {
+        None => None,
+        Some(b) => {
+            let r = b.get_ref();
+            let burst = Burst {
+                base_rate: loc.range(&r.base_rate, "burst.base_rate", 1, 1_000_000_000)?,
+                spike_factor: loc.range(&r.spike_factor, "burst.spike_factor", 1, 1_000)?,
+                spike_ms: loc.range(&r.spike_ms, "burst.spike_ms", 1, 60_000)?,
+                period_ms: loc.range(&r.period_ms, "burst.period_ms", 1, 600_000)?,
+            };
+            if burst.spike_ms >= burst.period_ms {
+                return Err(loc.at(b.span(), "burst", "spike_ms must be shorter than period_ms".into()));
+            }
+            Some(burst)
+        }
+    };
+    let slow = match &raw.slow {
+        None => None,
+        Some(s) => {
+            let r = s.get_ref();
+            let slow = Slow {
+                count: loc.range(&r.count, "slow.count", 1, MAX_SUBSCRIBERS)?,
+                work_ns: loc.range(&r.work_ns, "slow.work_ns", 1, MAX_WORK_NS)?,
+            };
+            if let Some(&min) = subscribers.iter().min()
+                && slow.count as usize >= min
+            {
+                return Err(loc.at(
+                    s.span(),
+                    "slow.count",
+                    format!("{} slow subscribers leave no fast one among {min}", slow.count),
+                ));
+            }
+            Some(slow)
+        }
+    };
+    let churn = raw
+        .churn
+        .as_ref()
+        .map(|c| Ok(Churn { per_second: loc.range(&c.get_ref().per_second, "churn.per_second", 1, 1_000_000)? }))
+        .transpose()?;
+    let mut bus = BusParams::default();
+    if let Some(b) = &raw.bus {
+        let r = b.get_ref();
+        if let Some(c) = &r.capacity {
+            bus.capacity = loc.range(c, "bus.capacity", 1, MAX_CAPACITY)? as usize;
+        }
+        if let Some(w) = &r.wait {
+            bus.wait = WaitStrategy::from_name(w.get_ref()).ok_or_else(|| {
+                loc.at(w.span(), "bus.wait", format!("{:?}: allowed \"park\", \"yield\" or \"busy_spin\"", w.get_ref()))
+            })?;
+        }
+    }
+
+    Ok(Scenario {
+        name,
+        description: raw.description,
+        origin,
+        sha256: crate::sha256_hex(text.as_bytes()),
+        producers,
+        subscribers,
+        topics,
+        payload,
+        events,
+        listener_work_ns,
+        bodies,
+        oversubscribe: raw.oversubscribe,
+        burst,
+        slow,
+        churn,
+        bus,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
+        parse("test.toml", text, Origin::File("test.toml".into()))
+    }
+
+    fn error(text: &str) -> String {
+        match parse_str(text) {
+            Ok(s) => panic!("expected an error, parsed {s:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let s = parse_str("name = \"x\"\nsubscribers = 3\n").expect("valid");
+        assert_eq!(s.producers, [1]);
+        assert_eq!(s.subscribers, [3]);
+        assert_eq!(s.payload, PayloadKind::Small);
+        assert_eq!(s.bus, BusParams::default());
+        assert_eq!(s.points(), [SweepPoint { producers: 1, subscribers: 3 }]);
+        assert!(s.sweep_params(s.points()[0]).is_empty());
+    }
+
+    #[test]
+    fn sweeps_are_a_cartesian_product() {
+        let s = parse_str("name = \"x\"\nproducers = [1, 2]\nsubscribers = [4, 8, 16]\n").expect("valid");
+        assert_eq!(s.points().len(), 6);
+        assert_eq!(s.sweep_params(s.points()[5]), [("producers", "2".into()), ("subscribers", "16".into())]);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_allowed_keys() {
+        let e = error("name = \"x\"\nsubscribers = 1\nsubscriber = 2\n");
+        assert!(e.contains("test.toml:3:"), "{e}");
+        assert!(e.contains("subscriber"), "{e}");
+        assert!(e.contains("expected one of"), "{e}");
+    }
+
+    #[test]
+    fn zero_subscribers_is_refused_with_the_range() {
+        let e = error("name = \"x\"\nsubscribers = 0\n");
+        assert!(e.contains("test.toml:2:15") && e.contains("`subscribers`") && e.contains("allowed 1 to"), "{e}");
+    }
+
+    #[test]
+    fn absurd_event_counts_are_refused() {
+        let e = error("name = \"x\"\nsubscribers = 1\nevents = 1_000_000_000_000\n");
+        assert!(e.contains("`events`") && e.contains("out of range"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(error("name = \"X Y\"\nsubscribers = 1\n").contains("`name`"));
+        assert!(error("name = \"x\"\nsubscribers = 1\npayload = \"huge\"\n").contains("allowed \"small\""));
+        assert!(error("name = \"x\"\nsubscribers = 1\nlistener_bodies = 3\n").contains("allowed 1, 4"));
+        assert!(error("name = \"x\"\nsubscribers = 1\n[bus]\nwait = \"nap\"\n").contains("`bus.wait`"));
+        assert!(error("name = \"x\"\nsubscribers = [2, 2]\n").contains("twice"));
+        assert!(error("name = \"x\"\nsubscribers = []\n").contains("empty"));
+        assert!(error("name = \"x\"\nsubscribers = 2\n[slow]\ncount = 2\nwork_ns = 5\n").contains("no fast one"));
+        let e = error(
+            "name = \"x\"\nsubscribers = 1\n[burst]\nbase_rate = 1\nspike_factor = 2\nspike_ms = 9\nperiod_ms = 5\n",
+        );
+        assert!(e.contains("shorter"), "{e}");
+    }
+
+    #[test]
+    fn hostile_input_is_an_error_not_a_panic() {
+        for text in [
+            "",
+            "\u{0}",
+            "name = ",
+            "[[[",
+            "name = \"x\"\nsubscribers = \"many\"\n",
+            "name = \"x\"\nsubscribers = -1\n",
+            "name = \"x\"\nsubscribers = 1e9\n",
+            "name = \"x\"\nsubscribers = 1\n[bus]\ncapacity = 99999999999999999999\n",
+            "name = \"<script>alert(1)</script>\"\nsubscribers = 1\n",
+        ] {
+            assert!(parse_str(text).is_err(), "accepted {text:?}");
+        }
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let e = error("name = \"x\"\n");
+        assert!(e.contains("subscribers"), "{e}");
+    }
+}
