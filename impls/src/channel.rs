@@ -73,8 +73,11 @@
 //!   its listener); `try_publish` never blocks and is
 //!   all-or-nothing: either every accepting subscriber gets the event or none
 //!   does and it is handed back in `Full`.
-//! - **Allocations per event:** none of the bus's own at steady state (the
-//!   channels are preallocated arrays): 0 for `SmallEvent`; for `HeavyEvent`,
+//! - **Allocations per event:** almost none of the bus's own at steady state
+//!   (the channels are preallocated arrays), but not exactly zero for
+//!   `SmallEvent`: a consumer that parks registers with crossbeam's `Select`,
+//!   which now and then allocates (`tests/allocations.rs` prints the rate), so
+//!   zero is not claimed; for `HeavyEvent`,
 //!   n − 1 deep clones via `publish` and n via `publish_clone` (one clone
 //!   plus n − 1) for n accepting subscribers, each clone 7–9 allocations.
 //!   Subscribe allocates (channel, snapshot copy).
@@ -114,7 +117,7 @@ impl Strategy for Channel {
         dynamic_subscribe: true,
         native_topics: false,
         panics: PanicPolicy::Isolated,
-        zero_alloc_small: true,
+        zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: false,
     };
