@@ -102,6 +102,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         os: os(),
         crate_versions,
         scenario_hashes: scenarios.iter().map(|s| (s.name.clone(), s.sha256.clone())).collect(),
+        scenario_descriptions: scenarios.iter().map(|s| (s.name.clone(), s.description.clone())).collect(),
         harness_overhead_ns: None,
         buses: buses(),
     }

@@ -46,6 +46,10 @@ pub struct RunMeta {
     pub crate_versions: BTreeMap<String, String>,
     /// SHA-256 of each scenario file used (name → hash).
     pub scenario_hashes: BTreeMap<String, String>,
+    /// Each scenario's description (name → text from its file), for the
+    /// report. Empty in runs stored before it was recorded.
+    #[serde(default)]
+    pub scenario_descriptions: BTreeMap<String, String>,
     /// Harness overhead per event measured with a no-op bus, ns.
     pub harness_overhead_ns: Option<f64>,
     /// The buses of this build as they describe themselves (summary,
