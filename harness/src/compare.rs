@@ -21,10 +21,12 @@ The rule (thresholds, Mann–Whitney U, noise bands) is written out in the docs 
 buslab_reports::regression (cargo doc -p buslab-reports --open).")]
 pub(crate) struct CompareArgs {
     /// The baseline run id (or a unique prefix); default: the run before
-    /// the new one on the same machine.
+    /// the new one on the same machine with the same label (so never an
+    /// A/A run of `buslab noise` for an ordinary run).
     #[arg(long, value_name = "ID")]
     base: Option<String>,
-    /// The run to judge (id or unique prefix); default: the latest run.
+    /// The run to judge (id or unique prefix); default: the latest
+    /// ordinary run (not a run of `buslab noise`).
     #[arg(long, value_name = "ID")]
     new: Option<String>,
     /// Also write the verdicts as Markdown to FILE (a CI job summary).
@@ -66,9 +68,14 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
     let new = store.load_run(&new_id)?;
     if base.meta.machine != new.meta.machine {
         eprintln!(
-            "buslab: note: the base run was made on `{}` and the new run on `{}`: wall-clock changes may be the machines'",
+            "buslab: note: the base run was made on `{}` and the new run on `{}`: only deterministic counts are compared",
             base.meta.machine, new.meta.machine
         );
+    }
+    for (run, role) in [(&base, "base"), (&new, "new")] {
+        if let Some(group) = run.meta.noise_group() {
+            eprintln!("buslab: note: the {role} run `{}` is an A/A run of noise group `{group}`", run.meta.id);
+        }
     }
     if base.meta.quick != new.meta.quick {
         eprintln!("buslab: note: only one of the two runs is a --quick run: its trials are fewer and shorter");
@@ -90,7 +97,7 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
 }
 
 /// Parses `METRIC=PERCENT` into the metric's slug and a fraction.
-fn parse_threshold(arg: &str) -> Result<(String, f64), String> {
+pub(crate) fn parse_threshold(arg: &str) -> Result<(String, f64), String> {
     let known = || regression::METRICS.iter().map(|m| m.slug).collect::<Vec<_>>().join(", ");
     let (slug, percent) = arg.split_once('=').ok_or_else(|| format!("expected METRIC=PERCENT, got `{arg}`"))?;
     if !regression::METRICS.iter().any(|m| m.slug == slug) {

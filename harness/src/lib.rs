@@ -34,6 +34,7 @@ pub mod meta;
 pub mod probe;
 pub mod reference;
 pub mod runner;
+pub mod shard;
 pub mod stats;
 pub mod store;
 pub mod summary;

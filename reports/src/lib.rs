@@ -11,8 +11,10 @@
 //!   [`regression::compare`], which applies it to two runs.
 //! - [`stats`]: the statistics it uses (Mann–Whitney U, the Q3 + 3·IQR
 //!   noise band).
-//! - [`render`]: a comparison as Markdown (CI job summaries) and as a
-//!   terminal table.
+//! - [`noise`]: noise calibration from A/A runs (`buslab noise`): the
+//!   spread of each metric and the false-positive rate of the rule.
+//! - [`render`]: a comparison or a calibration as Markdown (CI job
+//!   summaries) and as a terminal table.
 //!
 //! # Dependencies and why
 //! - `libm`: `erfc` for the normal approximation of the Mann–Whitney U
@@ -30,6 +32,7 @@
 //! Ours is exact for small samples without ties and has property tests.
 #![deny(missing_docs)]
 
+pub mod noise;
 pub mod regression;
 pub mod render;
 pub mod stats;

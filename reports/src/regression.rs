@@ -80,7 +80,19 @@
 //! used. [`Change::history`] says how many changes the band came from (0
 //! for the default).
 //!
+//! # Cells measured on different machines
+//! A wall-clock figure says as much about the machine as about the code,
+//! so the wall-clock metrics (throughput and latency) of a cell are only
+//! compared when both runs measured the cell on the same machine: the
+//! cell's own [`CellResult::machine`] (a shard imported from another
+//! machine) or else its run's [`RunMeta::machine`]. Otherwise the cell is
+//! listed in [`Comparison::other_machine`] and only its deterministic
+//! counts are judged. Likewise the noise band learns only from past values
+//! measured on the machine of the compared cells.
+//!
 //! [`CellKey::name`]: buslab_scenarios::results::CellKey::name
+//! [`CellResult::machine`]: buslab_scenarios::results::CellResult::machine
+//! [`RunMeta::machine`]: buslab_scenarios::results::RunMeta::machine
 //! [`Instructions::multithreaded`]: buslab_scenarios::results::Instructions::multithreaded
 //! [`Estimate::samples`]: buslab_scenarios::results::Estimate::samples
 
@@ -302,6 +314,18 @@ pub struct Missing {
     pub in_base: bool,
 }
 
+/// A compared cell measured on different machines in the two runs: its
+/// wall-clock metrics were not compared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OtherMachine {
+    /// The cell's name.
+    pub cell: String,
+    /// The machine that measured it in the base run.
+    pub base: String,
+    /// The machine that measured it in the new run.
+    pub new: String,
+}
+
 /// The comparison of two runs: every change, significant or not.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
@@ -318,6 +342,9 @@ pub struct Comparison {
     pub unmatched: Vec<Unmatched>,
     /// Metrics measured in one of the runs only.
     pub missing: Vec<Missing>,
+    /// Cells measured on different machines in the two runs, whose
+    /// wall-clock metrics were therefore not compared.
+    pub other_machine: Vec<OtherMachine>,
 }
 
 impl Comparison {
@@ -361,9 +388,11 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
     past.sort_by(|a, b| (&a.meta.started_at, &a.meta.id).cmp(&(&b.meta.started_at, &b.meta.id)));
     let history_runs = past.len();
     past.push(base);
-    // Each past run's cells by name, in start order, base last.
-    let past: Vec<HashMap<String, &CellResult>> =
-        past.iter().map(|run| run.cells.iter().map(|c| (c.key.name(), c)).collect()).collect();
+    // Each past run's machine and cells by name, in start order, base last.
+    let past: Vec<PastRun<'_>> = past
+        .iter()
+        .map(|run| (run.meta.machine.as_str(), run.cells.iter().map(|c| (c.key.name(), c)).collect()))
+        .collect();
 
     let base_cells: HashMap<String, &CellResult> = base.cells.iter().map(|c| (c.key.name(), c)).collect();
     let new_names: Vec<String> = new.cells.iter().map(|c| c.key.name()).collect();
@@ -374,6 +403,7 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
         changes: Vec::new(),
         unmatched: Vec::new(),
         missing: Vec::new(),
+        other_machine: Vec::new(),
     };
     for name in base.cells.iter().map(|c| c.key.name()) {
         if !new_names.contains(&name) {
@@ -393,10 +423,22 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
             });
             continue;
         }
+        let (base_machine, new_machine) = (b.measured_on(&base.meta.machine), n.measured_on(&new.meta.machine));
+        let same_machine = base_machine == new_machine;
+        if !same_machine {
+            comparison.other_machine.push(OtherMachine {
+                cell: name.clone(),
+                base: base_machine.to_owned(),
+                new: new_machine.to_owned(),
+            });
+        }
         for metric in &METRICS {
+            if !same_machine && metric.kind != Kind::Deterministic {
+                continue;
+            }
             match (value(b, metric.slug), value(n, metric.slug)) {
                 (Some(bv), Some(nv)) => {
-                    let change = judge(name, metric, b, n, bv, nv, &past, config);
+                    let change = judge(name, metric, b, n, bv, nv, (&past, new_machine), config);
                     comparison.changes.push(change);
                 }
                 (Some(_), None) => {
@@ -412,7 +454,12 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
     comparison
 }
 
-/// Judges one metric of one matched cell.
+/// A past run as the noise band reads it: its machine, and its cells by
+/// name.
+type PastRun<'a> = (&'a str, HashMap<String, &'a CellResult>);
+
+/// Judges one metric of one matched cell; `past` is the history and the
+/// machine that measured the compared cells.
 #[allow(clippy::too_many_arguments)]
 fn judge(
     name: &str,
@@ -421,7 +468,7 @@ fn judge(
     n: &CellResult,
     base: f64,
     new: f64,
-    past: &[HashMap<String, &CellResult>],
+    past: (&[PastRun<'_>], &str),
     config: &Thresholds,
 ) -> Change {
     let ratio = ratio(base, new);
@@ -493,12 +540,17 @@ fn ratio(base: f64, new: f64) -> f64 {
 fn noise_band(
     name: &str,
     slug: &str,
-    past: &[HashMap<String, &CellResult>],
+    (past, machine): (&[PastRun<'_>], &str),
     config: &Thresholds,
 ) -> Option<(f64, usize)> {
     let values: Vec<f64> = past
         .iter()
-        .filter_map(|cells| cells.get(name).filter(|c| c.status == CellStatus::Ok).and_then(|c| value(c, slug)))
+        .filter_map(|(run_machine, cells)| {
+            cells
+                .get(name)
+                .filter(|c| c.status == CellStatus::Ok && c.measured_on(run_machine) == machine)
+                .and_then(|c| value(c, slug))
+        })
         .collect();
     if values.len() < config.min_history.max(2) {
         return None;
@@ -828,6 +880,62 @@ mod tests {
         assert!(c.missing.iter().all(|m| m.in_base && m.cell == "spsc/ring_buffer"));
         assert_eq!(c.cells_compared(), 1);
         assert!(!c.has_regression(), "a failed cell is listed, not judged");
+    }
+
+    const WALL_CLOCK: [&str; 4] = ["throughput", "latency-p50", "latency-p99", "latency-p999"];
+
+    #[test]
+    fn wall_clock_metrics_of_cells_measured_on_other_machines_are_not_compared() {
+        // The channel cell came from a shard measured on another machine,
+        // 40% slower there, with 10% more instructions.
+        let new = doctored(|c| {
+            c.machine = Some("box-b".to_owned());
+            c.throughput.as_mut().expect("measured").events_per_sec = trials(2.1e6);
+            c.latency = vec![latency(480)];
+            c.instructions.as_mut().expect("measured").ir_per_event *= 1.10;
+        });
+        let c = compared(&new);
+        assert_eq!(
+            c.other_machine,
+            vec![OtherMachine { cell: "spsc/channel".to_owned(), base: String::new(), new: "box-b".to_owned() }]
+        );
+        let channel: Vec<&Change> = c.changes.iter().filter(|ch| ch.cell == "spsc/channel").collect();
+        assert!(channel.iter().all(|ch| !WALL_CLOCK.contains(&ch.metric)), "{channel:?}");
+        assert_eq!(channel.len(), METRICS.len() - WALL_CLOCK.len());
+        assert_eq!(the(&c, "instructions-per-event").verdict, Verdict::Regression, "counts are still judged");
+        assert_eq!(c.count(Verdict::Regression), 1);
+        // The other cell, measured on the run's machine in both, is compared in full.
+        assert_eq!(c.changes.iter().filter(|ch| ch.cell == "spsc/fixed_array").count(), METRICS.len());
+        // Naming the run's own machine is the same as naming none.
+        let same = doctored(|c| c.machine = Some(String::new()));
+        assert!(compared(&same).other_machine.is_empty());
+        // Whole runs on different machines: no wall-clock metric compared.
+        let mut elsewhere = doctored(|_| {});
+        elsewhere.meta.machine = "box-b".to_owned();
+        let c = compared(&elsewhere);
+        assert_eq!(c.other_machine.len(), 2);
+        assert!(c.changes.iter().all(|ch| !WALL_CLOCK.contains(&ch.metric)));
+        assert!(!c.changes.is_empty() && c.significant().is_empty());
+    }
+
+    #[test]
+    fn the_noise_band_learns_only_from_the_compared_machine() {
+        let new = doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.975e6));
+        // Twelve loud past runs, but made on another machine: not this
+        // cell's noise, so the default band applies and 15% is a regression.
+        let mut past = history(12, 0.10);
+        for r in &mut past {
+            r.meta.machine = "box-b".to_owned();
+        }
+        let ch = the(&compare(&base(), &new, &past, &Thresholds::default()), "throughput").clone();
+        assert_eq!((ch.history, ch.threshold, ch.verdict), (0, 0.05, Verdict::Regression));
+        // The same runs with their cells measured here (a shard imported
+        // from this machine) count.
+        for r in &mut past {
+            r.cells[0].machine = Some(String::new());
+        }
+        let ch = the(&compare(&base(), &new, &past, &Thresholds::default()), "throughput").clone();
+        assert_eq!((ch.history, ch.verdict), (12, Verdict::Noise));
     }
 
     #[test]
