@@ -25,6 +25,15 @@ github_only() { note "skipped outside GitHub Actions: $*"; }
 # True inside a GitHub Actions job.
 on_github() { [ "${GITHUB_ACTIONS:-}" = true ]; }
 
+# GitHub-hosted runners are new virtual machines every job, with new host
+# names: name the machine by its class (image, CPU model, cores) so that
+# runs on the same class of runner count as the same machine (buslab reads
+# BUSLAB_MACHINE). A self-hosted runner keeps its host name unless set.
+if on_github && [ -z "${BUSLAB_MACHINE:-}" ] && [ "${RUNNER_ENVIRONMENT:-}" = github-hosted ]; then
+  BUSLAB_MACHINE="github-hosted ${ImageOS:-runner} / $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') / $(nproc) cores"
+  export BUSLAB_MACHINE
+fi
+
 # `summary FILE`: appends FILE to the job summary on GitHub; prints where
 # it is otherwise.
 summary() {

@@ -132,12 +132,6 @@ do_run_id() {
 do_shard() {
   local index="${1:?shard index}" count="${2:?shard count}" id
   id=$(run_id)
-  if on_github && [ -z "${BUSLAB_MACHINE:-}" ]; then
-    # Hosted runners are new virtual machines every night: name the class
-    # (image, CPU model, cores) so that nights on the same class compare.
-    BUSLAB_MACHINE="github-hosted ${ImageOS:-runner} / $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') / $(nproc) cores"
-    export BUSLAB_MACHINE
-  fi
   step "shard $index/$count of run $id"
   mkdir -p "$work/shards"
   local store="$work/shards/shard-$index.sqlite"
@@ -157,6 +151,13 @@ do_restore() {
     return
   fi
   local repo="$work/results-repo" known file id imported=0
+  if [ -f "$db" ] && ! buslab runs --db "$db" >/dev/null 2>&1; then
+    # A store restored from a cache that does not open is rebuilt from the
+    # branch, which is the record; the file is kept aside for a post-mortem.
+    note "$db does not open: rebuilding it from the branch (kept as $db.broken)"
+    mv "$db" "$db.broken"
+    rm -f "$db-wal" "$db-shm"
+  fi
   known=""
   if [ -f "$db" ]; then
     known=$(buslab runs --json --db "$db" | python3 -c 'import json,sys; print("\n".join(r["meta"]["id"] for r in json.load(sys.stdin)))')
