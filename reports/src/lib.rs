@@ -30,6 +30,8 @@
 //! Ours is exact for small samples without ties and has property tests.
 #![deny(missing_docs)]
 
+pub mod charts;
+pub mod flame;
 pub mod regression;
 pub mod render;
 pub mod stats;
