@@ -256,27 +256,51 @@ pub(crate) fn clean(text: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        let ok = matches!(c, '\t' | '\n' | '\r') || !(c.is_control() || c == '\u{fffe}' || c == '\u{ffff}');
-        out.push(if ok { c } else { '\u{fffd}' });
+        out.push(if xml_char(c) { c } else { '\u{fffd}' });
     }
     out
 }
 
+/// Whether XML 1.0 can carry `c` (it cannot carry most C0 controls, nor
+/// U+FFFE and U+FFFF).
+fn xml_char(c: char) -> bool {
+    !((c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{fffe}' || c == '\u{ffff}')
+}
+
 /// Appends `text` to `out` escaped for XML text and attribute values, with
-/// the characters XML cannot carry replaced.
+/// the characters XML cannot carry replaced by `�`.
 pub(crate) fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
+    // Copy the runs between special characters whole: tooltips are most of
+    // a trend chart's text.
+    let bytes = text.as_bytes();
+    let mut run = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (replacement, len): (&str, usize) = match b {
+            b'<' => ("&lt;", 1),
+            b'>' => ("&gt;", 1),
+            b'&' => ("&amp;", 1),
+            b'"' => ("&quot;", 1),
+            b'\'' => ("&apos;", 1),
+            b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            0..=0x1f => ("\u{fffd}", 1),
+            // U+FFFE and U+FFFF are EF BF BE and EF BF BF.
+            0xef if matches!(bytes.get(i + 1..i + 3), Some([0xbf, 0xbe | 0xbf])) => ("\u{fffd}", 3),
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&text[run..i]);
+        out.push_str(replacement);
+        i += len;
+        run = i;
     }
+    out.push_str(&text[run..]);
 }
 
 /// Writes `v` with three significant digits in `unit`: `1.23 M`, `350 k`,
@@ -524,11 +548,21 @@ pub(crate) fn v_whisker(root: &Root<'_>, top: (i32, i32), bottom: (i32, i32), ca
 
 /// `"value"`, or `"value (95% CI lower – upper)"` when the CI is known.
 pub(crate) fn value_with_ci(value: f64, lower: Option<f64>, upper: Option<f64>, unit: Unit) -> String {
-    let mut s = format_value(value, unit);
-    if let (Some(lo), Some(hi)) = (lower, upper) {
-        let _ = write!(s, " (95% CI {} – {})", format_value(lo, unit), format_value(hi, unit));
-    }
+    let mut s = String::with_capacity(40);
+    write_value_with_ci(&mut s, value, lower, upper, unit);
     s
+}
+
+/// [`value_with_ci`] appending to `s`.
+pub(crate) fn write_value_with_ci(s: &mut String, value: f64, lower: Option<f64>, upper: Option<f64>, unit: Unit) {
+    scale::write_sig(s, value, unit);
+    if let (Some(lo), Some(hi)) = (lower, upper) {
+        s.push_str(" (95% CI ");
+        scale::write_sig(s, lo, unit);
+        s.push_str(" – ");
+        scale::write_sig(s, hi, unit);
+        s.push(')');
+    }
 }
 
 /// A CI bound only if finite.
@@ -640,6 +674,119 @@ pub(crate) mod tests {
         }
     }
 
+    /// Render times, for the record (not a pass/fail check): run with
+    /// `cargo test --release -p buslab-reports --lib render_speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "prints timings; run in release"]
+    fn render_speed() {
+        use std::hint::black_box;
+        use std::time::Instant;
+        // CPU time of this thread, ns (Linux): on a machine shared with other
+        // work, wall time also counts the time the thread waited for a core.
+        fn thread_cpu_ns() -> Option<u64> {
+            let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+            stat.split_whitespace().next()?.parse().ok()
+        }
+        // RENDER_SPEED_ONLY=trend times one chart kind alone (for a profiler).
+        let only = std::env::var("RENDER_SPEED_ONLY").unwrap_or_default();
+        let time = |name: &str, runs: u32, f: &mut dyn FnMut() -> usize| {
+            if !name.starts_with(only.as_str()) {
+                return;
+            }
+            let mut bytes = 0;
+            for _ in 0..runs.min(20) {
+                bytes = black_box(f());
+            }
+            // Ten batches; the fastest batch's mean is the least disturbed
+            // by other processes on a shared machine, the median is typical.
+            let cpu_start = thread_cpu_ns();
+            let mut batches: Vec<f64> = (0..10)
+                .map(|_| {
+                    let start = Instant::now();
+                    for _ in 0..runs / 10 {
+                        black_box(f());
+                    }
+                    start.elapsed().as_secs_f64() / f64::from(runs / 10)
+                })
+                .collect();
+            let cpu =
+                thread_cpu_ns().zip(cpu_start).map(|(end, start)| (end - start) as f64 / f64::from(runs / 10 * 10));
+            batches.sort_by(f64::total_cmp);
+            let (best, median) = (batches[0], batches[5]);
+            let cpu = cpu.map_or("n/a".to_string(), |ns| format!("{:.1} µs", ns / 1e3));
+            println!(
+                "{name:<40} cpu {cpu:>9}, wall best {:>7.1} µs, median {:>7.1} µs  ({bytes} bytes)",
+                best * 1e6,
+                median * 1e6
+            );
+        };
+        let day = 86_400;
+        let year: Vec<TrendPoint> = (0..365)
+            .map(|i| {
+                let value = 1.2e6 + f64::from(i % 17) * 1e4;
+                TrendPoint {
+                    time: 1_767_225_600 + i64::from(i) * day,
+                    value,
+                    lower: Some(value * 0.98),
+                    upper: Some(value * 1.02),
+                    marker: if i % 90 == 3 { Marker::Regression } else { Marker::None },
+                    tooltip: format!("2026-01-01 · 1a2b3c{i} · {} events/s", format_value(value, Unit::Si)),
+                }
+            })
+            .collect();
+        let axis = Axis::new("throughput (events/s)");
+        time("trend, 365 points with CI and band", 300, &mut || {
+            trend("trend", &axis, &year, Some((1.1e6, 1.3e6))).expect("draws").len()
+        });
+        let bars_data: Vec<Bar> = (0..10)
+            .map(|i| Bar {
+                label: format!("bus-number-{i}"),
+                value: f64::from(i + 1) * 1e6,
+                lower: Some(f64::from(i + 1) * 0.9e6),
+                upper: Some(f64::from(i + 1) * 1.1e6),
+                peer: i == 9,
+            })
+            .collect();
+        time("bars, 10 bars with CI", 1000, &mut || bars("bars", &axis, &bars_data).expect("draws").len());
+        let series: Vec<Series> = (0..8)
+            .map(|s| Series {
+                label: format!("bus-{s}"),
+                points: [1.0, 4.0, 16.0, 64.0, 256.0, 500.0]
+                    .iter()
+                    .map(|&x| Point { x, y: 1e7 / x, lower: Some(0.9e7 / x), upper: Some(1.1e7 / x) })
+                    .collect(),
+                peer: false,
+            })
+            .collect();
+        let (x_axis, y_axis) = (Axis::new("subscribers").log(), Axis::new("events/s").log());
+        time("scaling, 8 series × 6 points", 1000, &mut || {
+            scaling("s", &x_axis, &y_axis, &series).expect("draws").len()
+        });
+        let spec: Vec<Series> = (0..8)
+            .map(|s| Series {
+                label: format!("bus-{s}"),
+                points: [0.5, 0.9, 0.99, 0.999, 0.9999, 1.0]
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &x)| Point { x, y: 500.0 * 3f64.powi(k as i32), lower: None, upper: None })
+                    .collect(),
+                peer: false,
+            })
+            .collect();
+        time("spectrum, 8 series × 6 percentiles", 1000, &mut || spectrum("p", &spec).expect("draws").len());
+        let buckets: Vec<(u64, u64, u64)> = (1..3000u64).map(|i| (i * 100, i * 100 + 99, 1 + i % 13)).collect();
+        time("histogram, 3000 buckets merged to 60", 1000, &mut || histogram("h", &buckets).expect("draws").len());
+        let folded: String = (0..200)
+            .map(|i| {
+                format!("main;buslab::run;module{m}::function{i};inner{j} {c}\n", m = i % 7, j = i % 3, c = 1 + i % 50)
+            })
+            .collect();
+        time("flame graph, 200 stacks", 100, &mut || crate::flame::flamegraph(&folded, "f").expect("draws").len());
+        time("differential flame graph, 200 stacks", 100, &mut || {
+            crate::flame::differential(&folded, &folded, "d").expect("draws").len()
+        });
+    }
+
     #[test]
     fn clean_replaces_control_characters_and_cuts() {
         assert_eq!(clean("a\u{1}b", 10), "a\u{fffd}b");
@@ -650,8 +797,43 @@ pub(crate) mod tests {
     #[test]
     fn escape_into_escapes_markup() {
         let mut s = String::new();
-        escape_into(&mut s, "<script>alert('x' & \"y\")</script>\u{0}");
-        assert_eq!(s, "&lt;script&gt;alert(&apos;x&apos; &amp; &quot;y&quot;)&lt;/script&gt;\u{fffd}");
+        escape_into(&mut s, "<script>alert('x' & \"y\")</script>\u{0}µ\u{ffff}\u{fffe}\u{fffd}\t");
+        assert_eq!(
+            s,
+            "&lt;script&gt;alert(&apos;x&apos; &amp; &quot;y&quot;)&lt;/script&gt;\u{fffd}µ\u{fffd}\u{fffd}\u{fffd}\t"
+        );
+    }
+
+    #[test]
+    fn every_chart_escapes_markup_from_user_text() {
+        let evil = "<script>alert('x')</script> & \u{1}";
+        let axis = Axis::new(evil);
+        let point = Point { x: 0.5, y: 10.0, lower: Some(9.0), upper: Some(11.0) };
+        let series = [
+            Series { label: evil.into(), points: vec![point], peer: false },
+            Series { label: evil.into(), points: vec![point], peer: true },
+        ];
+        let trend_point = TrendPoint {
+            time: 0,
+            value: 1.0,
+            lower: Some(0.5),
+            upper: Some(2.0),
+            marker: Marker::None,
+            tooltip: evil.into(),
+        };
+        let charts = [
+            bars(evil, &axis, &[Bar { label: evil.into(), value: 1.0, lower: None, upper: None, peer: true }]),
+            scaling(evil, &axis, &axis, &series),
+            spectrum(evil, &series),
+            histogram(evil, &[(1, 2, 3)]),
+            trend(evil, &axis, &[trend_point], Some((0.0, 1.0))),
+            Ok(no_data(evil)),
+        ];
+        for chart in charts {
+            let svg = chart.expect("draws");
+            check(&svg, &["<script>alert('x')</script> & \u{fffd}"]);
+            assert!(!svg.contains("<script"), "{svg}");
+        }
     }
 
     #[test]

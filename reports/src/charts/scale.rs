@@ -7,6 +7,7 @@
 
 use super::{CHAR_W, Unit};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use std::fmt::Write as _;
 use std::ops::Range;
 
 /// The plotters coordinate of a [`Scale`]: linear over `lo..hi` with the
@@ -280,15 +281,25 @@ fn fixed_labels(ticks: &[f64], step: f64, unit: Unit) -> Vec<String> {
 /// `v` with three significant digits, trailing zeros trimmed: `1.23 M`,
 /// `350 k`, `0.25`, `12.5 µs`, `1 k`. Zero is `0`, non-finite `n/a`.
 pub(crate) fn format_sig(v: f64, unit: Unit) -> String {
+    let mut s = String::with_capacity(12);
+    write_sig(&mut s, v, unit);
+    s
+}
+
+/// [`format_sig`] appending to `s`.
+pub(crate) fn write_sig(s: &mut String, v: f64, unit: Unit) {
     if !v.is_finite() {
-        return "n/a".to_string();
+        s.push_str("n/a");
+        return;
     }
     if v == 0.0 {
-        return if unit == Unit::Nanoseconds { "0 ns".to_string() } else { "0".to_string() };
+        s.push_str(if unit == Unit::Nanoseconds { "0 ns" } else { "0" });
+        return;
     }
     let a = v.abs();
     if unit == Unit::Si && a < 1e-6 {
-        return format!("{v:.2e}");
+        let _ = write!(s, "{v:.2e}");
+        return;
     }
     // Round to three significant digits first, so that 999.96 becomes 1 k.
     let e = a.log10().floor() as i32;
@@ -297,14 +308,24 @@ pub(crate) fn format_sig(v: f64, unit: Unit) -> String {
     let (scale, symbol) = prefix(rounded, unit);
     let scaled = rounded / scale;
     let digits = scaled.abs().log10().floor() as i32;
-    let decimals = (2 - digits).clamp(0, 12) as usize;
-    let mut s = format!("{scaled:.decimals$}");
-    if s.contains('.') {
-        let trimmed = s.trim_end_matches('0').trim_end_matches('.').len();
-        s.truncate(trimmed);
+    let decimals = (2 - digits).clamp(0, 9) as u32;
+    // Integer arithmetic: float formatting with a precision is slow, and
+    // tooltips format three values per point.
+    let pow = 10u64.pow(decimals);
+    let mantissa = (scaled.abs() * pow as f64).round() as u64;
+    let (int, mut frac, mut width) = (mantissa / pow, mantissa % pow, decimals as usize);
+    if v < 0.0 {
+        s.push('-');
+    }
+    let _ = write!(s, "{int}");
+    if frac != 0 {
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        let _ = write!(s, ".{frac:0width$}");
     }
     s.push_str(symbol);
-    s
 }
 
 #[cfg(test)]
@@ -320,6 +341,11 @@ mod tests {
         assert_eq!(format_sig(12.0, Unit::Si), "12");
         assert_eq!(format_sig(-4_500.0, Unit::Si), "-4.5 k");
         assert_eq!(format_sig(0.0, Unit::Si), "0");
+        assert_eq!(format_sig(0.001234, Unit::Si), "0.00123");
+        assert_eq!(format_sig(-0.5, Unit::Si), "-0.5");
+        assert_eq!(format_sig(1.5e-7, Unit::Si), "1.50e-7");
+        assert_eq!(format_sig(99.95, Unit::Si), "100");
+        assert_eq!(format_sig(1.05e9, Unit::Si), "1.05 G");
         assert_eq!(format_sig(f64::NAN, Unit::Si), "n/a");
         assert_eq!(format_sig(850.0, Unit::Nanoseconds), "850 ns");
         assert_eq!(format_sig(12_000.0, Unit::Nanoseconds), "12 µs");

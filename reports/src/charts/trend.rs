@@ -4,7 +4,7 @@
 use super::scale::{Fit, Scale};
 use super::{
     Axis, ChartError, DrawResult, GREEN, LegendEntry, Marker, RED, Swatch, TrendPoint, color, draw, draw_legend,
-    finite, plot_box, triangle, v_whisker, value_with_ci,
+    finite, plot_box, triangle, v_whisker, write_value_with_ci,
 };
 use plotters::prelude::*;
 
@@ -124,13 +124,21 @@ pub fn trend(title: &str, axis: &Axis, points: &[TrendPoint], band: Option<(f64,
         let spacing =
             if pixels.len() > 1 { (pixels[pixels.len() - 1].0 - pixels[0].0) / (pixels.len() as i32 - 1) } else { 16 };
         let radius = (spacing / 2).clamp(3, 8);
+        let mut tip = String::with_capacity(128);
         for (p, &at) in points.iter().zip(&pixels) {
             match p.marker {
-                Marker::Regression => root.draw(&triangle((at.0, at.1 - 11), 6, true, RED))?,
-                Marker::Improvement => root.draw(&triangle((at.0, at.1 + 11), 6, false, GREEN))?,
+                Marker::Regression => {
+                    root.draw(&triangle((at.0, at.1 - 11), 8, true, WHITE))?;
+                    root.draw(&triangle((at.0, at.1 - 11), 6, true, RED))?;
+                }
+                Marker::Improvement => {
+                    root.draw(&triangle((at.0, at.1 + 11), 8, false, WHITE))?;
+                    root.draw(&triangle((at.0, at.1 + 11), 6, false, GREEN))?;
+                }
                 Marker::None => {}
             }
-            overlay.circle(at, radius, &tooltip(p, axis));
+            tooltip(&mut tip, p, axis);
+            overlay.circle(at, radius, &tip);
         }
         if legend {
             draw_legend(root, (left, top - 26), false, &entries)?;
@@ -141,22 +149,24 @@ pub fn trend(title: &str, axis: &Axis, points: &[TrendPoint], band: Option<(f64,
 
 /// The point's hover text: the caller's, else the date and value; then the
 /// CI and the verdict.
-fn tooltip(p: &TrendPoint, axis: &Axis) -> String {
-    let mut tip = if p.tooltip.is_empty() {
-        format!("{} · {}", date_time(p.time), super::format_value(p.value, axis.unit))
+fn tooltip(tip: &mut String, p: &TrendPoint, axis: &Axis) {
+    tip.clear();
+    if p.tooltip.is_empty() {
+        tip.push_str(&date_time(p.time));
+        tip.push_str(" · ");
+        super::scale::write_sig(tip, p.value, axis.unit);
     } else {
-        p.tooltip.clone()
-    };
+        tip.push_str(&p.tooltip);
+    }
     if let (Some(_), Some(_)) = (finite(p.lower), finite(p.upper)) {
         tip.push('\n');
-        tip.push_str(&value_with_ci(p.value, finite(p.lower), finite(p.upper), axis.unit));
+        write_value_with_ci(tip, p.value, finite(p.lower), finite(p.upper), axis.unit);
     }
     match p.marker {
         Marker::Regression => tip.push_str("\n▼ regression"),
         Marker::Improvement => tip.push_str("\n▲ improvement"),
         Marker::None => {}
     }
-    tip
 }
 
 const DAY: i64 = 86_400;
