@@ -393,7 +393,8 @@ where
         let (x_coord, y_coord) = (x.coord(), y.coord());
         let mut chart = ChartBuilder::on(&area)
             .margin_top(layout.top)
-            .margin_right(layout.right)
+            // The last x tick label is centred on the right edge: room for its half.
+            .margin_right(layout.right.max(x.label_width() / 2 + 6))
             .margin_left(6)
             .margin_bottom(4)
             .x_label_area_size(layout.x_label_area)

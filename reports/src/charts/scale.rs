@@ -216,7 +216,15 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
     let ticks = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
     if ticks.len() >= 3 {
-        return ticks;
+        // 80, 90, 100 crowd together on a log axis: keep ticks a tenth of the axis apart.
+        let gap = (hi - lo) / 10.0;
+        let mut kept: Vec<f64> = Vec::with_capacity(ticks.len());
+        for t in ticks {
+            if kept.last().is_none_or(|last| t - last >= gap) {
+                kept.push(t);
+            }
+        }
+        return kept;
     }
     let (a, b) = (10f64.powf(lo), 10f64.powf(hi));
     let step = nice_step((b - a) / 4.0);
@@ -384,6 +392,13 @@ mod tests {
         assert_eq!(s.to_plot(100.0), 2.0);
         assert!(s.ticks.contains(&1.0) && s.ticks.contains(&3.0), "{:?}", s.ticks);
         assert_eq!(s.tick_label(3.0), "1 k");
+    }
+
+    #[test]
+    fn log_ticks_do_not_crowd() {
+        let s = Scale::fit([70.0, 400.0], Fit::new(true, Unit::Nanoseconds));
+        assert!(s.ticks.windows(2).all(|w| w[1] - w[0] >= (s.hi - s.lo) / 10.0), "{:?}", s.labels);
+        assert!(s.ticks.len() >= 3, "{:?}", s.labels);
     }
 
     #[test]
