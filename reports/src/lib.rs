@@ -30,6 +30,11 @@
 //! Ours is exact for small samples without ties and has property tests.
 #![deny(missing_docs)]
 
+pub mod format;
+pub mod guide;
 pub mod regression;
 pub mod render;
+pub mod site;
 pub mod stats;
+pub mod trends;
+pub mod verdicts;
