@@ -18,7 +18,7 @@
 //!   - allocations and instructions (counts): the values differ by no more
 //!     than the regression rule's threshold for the metric (1%; 5% for the
 //!     instructions of a cell whose instruction pass ran several threads,
-//!     see [`regression`](crate::regression));
+//!     see [`regression`]);
 //!   - p99 latency, one figure per run without an interval: the values
 //!     differ by no more than the rule's default noise band (5%).
 //!
