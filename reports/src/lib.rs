@@ -53,6 +53,11 @@
 
 pub mod charts;
 pub mod flame;
+pub mod format;
+pub mod guide;
 pub mod regression;
 pub mod render;
+pub mod site;
 pub mod stats;
+pub mod trends;
+pub mod verdicts;
