@@ -8,6 +8,15 @@ pub fn si(value: f64, unit: &str) -> String {
     if unit.is_empty() { number } else { format!("{number} {unit}") }
 }
 
+/// A byte count with an SI prefix: `512 B`, `46.6 kB`, `1.20 MB`.
+pub fn bytes(value: f64) -> String {
+    let text = si_number(value);
+    match text.split_once(' ') {
+        Some((number, prefix)) => format!("{number} {prefix}B"),
+        None => format!("{text} B"),
+    }
+}
+
 /// `value` with an SI prefix and three significant figures, no unit.
 pub fn si_number(value: f64) -> String {
     if !value.is_finite() {
@@ -113,6 +122,8 @@ mod tests {
     #[test]
     fn durations_pick_their_unit() {
         assert_eq!(nanos(512.0), "512 ns");
+        assert_eq!(bytes(46_600.0), "46.6 kB");
+        assert_eq!(bytes(512.0), "512 B");
         assert_eq!(nanos(12_300.0), "12.3 µs");
         assert_eq!(nanos(86_000_000.0), "86.0 ms");
         assert_eq!(nanos(2.5e9), "2.50 s");

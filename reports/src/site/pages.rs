@@ -186,6 +186,8 @@ struct ScenarioMatrix {
 struct CompareSummary {
     base: String,
     regressions: usize,
+    /// Regressions of instruction and allocation counts (the CI gate).
+    counted: usize,
     improvements: usize,
     compared: usize,
 }
@@ -236,6 +238,14 @@ fn index(input: &Input<'_>, groups: &[Group], writer: &mut Writer) -> Result<(),
         compare: input.comparison.map(|c| CompareSummary {
             base: c.base_run.clone(),
             regressions: c.count(Verdict::Regression),
+            counted: c
+                .changes
+                .iter()
+                .filter(|x| {
+                    x.verdict == Verdict::Regression
+                        && matches!(x.method, regression::Method::Deterministic | regression::Method::Multithreaded)
+                })
+                .count(),
             improvements: c.count(Verdict::Improvement),
             compared: c.cells_compared(),
         }),
@@ -519,8 +529,8 @@ fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: 
             .map(|a| {
                 vec![
                     Pair { key: "Allocations per event".into(), value: format::si_number(a.allocs_per_event) },
-                    Pair { key: "Bytes per event".into(), value: format::si(a.bytes_per_event, "B") },
-                    Pair { key: "Peak live heap".into(), value: format::si(a.peak_bytes as f64, "B") },
+                    Pair { key: "Bytes per event".into(), value: format::bytes(a.bytes_per_event) },
+                    Pair { key: "Peak live heap".into(), value: format::bytes(a.peak_bytes as f64) },
                     Pair { key: "Events measured".into(), value: a.events.to_string() },
                 ]
             })
