@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 mod compare;
 mod list;
 mod noise;
+mod report_cmd;
 
 /// The global allocator: the system's, or dhat's when the allocation pass's
 /// child process switches it on (before it allocates anything it measures).
@@ -144,6 +145,9 @@ enum Command {
     /// commit, then report each metric's spread and how often the
     /// regression rule flags a change that is not there.
     Noise(noise::NoiseArgs),
+    /// Write the static HTML report of a run (default: the latest) with its
+    /// verdict matrix, charts, cell pages, trends, comparison and guide.
+    Report(report_cmd::ReportArgs),
     /// Internal: run one pass of one cell (request on stdin, JSON answer on stdout).
     #[command(hide = true)]
     Probe,
@@ -171,6 +175,13 @@ struct RunArgs {
     /// exit without running anything.
     #[arg(long)]
     plan: bool,
+    /// Do not write the HTML report at the end (`buslab report` writes it
+    /// later).
+    #[arg(long)]
+    no_report: bool,
+    /// Where the report goes; default: `report/` beside the store.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
 }
 
 /// What to run and where to store it: the options `run` and `noise` share.
@@ -261,6 +272,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(4));
             }
         }
+        Command::Report(args) => {
+            let rendered = report_cmd::run(&args)?;
+            writeln!(
+                out,
+                "report: {} ({} files in {:.2} s)",
+                rendered.index.display(),
+                rendered.files,
+                rendered.elapsed.as_secs_f64()
+            )?;
+        }
         Command::Run(args) => {
             let failed = run_command(args, &mut out)?;
             out.flush().context("writing to stdout")?;
@@ -316,6 +337,16 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let plan =
         Plan { scenarios: &scenarios, cells: &cells, runner: &runner, db: &args.matrix.db, quick: args.matrix.quick };
     let outcome = execute(&plan, args.run_id, None, shards, out)?;
+    if !args.no_report {
+        let db = &args.matrix.db;
+        let dir = args.report_dir.clone().unwrap_or_else(|| buslab_harness::report::default_out(db));
+        // The run is stored whatever happens here: a report that cannot be
+        // written is a warning, and `buslab report` can retry.
+        match buslab_harness::report::render(&Store::open(db)?, &outcome.id, &dir) {
+            Ok(rendered) => writeln!(out, "report: {}", rendered.index.display())?,
+            Err(e) => eprintln!("buslab: warning: no report: {e:#}"),
+        }
+    }
     Ok(outcome.failed)
 }
 
