@@ -137,7 +137,8 @@ do_shard() {
   local store="$work/shards/shard-$index.sqlite"
   rm -f "$store" "$store-wal" "$store-shm"
   local status=0
-  buslab run "${suite[@]}" --shard "$index/$count" --run-id "$id" --db "$store" || status=$?
+  # No report per shard: the merged run gets one.
+  buslab run "${suite[@]}" --shard "$index/$count" --run-id "$id" --db "$store" --no-report || status=$?
   # A failed cell (4) is recorded and reported; anything else is an error.
   [ "$status" = 0 ] || [ "$status" = 4 ] || die "buslab run exited $status"
   buslab export --run "$id" --format json --db "$store" >"$work/shards/shard-$index.json"

@@ -137,7 +137,7 @@ bench() {
 
   step "compare (instruction and allocation counts)"
   "$work/buslab-head" compare --base "$base_id" --new pr-head --db "$work/pr.sqlite" \
-    --markdown "$work/compare.md" --fail-on-regression || status=$?
+    --markdown "$work/compare.md" --fail-on-regression --gate deterministic || status=$?
   [ "$status" = 0 ] || [ "$status" = 3 ] || die "buslab compare exited $status"
   {
     printf '## buslab pull-request gate\n\n'

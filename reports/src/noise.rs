@@ -33,7 +33,7 @@
 //!
 //! [`RunMeta::label`]: buslab_scenarios::results::RunMeta::label
 
-use crate::regression::{self, Kind, METRICS, Thresholds, Verdict};
+use crate::regression::{self, Gate, Kind, METRICS, Thresholds, Verdict};
 use crate::stats;
 use buslab_scenarios::results::{CellStatus, Run};
 use serde::Serialize;
@@ -136,6 +136,10 @@ pub struct Calibration {
     /// Pairs in which the rule found at least one regression: how often a
     /// job gated on it would have failed for nothing.
     pub pairs_with_regression: usize,
+    /// Pairs with at least one regression that [`Gate::Deterministic`]
+    /// admits: how often the pull-request gate would have failed for
+    /// nothing.
+    pub pairs_with_deterministic_regression: usize,
     /// Pairs with at least one regression or improvement.
     pub pairs_flagged: usize,
     /// Per metric, in [`METRICS`] order (metrics no cell measured left
@@ -187,7 +191,7 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
 
     let mut compared = [0_usize; METRICS.len()];
     let mut flagged = [0_usize; METRICS.len()];
-    let (mut pairs, mut pairs_with_regression, mut pairs_flagged) = (0, 0, 0);
+    let (mut pairs, mut pairs_with_regression, mut pairs_flagged, mut pairs_deterministic) = (0, 0, 0, 0);
     for (i, base) in runs.iter().enumerate() {
         for (j, new) in runs.iter().enumerate() {
             if i == j {
@@ -196,6 +200,7 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
             let comparison = regression::compare(base, new, &[], thresholds);
             pairs += 1;
             pairs_with_regression += usize::from(comparison.has_regression());
+            pairs_deterministic += usize::from(comparison.gated(Gate::Deterministic).next().is_some());
             pairs_flagged += usize::from(comparison.changes.iter().any(|c| c.verdict != Verdict::Noise));
             for change in &comparison.changes {
                 if let Some(m) = METRICS.iter().position(|s| s.slug == change.metric) {
@@ -246,6 +251,7 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
         thresholds: thresholds.clone(),
         pairs,
         pairs_with_regression,
+        pairs_with_deterministic_regression: pairs_deterministic,
         pairs_flagged,
         metrics,
         cells,
@@ -373,6 +379,7 @@ mod tests {
         assert_eq!((c.pairs, c.pairs_flagged), (12, 6));
         // As the new run it is a regression (3 pairs), as the base an improvement.
         assert_eq!(c.pairs_with_regression, 3);
+        assert_eq!(c.pairs_with_deterministic_regression, 3, "a single-threaded count");
         let ir = metric(&c, "instructions-per-event");
         assert_eq!((ir.comparisons, ir.false_positives), (12, 6));
         assert!((ir.false_positive_rate - 0.5).abs() < 1e-12);
@@ -403,6 +410,7 @@ mod tests {
         let c = calibrate(&runs, &tight);
         assert!(metric(&c, "throughput").false_positives > 0);
         assert!(c.pairs_with_regression > 0);
+        assert_eq!(c.pairs_with_deterministic_regression, 0, "wall-clock never passes that gate");
     }
 
     #[test]

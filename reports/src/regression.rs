@@ -39,6 +39,18 @@
 //! [`Thresholds::multithreaded`] (default **5%**; a larger per-metric
 //! threshold wins). The allocation metrics keep the deterministic rule.
 //!
+//! # Gates
+//! A CI job fails on the regressions its [`Gate`] admits. [`Gate::All`]
+//! admits every regression (the nightly). [`Gate::Deterministic`] admits
+//! only regressions of counts that repeat exactly when the code does not
+//! change: a [`Method::Deterministic`] change of a cell that ran a single
+//! thread under callgrind in both runs ([`Change::multithreaded`] false).
+//! The allocation counts of a multi-threaded cell are left out too: how
+//! the threads interleave decides when a channel parks or a subscriber
+//! list is copied, and A/A runs of one build show such counts moving, and
+//! growing from zero. Wall-clock metrics never pass this gate: it is the
+//! pull-request gate, whose quick runs cannot make them significant.
+//!
 //! # Wall-clock metrics: a significance test and a noise band
 //! `throughput` (events per second, higher is better) varies from trial to
 //! trial. A change of its median is **significant** when both:
@@ -254,6 +266,10 @@ pub struct Change {
     /// How many past changes the noise band was learned from; 0 when the
     /// default band (or a fixed threshold) applied.
     pub history: usize,
+    /// The cell's instruction pass ran more than one thread in either run
+    /// (false when neither run has an instruction pass): its counts depend
+    /// on how the threads interleaved.
+    pub multithreaded: bool,
 }
 
 impl Change {
@@ -265,6 +281,45 @@ impl Change {
     /// The verdict is a regression or an improvement.
     pub fn is_significant(&self) -> bool {
         self.verdict != Verdict::Noise
+    }
+
+    /// A count that repeats exactly when the code does not change: a
+    /// deterministic metric of a single-threaded cell (see [`Gate`]).
+    pub fn is_deterministic(&self) -> bool {
+        self.method == Method::Deterministic && !self.multithreaded
+    }
+}
+
+/// Which regressions fail a CI job (see the [module docs](self#gates)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Every regression.
+    #[default]
+    All,
+    /// Only regressions of deterministic counts of single-threaded cells.
+    Deterministic,
+}
+
+impl Gate {
+    /// Every gate, in the order `--help` lists them.
+    pub const ALL: [Gate; 2] = [Gate::All, Gate::Deterministic];
+
+    /// The gate's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::All => "all",
+            Gate::Deterministic => "deterministic",
+        }
+    }
+
+    /// `change` is a regression this gate fails on.
+    pub fn admits(self, change: &Change) -> bool {
+        change.verdict == Verdict::Regression
+            && match self {
+                Gate::All => true,
+                Gate::Deterministic => change.is_deterministic(),
+            }
     }
 }
 
@@ -366,6 +421,11 @@ impl Comparison {
     /// At least one change is a regression.
     pub fn has_regression(&self) -> bool {
         self.changes.iter().any(|c| c.verdict == Verdict::Regression)
+    }
+
+    /// The regressions `gate` fails on.
+    pub fn gated(&self, gate: Gate) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(move |c| gate.admits(c))
     }
 
     /// How many cells were compared.
@@ -495,12 +555,11 @@ fn judge(
         threshold: configured,
         method: Method::Deterministic,
         history: 0,
+        multithreaded: [b, n].iter().any(|c| c.instructions.as_ref().is_some_and(|i| i.multithreaded)),
     };
     match metric.kind {
         Kind::Deterministic => {
-            let multithreaded = CALLGRIND_METRICS.contains(&metric.slug)
-                && [b, n].iter().any(|c| c.instructions.as_ref().is_some_and(|i| i.multithreaded));
-            if multithreaded {
+            if change.multithreaded && CALLGRIND_METRICS.contains(&metric.slug) {
                 change.method = Method::Multithreaded;
                 change.threshold = configured.max(config.multithreaded);
             }
@@ -719,6 +778,33 @@ mod tests {
         assert_eq!(the(&compared(&grow(1.06)), "instructions-per-event").verdict, Verdict::Regression);
         // The allocation metrics of the same cell stay deterministic.
         assert_eq!(the(&c, "allocs-per-event").method, Method::Deterministic);
+    }
+
+    #[test]
+    fn the_deterministic_gate_admits_counts_of_single_threaded_cells_only() {
+        // Single-threaded: 10% more instructions passes both gates.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").ir_per_event *= 1.10));
+        assert_eq!(c.gated(Gate::All).count(), 1);
+        assert_eq!(c.gated(Gate::Deterministic).count(), 1);
+        assert!(the(&c, "instructions-per-event").is_deterministic());
+        // A multi-threaded cell: its instruction and allocation regressions
+        // are reported, and fail only the `all` gate.
+        let threads = doctored(|c| {
+            let i = c.instructions.as_mut().expect("measured");
+            i.ir_per_event *= 1.10;
+            i.multithreaded = true;
+            c.allocations.as_mut().expect("measured").allocs_per_event = 0.02;
+        });
+        let c = compared(&threads);
+        assert_eq!(c.count(Verdict::Regression), 2);
+        assert_eq!(c.gated(Gate::All).count(), 2);
+        assert_eq!(c.gated(Gate::Deterministic).count(), 0);
+        let allocs = the(&c, "allocs-per-event");
+        assert_eq!((allocs.method, allocs.multithreaded), (Method::Deterministic, true));
+        // Wall-clock regressions never pass the deterministic gate.
+        let slower = compared(&doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.8e6)));
+        assert_eq!((slower.gated(Gate::All).count(), slower.gated(Gate::Deterministic).count()), (1, 0));
+        assert_eq!(Gate::ALL.map(Gate::name), ["all", "deterministic"]);
     }
 
     #[test]

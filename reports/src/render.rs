@@ -193,6 +193,7 @@ fn p_value(c: &Change) -> String {
 fn threshold(c: &Change) -> String {
     let pct = c.threshold * 100.0;
     match c.method {
+        Method::Deterministic if c.multithreaded => format!("{pct:.1}% (multi-threaded cell)"),
         Method::Deterministic => format!("{pct:.1}%"),
         Method::Multithreaded => format!("{pct:.1}% (multi-threaded)"),
         Method::MannWhitney | Method::NoiseBand if c.history > 0 => {
@@ -315,10 +316,11 @@ fn calibration_header(c: &Calibration) -> Vec<String> {
     vec![
         format!("{} at {commits} {machines}{quick}", plural(c.runs.len(), "run", "runs")),
         format!(
-            "{} compared with no history: {} with a regression, {} with any significant change \
-             (every one a false positive)",
+            "{} compared with no history: {} with a regression ({} that the deterministic gate admits), \
+             {} with any significant change (every one a false positive)",
             plural(c.pairs, "ordered pair", "ordered pairs"),
             c.pairs_with_regression,
+            c.pairs_with_deterministic_regression,
             c.pairs_flagged
         ),
     ]
@@ -390,6 +392,7 @@ mod tests {
             threshold: if method == Method::Deterministic { 0.01 } else { 0.05 },
             method,
             history: 0,
+            multithreaded: false,
         }
     }
 
@@ -485,7 +488,7 @@ mod tests {
         let c = noise::calibrate(&[run(0, 400.0), run(1, 400.0), run(2, 440.0)], &Default::default());
         let t = calibration_text(&c);
         assert!(t.starts_with("3 runs at commit 0123456789 on `box`"), "{t}");
-        assert!(t.contains("6 ordered pairs compared with no history: 2 with a regression, 4 with any"), "{t}");
+        assert!(t.contains("6 ordered pairs compared with no history: 2 with a regression (2 that the"), "{t}");
         let row = t.lines().find(|l| l.starts_with("instructions-per-event")).expect("a row");
         assert!(row.contains("threshold") && row.contains("1.0%") && row.contains("4/6 (66.7%)"), "{row}");
         assert!(t.contains("noisiest instructions-per-event: spsc/ring (CV"), "{t}");
