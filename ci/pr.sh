@@ -92,14 +92,17 @@ bench() {
     return
   fi
 
-  # The head first, then the base, in one target dir (dependencies built
-  # once); each binary is copied out as soon as it is built.
   step "build the head"
   build_buslab
   cp "$BUSLAB" "$work/buslab-head"
 
+  # The base in a target dir of its own: a build script compiled for one
+  # checkout may be reused for another in a shared target dir, and build
+  # scripts that bake in their checkout's path (as buslab's did before
+  # they read CARGO_MANIFEST_DIR at run time) would then embed the other
+  # checkout's catalog and commit.
   step "build the base ($base)"
-  local src="$work/base-src" target="${CARGO_TARGET_DIR:-$PWD/target}"
+  local src="$work/base-src" target="${CARGO_TARGET_DIR:-$PWD/target}/pr-base"
   git worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
   git worktree add -q --detach "$src" "$base"
   (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p buslab-harness)
