@@ -312,6 +312,11 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let mut shards = None;
     let mut planned_cost = None;
     if let Some(spec) = args.shard {
+        if spec.count > 1 && args.run_id.is_none() && !args.plan {
+            bail!(
+                "--shard {spec} needs --run-id ID: the shards of one run share its id, so that `buslab import` merges them"
+            );
+        }
         let (mine, cost, total) = shard::select(cells, spec, &runner.budget);
         eprintln!(
             "buslab: shard {spec}: {} cells, {:.0}% of the matrix's expected cost",

@@ -56,6 +56,9 @@ fn shard_plans_partition_the_default_matrix() {
     }
     let out = buslab(&["run", "--plan", "--run-id", "has space"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = buslab(&["run", "--shard", "1/2", "--db", "/nonexistent/never-created.sqlite"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("needs --run-id"), "{}", text(&out));
 }
 
 #[test]

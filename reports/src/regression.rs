@@ -38,6 +38,10 @@
 //! [`Method::Multithreaded`] and use the wider threshold
 //! [`Thresholds::multithreaded`] (default **5%**; a larger per-metric
 //! threshold wins). The allocation metrics keep the deterministic rule.
+//! `branch-misses-per-event` has a default threshold of **5%** in every
+//! cell ([`Thresholds::default`]'s `per_metric`): callgrind's branch
+//! predictor is simulated by address, addresses change from process to
+//! process, and A/A runs of single-threaded cells move it by percents.
 //!
 //! # Gates
 //! A CI job fails on the regressions its [`Gate`] admits. [`Gate::All`]
@@ -53,8 +57,8 @@
 //!   grow from zero;
 //! - `est-cycles-per-event` and `branch-misses-per-event`: callgrind
 //!   simulates caches and branch predictors by address, and addresses
-//!   change from process to process (ASLR), so even a single-threaded
-//!   cell's figures move by a few percent;
+//!   change from process to process (ASLR): A/A runs of single-threaded
+//!   cells (`buslab noise`) show the branch figures moving by percents;
 //! - wall-clock metrics: this is the pull-request gate, whose quick runs
 //!   cannot make them significant.
 //!
@@ -177,7 +181,8 @@ pub const HEADLINE_LOAD: f64 = 0.5;
 pub struct Thresholds {
     /// Per-metric overrides (slug → relative threshold, 0.01 = 1%): the
     /// threshold of a deterministic metric, or the default noise band of a
-    /// wall-clock metric.
+    /// wall-clock metric. The default holds `branch-misses-per-event` at
+    /// 0.05.
     pub per_metric: BTreeMap<String, f64>,
     /// The threshold of a deterministic metric (default 0.01).
     pub deterministic: f64,
@@ -201,7 +206,8 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Thresholds {
         Thresholds {
-            per_metric: BTreeMap::new(),
+            // Simulated by address: see the module docs.
+            per_metric: BTreeMap::from([("branch-misses-per-event".to_owned(), 0.05)]),
             deterministic: 0.01,
             multithreaded: 0.05,
             noise_band: 0.05,
@@ -803,6 +809,9 @@ mod tests {
         // not gated.
         let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").branch_misses_per_event *= 1.10));
         assert_eq!((c.gated(Gate::All).count(), c.gated(Gate::Deterministic).count()), (1, 0));
+        // And their default threshold is 5%, even in a single-threaded cell.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").branch_misses_per_event *= 1.03));
+        assert_eq!((the(&c, "branch-misses-per-event").threshold, c.count(Verdict::Regression)), (0.05, 0));
         // A multi-threaded cell: its instruction and allocation regressions
         // are reported, and fail only the `all` gate.
         let threads = doctored(|c| {
