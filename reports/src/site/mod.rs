@@ -105,8 +105,8 @@ pub const MARKER: &str = ".buslab-report";
 pub fn render(input: &Input<'_>, out: &Path) -> Result<Rendered, SiteError> {
     let start = Instant::now();
     prepare(out)?;
-    let mut writer = pages::Writer::new(out)?;
-    pages::write_all(input, &mut writer)?;
+    let writer = pages::Writer::new(out)?;
+    pages::write_all(input, &writer)?;
     Ok(Rendered { index: out.join("index.html"), files: writer.files(), elapsed: start.elapsed() })
 }
 
