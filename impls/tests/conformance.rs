@@ -250,7 +250,20 @@ fn slow_subscriber<S: Strategy>() {
         // Opens the gate however this test ends, so that a failed assertion
         // fails rather than hangs in the bus's drop.
         let _opener = OpenOnDrop(gate.clone());
-        let mut seq = 0;
+        // First get the stuck listener stuck, so that what fills up is what
+        // it will not take (a bus that counts only queued events would
+        // otherwise make room when its consumer takes the first one).
+        assert!(bus.try_publish(SmallEvent::make(0, 0, 0)).is_ok(), "{}: an empty bus has room", S::NAME);
+        let start = Instant::now();
+        while gate.arrived() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{}: the first event never reached the listener",
+                S::NAME
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let mut seq = 1;
         let refused = loop {
             match bus.try_publish(SmallEvent::make(0, seq, 0)) {
                 Ok(()) => seq += 1,

@@ -384,7 +384,8 @@ impl<E: Event, L: Listener<E>> EventBus for BusCrateBus<E, L> {
         let entries = lock(&self.registry).entries.clone();
         for entry in entries {
             entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                entry.removed.load(Ordering::Acquire) || entry.joined_at + entry.passed.load(Ordering::Acquire) >= target
+                entry.removed.load(Ordering::Acquire)
+                    || entry.joined_at + entry.passed.load(Ordering::Acquire) >= target
             });
         }
     }

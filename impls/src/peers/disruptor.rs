@@ -376,7 +376,10 @@ impl<E: Event, L: Listener<E>> DisruptorBus<E, L> {
                 builder = builder.thread_name("buslab-disruptor").handle_events_with(handler);
             }
             let producer = builder.build();
-            Producers::Single(Box::new([CachePadded::new(Handle { producer: Mutex::new(producer), last: AtomicI64::new(-1) })]))
+            Producers::Single(Box::new([CachePadded::new(Handle {
+                producer: Mutex::new(producer),
+                last: AtomicI64::new(-1),
+            })]))
         } else {
             let mut builder = ::disruptor::build_multi_producer(self.size, || None, wait).with_multi_consumer();
             for handler in handlers {
@@ -386,7 +389,8 @@ impl<E: Event, L: Listener<E>> DisruptorBus<E, L> {
             let count = self.producers.min(MAX_HANDLES);
             let mut handles = Vec::with_capacity(count);
             for _ in 1..count {
-                handles.push(CachePadded::new(Handle { producer: Mutex::new(first.clone()), last: AtomicI64::new(-1) }));
+                handles
+                    .push(CachePadded::new(Handle { producer: Mutex::new(first.clone()), last: AtomicI64::new(-1) }));
             }
             handles.push(CachePadded::new(Handle { producer: Mutex::new(first), last: AtomicI64::new(-1) }));
             Producers::Multi(handles.into_boxed_slice())

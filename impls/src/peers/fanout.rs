@@ -48,9 +48,7 @@
 
 use crate::util::{call_isolated, check_filter};
 use crate::wait::Notifier;
-use crate::{
-    BusConfig, BusError, BusStats, Event, EventBus, Filter, Full, Listener, SubscriptionId, WaitStrategy,
-};
+use crate::{BusConfig, BusError, BusStats, Event, EventBus, Filter, Full, Listener, SubscriptionId, WaitStrategy};
 use arc_swap::ArcSwap;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crossbeam_utils::{Backoff, CachePadded};
@@ -411,7 +409,8 @@ impl<Q: Queue<E>, E: Event, L: Listener<E>> EventBus for FanoutBus<Q, E, L> {
         let full = snapshot.iter().any(|e| {
             e.filter.accepts(topic)
                 && !e.removed.load(Ordering::Acquire)
-                && e.enqueued.load(Ordering::Acquire).saturating_sub(e.received.load(Ordering::Acquire)) >= self.capacity
+                && e.enqueued.load(Ordering::Acquire).saturating_sub(e.received.load(Ordering::Acquire))
+                    >= self.capacity
         });
         if full {
             return Err(Full(event));
@@ -503,9 +502,9 @@ fn consume<Q: Queue<E>, E: Event, L: Listener<E>>(
             }
             _ => shared.doorbell.wait_until(wait, Some(Notifier::CHEAP_TIMEOUT), || {
                 !commands.is_empty()
-                    || locals.iter().any(|l| {
-                        l.entry.enqueued.load(Ordering::Acquire) > l.entry.done.load(Ordering::Relaxed)
-                    })
+                    || locals
+                        .iter()
+                        .any(|l| l.entry.enqueued.load(Ordering::Acquire) > l.entry.done.load(Ordering::Relaxed))
             }),
         }
     }
