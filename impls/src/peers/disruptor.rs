@@ -226,9 +226,12 @@ struct Handle<P> {
 
 type Slot<E> = Option<E>;
 
+/// The producer handles of one sequencer, each on its own cache line.
+type Handles<P> = Box<[CachePadded<Handle<P>>]>;
+
 enum Producers<E> {
-    Single(Box<[CachePadded<Handle<SingleProducer<Slot<E>, MultiConsumerBarrier>>>]>),
-    Multi(Box<[CachePadded<Handle<MultiProducer<Slot<E>, MultiConsumerBarrier>>>]>),
+    Single(Handles<SingleProducer<Slot<E>, MultiConsumerBarrier>>),
+    Multi(Handles<MultiProducer<Slot<E>, MultiConsumerBarrier>>),
 }
 
 /// The built disruptor.
