@@ -54,8 +54,9 @@
 //! Config: `capacity` (ring size, rounded up to a power of two),
 //! `producers` (the sequencer, and the number of handles), `max_threads`
 //! (handler threads), `wait` (as above) and `topics` (filter validation)
-//! apply. `flush`, `shutdown` or dropping the bus from inside one of its own
-//! listeners is not supported (the crate joins its handlers on drop).
+//! apply. `flush` from inside one of its own listeners returns at once;
+//! `shutdown` or dropping the bus there is not supported (the crate joins its
+//! handlers, that one included, on drop).
 //!
 //! # Guarantees
 //! - **Ordering:** every subscriber sees events in the ring's sequence order
