@@ -45,7 +45,7 @@
 //!   trait) and waits for room with `try_publish` plus the same strategy:
 //!   `BusySpin` → the crate's `BusySpinWithSpinLoopHint`; `Yield` →
 //!   `thread::yield_now` per round; `Park` (the default) → *spin, yield,
-//!   nap*: 100 spin hints, then `yield_now` for up to 100 µs, then the
+//!   nap*: 100 spin hints, then `yield_now` for up to 1 ms, then the
 //!   crate's `Sleep` of 50 µs per round. Nobody wakes a waiter (the crate's
 //!   producers and handlers signal nothing), so `Park` naps rather than
 //!   parks: an idle handler notices a new event up to a nap (plus timer
@@ -120,8 +120,10 @@ impl Strategy for Disruptor {
 
 /// Spin hints before a `Park` waiter starts yielding.
 const SPINS: u32 = 100;
-/// How long a `Park` waiter yields before it naps.
-const YIELD_FOR: Duration = Duration::from_micros(100);
+/// How long a `Park` waiter yields before it naps: long enough that a handler
+/// fed at least every millisecond never naps (a nap costs ~100 µs with timer
+/// slack, and the crate's handlers release the ring only per batch).
+const YIELD_FOR: Duration = Duration::from_millis(1);
 /// One nap of a `Park` waiter (the crate's `Sleep` strategy).
 const NAP: Duration = Duration::from_micros(50);
 /// Most producer handles of the multi-producer sequencer.
@@ -340,7 +342,7 @@ impl<E: Event, L: Listener<E>> DisruptorBus<E, L> {
             WaitStrategy::BusySpin => "busy_spin: the crate's BusySpinWithSpinLoopHint",
             WaitStrategy::Yield => "yield: thread::yield_now per round (ours, via the crate's WaitStrategy trait)",
             WaitStrategy::Park => {
-                "park: 100 spin hints, yield_now for up to 100 µs, then the crate's Sleep(50 µs) per round \
+                "park: 100 spin hints, yield_now for up to 1 ms, then the crate's Sleep(50 µs) per round \
                  (ours, via the crate's WaitStrategy trait)"
             }
         }
