@@ -33,6 +33,7 @@ pub mod listener;
 pub mod meta;
 pub mod probe;
 pub mod reference;
+pub mod report;
 pub mod runner;
 pub mod stats;
 pub mod store;

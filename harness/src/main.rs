@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 mod compare;
 mod list;
+mod report_cmd;
 
 /// The global allocator: the system's, or dhat's when the allocation pass's
 /// child process switches it on (before it allocates anything it measures).
@@ -137,6 +138,9 @@ enum Command {
     /// Compare two runs (default: the latest against the one before it on
     /// the same machine) and print the significant changes.
     Compare(compare::CompareArgs),
+    /// Write the static HTML report of a run (default: the latest) with its
+    /// verdict matrix, charts, cell pages, trends, comparison and guide.
+    Report(report_cmd::ReportArgs),
     /// Internal: run one pass of one cell (request on stdin, JSON answer on stdout).
     #[command(hide = true)]
     Probe,
@@ -165,6 +169,13 @@ struct RunArgs {
     /// The results store (created if missing; survives `cargo clean`).
     #[arg(long, default_value = store::DEFAULT_PATH)]
     db: PathBuf,
+    /// Do not write the HTML report at the end (`buslab report` writes it
+    /// later).
+    #[arg(long)]
+    no_report: bool,
+    /// Where the report goes; default: `report/` beside the store.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -220,6 +231,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("buslab: a metric regressed (see the table above)");
                 return Ok(ExitCode::from(3));
             }
+        }
+        Command::Report(args) => {
+            let rendered = report_cmd::run(&args)?;
+            writeln!(
+                out,
+                "report: {} ({} files in {:.2} s)",
+                rendered.index.display(),
+                rendered.files,
+                rendered.elapsed.as_secs_f64()
+            )?;
         }
         Command::Run(args) => {
             let failed = run_command(args, &mut out)?;
@@ -335,6 +356,15 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         started.elapsed().as_secs_f64(),
         store.path().display()
     )?;
+    if !args.no_report {
+        let dir = args.report_dir.clone().unwrap_or_else(|| buslab_harness::report::default_out(&args.db));
+        // The run is stored whatever happens here: a report that cannot be
+        // written is a warning, and `buslab report` can retry.
+        match buslab_harness::report::render(&store, &meta.id, &dir) {
+            Ok(rendered) => writeln!(out, "report: {}", rendered.index.display())?,
+            Err(e) => eprintln!("buslab: warning: no report: {e:#}"),
+        }
+    }
     Ok(results.iter().filter(|r| matches!(r.status, CellStatus::Failed(_))).count())
 }
 

@@ -2,7 +2,7 @@
 //! run so that no figure is ever separated from its conditions.
 
 use buslab_scenarios::Scenario;
-use buslab_scenarios::results::RunMeta;
+use buslab_scenarios::results::{BusMeta, RunMeta};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -102,8 +102,40 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         os: os(),
         crate_versions,
         scenario_hashes: scenarios.iter().map(|s| (s.name.clone(), s.sha256.clone())).collect(),
+        scenario_descriptions: scenarios.iter().map(|s| (s.name.clone(), s.description.clone())).collect(),
         harness_overhead_ns: None,
+        buses: buses(),
     }
+}
+
+/// Every bus of this build as the registry describes it.
+pub fn buses() -> Vec<BusMeta> {
+    buslab_impls::all()
+        .into_iter()
+        .map(|info| {
+            let g = info.guarantees;
+            let guarantees = [
+                ("ordering", g.ordering),
+                ("delivery", g.delivery),
+                ("backpressure", g.backpressure),
+                ("allocations", g.allocations),
+                ("threads", g.threads),
+                ("based_on", g.based_on),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            BusMeta {
+                name: info.name.to_owned(),
+                summary: info.summary,
+                peer: info.capabilities.peer,
+                lossy: info.capabilities.lossy,
+                asynchronous: info.capabilities.asynchronous,
+                multi_producer: info.capabilities.multi_producer,
+                guarantees,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -122,6 +154,8 @@ mod tests {
             assert!(meta.crate_versions.contains_key(peer), "{peer} missing from {:?}", meta.crate_versions);
         }
         assert_eq!(meta.build.get("target").map(String::is_empty), Some(false));
+        assert!(meta.buses.iter().any(|b| b.name == "ring" && !b.peer), "{:?}", meta.buses);
+        assert!(meta.buses.iter().all(|b| b.guarantees.len() == 6 && !b.summary.is_empty()));
     }
 
     #[test]

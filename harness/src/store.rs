@@ -640,6 +640,60 @@ impl Store {
         self.previous_run_id(id)?.map(|id| self.load_run(&id)).transpose()
     }
 
+    /// The `limit` latest runs on the same machine as run `id` that started
+    /// no later than it (run `id` included, last), oldest first, *light*:
+    /// each cell without its folded stacks and latency histograms, which
+    /// trends and regression verdicts never read. This is what a report
+    /// loads a year of history with.
+    pub fn load_history(&self, id: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let context = "loading the history of runs";
+        let mut ids = self.earlier_run_ids(id, limit.saturating_sub(1))?;
+        ids.push(id.to_owned());
+        let mut runs: Vec<Run> = Vec::with_capacity(ids.len());
+        let mut index = std::collections::HashMap::with_capacity(ids.len());
+        {
+            let mut meta_stmt = self
+                .conn
+                .prepare_cached("SELECT meta, finished_at, complete FROM runs WHERE id = ?1")
+                .map_err(|e| sqlite_error(&self.path, context, e))?;
+            for run_id in &ids {
+                let (json, finished_at, complete): (String, Option<String>, bool) = meta_stmt
+                    .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(|e| sqlite_error(&self.path, context, e))?;
+                let mut meta = parse_meta(&self.path, run_id, &json)?;
+                meta.finished_at = finished_at;
+                meta.complete = complete;
+                index.insert(run_id.clone(), runs.len());
+                runs.push(Run { meta, cells: Vec::new() });
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, name,
+                        json_replace(result,
+                            '$.profile', json('null'),
+                            '$.latency[0].histogram', '', '$.latency[1].histogram', '',
+                            '$.latency[2].histogram', '', '$.latency[3].histogram', '')
+                 FROM cells
+                 WHERE run_id IN (SELECT value FROM json_each(?1))
+                 ORDER BY run_id, ordinal",
+            )
+            .map_err(|e| sqlite_error(&self.path, context, e))?;
+        let wanted = serde_json::to_string(&ids).expect("a list of strings serialises");
+        let rows = stmt
+            .query_map([wanted], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(|e| sqlite_error(&self.path, context, e))?;
+        for row in rows {
+            let (run_id, name, json) = row.map_err(|e| sqlite_error(&self.path, context, e))?;
+            let cell = parse_cell(&self.path, &run_id, &name, &json)?;
+            if let Some(&i) = index.get(&run_id) {
+                runs[i].cells.push(cell);
+            }
+        }
+        Ok(runs)
+    }
+
     /// The id of the run that `id_or_prefix` names: an exact id, or the
     /// beginning of exactly one run's id.
     pub fn resolve_run(&self, id_or_prefix: &str) -> Result<String, StoreError> {
@@ -1136,7 +1190,9 @@ pub mod sample {
                 os: "Linux 6.8.0".to_owned(),
                 crate_versions: map(&[("crossbeam-channel", "0.5.15"), ("tokio", "1.44.2")]),
                 scenario_hashes: map(&[("fanout", "9f86d081884c7d65"), ("burst", "60303ae22b998861")]),
+                scenario_descriptions: map(&[("fanout", "One producer, many subscribers."), ("burst", "Spikes.")]),
                 harness_overhead_ns: Some(1.5),
+                buses: crate::meta::buses(),
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
@@ -1146,7 +1202,7 @@ pub mod sample {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use buslab_scenarios::results::{CellKey, Estimate, Throughput};
+    use buslab_scenarios::results::{CellKey, Estimate, Profile, Throughput};
 
     fn store_in(dir: &tempfile::TempDir) -> (Store, PathBuf) {
         let path = dir.path().join("nested/dir/buslab.sqlite");
@@ -1438,6 +1494,42 @@ mod tests {
         assert_eq!(reader.load_run("live").expect("load").cells.len(), 1);
         writer.save_cell("live", &run.cells[1]).expect("cell while a reader is open");
         assert_eq!(reader.list_runs().expect("list")[0].ok, 2);
+    }
+
+    #[test]
+    fn history_is_light_ordered_and_limited_to_the_machine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = store_in(&dir);
+        for (id, machine, at) in [
+            ("r1", "box", "2026-01-01T00:00:00Z"),
+            ("r2", "other", "2026-01-02T00:00:00Z"),
+            ("r3", "box", "2026-01-03T00:00:00Z"),
+            ("r4", "box", "2026-01-04T00:00:00Z"),
+            ("r5", "box", "2026-01-05T00:00:00Z"),
+        ] {
+            let mut run = sample::run(id, machine, at);
+            run.cells[0].profile = Some(Profile { samples: 3, frequency_hz: 99, folded: "a;b 3".to_owned() });
+            store.import_run(&run).expect("import");
+        }
+        let history = store.load_history("r4", 10).expect("history");
+        let ids: Vec<&str> = history.iter().map(|r| r.meta.id.as_str()).collect();
+        assert_eq!(ids, ["r1", "r3", "r4"]);
+        assert_eq!(store.load_history("r4", 2).expect("history").len(), 2);
+        let full = store.load_run("r4").expect("load");
+        let light = &history[2];
+        assert_eq!(light.cells.len(), full.cells.len());
+        for (l, f) in light.cells.iter().zip(&full.cells) {
+            assert_eq!(l.key, f.key);
+            assert_eq!(l.throughput, f.throughput);
+            assert_eq!(l.instructions, f.instructions);
+            assert!(l.profile.is_none());
+            assert!(l.latency.iter().all(|x| x.histogram.is_empty()));
+            assert_eq!(
+                l.latency.iter().map(|x| x.p99_ns).collect::<Vec<_>>(),
+                f.latency.iter().map(|x| x.p99_ns).collect::<Vec<_>>()
+            );
+        }
+        assert!(full.cells[0].profile.is_some());
     }
 
     #[test]

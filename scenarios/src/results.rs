@@ -46,8 +46,39 @@ pub struct RunMeta {
     pub crate_versions: BTreeMap<String, String>,
     /// SHA-256 of each scenario file used (name → hash).
     pub scenario_hashes: BTreeMap<String, String>,
+    /// Each scenario's description (name → text from its file), for the
+    /// report. Empty in runs stored before it was recorded.
+    #[serde(default)]
+    pub scenario_descriptions: BTreeMap<String, String>,
     /// Harness overhead per event measured with a no-op bus, ns.
     pub harness_overhead_ns: Option<f64>,
+    /// The buses of this build as they describe themselves (summary,
+    /// peer or home-grown, guarantees), so that a report can say what each
+    /// bus promises without the code at hand. Empty in runs stored before
+    /// it was recorded.
+    #[serde(default)]
+    pub buses: Vec<BusMeta>,
+}
+
+/// A bus as recorded with a run: its self-description from the registry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BusMeta {
+    /// Stable name (keys the stored history).
+    pub name: String,
+    /// The first line of its module doc.
+    pub summary: String,
+    /// A well-known crate wrapped as an adapter rather than a strategy of
+    /// buslab's own.
+    pub peer: bool,
+    /// May drop events by design (every drop counted).
+    pub lossy: bool,
+    /// Listeners run on threads the bus owns.
+    pub asynchronous: bool,
+    /// Several threads may publish at once.
+    pub multi_producer: bool,
+    /// Its guarantees from its module doc: `ordering`, `delivery`,
+    /// `backpressure`, `allocations`, `threads`, `based_on`.
+    pub guarantees: BTreeMap<String, String>,
 }
 
 /// Identifies a cell: bus × scenario × sweep point.
