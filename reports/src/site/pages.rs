@@ -671,8 +671,15 @@ struct MetricTrend {
     regressions: usize,
     improvements: usize,
     band: String,
+    /// The latest [`TABLE_RUNS`] points, newest first.
     points: Vec<PointRow>,
+    /// Runs left out of the table (they are in the chart, with tooltips).
+    older: usize,
 }
+
+/// The most recent runs a trend page lists in its table; the chart shows
+/// every run (hover a point for its date, commit and value).
+const TABLE_RUNS: usize = 60;
 
 #[derive(Serialize)]
 struct TrendPage {
@@ -732,10 +739,12 @@ fn trend_pages(
                         .and_then(|p| p.threshold)
                         .map(|b| format!("±{}", format::percent(b).trim_start_matches('+')))
                         .unwrap_or_else(|| "—".to_owned()),
+                    older: t.points.len().saturating_sub(TABLE_RUNS),
                     points: t
                         .points
                         .iter()
                         .rev()
+                        .take(TABLE_RUNS)
                         .map(|p| PointRow {
                             run: p.run.clone(),
                             started_at: p.started_at.clone(),
