@@ -35,6 +35,7 @@ pub mod probe;
 pub mod reference;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod stats;
 pub mod store;
 pub mod summary;

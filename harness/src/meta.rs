@@ -105,6 +105,8 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         scenario_descriptions: scenarios.iter().map(|s| (s.name.clone(), s.description.clone())).collect(),
         harness_overhead_ns: None,
         buses: buses(),
+        label: None,
+        shards: None,
     }
 }
 

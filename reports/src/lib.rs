@@ -10,8 +10,10 @@
 //!   [`regression::compare`], which applies it to two runs.
 //! - [`stats`]: the statistics it uses (Mann–Whitney U, the Q3 + 3·IQR
 //!   noise band).
-//! - [`render`]: a comparison as Markdown (CI job summaries) and as a
-//!   terminal table.
+//! - [`noise`]: noise calibration from A/A runs (`buslab noise`): the
+//!   spread of each metric and the false-positive rate of the rule.
+//! - [`render`]: a comparison or a calibration as Markdown (CI job
+//!   summaries) and as a terminal table.
 //! - [`charts`]: the report's charts as SVG strings, one kind per file
 //!   (bars with CIs, scaling curves, latency spectrum, latency histogram,
 //!   trends over runs): plain data in, a complete `<svg>` element out.
@@ -55,6 +57,7 @@ pub mod charts;
 pub mod flame;
 pub mod format;
 pub mod guide;
+pub mod noise;
 pub mod regression;
 pub mod render;
 pub mod site;

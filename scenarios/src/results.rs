@@ -58,6 +58,16 @@ pub struct RunMeta {
     /// it was recorded.
     #[serde(default)]
     pub buses: Vec<BusMeta>,
+    /// What the run was made for, when it is not an ordinary run of the
+    /// history: `noise:<group>` for the repeated A/A runs of `buslab noise`
+    /// (see [`NOISE_LABEL_PREFIX`]). `None` for an ordinary run. A run's
+    /// default baseline is the previous run with the same label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The slices of the matrix this run holds, when it was run in shards
+    /// (`buslab run --shard I/N`); `None` for a run of the whole matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Shards>,
 }
 
 /// A bus as recorded with a run: its self-description from the registry.
@@ -79,6 +89,35 @@ pub struct BusMeta {
     /// Its guarantees from its module doc: `ordering`, `delivery`,
     /// `backpressure`, `allocations`, `threads`, `based_on`.
     pub guarantees: BTreeMap<String, String>,
+}
+
+impl RunMeta {
+    /// The noise-calibration group this run belongs to, if it is one of
+    /// `buslab noise`'s A/A runs (its label is `noise:<group>`).
+    pub fn noise_group(&self) -> Option<&str> {
+        self.label.as_deref()?.strip_prefix(NOISE_LABEL_PREFIX)
+    }
+}
+
+/// The label prefix of the runs of a noise-calibration group
+/// (`noise:<group id>`).
+pub const NOISE_LABEL_PREFIX: &str = "noise:";
+
+/// Which shards of a matrix cut into `count` slices a run holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shards {
+    /// How many slices the matrix was cut into (`N` of `--shard I/N`).
+    pub count: u32,
+    /// The slices held, 1-based, ascending, without repeats: one for a shard
+    /// just run, more as shards of one run are imported into one store.
+    pub held: Vec<u32>,
+}
+
+impl Shards {
+    /// Every slice of the matrix is held.
+    pub fn all_held(&self) -> bool {
+        self.count > 0 && (1..=self.count).all(|i| self.held.contains(&i))
+    }
 }
 
 /// Identifies a cell: bus × scenario × sweep point.
@@ -246,6 +285,12 @@ pub struct CellResult {
     pub dropped: u64,
     /// Listener panics caught.
     pub listener_panics: u64,
+    /// The machine that measured this cell, when it is not the run's
+    /// ([`RunMeta::machine`]): a shard imported from another machine into
+    /// the run. `None` means the run's machine. Wall-clock figures of cells
+    /// measured on different machines are never compared with each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 impl CellResult {
@@ -264,7 +309,14 @@ impl CellResult {
             skipped_passes: BTreeMap::new(),
             dropped: 0,
             listener_panics: 0,
+            machine: None,
         }
+    }
+
+    /// The machine that measured this cell: its own [`CellResult::machine`],
+    /// or else `run_machine` (the run's).
+    pub fn measured_on<'a>(&'a self, run_machine: &'a str) -> &'a str {
+        self.machine.as_deref().unwrap_or(run_machine)
     }
 
     /// The latency entry at `load`, if measured.
