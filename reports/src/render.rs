@@ -369,7 +369,7 @@ fn percent(x: Option<f64>) -> String {
 /// `+1.2%`, `-0.4%`, or "from 0" for none (a departure from zero).
 fn signed_percent(x: Option<f64>) -> String {
     match x {
-        Some(x) if x == 0.0 => "0".to_owned(),
+        Some(0.0) => "0".to_owned(),
         Some(x) => format!("{:+.2}%", x * 100.0),
         None => "from 0".to_owned(),
     }

@@ -73,9 +73,11 @@ pub fn trends(history: &[Run], cells: &[String], config: &Thresholds) -> BTreeMa
     // The verdict of each (run index, cell, metric).
     let mut verdicts: HashMap<(usize, &str, &str), (Verdict, f64, f64)> = HashMap::new();
     let window = config.history_window + 1;
+    // Each run's cells are named once, not once per comparison it is in.
+    let indexed: Vec<regression::Indexed<'_>> = history.iter().map(regression::Indexed::new).collect();
     let compare = |i: usize| {
-        let past = &history[i.saturating_sub(window + 1)..i - 1];
-        (i, regression::compare(&history[i - 1], &history[i], past, config))
+        let past: Vec<&regression::Indexed<'_>> = indexed[i.saturating_sub(window + 1)..i - 1].iter().collect();
+        (i, regression::compare_indexed(&indexed[i - 1], &indexed[i], &past, config))
     };
     // The comparisons are independent: spread them over the cores (never
     // more threads than cores).
