@@ -54,6 +54,9 @@ pub struct Input<'a> {
     pub comparison: Option<&'a Comparison>,
     /// The regression rule's knobs (the trends apply them).
     pub thresholds: &'a Thresholds,
+    /// The latest noise calibration (A/A runs of `buslab noise`) on the
+    /// run's machine, shown beside the thresholds.
+    pub noise: Option<&'a crate::noise::Calibration>,
 }
 
 /// What [`render`] wrote.

@@ -363,15 +363,72 @@ fn guide_page(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), SiteEr
 }
 
 #[derive(Serialize)]
+struct NoiseRow {
+    metric: &'static str,
+    threshold: String,
+    cells: usize,
+    median_cv: String,
+    max_cv: String,
+    max_cv_cell: String,
+    learned: String,
+    false_positives: String,
+}
+
+#[derive(Serialize)]
+struct NoiseView {
+    runs: usize,
+    commits: String,
+    machines: String,
+    quick: bool,
+    pairs: usize,
+    pairs_with_regression: usize,
+    pairs_with_deterministic_regression: usize,
+    rows: Vec<NoiseRow>,
+}
+
+#[derive(Serialize)]
 struct ComparePage {
     comparison: Option<CompareView>,
     base_header: Option<Header>,
+    noise: Option<NoiseView>,
+}
+
+/// A relative figure as a percentage without sign: `5.00%`.
+fn pct(x: f64) -> String {
+    format::percent(x).trim_start_matches('+').to_owned()
+}
+
+fn noise_view(c: &crate::noise::Calibration) -> NoiseView {
+    NoiseView {
+        runs: c.runs.len(),
+        commits: c.commits.iter().map(|x| short(x).to_owned()).collect::<Vec<_>>().join(", "),
+        machines: c.machines.join(", "),
+        quick: c.quick,
+        pairs: c.pairs,
+        pairs_with_regression: c.pairs_with_regression,
+        pairs_with_deterministic_regression: c.pairs_with_deterministic_regression,
+        rows: c
+            .metrics
+            .iter()
+            .map(|m| NoiseRow {
+                metric: m.metric,
+                threshold: format!("±{}", pct(m.threshold)),
+                cells: m.cells,
+                median_cv: m.median_cv.map(pct).unwrap_or_default(),
+                max_cv: m.max_cv.as_ref().map(|w| pct(w.value)).unwrap_or_default(),
+                max_cv_cell: m.max_cv.as_ref().map(|w| w.cell.clone()).unwrap_or_default(),
+                learned: m.median_learned_band.map(|b| format!("±{}", pct(b))).unwrap_or_default(),
+                false_positives: format!("{} of {} ({})", m.false_positives, m.comparisons, pct(m.false_positive_rate)),
+            })
+            .collect(),
+    }
 }
 
 fn compare_page(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
     let page = ComparePage {
         comparison: input.comparison.map(|c| CompareView::new("", c)),
         base_header: input.baseline.map(|b| Header::new(&b.meta)),
+        noise: input.noise.map(noise_view),
     };
     writer.page("compare.html", "compare.html", &common(input.run, "", "compare"), &page)
 }
