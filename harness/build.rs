@@ -18,6 +18,11 @@ const UNDER_TEST: &[&str] = &[
     "crossbeam-utils",
     "arc-swap",
     "tokio",
+    // The peers (`buslab_impls::peers`).
+    "disruptor",
+    "bus",
+    "flume",
+    "kanal",
     "hdrhistogram",
     "dhat",
     "valgrind-requests",

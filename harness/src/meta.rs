@@ -151,6 +151,10 @@ mod tests {
         assert!(meta.cores >= 1);
         assert!(!meta.cpu.is_empty() && !meta.os.is_empty() && !meta.machine.is_empty());
         assert!(meta.crate_versions.contains_key("crossbeam-channel"), "{:?}", meta.crate_versions);
+        // Every peer crate's version is recorded (std_mpsc's is `rustc -V`).
+        for peer in ["tokio", "disruptor", "bus", "flume", "kanal"] {
+            assert!(meta.crate_versions.contains_key(peer), "{peer} missing from {:?}", meta.crate_versions);
+        }
         assert_eq!(meta.build.get("target").map(String::is_empty), Some(false));
         assert!(meta.buses.iter().any(|b| b.name == "ring" && !b.peer), "{:?}", meta.buses);
         assert!(meta.buses.iter().all(|b| b.guarantees.len() == 6 && !b.summary.is_empty()));

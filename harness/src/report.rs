@@ -3,8 +3,10 @@
 //! which makes the pages.
 
 use crate::store::{Store, StoreError};
+use buslab_reports::noise::{self, Calibration};
 use buslab_reports::regression::{self, Thresholds};
 use buslab_reports::site::{self, Rendered, SiteError};
+use buslab_scenarios::results::NOISE_LABEL_PREFIX;
 use std::path::{Path, PathBuf};
 
 /// At most this many runs of history go into the trends (a year of
@@ -51,12 +53,25 @@ pub fn render(store: &Store, id: &str, out: &Path) -> Result<Rendered, ReportErr
         let past = &past[past.len().saturating_sub(COMPARE_HISTORY)..];
         regression::compare(base, &run, past, &thresholds)
     });
+    let noise = latest_noise(store, &run.meta.machine, &thresholds)?;
     let input = site::Input {
         run: &run,
         history: &history,
         baseline: baseline.as_ref(),
         comparison: comparison.as_ref(),
         thresholds: &thresholds,
+        noise: noise.as_ref(),
     };
     site::render(&input, out).map_err(|source| ReportError::Site { dir: out.to_owned(), source })
+}
+
+/// The calibration of the latest noise group (`buslab noise`) measured on
+/// `machine`, if any.
+fn latest_noise(store: &Store, machine: &str, thresholds: &Thresholds) -> Result<Option<Calibration>, ReportError> {
+    let Some(label) = store.latest_label(NOISE_LABEL_PREFIX)? else { return Ok(None) };
+    let runs = store.run_ids_labelled(&label)?.iter().map(|id| store.load_run(id)).collect::<Result<Vec<_>, _>>()?;
+    if runs.len() < 2 || runs.iter().any(|r| r.meta.machine != machine) {
+        return Ok(None);
+    }
+    Ok(Some(noise::calibrate(&runs, thresholds)))
 }

@@ -1795,8 +1795,8 @@ mod tests {
         store.import_run(&one).expect("first shard");
         let stored = store.load_run("nightly").expect("load");
         let two = shard_of(2, &[1, 3], "box-1", "2026-05-01T12:00:00Z");
-        type Edit = Box<dyn Fn(&mut Run)>;
-        let cases: Vec<(Edit, &str)> = vec![
+        type Doctor = Box<dyn Fn(&mut Run)>;
+        let cases: Vec<(Doctor, &str)> = vec![
             (Box::new(|r| r.meta.git_commit = Some("0000000".to_owned())), "commit differs"),
             (Box::new(|r| r.meta.quick = false), "--quick flag differs"),
             (Box::new(|r| r.meta.rustc = "rustc 1.96.0".to_owned()), "compiler differs"),

@@ -461,19 +461,56 @@ impl Comparison {
 /// present), from which the noise band of each wall-clock metric is
 /// learned. See the [module docs](self) for the rule.
 pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> Comparison {
-    let mut past: Vec<&Run> =
-        history.iter().filter(|r| r.meta.id != base.meta.id && r.meta.id != new.meta.id).collect();
-    past.sort_by(|a, b| (&a.meta.started_at, &a.meta.id).cmp(&(&b.meta.started_at, &b.meta.id)));
-    let history_runs = past.len();
-    past.push(base);
-    // Each past run's machine and cells by name, in start order, base last.
-    let past: Vec<PastRun<'_>> = past
-        .iter()
-        .map(|run| (run.meta.machine.as_str(), run.cells.iter().map(|c| (c.key.name(), c)).collect()))
-        .collect();
+    let history: Vec<Indexed<'_>> = history.iter().map(Indexed::new).collect();
+    let history: Vec<&Indexed<'_>> = history.iter().collect();
+    compare_indexed(&Indexed::new(base), &Indexed::new(new), &history, config)
+}
 
-    let base_cells: HashMap<String, &CellResult> = base.cells.iter().map(|c| (c.key.name(), c)).collect();
-    let new_names: Vec<String> = new.cells.iter().map(|c| c.key.name()).collect();
+/// A run with its cells indexed by name: [`compare_indexed`] takes runs in
+/// this form so that a caller comparing many pairs of one history (the
+/// trends) names each cell once, not once per comparison.
+#[derive(Debug)]
+pub struct Indexed<'a> {
+    run: &'a Run,
+    names: Vec<String>,
+    cells: HashMap<String, &'a CellResult>,
+}
+
+impl<'a> Indexed<'a> {
+    /// Indexes `run`'s cells by [`CellKey::name`].
+    pub fn new(run: &'a Run) -> Indexed<'a> {
+        let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
+        let cells = names.iter().cloned().zip(&run.cells).collect();
+        Indexed { run, names, cells }
+    }
+
+    /// The run.
+    pub fn run(&self) -> &'a Run {
+        self.run
+    }
+}
+
+/// [`compare`] on indexed runs: the same rule, the same result.
+pub fn compare_indexed(
+    base_ix: &Indexed<'_>,
+    new_ix: &Indexed<'_>,
+    history: &[&Indexed<'_>],
+    config: &Thresholds,
+) -> Comparison {
+    let (base_run, new_run) = (base_ix.run, new_ix.run);
+    let mut past: Vec<&Indexed<'_>> = history
+        .iter()
+        .copied()
+        .filter(|r| r.run.meta.id != base_run.meta.id && r.run.meta.id != new_run.meta.id)
+        .collect();
+    past.sort_by(|a, b| (&a.run.meta.started_at, &a.run.meta.id).cmp(&(&b.run.meta.started_at, &b.run.meta.id)));
+    let history_runs = past.len();
+    past.push(base_ix);
+    // Each past run's machine and cells by name, in start order, base last.
+    let past: Vec<PastRun<'_>> = past.iter().map(|r| (r.run.meta.machine.as_str(), &r.cells)).collect();
+    let (base, new) = (base_run, new_run);
+    let base_cells = &base_ix.cells;
+    let new_names = &new_ix.names;
     let mut comparison = Comparison {
         base_run: base.meta.id.clone(),
         new_run: new.meta.id.clone(),
@@ -483,9 +520,9 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
         missing: Vec::new(),
         other_machine: Vec::new(),
     };
-    for name in base.cells.iter().map(|c| c.key.name()) {
-        if !new_names.contains(&name) {
-            comparison.unmatched.push(Unmatched::OnlyInBase { cell: name });
+    for name in &base_ix.names {
+        if !new_ix.cells.contains_key(name) {
+            comparison.unmatched.push(Unmatched::OnlyInBase { cell: name.clone() });
         }
     }
     for (name, n) in new_names.iter().zip(&new.cells) {
@@ -534,7 +571,7 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
 
 /// A past run as the noise band reads it: its machine, and its cells by
 /// name.
-type PastRun<'a> = (&'a str, HashMap<String, &'a CellResult>);
+type PastRun<'a> = (&'a str, &'a HashMap<String, &'a CellResult>);
 
 /// Judges one metric of one matched cell; `past` is the history and the
 /// machine that measured the compared cells.

@@ -73,12 +73,24 @@ pub fn trends(history: &[Run], cells: &[String], config: &Thresholds) -> BTreeMa
     // The verdict of each (run index, cell, metric).
     let mut verdicts: HashMap<(usize, &str, &str), (Verdict, f64, f64)> = HashMap::new();
     let window = config.history_window + 1;
-    let comparisons: Vec<(usize, regression::Comparison)> = (1..history.len())
-        .map(|i| {
-            let past = &history[i.saturating_sub(window + 1)..i - 1];
-            (i, regression::compare(&history[i - 1], &history[i], past, config))
-        })
-        .collect();
+    // Each run's cells are named once, not once per comparison it is in.
+    let indexed: Vec<regression::Indexed<'_>> = history.iter().map(regression::Indexed::new).collect();
+    let compare = |i: usize| {
+        let past: Vec<&regression::Indexed<'_>> = indexed[i.saturating_sub(window + 1)..i - 1].iter().collect();
+        (i, regression::compare_indexed(&indexed[i - 1], &indexed[i], &past, config))
+    };
+    // The comparisons are independent: spread them over the cores (never
+    // more threads than cores).
+    let indices: Vec<usize> = (1..history.len()).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, indices.len().max(1));
+    let chunk = indices.len().div_ceil(threads).max(1);
+    let comparisons: Vec<(usize, regression::Comparison)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = indices
+            .chunks(chunk)
+            .map(|part| scope.spawn(|| part.iter().map(|&i| compare(i)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a comparison panicked")).collect()
+    });
     for (i, comparison) in &comparisons {
         for change in &comparison.changes {
             verdicts.insert(

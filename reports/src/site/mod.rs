@@ -54,6 +54,9 @@ pub struct Input<'a> {
     pub comparison: Option<&'a Comparison>,
     /// The regression rule's knobs (the trends apply them).
     pub thresholds: &'a Thresholds,
+    /// The latest noise calibration (A/A runs of `buslab noise`) on the
+    /// run's machine, shown beside the thresholds.
+    pub noise: Option<&'a crate::noise::Calibration>,
 }
 
 /// What [`render`] wrote.
@@ -105,8 +108,8 @@ pub const MARKER: &str = ".buslab-report";
 pub fn render(input: &Input<'_>, out: &Path) -> Result<Rendered, SiteError> {
     let start = Instant::now();
     prepare(out)?;
-    let mut writer = pages::Writer::new(out)?;
-    pages::write_all(input, &mut writer)?;
+    let writer = pages::Writer::new(out)?;
+    pages::write_all(input, &writer)?;
     Ok(Rendered { index: out.join("index.html"), files: writer.files(), elapsed: start.elapsed() })
 }
 

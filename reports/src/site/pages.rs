@@ -15,6 +15,7 @@ use buslab_scenarios::results::{BusMeta, CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tera::{Context, Tera};
 
 /// The templates, built in. Their names end in `.html` so that tera
@@ -36,7 +37,7 @@ const STYLE: &str = include_str!("../../templates/style.css");
 pub(crate) struct Writer {
     out: PathBuf,
     tera: Tera,
-    files: usize,
+    files: AtomicUsize,
 }
 
 impl Writer {
@@ -45,29 +46,23 @@ impl Writer {
         tera.add_raw_templates(TEMPLATES.to_vec())
             .map_err(|e| SiteError::Template { template: "(loading)".to_owned(), message: chain(&e) })?;
         tera.autoescape_on(vec![".html"]);
-        Ok(Writer { out: out.to_owned(), tera, files: 0 })
+        Ok(Writer { out: out.to_owned(), tera, files: AtomicUsize::new(0) })
     }
 
     pub(crate) fn files(&self) -> usize {
-        self.files
+        self.files.load(Ordering::Relaxed)
     }
 
     /// Writes `contents` to `relative`.
-    pub(crate) fn file(&mut self, relative: &str, contents: &str) -> Result<(), SiteError> {
+    pub(crate) fn file(&self, relative: &str, contents: &str) -> Result<(), SiteError> {
         let path = self.out.join(relative);
         std::fs::write(&path, contents).map_err(|source| SiteError::Io { path, source })?;
-        self.files += 1;
+        self.files.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
     /// Renders `template` with the common keys and `page`'s fields.
-    fn page(
-        &mut self,
-        template: &str,
-        relative: &str,
-        common: &Common,
-        page: &impl Serialize,
-    ) -> Result<(), SiteError> {
+    fn page(&self, template: &str, relative: &str, common: &Common, page: &impl Serialize) -> Result<(), SiteError> {
         let mut context = Context::from_serialize(page)
             .map_err(|e| SiteError::Template { template: template.to_owned(), message: chain(&e) })?;
         context.extend(
@@ -107,8 +102,19 @@ fn common(run: &Run, root: &'static str, page: &'static str) -> Common {
     Common { root, page, run_id: run.meta.id.clone(), version: env!("CARGO_PKG_VERSION") }
 }
 
+/// Calls `f` on every item, spread over the machine's cores (scoped
+/// threads, never more than the cores); the first error wins.
+fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), SiteError> + Sync) -> Result<(), SiteError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(chunk).map(|part| scope.spawn(|| part.iter().try_for_each(&f))).collect();
+        handles.into_iter().try_for_each(|h| h.join().expect("a page renderer panicked"))
+    })
+}
+
 /// Writes every page of the site.
-pub(crate) fn write_all(input: &Input<'_>, writer: &mut Writer) -> Result<(), SiteError> {
+pub(crate) fn write_all(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
     let run = input.run;
     writer.file("style.css", STYLE)?;
     let groups = verdicts::matrix(run, input.thresholds);
@@ -223,7 +229,7 @@ fn scenario_matrices(run: &Run, groups: &[Group], root: &str) -> Vec<ScenarioMat
     out
 }
 
-fn index(input: &Input<'_>, groups: &[Group], writer: &mut Writer) -> Result<(), SiteError> {
+fn index(input: &Input<'_>, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
     let run = input.run;
     let count = |want: &str| run.cells.iter().filter(|c| context::status(&c.status).0 == want).count();
     let page = IndexPage {
@@ -304,7 +310,7 @@ fn cell_link(root: &str, name: &str) -> Link {
     Link { text, href: cell_href(root, name) }
 }
 
-fn guide_page(run: &Run, groups: &[Group], writer: &mut Writer) -> Result<(), SiteError> {
+fn guide_page(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
     let guide = guide::guide(run, groups);
     let page = GuidePage {
         sections: guide
@@ -357,15 +363,72 @@ fn guide_page(run: &Run, groups: &[Group], writer: &mut Writer) -> Result<(), Si
 }
 
 #[derive(Serialize)]
+struct NoiseRow {
+    metric: &'static str,
+    threshold: String,
+    cells: usize,
+    median_cv: String,
+    max_cv: String,
+    max_cv_cell: String,
+    learned: String,
+    false_positives: String,
+}
+
+#[derive(Serialize)]
+struct NoiseView {
+    runs: usize,
+    commits: String,
+    machines: String,
+    quick: bool,
+    pairs: usize,
+    pairs_with_regression: usize,
+    pairs_with_deterministic_regression: usize,
+    rows: Vec<NoiseRow>,
+}
+
+#[derive(Serialize)]
 struct ComparePage {
     comparison: Option<CompareView>,
     base_header: Option<Header>,
+    noise: Option<NoiseView>,
 }
 
-fn compare_page(input: &Input<'_>, writer: &mut Writer) -> Result<(), SiteError> {
+/// A relative figure as a percentage without sign: `5.00%`.
+fn pct(x: f64) -> String {
+    format::percent(x).trim_start_matches('+').to_owned()
+}
+
+fn noise_view(c: &crate::noise::Calibration) -> NoiseView {
+    NoiseView {
+        runs: c.runs.len(),
+        commits: c.commits.iter().map(|x| short(x).to_owned()).collect::<Vec<_>>().join(", "),
+        machines: c.machines.join(", "),
+        quick: c.quick,
+        pairs: c.pairs,
+        pairs_with_regression: c.pairs_with_regression,
+        pairs_with_deterministic_regression: c.pairs_with_deterministic_regression,
+        rows: c
+            .metrics
+            .iter()
+            .map(|m| NoiseRow {
+                metric: m.metric,
+                threshold: format!("±{}", pct(m.threshold)),
+                cells: m.cells,
+                median_cv: m.median_cv.map(pct).unwrap_or_default(),
+                max_cv: m.max_cv.as_ref().map(|w| pct(w.value)).unwrap_or_default(),
+                max_cv_cell: m.max_cv.as_ref().map(|w| w.cell.clone()).unwrap_or_default(),
+                learned: m.median_learned_band.map(|b| format!("±{}", pct(b))).unwrap_or_default(),
+                false_positives: format!("{} of {} ({})", m.false_positives, m.comparisons, pct(m.false_positive_rate)),
+            })
+            .collect(),
+    }
+}
+
+fn compare_page(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
     let page = ComparePage {
         comparison: input.comparison.map(|c| CompareView::new("", c)),
         base_header: input.baseline.map(|b| Header::new(&b.meta)),
+        noise: input.noise.map(noise_view),
     };
     writer.page("compare.html", "compare.html", &common(input.run, "", "compare"), &page)
 }
@@ -386,7 +449,7 @@ struct ScenarioPage {
     groups: Vec<ScenarioGroupView>,
 }
 
-fn scenario_pages(run: &Run, groups: &[Group], writer: &mut Writer) -> Result<(), SiteError> {
+fn scenario_pages(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
     let cells: BTreeMap<String, &CellResult> = run.cells.iter().map(|c| (c.key.name(), c)).collect();
     let mut scenarios: Vec<&str> = Vec::new();
     for g in groups {
@@ -476,12 +539,12 @@ struct CellPage {
     trend_points: usize,
 }
 
-fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: &mut Writer) -> Result<(), SiteError> {
+fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: &Writer) -> Result<(), SiteError> {
     let run = input.run;
     let peers: Vec<&str> = run.meta.buses.iter().filter(|b| b.peer).map(|b| b.name.as_str()).collect();
     let baseline: BTreeMap<String, &CellResult> =
         input.baseline.map(|b| b.cells.iter().map(|c| (c.key.name(), c)).collect()).unwrap_or_default();
-    for cell in &run.cells {
+    parallel(&run.cells, |cell| {
         let name = cell.key.name();
         let slug = slug(&name);
         let (status, reason) = context::status(&cell.status);
@@ -609,8 +672,8 @@ fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: 
             trend_points: trends.get(&name).map(|t| t.iter().map(|t| t.points.len()).max().unwrap_or(0)).unwrap_or(0),
         };
         writer.page("cell.html", &format!("cells/{slug}.html"), &common(run, "../", "cell"), &page)?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Why a cell has no profile.
@@ -665,8 +728,15 @@ struct MetricTrend {
     regressions: usize,
     improvements: usize,
     band: String,
+    /// The latest [`TABLE_RUNS`] points, newest first.
     points: Vec<PointRow>,
+    /// Runs left out of the table (they are in the chart, with tooltips).
+    older: usize,
 }
+
+/// The most recent runs a trend page lists in its table; the chart shows
+/// every run (hover a point for its date, commit and value).
+const TABLE_RUNS: usize = 60;
 
 #[derive(Serialize)]
 struct TrendPage {
@@ -684,7 +754,7 @@ fn trend_pages(
     run: &Run,
     trends: &BTreeMap<String, Vec<Trend>>,
     runs: usize,
-    writer: &mut Writer,
+    writer: &Writer,
 ) -> Result<(), SiteError> {
     let metrics: Vec<&'static str> = regression::METRICS.iter().map(|m| m.slug).collect();
     let mut rows = Vec::new();
@@ -706,6 +776,10 @@ fn trend_pages(
             improvements: cell_trends.iter().map(Trend::improvements).sum(),
             points: cell_trends.iter().map(|t| t.points.len()).max().unwrap_or(0),
         });
+    }
+    parallel(&run.cells, |cell| {
+        let name = cell.key.name();
+        let cell_trends = trends.get(&name).map(Vec::as_slice).unwrap_or_default();
         let page = TrendPage {
             cell: name.clone(),
             href: cell_href("../", &name),
@@ -722,10 +796,12 @@ fn trend_pages(
                         .and_then(|p| p.threshold)
                         .map(|b| format!("±{}", format::percent(b).trim_start_matches('+')))
                         .unwrap_or_else(|| "—".to_owned()),
+                    older: t.points.len().saturating_sub(TABLE_RUNS),
                     points: t
                         .points
                         .iter()
                         .rev()
+                        .take(TABLE_RUNS)
                         .map(|p| PointRow {
                             run: p.run.clone(),
                             started_at: p.started_at.clone(),
@@ -743,7 +819,8 @@ fn trend_pages(
                 .collect(),
         };
         writer.page("trend.html", &format!("trends/{}.html", slug(&name)), &common(run, "../", "trends"), &page)?;
-    }
+        Ok(())
+    })?;
     let page = TrendsPage { runs, metrics, rows };
     writer.page("trends.html", "trends.html", &common(run, "", "trends"), &page)
 }
