@@ -477,7 +477,7 @@ pub struct Indexed<'a> {
 }
 
 impl<'a> Indexed<'a> {
-    /// Indexes `run`'s cells by [`CellKey::name`].
+    /// Indexes `run`'s cells by [`CellKey::name`](buslab_scenarios::results::CellKey::name).
     pub fn new(run: &'a Run) -> Indexed<'a> {
         let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
         let cells = names.iter().cloned().zip(&run.cells).collect();
