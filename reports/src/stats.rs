@@ -97,12 +97,33 @@ pub fn mann_whitney_u(first: &[f64], second: &[f64]) -> Result<MannWhitney, Stat
     if !has_ties && n1 * n2 <= EXACT_MAX_PRODUCT {
         // Without ties U is a whole number.
         let u_min = u1.min(u2).round() as usize;
-        let counts = u_distribution(n1, n2);
-        let total: f64 = counts.iter().sum();
-        let tail: f64 = counts[..=u_min].iter().sum();
-        return Ok(MannWhitney { u: u1, p_value: (2.0 * tail / total).min(1.0), exact: true });
+        let p_value = CUMULATIVE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            // The cumulative distribution of U for these sizes, computed once
+            // per thread: a history of nightly runs tests the same sizes
+            // thousands of times.
+            let cumulative = cache.entry((n1, n2)).or_insert_with(|| {
+                let counts = u_distribution(n1, n2);
+                let total: f64 = counts.iter().sum();
+                counts
+                    .iter()
+                    .scan(0.0, |sum, c| {
+                        *sum += c;
+                        Some(*sum / total)
+                    })
+                    .collect()
+            });
+            (2.0 * cumulative[u_min]).min(1.0)
+        });
+        return Ok(MannWhitney { u: u1, p_value, exact: true });
     }
     Ok(MannWhitney { u: u1, p_value: normal_p_value(u1, n1, n2, &ties), exact: false })
+}
+
+thread_local! {
+    /// `P(U ≤ u)` for each `u`, by sample sizes.
+    static CUMULATIVE: std::cell::RefCell<std::collections::HashMap<(usize, usize), Vec<f64>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// The two-sided p-value of `U₁` by the normal approximation, with the tie
