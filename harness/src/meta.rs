@@ -103,6 +103,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         crate_versions,
         scenario_hashes: scenarios.iter().map(|s| (s.name.clone(), s.sha256.clone())).collect(),
         harness_overhead_ns: None,
+        corpus: None,
     }
 }
 

@@ -373,10 +373,10 @@ mod tests {
             .find(|s| s.name == "mpmc")
             .expect("mpmc in the catalog");
         let mut bus = buslab_impls::find("fixed_array").expect("fixed_array exists");
-        let point = SweepPoint { producers: 2, subscribers: 2000 };
+        let point = SweepPoint::new(2, 2000);
         assert!(skip_reason(&bus, &scenario, point, 2).expect("too many").contains("at most"));
         bus.capabilities.multi_producer = false;
-        let point = SweepPoint { producers: 2, subscribers: 4 };
+        let point = SweepPoint::new(2, 4);
         assert!(skip_reason(&bus, &scenario, point, 2).expect("single").contains("single producer"));
     }
 

@@ -1137,6 +1137,7 @@ pub mod sample {
                 crate_versions: map(&[("crossbeam-channel", "0.5.15"), ("tokio", "1.44.2")]),
                 scenario_hashes: map(&[("fanout", "9f86d081884c7d65"), ("burst", "60303ae22b998861")]),
                 harness_overhead_ns: Some(1.5),
+                corpus: None,
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
