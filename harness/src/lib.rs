@@ -27,6 +27,7 @@
 //! - `clap`, `anyhow`, `serde_json`: the CLI's edge.
 #![deny(missing_docs)]
 
+pub mod cloudevents;
 pub mod drive;
 pub mod export;
 pub mod listener;

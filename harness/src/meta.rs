@@ -74,6 +74,13 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
     ] {
         build.insert(key.to_owned(), value.to_owned());
     }
+    // sonic-rs picks its SIMD path when it is compiled: these are the
+    // features it could use and whether this build enabled them.
+    let sonic: Vec<String> = buslab_scenarios::cloudevents::decode::sonic_rs_features()
+        .into_iter()
+        .map(|(feature, on)| format!("{feature}={}", if on { "on" } else { "off" }))
+        .collect();
+    build.insert("sonic_rs_simd".to_owned(), sonic.join(","));
     let crate_versions = env!("BUSLAB_CRATE_VERSIONS")
         .split(',')
         .filter_map(|kv| kv.split_once('='))
@@ -119,6 +126,7 @@ mod tests {
         assert!(!meta.cpu.is_empty() && !meta.os.is_empty() && !meta.machine.is_empty());
         assert!(meta.crate_versions.contains_key("crossbeam-channel"), "{:?}", meta.crate_versions);
         assert_eq!(meta.build.get("target").map(String::is_empty), Some(false));
+        assert!(meta.build.get("sonic_rs_simd").is_some_and(|s| s.contains("avx2=")), "{:?}", meta.build);
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores:
     if scenario.churn.is_some() && !caps.dynamic_subscribe {
         return Some(format!("{} cannot subscribe while publishing", bus.name));
     }
+    if let Some(reason) = crate::cloudevents::skip_reason(bus.name, caps.asynchronous, point.cloudevents) {
+        return Some(reason);
+    }
     if point.producers > cores && !scenario.oversubscribe {
         return Some(format!(
             "{} producers exceed {cores} cores (set `oversubscribe = true` in the scenario to allow it)",
@@ -90,6 +93,8 @@ pub struct ProbeRunner {
     pub passes: Vec<Pass>,
     /// Where callgrind writes its output.
     pub scratch: PathBuf,
+    /// The CloudEvents corpus given with `--corpus`, for `cloudevents` cells.
+    pub corpus: Option<PathBuf>,
 }
 
 /// Finds `valgrind` on `PATH`.
@@ -109,6 +114,13 @@ impl ProbeRunner {
         let mut capacity = None;
         for &pass in &self.passes {
             progress(pass);
+            if pass == Pass::Latency && cell.point.cloudevents.is_some() {
+                result.skipped_passes.insert(
+                    pass.name().into(),
+                    "cloudevents cells measure decode and decode + route throughput, not dispatch latency".into(),
+                );
+                continue;
+            }
             if pass == Pass::Latency && capacity.is_none() {
                 result.skipped_passes.insert(pass.name().into(), "needs the throughput pass's capacity".into());
                 continue;
@@ -127,6 +139,7 @@ impl ProbeRunner {
                 point: cell.point,
                 budget: self.budget,
                 capacity,
+                corpus: self.corpus.clone(),
             };
             let response = match self.probe(&request) {
                 Ok(r) => r,
@@ -141,12 +154,14 @@ impl ProbeRunner {
                 result.allocations = None;
                 result.instructions = None;
                 result.profile = None;
+                result.cloudevents = None;
                 return result;
             }
             match pass {
                 Pass::Throughput => {
                     capacity = response.throughput.as_ref().map(|t| t.events_per_sec.median);
                     result.throughput = response.throughput;
+                    result.cloudevents = response.cloudevents;
                 }
                 Pass::Latency => result.latency = response.latency,
                 Pass::Allocations => result.allocations = response.allocations,
