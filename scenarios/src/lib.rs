@@ -129,7 +129,17 @@ mod tests {
     fn the_shipped_catalog_is_valid_and_complete() {
         let catalog = catalog().expect("the catalog must parse");
         let names: Vec<_> = catalog.iter().map(|s| s.name.as_str()).collect();
-        for want in ["spsc", "fanout", "mpmc", "burst", "slow-subscriber", "churn", "heavy-payload"] {
+        for want in [
+            "spsc",
+            "fanout",
+            "mpmc",
+            "burst",
+            "slow-subscriber",
+            "churn",
+            "heavy-payload",
+            "cloudevents",
+            "cloudevents-extensions",
+        ] {
             assert!(names.contains(&want), "catalog lacks {want}: {names:?}");
         }
         for (file, _) in CATALOG {
