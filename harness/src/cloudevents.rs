@@ -30,7 +30,7 @@ use buslab_impls::{BusConfig, Event, EventBus, Filter, Listener, Strategy, Topic
 use buslab_scenarios::cloudevents::decode::{ExtensionsFamily, MapFamily, StructFamily};
 use buslab_scenarios::cloudevents::{
     Borrow, CePoint, CloudEvent, Corpus, DecodeError, Decoder, Decoders, ExtensionMode, Extensions, Limits, Own,
-    Representation, Settings, TypeTopics,
+    Representation, TypeTopics,
 };
 use buslab_scenarios::results::{Allocations, CloudEvents, Profile, Throughput};
 use std::marker::PhantomData;
@@ -50,7 +50,7 @@ pub fn skip_reason(bus: &str, asynchronous: bool, point: Option<CePoint>) -> Opt
 
 /// An owned event on its way through a bus.
 #[derive(Clone, Debug)]
-pub struct OwnedRouted<X> {
+pub(crate) struct OwnedRouted<X> {
     producer: u32,
     seq: u64,
     topic: Topic,
@@ -66,7 +66,7 @@ impl<X: Extensions<'static> + 'static> Event for OwnedRouted<X> {
 
 /// A borrowed event on its way through an in-line bus: a pointer to the
 /// event on the publishing producer's stack, valid while its epoch is open.
-pub struct Scoped<F> {
+pub(crate) struct Scoped<F> {
     producer: u32,
     seq: u64,
     topic: Topic,
@@ -106,7 +106,7 @@ struct EpochSlot(AtomicU64);
 /// The listener of a cloudevents cell: a typed handler for one event type
 /// (its subscription's topic). It checksums the event (reading every
 /// attribute), runs the scenario's work and records the delivery.
-pub struct CeListener {
+pub(crate) struct CeListener {
     subscriber: Arc<Subscriber>,
     work_ns: u64,
     epochs: Arc<[EpochSlot]>,
@@ -148,7 +148,7 @@ impl<F: ExtensionsFamily> Listener<Scoped<F>> for CeListener {
 }
 
 /// What a producer needs to decode and publish.
-pub struct Producer<'a> {
+pub(crate) struct Producer<'a> {
     decoders: Decoders,
     decoder: Decoder,
     limits: Limits,
@@ -160,7 +160,7 @@ pub struct Producer<'a> {
 
 /// A representation × extension mode: the bus event type, and how a document
 /// becomes one.
-pub trait Flavor: 'static {
+pub(crate) trait Flavor: 'static {
     /// The event the bus carries.
     type Event: Event;
     /// Decodes `doc` and publishes it as event `seq`; returns its topic and
@@ -176,9 +176,9 @@ pub trait Flavor: 'static {
 }
 
 /// Owned events with extension family `F`.
-pub struct OwnedFlavor<F>(PhantomData<F>);
+pub(crate) struct OwnedFlavor<F>(PhantomData<F>);
 /// Borrowed events with extension family `F`.
-pub struct BorrowedFlavor<F>(PhantomData<F>);
+pub(crate) struct BorrowedFlavor<F>(PhantomData<F>);
 
 impl<F: ExtensionsFamily> Flavor for OwnedFlavor<F>
 where
@@ -240,24 +240,24 @@ impl<F: ExtensionsFamily> Flavor for BorrowedFlavor<F> {
 }
 
 /// The corpus of a cell, checked with the cell's decoder.
-pub struct Prepared {
+pub(crate) struct Prepared {
     /// The valid documents, in corpus order.
-    pub documents: Vec<Vec<u8>>,
+    pub(crate) documents: Vec<Vec<u8>>,
     /// Routes by type.
-    pub routes: TypeTopics,
+    pub(crate) routes: TypeTopics,
     /// The cell's CloudEvents figures so far: errors and corpus.
-    pub result: CloudEvents,
+    pub(crate) result: CloudEvents,
     /// Size limit.
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// The cell's axes.
-    pub point: CePoint,
+    pub(crate) point: CePoint,
 }
 
 /// Loads the corpus (`request.corpus`, else generated from the scenario's
 /// settings) and classifies it with the cell's decoder (untimed).
-pub fn prepare(request: &ProbeRequest) -> Result<Prepared, String> {
+pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, String> {
     let point = request.point.cloudevents.ok_or("a cloudevents cell without decoder/representation axes")?;
-    let settings = request.scenario.cloudevents.clone().unwrap_or_else(Settings::default);
+    let settings = request.scenario.cloudevents.clone().unwrap_or_default();
     let corpus = match &request.corpus {
         Some(path) => Corpus::load(path).map_err(|e| e.to_string())?,
         None => Corpus::generated(settings.seed, settings.documents),
@@ -303,6 +303,9 @@ struct CeRig<B: EventBus> {
     epochs: Arc<[EpochSlot]>,
     stale: Arc<AtomicU64>,
     panics_before: u64,
+    dropped_before: u64,
+    /// The bus declares itself lossy: losses are allowed if counted.
+    lossy: bool,
 }
 
 /// A verified trial.
@@ -318,7 +321,7 @@ fn first_document(producer: usize, producers: usize, documents: usize) -> usize 
 }
 
 impl<B: EventBus<Listener = CeListener>> CeRig<B> {
-    fn new(request: &ProbeRequest, prepared: &Prepared) -> Result<Self, String> {
+    fn new(request: &ProbeRequest, prepared: &Prepared, lossy: bool) -> Result<Self, String> {
         let point = request.point;
         let topics = prepared.routes.topics();
         let config = BusConfig {
@@ -346,7 +349,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
             subscribers.push(subscriber);
             filters.push(filter);
         }
-        let panics_before = bus.stats().listener_panics;
+        let stats = bus.stats();
         Ok(CeRig {
             bus,
             subscribers,
@@ -356,7 +359,9 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
             published: vec![vec![Published::default(); topics]; point.producers],
             epochs,
             stale,
-            panics_before,
+            panics_before: stats.listener_panics,
+            dropped_before: stats.dropped,
+            lossy,
         })
     }
 
@@ -416,8 +421,8 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
                 outcomes.push(h.join().unwrap_or_else(|_| Err("a producer thread panicked".into())));
             }
             bus.flush();
-            on_measure(false);
             elapsed_ns = now_ns();
+            on_measure(false);
         });
         let mut bytes = 0;
         for (p, outcome) in outcomes.into_iter().enumerate() {
@@ -451,6 +456,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
             return Err(format!("{} handler calls panicked", stats.listener_panics - self.panics_before));
         }
         let mut delivered = 0;
+        let mut shortfall = 0;
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
                 let want = self.published[p].iter().enumerate().filter(|(t, _)| filter.accepts(*t as Topic)).fold(
@@ -467,16 +473,30 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
                 if disorder != 0 {
                     return Err(format!("handler {i}, producer {p}: {disorder} events out of order or duplicated"));
                 }
-                if count != want.count {
+                if count > want.count {
+                    return Err(format!("handler {i}, producer {p}: {count} deliveries of {} events", want.count));
+                }
+                if self.lossy {
+                    shortfall += want.count - count;
+                } else if count != want.count {
                     return Err(format!(
                         "handler {i}, producer {p}: got {count} of {} events ({missing} gaps)",
                         want.count
                     ));
-                }
-                if tally.checksum.load(Ordering::Acquire) != want.checksum {
+                } else if tally.checksum.load(Ordering::Acquire) != want.checksum {
                     return Err(format!("handler {i}, producer {p}: checksum mismatch (corrupted events)"));
                 }
             }
+        }
+        // A lossy bus must have counted every loss. It may count a drop
+        // before its filter check (tokio's broadcast lags per receiver,
+        // whatever the topic), and cloudevents cells always have several
+        // topics, so the counted drops bound the losses from above.
+        let dropped = stats.dropped - self.dropped_before;
+        if shortfall > dropped {
+            return Err(format!(
+                "{shortfall} deliveries missing but the bus counted only {dropped} drops (silent loss)"
+            ));
         }
         Ok(delivered)
     }
@@ -535,18 +555,20 @@ pub fn run<S: Strategy>(request: &ProbeRequest, instruments: &dyn Instruments) -
         if let Some(reason) = skip_reason(S::NAME, S::CAPABILITIES.asynchronous, Some(point)) {
             return Err(reason);
         }
+        let lossy = S::CAPABILITIES.lossy;
         match (point.representation, point.extensions) {
             (Representation::Owned, ExtensionMode::Struct) => {
-                pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<StructFamily>>(request, instruments)
+                pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<StructFamily>>(request, lossy, instruments)
             }
             (Representation::Owned, ExtensionMode::Map) => {
-                pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<MapFamily>>(request, instruments)
+                pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<MapFamily>>(request, lossy, instruments)
             }
-            (Representation::Borrowed, ExtensionMode::Struct) => {
-                pass::<S::Bus<Scoped<StructFamily>, CeListener>, BorrowedFlavor<StructFamily>>(request, instruments)
-            }
+            (Representation::Borrowed, ExtensionMode::Struct) => pass::<
+                S::Bus<Scoped<StructFamily>, CeListener>,
+                BorrowedFlavor<StructFamily>,
+            >(request, lossy, instruments),
             (Representation::Borrowed, ExtensionMode::Map) => {
-                pass::<S::Bus<Scoped<MapFamily>, CeListener>, BorrowedFlavor<MapFamily>>(request, instruments)
+                pass::<S::Bus<Scoped<MapFamily>, CeListener>, BorrowedFlavor<MapFamily>>(request, lossy, instruments)
             }
         }
     })();
@@ -579,13 +601,13 @@ where
     }
 }
 
-fn pass<B, Fl>(request: &ProbeRequest, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
+fn pass<B, Fl>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
 where
     B: EventBus<Listener = CeListener>,
     Fl: Flavor<Event = B::Event>,
 {
     let prepared = prepare(request)?;
-    let mut rig = CeRig::<B>::new(request, &prepared)?;
+    let mut rig = CeRig::<B>::new(request, &prepared, lossy)?;
     let producers = request.point.producers;
     let response = match request.pass {
         Pass::Throughput => {
@@ -669,8 +691,8 @@ where
         }
         Pass::Latency => return Err("the latency pass does not apply to cloudevents cells".into()),
     };
-    rig.bus.shutdown();
-    Ok(response)
+    let dropped = rig.bus.shutdown().dropped - rig.dropped_before;
+    Ok(ProbeResponse { dropped, ..response })
 }
 
 #[cfg(test)]

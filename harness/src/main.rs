@@ -356,12 +356,12 @@ fn describe_corpus(
     path: &std::path::Path,
     scenarios: &[buslab_scenarios::Scenario],
 ) -> anyhow::Result<buslab_scenarios::results::Corpus> {
-    use buslab_scenarios::cloudevents::{Corpus, Decoder, Settings};
+    use buslab_scenarios::cloudevents::{Corpus, Decoder};
     let corpus = Corpus::load(path).with_context(|| format!("loading the CloudEvents corpus {}", path.display()))?;
     if !scenarios.iter().any(|s| s.cloudevents.is_some()) {
         eprintln!("buslab: --corpus is used only by cloudevents scenarios, and none is selected");
     }
-    let limits = scenarios.iter().find_map(|s| s.cloudevents.clone()).unwrap_or_else(Settings::default).limits();
+    let limits = scenarios.iter().find_map(|s| s.cloudevents.clone()).unwrap_or_default().limits();
     let classified = corpus.classify(Decoder::SerdeJson, limits);
     let invalid: u64 = classified.errors.values().sum();
     let summary = corpus.summary(invalid);

@@ -24,6 +24,9 @@
 //! - `base64`: the generator's `data_base64`, and the reference the
 //!   `data_base64` check is tested against.
 //! - `fastrand`: the seeded CloudEvents generator.
+//! - `memchr`: the SIMD search for `\u` escapes that lets serde_json and
+//!   sonic-rs refuse lone surrogates in the `data` they skip, as simd-json
+//!   does (already in the tree through serde_json).
 //! - `proptest` (tests): random and mutated documents fed to every decoder.
 #![deny(missing_docs)]
 

@@ -120,6 +120,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
+    fn the_base64_check_agrees_with_the_base64_crate(s in "[A-Za-z0-9+/=]{0,13}") {
+        use base64::Engine;
+        let decodes = base64::engine::general_purpose::STANDARD.decode(&s).is_ok();
+        prop_assert_eq!(buslab_scenarios::cloudevents::decode::valid_base64(&s), decodes, "{}", s);
+    }
+
+    #[test]
     fn random_bytes_never_panic_and_are_refused_alike(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
         assert_agree(&bytes);
     }

@@ -17,19 +17,27 @@
 //! allocates nothing per document either; its SIMD path is chosen at run
 //! time. sonic-rs chooses its SIMD path at compile time (see
 //! [`sonic_rs_features`]); serde_json is scalar.
+//!
+//! Where the decoders differ in strictness, the stricter rule holds for all:
+//! the whole document must be UTF-8 (serde_json would not look inside the
+//! `data` it skips, so it gets a `std::str::from_utf8` first), nest at most
+//! [`MAX_DEPTH`] levels, and carry no lone UTF-16 surrogate escape (both
+//! checked before serde_json and sonic-rs parse; simd-json checks them in
+//! its tape builder).
 
 use super::Decoder;
-use super::event::{CloudEvent, DataDigest, ExtValue, Extensions, mix, str_digest};
+use super::event::{CloudEvent, ExtValue, Extensions};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// Deepest nesting of `data` accepted (below every decoder's own limit, so
-/// that all three refuse the same documents, and shallow enough that the
-/// recursive visitor cannot exhaust the stack).
-pub const MAX_DEPTH: usize = 64;
+/// Deepest nesting of a document (its own object included) any decoder
+/// accepts. simd-json enforces it in its tape builder; for serde_json and
+/// sonic-rs a scan enforces it before parsing — sonic-rs skips `data`
+/// recursively and would otherwise exhaust the stack on a hostile document.
+pub const MAX_DEPTH: usize = 32;
 
 /// Default size limit of one document, bytes: 64 KiB, the size the CloudEvents
 /// spec requires intermediaries to forward.
@@ -76,8 +84,8 @@ pub enum DecodeError {
     /// `data_base64` is not base64.
     #[error("`data_base64` is not base64")]
     BadBase64,
-    /// `data` nests deeper than [`MAX_DEPTH`].
-    #[error("`data` nests deeper than {MAX_DEPTH}")]
+    /// The document nests deeper than [`MAX_DEPTH`].
+    #[error("the document nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
 }
 
@@ -295,131 +303,31 @@ impl<'de, 'o, S: Strings<'de, 'o>> Visitor<'de> for ExtSeed<'_, 'o, S> {
     }
 }
 
-/// Tags that keep the digests of different JSON kinds apart.
-mod tag {
-    pub(super) const NULL: u64 = 1;
-    pub(super) const BOOL: u64 = 2;
-    pub(super) const INT: u64 = 3;
-    pub(super) const NEG: u64 = 4;
-    pub(super) const FLOAT: u64 = 5;
-    pub(super) const STR: u64 = 6;
-    pub(super) const KEY: u64 = 7;
-    pub(super) const SEQ: u64 = 8;
-    pub(super) const MAP: u64 = 9;
-}
+/// `data`: null (absent) or any JSON value, validated and skipped
+/// (`deserialize_ignored_any`: no value is built, no number converted).
+struct DataSkip;
 
-/// Visits every value of `data`, feeding the digest; refuses nesting deeper
-/// than [`MAX_DEPTH`]. Numbers are digested by value, whichever visitor
-/// method the decoder picks (`1`, `1.0` and `1e0` digest alike).
-struct DataSeed<'w> {
-    why: &'w Cell<Option<DecodeError>>,
-    digest: &'w Cell<DataDigest>,
-    depth: usize,
-}
-
-impl DataSeed<'_> {
-    #[inline]
-    fn feed(&self, kind: u64, x: u64) {
-        let d = self.digest.get();
-        self.digest.set(DataDigest { hash: mix(mix(d.hash, kind), x), values: d.values.wrapping_add(1) });
-    }
-
-    fn nested(&self) -> Result<DataSeed<'_>, DecodeError> {
-        if self.depth >= MAX_DEPTH {
-            return Err(DecodeError::TooDeep);
-        }
-        Ok(DataSeed { why: self.why, digest: self.digest, depth: self.depth + 1 })
-    }
-
-    #[inline]
-    fn integer(&self, v: i128) {
-        if v < 0 { self.feed(tag::NEG, v as u64) } else { self.feed(tag::INT, v as u64) }
+impl<'de> DeserializeSeed<'de> for DataSkip {
+    type Value = bool;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_option(self)
     }
 }
 
-impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DataSeed<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for DataSkip {
+    type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.feed(tag::NULL, 0);
-        Ok(())
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.visit_unit()
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.feed(tag::BOOL, u64::from(v));
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.integer(i128::from(v));
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.integer(i128::from(v));
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        // Integral values within i64 digest as integers, whichever way the
-        // decoder reported them (and −0.0 as 0).
-        if v.fract() == 0.0 && v.abs() < 9.2e18 {
-            self.integer(v as i128);
-        } else {
-            self.feed(tag::FLOAT, v.to_bits());
-        }
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.feed(tag::STR, str_digest(v));
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let inner = self.nested().map_err(|e| refuse::<A::Error>(self.why, e))?;
-        let mut n = 0u64;
-        while seq.next_element_seed(DataSeed { why: inner.why, digest: inner.digest, depth: inner.depth })?.is_some() {
-            n += 1;
-        }
-        self.feed(tag::SEQ, n);
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let inner = self.nested().map_err(|e| refuse::<A::Error>(self.why, e))?;
-        let mut n = 0u64;
-        while let Some(key) = map.next_key::<DigestKey>()? {
-            self.feed(tag::KEY, key.0);
-            map.next_value_seed(DataSeed { why: inner.why, digest: inner.digest, depth: inner.depth })?;
-            n += 1;
-        }
-        self.feed(tag::MAP, n);
-        Ok(())
-    }
-}
-
-/// A key of `data`, digested without being kept.
-struct DigestKey(u64);
-
-impl<'de> de::Deserialize<'de> for DigestKey {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = DigestKey;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<DigestKey, E> {
-                Ok(DigestKey(str_digest(v)))
-            }
-        }
-        d.deserialize_str(V)
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        <de::IgnoredAny as de::Deserialize>::deserialize(d)?;
+        Ok(true)
     }
 }
 
@@ -435,10 +343,13 @@ impl Seen {
     }
 }
 
+/// Ties types to an output lifetime, owning nothing.
+type Marker<'o, T> = PhantomData<fn() -> (T, &'o ())>;
+
 /// The whole event.
 struct EventSeed<'w, 'o, S, X> {
     why: &'w Cell<Option<DecodeError>>,
-    _types: PhantomData<fn() -> (S, X, &'o ())>,
+    _types: Marker<'o, (S, X)>,
 }
 
 impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> DeserializeSeed<'de> for EventSeed<'_, 'o, S, X> {
@@ -465,7 +376,6 @@ impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> Visitor<'de> for EventSeed
         let mut event = CloudEvent::<'o, X>::default();
         let (mut id, mut source, mut ty, mut specversion) = (None, None, None, false);
         let mut seen = Seen::default();
-        let digest = Cell::new(DataDigest::default());
         let string = |name| StrSeed::<'_, 'o, S> { why, name, _s: PhantomData };
         let duplicate = || refuse::<A::Error>(why, DecodeError::DuplicateAttribute);
         while let Some(key) = map.next_key_seed(KeySeed::<'o, S>(PhantomData))? {
@@ -498,14 +408,8 @@ impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> Visitor<'de> for EventSeed
                 32 => event.dataschema = map.next_value_seed(string("dataschema"))?,
                 64 => event.subject = map.next_value_seed(string("subject"))?,
                 128 => event.time = map.next_value_seed(string("time"))?,
-                256 => {
-                    digest.set(DataDigest::default());
-                    map.next_value_seed(DataSeed { why, digest: &digest, depth: 0 })?;
-                    // A null `data` is an absent one.
-                    let d = digest.get();
-                    let null = DataDigest { hash: mix(mix(0, tag::NULL), 0), values: 1 };
-                    event.data = (d != null).then_some(d);
-                }
+                // A null `data` is an absent one.
+                256 => event.data = map.next_value_seed(DataSkip)?,
                 512 => {
                     event.data_base64 = map.next_value_seed(string("data_base64"))?;
                     if event.data_base64.as_deref().is_some_and(|b| !valid_base64(b)) {
@@ -535,7 +439,7 @@ impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> Visitor<'de> for EventSeed
         event.id = required(id, "id")?;
         event.source = required(source, "source")?;
         event.ty = required(ty, "type")?;
-        if event.data.is_some() && event.data_base64.is_some() {
+        if event.data && event.data_base64.is_some() {
             return Err(refuse(why, DecodeError::DataAndDataBase64));
         }
         Ok(event)
@@ -568,21 +472,11 @@ impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> Visitor<'de> for EventSeed
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as the JSON format requires
-/// for `data_base64`: checked byte by byte against a table, not decoded.
+/// for `data_base64`: checked, not decoded (range tests over 32-byte chunks,
+/// which the compiler vectorises).
 pub fn valid_base64(s: &str) -> bool {
-    const fn table() -> [bool; 256] {
-        let mut t = [false; 256];
-        let mut c = 0;
-        while c < 256 {
-            let b = c as u8;
-            t[c] = b.is_ascii_alphanumeric() || b == b'+' || b == b'/';
-            c += 1;
-        }
-        t
-    }
-    static ALPHABET: [bool; 256] = table();
     let b = s.as_bytes();
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let body = match b {
@@ -590,7 +484,15 @@ pub fn valid_base64(s: &str) -> bool {
         [rest @ .., b'='] => rest,
         _ => b,
     };
-    if !body.iter().all(|&c| ALPHABET[usize::from(c)]) {
+    let symbol =
+        |c: u8| c.is_ascii_uppercase() | c.is_ascii_lowercase() | c.is_ascii_digit() | (c == b'+') | (c == b'/');
+    let mut chunks = body.chunks_exact(32);
+    for chunk in &mut chunks {
+        if !chunk.iter().fold(true, |ok, &c| ok & symbol(c)) {
+            return false;
+        }
+    }
+    if !chunks.remainder().iter().all(|&c| symbol(c)) {
         return false;
     }
     // The last symbol before padding must not carry bits the padding drops
@@ -612,6 +514,77 @@ fn sextet(c: u8) -> u8 {
         b'+' => 62,
         _ => 63,
     }
+}
+
+/// Whether `doc` opens more than `limit` arrays or objects inside one
+/// another (strings are skipped; malformed input gives some answer, never a
+/// panic). Counting the opening brackets first (a loop the compiler
+/// vectorises) settles almost every document without the exact scan.
+fn nests_deeper(doc: &[u8], limit: usize) -> bool {
+    let opens = doc.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if opens <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in doc {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether a `\\uXXXX` escape of `doc` is a UTF-16 surrogate without its
+/// partner (a high one not followed by `\\u` and a low one, or a low one
+/// alone): JSON's grammar allows it, but it encodes no character, and
+/// simd-json refuses it wherever it is. Only backslashes are visited
+/// (`memchr`), so an escape-free document costs one SIMD pass.
+fn lone_surrogate(doc: &[u8]) -> bool {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = doc.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let mut from = 0;
+    while let Some(found) = memchr::memchr(b'\\', &doc[from..]) {
+        let at = from + found;
+        match doc.get(at + 1) {
+            Some(b'u') => match hex(at + 2) {
+                Some(0xD800..=0xDBFF) => {
+                    let low = (doc.get(at + 6..at + 8) == Some(b"\\u")).then(|| hex(at + 8)).flatten();
+                    if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                        return true;
+                    }
+                    from = at + 12;
+                }
+                Some(0xDC00..=0xDFFF) => return true,
+                _ => from = at + 6,
+            },
+            // Any other escape is two bytes (a bad one the parser refuses).
+            _ => from = at + 2,
+        }
+        if from >= doc.len() {
+            break;
+        }
+    }
+    false
 }
 
 /// Limits a document must respect.
@@ -639,7 +612,7 @@ impl Default for Decoders {
     fn default() -> Self {
         Decoders {
             input: Vec::with_capacity(4096 + simd_json::INPUT_PADDING),
-            simd_buffers: simd_json::Buffers::new(4096),
+            simd_buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH),
             simd_tape: Some(simd_json::Tape::null()),
         }
     }
@@ -674,9 +647,23 @@ impl Decoders {
         self.input.extend_from_slice(document);
         let why = Cell::new(None);
         let seed = EventSeed::<'_, 'o, S, X> { why: &why, _types: PhantomData };
+        if decoder != Decoder::SimdJson {
+            // What simd-json refuses while building its tape, and the others
+            // would let through in the `data` they skip.
+            if nests_deeper(document, MAX_DEPTH) {
+                return Err(DecodeError::TooDeep);
+            }
+            if lone_surrogate(document) {
+                return Err(DecodeError::MalformedJson);
+            }
+        }
         let result = match decoder {
             Decoder::SerdeJson => {
-                let mut de = serde_json::Deserializer::from_slice(&self.input);
+                // serde_json checks UTF-8 only in the strings it reads, not
+                // in those it skips (`data`): check the whole document first,
+                // as simd-json and sonic-rs do, then parse it as a `str`.
+                let Ok(text) = std::str::from_utf8(&self.input) else { return Err(DecodeError::InvalidUtf8) };
+                let mut de = serde_json::Deserializer::from_str(text);
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
             Decoder::SonicRs => {
@@ -804,7 +791,6 @@ mod tests {
             (with(r#","data":{"a":1},"data_base64":"AAAA""#), "data-and-data-base64"),
             (with(r#","data_base64":"not base64!""#), "bad-base64"),
             (with(r#","data_base64":"AAA""#), "bad-base64"),
-            (with(&format!(r#","data":{}1{}"#, "[".repeat(80), "]".repeat(80))), "too-deep"),
             ("[1,2]".to_owned(), "not-an-object"),
             ("\"event\"".to_owned(), "not-an-object"),
             ("{\"specversion\":\"1.0\"".to_owned(), "malformed-json"),
@@ -820,7 +806,7 @@ mod tests {
         assert_eq!(reason(&with(r#","subject":null,"ext":null,"data":null"#)), "ok");
         assert_eq!(reason(r#"{"specversion":"1.0","id":null,"source":"/s","type":"t"}"#), "missing-id");
         let events = decode_all(&with(r#","data":null,"data_base64":"AAAA""#));
-        assert!(events[0].as_ref().expect("null data is absent").data.is_none());
+        assert!(!events[0].as_ref().expect("null data is absent").data);
     }
 
     #[test]
@@ -868,14 +854,27 @@ mod tests {
     }
 
     #[test]
-    fn data_digests_numbers_by_value() {
-        let digest = |data: &str| {
-            decode_all(&with(&format!(r#","data":{data}"#)))[0].as_ref().expect("valid").data.expect("data")
-        };
-        assert_eq!(digest("[1]"), digest("[1.0]"));
-        assert_eq!(digest("[0]"), digest("[-0.0]"));
-        assert_ne!(digest("[1]"), digest("[2]"));
-        assert_ne!(digest(r#"{"a":[1,2]}"#), digest(r#"{"a":[2,1]}"#));
+    fn data_is_validated_and_skipped_up_to_the_depth_limit() {
+        assert_eq!(reason(&with(r#","data":{"a":[1,2.5e3,{"b":"\u00e9"}],"c":null}"#)), "ok");
+        assert_eq!(reason(&with(r#","data":{"a":[1,]}"#)), "malformed-json");
+        assert_eq!(reason(&with(r#","data":[01]"#)), "malformed-json");
+        assert_eq!(reason(&with(r#","data":"\x""#)), "malformed-json");
+        // The event's own object is level 1.
+        let nested = |levels: usize| with(&format!(r#","data":{}1{}"#, "[".repeat(levels), "]".repeat(levels)));
+        assert_eq!(reason(&nested(MAX_DEPTH - 1)), "ok");
+        assert_eq!(reason(&nested(MAX_DEPTH)), "too-deep");
+        assert_eq!(reason(&nested(20_000)), "too-deep", "no stack overflow");
+        let quoted = with(&format!(r#","data":["{}"],"subject":"{}""#, "[".repeat(200), "{".repeat(200)));
+        assert_eq!(reason(&quoted), "ok", "brackets in strings do not nest");
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_by_all_three_even_in_skipped_data() {
+        assert_eq!(reason(&with(r#","data":{"k":"\ud83d\ude80"}"#)), "ok", "a pair is a character");
+        assert_eq!(reason(&with(r#","data":{"k":"\\ud800"}"#)), "ok", "an escaped backslash, then text");
+        for lone in [r#"\ud800"#, r#"\udc00"#, r#"\ud800\u0041"#, r#"\ud800x"#, r#"\ud8"#] {
+            assert_eq!(reason(&with(&format!(r#","data":{{"k":"{lone}"}}"#))), "malformed-json", "{lone}");
+        }
     }
 
     #[test]

@@ -8,11 +8,13 @@
 //! string copied into its own heap block (`Cow::Owned`, a `String`), so it
 //! outlives the input and can cross any bus.
 //!
-//! `data` is parsed and validated by the decoder like every other member —
-//! every value is visited — but kept as a [`DataDigest`], not materialised: a
-//! handler that needs typed data decodes it with its own type, which is
-//! outside what buslab measures, and no decoder is favoured by the shape a
-//! tree would take.
+//! `data` is validated by the decoder and skipped, not materialised (the
+//! event records only that it is present): routing needs the attributes, and
+//! a handler that needs typed data decodes it with its own type, which is
+//! outside what buslab measures. Skipping is also the only treatment all
+//! three decoders can give alike: simd-json rewrites the input in place, so
+//! it cannot hand out `data`'s raw text, and a materialised tree would
+//! measure each decoder's tree type rather than its parsing.
 
 use super::ExtensionMode;
 use smallvec::SmallVec;
@@ -39,17 +41,6 @@ impl ExtValue<'_> {
             ExtValue::Boolean(b) => mix(2, u64::from(*b)),
         }
     }
-}
-
-/// What the decoder keeps of `data`: an order-dependent digest of every
-/// value (numbers by value, strings and keys by length and end bytes) and
-/// the number of values. Equal across decoders for the same document.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct DataDigest {
-    /// The digest.
-    pub hash: u64,
-    /// Scalars, keys and containers visited.
-    pub values: u32,
 }
 
 /// Where a decoder puts extension attributes: [`StructExtensions`] (known
@@ -223,8 +214,8 @@ pub struct CloudEvent<'a, X> {
     pub subject: Option<Cow<'a, str>>,
     /// `time`.
     pub time: Option<Cow<'a, str>>,
-    /// `data`, digested.
-    pub data: Option<DataDigest>,
+    /// `data` is present (and not null); validated, then skipped.
+    pub data: bool,
     /// `data_base64`, checked to be base64 but not decoded.
     pub data_base64: Option<Cow<'a, str>>,
     /// Extension attributes.
@@ -244,7 +235,7 @@ impl<'a, X: Extensions<'a>> CloudEvent<'a, X> {
         h = mix(h, str_digest(&self.ty));
         h = mix(h, opt(&self.datacontenttype) ^ opt(&self.dataschema).rotate_left(8));
         h = mix(h, opt(&self.subject) ^ opt(&self.time).rotate_left(16));
-        h = mix(h, self.data.map_or(0xAAAA, |d| d.hash ^ u64::from(d.values)));
+        h = mix(h, u64::from(self.data));
         h = mix(h, opt(&self.data_base64));
         mix(h, self.extensions.digest())
     }

@@ -20,7 +20,7 @@ pub mod generate;
 
 pub use corpus::{Corpus, CorpusError};
 pub use decode::{Borrow, DecodeError, Decoders, Limits, Own};
-pub use event::{CloudEvent, DataDigest, ExtValue, Extensions, MapExtensions, OwnedEvent, StructExtensions};
+pub use event::{CloudEvent, ExtValue, Extensions, MapExtensions, OwnedEvent, StructExtensions};
 
 use serde::{Deserialize, Serialize};
 
