@@ -316,6 +316,20 @@ struct CeTrial {
     elapsed_ns: u64,
 }
 
+/// Spawns a decoding thread with the stack the decoders need at
+/// [`MAX_DEPTH`](buslab_scenarios::cloudevents::decode::MAX_DEPTH); a thread
+/// that cannot be spawned reports it as its result.
+fn producer_thread<'scope, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    f: impl FnOnce() -> Result<T, String> + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, Result<T, String>> {
+    let builder = std::thread::Builder::new().stack_size(buslab_scenarios::cloudevents::decode::STACK_BYTES);
+    match builder.spawn_scoped(s, f) {
+        Ok(handle) => handle,
+        Err(e) => s.spawn(move || Err(format!("spawning a producer thread: {e}"))),
+    }
+}
+
 fn first_document(producer: usize, producers: usize, documents: usize) -> usize {
     producer * documents / producers.max(1)
 }
@@ -386,7 +400,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
                 .map(|p| {
                     let first_seq = self.next_seq[p];
                     let (barrier, epochs) = (&barrier, &self.epochs);
-                    s.spawn(move || -> Result<(u64, u64, Vec<Published>), String> {
+                    producer_thread(s, move || -> Result<(u64, u64, Vec<Published>), String> {
                         let mut producer = Producer {
                             decoders: Decoders::default(),
                             decoder: prepared.point.decoder,
@@ -513,7 +527,7 @@ fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) 
         let handles: Vec<_> = (0..producers)
             .map(|p| {
                 let barrier = &barrier;
-                s.spawn(move || -> Result<(u64, u64), String> {
+                producer_thread(s, move || -> Result<(u64, u64), String> {
                     let mut decoders = Decoders::default();
                     let mut at = first_document(p, producers, docs.len());
                     let mut bytes = 0u64;
