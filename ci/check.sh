@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# fmt, clippy, docs, the README's test command, the loom model and a smoke
-# run of the main job. Runnable locally: bash ci/check.sh
+# fmt, clippy, docs, the lint of the ci/ scripts and workflows, the
+# README's test command, the loom model and the end-to-end smoke
+# (ci/smoke.sh). Runnable locally: bash ci/check.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +12,10 @@ step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 phase="${BUSLAB_CHECK_PHASE:-all}"
 
 if [ "$phase" != after-tests ]; then
-  step "system packages (valgrind for the instruction pass, libclang for valgrind-requests' bindings)"
+  step "system packages (valgrind for the instruction pass, libclang for valgrind-requests' bindings, shellcheck)"
   need=()
   command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+  command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
   ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
@@ -43,6 +45,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo doc (RUSTDOCFLAGS=-D warnings)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
+step "lint: ci/ scripts (shellcheck) and workflows"
+bash ci/lint.sh
+
 fi
 
 if [ "$phase" = all ]; then
@@ -63,11 +68,7 @@ step "cargo run --release -- list"
 cargo run --release --locked -- list >/dev/null
 cargo run --release --locked -- list --json >/dev/null
 
-step "smoke: cargo run --release -- run --quick (spsc and heavy-payload, every bus)"
-smoke=$(mktemp -d)
-trap 'rm -rf "$smoke"' EXIT
-cargo run --release --locked -- run --quick --scenario spsc,heavy-payload --db "$smoke/results.sqlite"
-cargo run --release --locked -- export --format bmf --db "$smoke/results.sqlite" >"$smoke/bmf.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d, "empty BMF"' "$smoke/bmf.json"
+step "smoke: run, report, compare, the regression gate, shards, the nightly pipeline (ci/smoke.sh)"
+bash ci/smoke.sh
 
 step "done"

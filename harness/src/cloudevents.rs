@@ -3,10 +3,10 @@
 //! delivery verified.
 //!
 //! # How events cross a bus
-//! - **Owned** events ([`OwnedRouted`]) own their strings: any bus can take
+//! - **Owned** events (`OwnedRouted`) own their strings: any bus can take
 //!   them; queueing fan-out buses clone them per subscriber.
 //! - **Borrowed** events point into the producer's input buffer, which the
-//!   next document overwrites. They travel as a [`Scoped`] pointer that is
+//!   next document overwrites. They travel as a `Scoped` pointer that is
 //!   valid only *during* the `publish` call, so only buses that deliver
 //!   in-line — on the publisher's thread, before `publish` returns
 //!   (`Capabilities::asynchronous == false`) — may carry them; the runner

@@ -16,15 +16,18 @@ const HISTORY_RUNS: usize = 30;
 /// The options of `buslab compare`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Exit status: 0 when no metric regressed (or without --fail-on-regression), \
-3 when one did and --fail-on-regression was given, 1 on an error, 2 on a usage error.\n\n\
+3 when one did (one that --gate admits) and --fail-on-regression was given, 1 on an error, 2 on a \
+usage error.\n\n\
 The rule (thresholds, Mann–Whitney U, noise bands) is written out in the docs of \
 buslab_reports::regression (cargo doc -p buslab-reports --open).")]
 pub(crate) struct CompareArgs {
     /// The baseline run id (or a unique prefix); default: the run before
-    /// the new one on the same machine.
+    /// the new one on the same machine with the same label (so never an
+    /// A/A run of `buslab noise` for an ordinary run).
     #[arg(long, value_name = "ID")]
     base: Option<String>,
-    /// The run to judge (id or unique prefix); default: the latest run.
+    /// The run to judge (id or unique prefix); default: the latest
+    /// ordinary run (not a run of `buslab noise`).
     #[arg(long, value_name = "ID")]
     new: Option<String>,
     /// Also write the verdicts as Markdown to FILE (a CI job summary).
@@ -35,16 +38,21 @@ pub(crate) struct CompareArgs {
     /// wall-clock one, e.g. `--threshold latency-p999=25`.
     #[arg(long, value_name = "METRIC=PERCENT", value_parser = parse_threshold)]
     threshold: Vec<(String, f64)>,
-    /// Exit with status 3 when any metric regressed.
+    /// Exit with status 3 when any metric regressed (any the gate admits).
     #[arg(long)]
     pub(crate) fail_on_regression: bool,
+    /// Which regressions --fail-on-regression fails on: `all`, or
+    /// `deterministic` (instruction and allocation counts of cells that ran
+    /// a single thread under callgrind: the pull-request gate).
+    #[arg(long, default_value = "all", value_parser = parse_gate)]
+    gate: regression::Gate,
     /// The results store.
     #[arg(long, default_value = buslab_harness::store::DEFAULT_PATH)]
     db: PathBuf,
 }
 
 /// Compares the runs `args` names and prints the significant changes;
-/// returns whether any metric regressed.
+/// returns whether a regression the gate admits was found.
 pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bool> {
     if !args.db.exists() {
         bail!("no results store at {}; `buslab run` makes one", args.db.display());
@@ -66,9 +74,14 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
     let new = store.load_run(&new_id)?;
     if base.meta.machine != new.meta.machine {
         eprintln!(
-            "buslab: note: the base run was made on `{}` and the new run on `{}`: wall-clock changes may be the machines'",
+            "buslab: note: the base run was made on `{}` and the new run on `{}`: only deterministic counts are compared",
             base.meta.machine, new.meta.machine
         );
+    }
+    for (run, role) in [(&base, "base"), (&new, "new")] {
+        if let Some(group) = run.meta.noise_group() {
+            eprintln!("buslab: note: the {role} run `{}` is an A/A run of noise group `{group}`", run.meta.id);
+        }
     }
     if base.meta.quick != new.meta.quick {
         eprintln!("buslab: note: only one of the two runs is a --quick run: its trials are fewer and shorter");
@@ -82,15 +95,37 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
     thresholds.per_metric.extend(args.threshold.iter().cloned());
     let comparison = regression::compare(&base, &new, &history, &thresholds);
     write!(out, "{}", render::text(&comparison))?;
+    let gated = comparison.gated(args.gate).count();
+    let mut gate_note = String::new();
+    if args.gate != regression::Gate::All {
+        gate_note = format!(
+            "gate `{}`: {gated} of {} regression(s) count (deterministic counts of single-threaded cells)",
+            args.gate.name(),
+            comparison.count(regression::Verdict::Regression)
+        );
+        writeln!(out, "{gate_note}")?;
+    }
     if let Some(path) = &args.markdown {
-        std::fs::write(path, render::markdown(&comparison))
+        let mut markdown = render::markdown(&comparison);
+        if !gate_note.is_empty() {
+            markdown.push_str(&format!("\n**{gate_note}**\n"));
+        }
+        std::fs::write(path, markdown)
             .with_context(|| format!("writing the Markdown summary to {}", path.display()))?;
     }
-    Ok(comparison.has_regression())
+    Ok(gated > 0)
+}
+
+/// Parses a gate name.
+fn parse_gate(arg: &str) -> Result<regression::Gate, String> {
+    regression::Gate::ALL.into_iter().find(|g| g.name() == arg).ok_or_else(|| {
+        let names: Vec<_> = regression::Gate::ALL.iter().map(|g| g.name()).collect();
+        format!("unknown gate `{arg}`; known: {}", names.join(", "))
+    })
 }
 
 /// Parses `METRIC=PERCENT` into the metric's slug and a fraction.
-fn parse_threshold(arg: &str) -> Result<(String, f64), String> {
+pub(crate) fn parse_threshold(arg: &str) -> Result<(String, f64), String> {
     let known = || regression::METRICS.iter().map(|m| m.slug).collect::<Vec<_>>().join(", ");
     let (slug, percent) = arg.split_once('=').ok_or_else(|| format!("expected METRIC=PERCENT, got `{arg}`"))?;
     if !regression::METRICS.iter().any(|m| m.slug == slug) {

@@ -203,7 +203,8 @@ pub fn read_run(path: &Path) -> Result<Run, ExportError> {
 }
 
 /// `buslab runs`: every stored run, oldest first, as a table (id, start,
-/// machine, commit, quick, complete, cell counts) or, with `json`, as a
+/// machine, commit, quick, complete (and the shards held, while some are
+/// missing), cell counts, label) or, with `json`, as a
 /// JSON array of [`store::RunSummary`].
 pub fn runs(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let runs = store.list_runs()?;
@@ -217,9 +218,9 @@ pub fn runs(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<(
         return Ok(());
     }
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_owned();
-    let header =
-        ["id", "started (UTC)", "machine", "commit", "quick", "complete", "ok/failed/skipped"].map(str::to_owned);
-    let rows: Vec<[String; 7]> = runs
+    let header = ["id", "started (UTC)", "machine", "commit", "quick", "complete", "ok/failed/skipped", "label"]
+        .map(str::to_owned);
+    let rows: Vec<[String; 8]> = runs
         .iter()
         .map(|r| {
             let m = &r.meta;
@@ -234,8 +235,15 @@ pub fn runs(store: &Store, json: bool, out: &mut impl Write) -> anyhow::Result<(
                 m.machine.clone(),
                 commit,
                 yes_no(m.quick),
-                yes_no(m.complete),
+                match &m.shards {
+                    Some(s) if !s.all_held() => {
+                        let held: Vec<String> = s.held.iter().map(u32::to_string).collect();
+                        format!("{} (shards {} of {})", yes_no(m.complete), held.join(","), s.count)
+                    }
+                    _ => yes_no(m.complete),
+                },
                 format!("{}/{}/{}", r.ok, r.failed, r.skipped),
+                m.label.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
         .collect();
@@ -279,9 +287,9 @@ pub fn export_cmd(store: &Store, run: Option<&str>, format: Format, out: &mut im
     Ok(())
 }
 
-/// `buslab import`: adds the run in the JSON export at `path` to the store,
-/// unless a run with its id is already there; returns what happened, for
-/// the user.
+/// `buslab import`: adds the run in the JSON export at `path` to the store
+/// (or merges a shard into its run; see [`Store::import_run`]); returns
+/// what happened, for the user.
 pub fn import_cmd(store: &mut Store, path: &Path) -> anyhow::Result<String> {
     let run = read_run(path)?;
     let id = &run.meta.id;
@@ -290,6 +298,23 @@ pub fn import_cmd(store: &mut Store, path: &Path) -> anyhow::Result<String> {
             format!("imported run `{id}` ({cells} cells) from {} into {}", path.display(), store.path().display())
         }
         Imported::AlreadyPresent => format!("run `{id}` is already in {}; nothing imported", store.path().display()),
+        Imported::Merged { cells } => {
+            let run = store.load_run(id)?;
+            let held = match &run.meta.shards {
+                Some(s) if s.all_held() => format!("all {} shards now held", s.count),
+                Some(s) => {
+                    let held: Vec<String> = s.held.iter().map(u32::to_string).collect();
+                    format!("shards {} of {} held", held.join(", "), s.count)
+                }
+                None => "not sharded".to_owned(),
+            };
+            format!(
+                "merged {cells} cells from {} into run `{id}` in {} ({held}; {} cells)",
+                path.display(),
+                store.path().display(),
+                run.cells.len()
+            )
+        }
     };
     Ok(message)
 }

@@ -8,10 +8,12 @@
 use anyhow::{Context, bail};
 use buslab_harness::export::{self, Format};
 use buslab_harness::probe::{self, Budget, Instruments, Pass, ProbeRequest};
-use buslab_harness::runner::{self, ProbeRunner};
+use buslab_harness::runner::{self, PlannedCell, ProbeRunner};
+use buslab_harness::shard::{self, ShardSpec};
 use buslab_harness::store::{self, Store};
 use buslab_harness::{meta, summary};
-use buslab_scenarios::results::CellStatus;
+use buslab_scenarios::Scenario;
+use buslab_scenarios::results::{CellStatus, Shards};
 use clap::{Parser, Subcommand};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
@@ -22,6 +24,8 @@ use std::time::{Duration, Instant};
 
 mod compare;
 mod list;
+mod noise;
+mod report_cmd;
 
 /// The global allocator: the system's, or dhat's when the allocation pass's
 /// child process switches it on (before it allocates anything it measures).
@@ -137,13 +141,52 @@ enum Command {
     /// Compare two runs (default: the latest against the one before it on
     /// the same machine) and print the significant changes.
     Compare(compare::CompareArgs),
+    /// Noise calibration (A/A): run the same cells several times at one
+    /// commit, then report each metric's spread and how often the
+    /// regression rule flags a change that is not there.
+    Noise(noise::NoiseArgs),
+    /// Write the static HTML report of a run (default: the latest) with its
+    /// verdict matrix, charts, cell pages, trends, comparison and guide.
+    Report(report_cmd::ReportArgs),
     /// Internal: run one pass of one cell (request on stdin, JSON answer on stdout).
     #[command(hide = true)]
     Probe,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Exit status: 0 when every cell is ok or skipped, 4 when a cell failed its delivery \
+checks, 1 on an error, 2 on a usage error.\n\n\
+Sharding: `--shard I/N --run-id ID` runs slice I of N of the matrix, cut the same way on every \
+machine; export each shard's run (`buslab export --format json`) and `buslab import` them into \
+one store to make one run of ID.")]
 struct RunArgs {
+    #[command(flatten)]
+    matrix: MatrixArgs,
+    /// Run only slice I of N of the matrix (1 ≤ I ≤ N), cut the same way on
+    /// every machine; the shards' exports merge into one run with `buslab
+    /// import` when they share --run-id.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<ShardSpec>,
+    /// The run's id (letters, digits, `.`, `_`, `-`; default: the UTC time
+    /// and a random number). The shards of one run share it.
+    #[arg(long, value_name = "ID", value_parser = parse_run_id)]
+    run_id: Option<String>,
+    /// Print the planned cells (of the shard) with their expected cost and
+    /// exit without running anything.
+    #[arg(long)]
+    plan: bool,
+    /// Do not write the HTML report at the end (`buslab report` writes it
+    /// later).
+    #[arg(long)]
+    no_report: bool,
+    /// Where the report goes; default: `report/` beside the store.
+    #[arg(long, value_name = "DIR")]
+    report_dir: Option<PathBuf>,
+}
+
+/// What to run and where to store it: the options `run` and `noise` share.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct MatrixArgs {
     /// Fewer, shorter trials (every pass and every delivery check kept).
     #[arg(long)]
     quick: bool,
@@ -225,6 +268,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(3));
             }
         }
+        Command::Noise(args) => {
+            let failed = noise::run(&args, &mut out)?;
+            out.flush().context("writing to stdout")?;
+            if failed > 0 {
+                eprintln!("buslab: {failed} cell(s) failed in the noise runs (see the reasons above)");
+                return Ok(ExitCode::from(4));
+            }
+        }
+        Command::Report(args) => {
+            let rendered = report_cmd::run(&args)?;
+            writeln!(
+                out,
+                "report: {} ({} files in {:.2} s)",
+                rendered.index.display(),
+                rendered.files,
+                rendered.elapsed.as_secs_f64()
+            )?;
+        }
         Command::Run(args) => {
             let failed = run_command(args, &mut out)?;
             out.flush().context("writing to stdout")?;
@@ -248,8 +309,58 @@ fn probe_command() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the matrix; returns the number of failed cells.
+/// Runs the matrix (or prints its plan); returns the number of failed
+/// cells.
 fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
+    let (scenarios, mut cells, runner) = prepare(&args.matrix)?;
+    let mut shards = None;
+    let mut planned_cost = None;
+    if let Some(spec) = args.shard {
+        if spec.count > 1 && args.run_id.is_none() && !args.plan {
+            bail!(
+                "--shard {spec} needs --run-id ID: the shards of one run share its id, so that `buslab import` merges them"
+            );
+        }
+        let (mine, cost, total) = shard::select(cells, spec, &runner.budget);
+        eprintln!(
+            "buslab: shard {spec}: {} cells, {:.0}% of the matrix's expected cost",
+            mine.len(),
+            100.0 * cost as f64 / total.max(1) as f64
+        );
+        cells = mine;
+        planned_cost = Some((cost, total));
+        shards = Some(Shards { count: spec.count, held: vec![spec.index] });
+    }
+    if args.plan {
+        for cell in &cells {
+            let cost = shard::expected_cost(cell, &runner.budget);
+            writeln!(out, "{}\t{cost}\t{}", cell.key.name(), cell.skip.as_deref().unwrap_or(""))?;
+        }
+        let (cost, total) = planned_cost.unwrap_or_else(|| {
+            let total = cells.iter().map(|c| shard::expected_cost(c, &runner.budget)).sum();
+            (total, total)
+        });
+        writeln!(out, "# {} cells; expected cost {cost} of {total} (model units, about ms)", cells.len())?;
+        return Ok(0);
+    }
+    let plan =
+        Plan { scenarios: &scenarios, cells: &cells, runner: &runner, db: &args.matrix.db, quick: args.matrix.quick };
+    let outcome = execute(&plan, args.run_id, None, shards, out)?;
+    if !args.no_report {
+        let db = &args.matrix.db;
+        let dir = args.report_dir.clone().unwrap_or_else(|| buslab_harness::report::default_out(db));
+        // The run is stored whatever happens here: a report that cannot be
+        // written is a warning, and `buslab report` can retry.
+        match buslab_harness::report::render(&Store::open(db)?, &outcome.id, &dir) {
+            Ok(rendered) => writeln!(out, "report: {}", rendered.index.display())?,
+            Err(e) => eprintln!("buslab: warning: no report: {e:#}"),
+        }
+    }
+    Ok(outcome.failed)
+}
+
+/// Checks the scenario, bus and pass names and plans the matrix.
+pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<PlannedCell>, ProbeRunner)> {
     let all_scenarios = buslab_scenarios::catalog_with(&args.scenario_files)?;
     let scenarios: Vec<_> = if args.scenario.is_empty() {
         all_scenarios
@@ -291,7 +402,6 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         None => None,
     };
     let cells = runner::plan(&scenarios, &buses);
-    let mut store = Store::open(&args.db)?;
     let scratch = std::env::temp_dir().join(format!("buslab-{}", std::process::id()));
     let runner = ProbeRunner {
         exe: std::env::current_exe().context("locating the buslab executable")?,
@@ -299,20 +409,69 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         budget: if args.quick { Budget::QUICK } else { Budget::DEFAULT },
         timeout: Duration::from_secs(args.timeout),
         passes,
-        scratch: scratch.clone(),
+        scratch,
         corpus: args.corpus.clone(),
+        corpus_summary: corpus,
     };
+    Ok((scenarios, cells, runner))
+}
+
+/// A planned run: what [`execute`] runs.
+pub(crate) struct Plan<'a> {
+    /// The scenarios (recorded in the run's metadata).
+    pub(crate) scenarios: &'a [Scenario],
+    /// The cells to run, in order.
+    pub(crate) cells: &'a [PlannedCell],
+    /// How probes run.
+    pub(crate) runner: &'a ProbeRunner,
+    /// The results store.
+    pub(crate) db: &'a std::path::Path,
+    /// `--quick` budgets.
+    pub(crate) quick: bool,
+}
+
+/// What [`execute`] did.
+pub(crate) struct Outcome {
+    /// The run's id.
+    pub(crate) id: String,
+    /// Cells that failed their checks.
+    pub(crate) failed: usize,
+    /// Cells that ended ok.
+    pub(crate) ok: usize,
+    /// Cells skipped.
+    pub(crate) skipped: usize,
+}
+
+/// Runs `plan`'s cells as one run, stored as it goes. With a `label` (a
+/// noise run) a one-line report replaces the summary table.
+pub(crate) fn execute(
+    plan: &Plan<'_>,
+    run_id: Option<String>,
+    label: Option<String>,
+    shards: Option<Shards>,
+    out: &mut impl Write,
+) -> anyhow::Result<Outcome> {
+    let runner = plan.runner;
+    let cells = plan.cells;
+    let mut store = Store::open(plan.db)?;
     if runner.valgrind.is_none() {
         eprintln!("buslab: valgrind not found: the instruction pass is skipped (install it: apt-get install valgrind)");
     }
-    let refs: Vec<_> = scenarios.iter().collect();
-    let mut meta = meta::collect(args.quick, std::env::args().collect(), &refs);
-    meta.corpus = corpus;
-    meta.harness_overhead_ns = harness_overhead(&runner);
+    let refs: Vec<_> = plan.scenarios.iter().collect();
+    let mut meta = meta::collect(plan.quick, std::env::args().collect(), &refs);
+    if let Some(id) = run_id {
+        meta.id = id;
+    }
+    meta.label = label;
+    meta.shards = shards;
+    meta.corpus = runner.corpus_summary.clone();
+    meta.harness_overhead_ns = harness_overhead(runner);
     if let Some(ns) = meta.harness_overhead_ns {
         eprintln!("buslab: harness overhead {ns:.1} ns per event (null bus, spsc: producer loop + verifying listener)");
     }
-    store.begin_run(&meta)?;
+    store.begin_run(&meta).with_context(|| {
+        format!("starting run `{}` (shards of one run go to separate stores and merge with `buslab import`)", meta.id)
+    })?;
     let started = Instant::now();
     let bar = indicatif::ProgressBar::new(cells.len() as u64);
     bar.set_style(
@@ -322,7 +481,7 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     );
     let interactive = console::Term::stderr().is_term();
     let mut results = Vec::with_capacity(cells.len());
-    for cell in &cells {
+    for cell in cells {
         let name = cell.key.name();
         let result = runner.run_cell(cell, &mut |pass| bar.set_message(format!("{name} · {}", pass.name())));
         if !interactive {
@@ -334,10 +493,19 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         results.push(result);
     }
     bar.finish_and_clear();
-    let _ = std::fs::remove_dir_all(&scratch);
+    let _ = std::fs::remove_dir_all(&runner.scratch);
     let finished_at = meta::now_rfc3339();
     store.finish_run(&meta.id, &finished_at, true)?;
-    summary::write(out, &results, terminal_width())?;
+    let count = |f: fn(&CellStatus) -> bool| results.iter().filter(|r| f(&r.status)).count();
+    let outcome = Outcome {
+        id: meta.id.clone(),
+        failed: count(|s| matches!(s, CellStatus::Failed(_))),
+        ok: count(|s| matches!(s, CellStatus::Ok)),
+        skipped: count(|s| matches!(s, CellStatus::Skipped(_))),
+    };
+    if meta.label.is_none() {
+        summary::write(out, &results, terminal_width())?;
+    }
     writeln!(
         out,
         "run {} finished in {:.0} s; stored in {}",
@@ -345,7 +513,19 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         started.elapsed().as_secs_f64(),
         store.path().display()
     )?;
-    Ok(results.iter().filter(|r| matches!(r.status, CellStatus::Failed(_))).count())
+    Ok(outcome)
+}
+
+/// A run id given on the command line: 1 to 100 of `A-Z a-z 0-9 . _ -`,
+/// not beginning with `.` or `-` (ids name files and URLs of reports).
+fn parse_run_id(id: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if id.is_empty() || id.len() > 100 || !id.chars().all(allowed) || id.starts_with(['.', '-']) {
+        return Err(format!(
+            "`{id}` is not a run id: use 1 to 100 letters, digits, `.`, `_` or `-`, not beginning with `.` or `-`"
+        ));
+    }
+    Ok(id.to_owned())
 }
 
 /// Loads `--corpus PATH` once (so that a bad path fails before any cell
@@ -403,7 +583,6 @@ fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
 }
 
 fn status_word(result: &buslab_scenarios::results::CellResult) -> String {
-    use buslab_scenarios::results::CellStatus;
     match &result.status {
         CellStatus::Ok => "ok".into(),
         CellStatus::Failed(r) => format!("FAILED: {r}"),

@@ -2,7 +2,7 @@
 //! run so that no figure is ever separated from its conditions.
 
 use buslab_scenarios::Scenario;
-use buslab_scenarios::results::RunMeta;
+use buslab_scenarios::results::{BusMeta, RunMeta};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -109,9 +109,43 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         os: os(),
         crate_versions,
         scenario_hashes: scenarios.iter().map(|s| (s.name.clone(), s.sha256.clone())).collect(),
+        scenario_descriptions: scenarios.iter().map(|s| (s.name.clone(), s.description.clone())).collect(),
         harness_overhead_ns: None,
         corpus: None,
+        buses: buses(),
+        label: None,
+        shards: None,
     }
+}
+
+/// Every bus of this build as the registry describes it.
+pub fn buses() -> Vec<BusMeta> {
+    buslab_impls::all()
+        .into_iter()
+        .map(|info| {
+            let g = info.guarantees;
+            let guarantees = [
+                ("ordering", g.ordering),
+                ("delivery", g.delivery),
+                ("backpressure", g.backpressure),
+                ("allocations", g.allocations),
+                ("threads", g.threads),
+                ("based_on", g.based_on),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            BusMeta {
+                name: info.name.to_owned(),
+                summary: info.summary,
+                peer: info.capabilities.peer,
+                lossy: info.capabilities.lossy,
+                asynchronous: info.capabilities.asynchronous,
+                multi_producer: info.capabilities.multi_producer,
+                guarantees,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -125,8 +159,14 @@ mod tests {
         assert!(meta.cores >= 1);
         assert!(!meta.cpu.is_empty() && !meta.os.is_empty() && !meta.machine.is_empty());
         assert!(meta.crate_versions.contains_key("crossbeam-channel"), "{:?}", meta.crate_versions);
+        // Every peer crate's version is recorded (std_mpsc's is `rustc -V`).
+        for peer in ["tokio", "disruptor", "bus", "flume", "kanal"] {
+            assert!(meta.crate_versions.contains_key(peer), "{peer} missing from {:?}", meta.crate_versions);
+        }
         assert_eq!(meta.build.get("target").map(String::is_empty), Some(false));
         assert!(meta.build.get("sonic_rs_simd").is_some_and(|s| s.contains("avx2=")), "{:?}", meta.build);
+        assert!(meta.buses.iter().any(|b| b.name == "ring" && !b.peer), "{:?}", meta.buses);
+        assert!(meta.buses.iter().all(|b| b.guarantees.len() == 6 && !b.summary.is_empty()));
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub struct ProbeRunner {
     pub scratch: PathBuf,
     /// The CloudEvents corpus given with `--corpus`, for `cloudevents` cells.
     pub corpus: Option<PathBuf>,
+    /// That corpus described (name, counts, sizes), for the run metadata.
+    pub corpus_summary: Option<buslab_scenarios::results::Corpus>,
 }
 
 /// Finds `valgrind` on `PATH`.

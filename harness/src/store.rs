@@ -5,7 +5,8 @@
 //! incomplete, [`Store::save_cell`] commits each cell the moment it is
 //! measured (an interrupted run keeps every cell that finished), and
 //! [`Store::finish_run`] records the end. Runs made elsewhere come in with
-//! [`Store::import_run`], which is idempotent by run id.
+//! [`Store::import_run`], which keeps one copy of a run imported twice and
+//! merges the shards of one run made on several machines.
 //!
 //! # Schema
 //! - `runs (id PK, started_at, finished_at, complete, machine, meta)`: one
@@ -60,7 +61,7 @@
 //!   JSON, the same encoding as the JSON export.
 //! - `thiserror`: the typed [`StoreError`], carrying the store's path.
 
-use buslab_scenarios::results::{CellResult, CellStatus, Latency, Run, RunMeta};
+use buslab_scenarios::results::{CellResult, CellStatus, Latency, Run, RunMeta, Shards};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use std::io::Read;
@@ -258,6 +259,16 @@ pub enum StoreError {
         /// The run id.
         id: String,
     },
+    /// A run to import has the id of a stored run it cannot be merged into.
+    #[error("{}: cannot import run `{id}` into the stored run with that id: {detail}; nothing was imported", path.display())]
+    ConflictingRun {
+        /// The store's path.
+        path: PathBuf,
+        /// The run id.
+        id: String,
+        /// What differs.
+        detail: String,
+    },
     /// The run already has a cell with this name.
     #[error("{}: run `{run}` already has a cell `{cell}`", path.display())]
     DuplicateCell {
@@ -421,8 +432,41 @@ pub enum Imported {
         /// Cells stored.
         cells: usize,
     },
-    /// A run with the same id was already stored; nothing changed.
+    /// The run was already stored with the same cells; nothing changed.
     AlreadyPresent,
+    /// The run is a shard of a stored run: its cells were added to it.
+    Merged {
+        /// Cells added.
+        cells: usize,
+    },
+}
+
+/// `cell` as stored in a run made on `run_machine`: measured on its own
+/// machine, or else on `made_on` (the machine of the run it came with).
+fn on_machine(cell: &CellResult, made_on: &str, run_machine: &str) -> CellResult {
+    let mut cell = cell.clone();
+    let measured_on = cell.measured_on(made_on).to_owned();
+    cell.machine = (measured_on != run_machine).then_some(measured_on);
+    cell
+}
+
+/// The first way in which `new` cannot be a part of the same run as
+/// `stored` (what was measured and how), if any.
+fn merge_conflict(stored: &RunMeta, new: &RunMeta) -> Option<String> {
+    fn differs<T: PartialEq + std::fmt::Debug>(what: &str, a: &T, b: &T) -> Option<String> {
+        (a != b).then(|| format!("its {what} differs: stored {a:?}, importing {b:?}"))
+    }
+    let count = |m: &RunMeta| m.shards.as_ref().map(|s| s.count);
+    differs("shard count", &count(stored), &count(new))
+        .or_else(|| differs("commit", &stored.git_commit, &new.git_commit))
+        .or_else(|| differs("uncommitted-changes flag", &stored.git_dirty, &new.git_dirty))
+        .or_else(|| differs("buslab version", &stored.buslab_version, &new.buslab_version))
+        .or_else(|| differs("compiler", &stored.rustc, &new.rustc))
+        .or_else(|| differs("build flags", &stored.build, &new.build))
+        .or_else(|| differs("crate versions", &stored.crate_versions, &new.crate_versions))
+        .or_else(|| differs("scenario files", &stored.scenario_hashes, &new.scenario_hashes))
+        .or_else(|| differs("--quick flag", &stored.quick, &new.quick))
+        .or_else(|| differs("label", &stored.label, &new.label))
 }
 
 /// What an existing file turned out to be.
@@ -605,36 +649,78 @@ impl Store {
         Ok(Run { meta, cells })
     }
 
-    /// The id of the most recently started run, if any.
+    /// The id of the most recently started ordinary run (one without a
+    /// [`RunMeta::label`], so never an A/A run of `buslab noise`), if any:
+    /// what commands use when no run is named.
     pub fn latest_run_id(&self) -> Result<Option<String>, StoreError> {
         self.conn
-            .query_row("SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT 1", [], |r| r.get(0))
+            .query_row(
+                "SELECT id FROM runs WHERE json_extract(meta, '$.label') IS NULL
+                 ORDER BY started_at DESC, id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| sqlite_error(&self.path, "finding the latest run", e))
     }
 
-    /// The most recently started run, if any.
+    /// The ids of the runs labelled `label` (see [`RunMeta::label`]),
+    /// oldest first.
+    pub fn run_ids_labelled(&self, label: &str) -> Result<Vec<String>, StoreError> {
+        let context = "finding labelled runs";
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id FROM runs WHERE json_extract(meta, '$.label') = ?1 ORDER BY started_at, id")
+            .map_err(|e| sqlite_error(&self.path, context, e))?;
+        stmt.query_map([label], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| sqlite_error(&self.path, context, e))
+    }
+
+    /// The label of the most recently started labelled run whose label
+    /// begins with `prefix` (e.g. the latest noise group), if any.
+    pub fn latest_label(&self, prefix: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT json_extract(meta, '$.label') FROM runs
+                 WHERE substr(json_extract(meta, '$.label'), 1, length(?1)) = ?1
+                 ORDER BY started_at DESC, id DESC LIMIT 1",
+                [prefix],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| sqlite_error(&self.path, "finding the latest label", e))
+    }
+
+    /// The most recently started ordinary run, if any (see
+    /// [`Store::latest_run_id`]).
     pub fn latest_run(&self) -> Result<Option<Run>, StoreError> {
         self.latest_run_id()?.map(|id| self.load_run(&id)).transpose()
     }
 
     /// The id of the latest run started before run `id` on the same
-    /// `machine` (complete or not), if any: the natural baseline.
+    /// `machine` with the same [`RunMeta::label`] (complete or not), if
+    /// any: the natural baseline. An ordinary run's baseline is never a run
+    /// of `buslab noise`.
     pub fn previous_run_id(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(self.earlier_run_ids(id, 1)?.pop())
     }
 
     /// The ids of the `limit` latest runs started before run `id` on the
-    /// same `machine` (complete or not), oldest first: the history a
-    /// comparison learns its noise bands from.
+    /// same `machine` with the same [`RunMeta::label`] (complete or not),
+    /// oldest first: the history a comparison learns its noise bands from
+    /// (so the A/A runs of `buslab noise` never enter an ordinary run's
+    /// history, nor ordinary runs a noise group's).
     pub fn earlier_run_ids(&self, id: &str, limit: usize) -> Result<Vec<String>, StoreError> {
         let context = "finding earlier runs";
-        let this: Option<(String, String)> = self
+        let this: Option<(String, String, Option<String>)> = self
             .conn
-            .query_row("SELECT machine, started_at FROM runs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row("SELECT machine, started_at, json_extract(meta, '$.label') FROM runs WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
             .optional()
             .map_err(|e| sqlite_error(&self.path, context, e))?;
-        let Some((machine, started_at)) = this else {
+        let Some((machine, started_at, label)) = this else {
             return Err(StoreError::UnknownRun { path: self.path.clone(), id: id.to_owned() });
         };
         let mut stmt = self
@@ -642,12 +728,13 @@ impl Store {
             .prepare_cached(
                 "SELECT id FROM runs
                  WHERE machine = ?1 AND (started_at < ?2 OR (started_at = ?2 AND id < ?3))
+                   AND json_extract(meta, '$.label') IS ?5
                  ORDER BY started_at DESC, id DESC LIMIT ?4",
             )
             .map_err(|e| sqlite_error(&self.path, context, e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut ids = stmt
-            .query_map(params![machine, started_at, id, limit], |r| r.get::<_, String>(0))
+            .query_map(params![machine, started_at, id, limit, label], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|e| sqlite_error(&self.path, context, e))?;
         ids.reverse();
@@ -657,6 +744,60 @@ impl Store {
     /// The latest run started before run `id` on the same `machine`, if any.
     pub fn previous_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         self.previous_run_id(id)?.map(|id| self.load_run(&id)).transpose()
+    }
+
+    /// The `limit` latest runs on the same machine as run `id` that started
+    /// no later than it (run `id` included, last), oldest first, *light*:
+    /// each cell without its folded stacks and latency histograms, which
+    /// trends and regression verdicts never read. This is what a report
+    /// loads a year of history with.
+    pub fn load_history(&self, id: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let context = "loading the history of runs";
+        let mut ids = self.earlier_run_ids(id, limit.saturating_sub(1))?;
+        ids.push(id.to_owned());
+        let mut runs: Vec<Run> = Vec::with_capacity(ids.len());
+        let mut index = std::collections::HashMap::with_capacity(ids.len());
+        {
+            let mut meta_stmt = self
+                .conn
+                .prepare_cached("SELECT meta, finished_at, complete FROM runs WHERE id = ?1")
+                .map_err(|e| sqlite_error(&self.path, context, e))?;
+            for run_id in &ids {
+                let (json, finished_at, complete): (String, Option<String>, bool) = meta_stmt
+                    .query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(|e| sqlite_error(&self.path, context, e))?;
+                let mut meta = parse_meta(&self.path, run_id, &json)?;
+                meta.finished_at = finished_at;
+                meta.complete = complete;
+                index.insert(run_id.clone(), runs.len());
+                runs.push(Run { meta, cells: Vec::new() });
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT run_id, name,
+                        json_replace(result,
+                            '$.profile', json('null'),
+                            '$.latency[0].histogram', '', '$.latency[1].histogram', '',
+                            '$.latency[2].histogram', '', '$.latency[3].histogram', '')
+                 FROM cells
+                 WHERE run_id IN (SELECT value FROM json_each(?1))
+                 ORDER BY run_id, ordinal",
+            )
+            .map_err(|e| sqlite_error(&self.path, context, e))?;
+        let wanted = serde_json::to_string(&ids).expect("a list of strings serialises");
+        let rows = stmt
+            .query_map([wanted], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(|e| sqlite_error(&self.path, context, e))?;
+        for row in rows {
+            let (run_id, name, json) = row.map_err(|e| sqlite_error(&self.path, context, e))?;
+            let cell = parse_cell(&self.path, &run_id, &name, &json)?;
+            if let Some(&i) = index.get(&run_id) {
+                runs[i].cells.push(cell);
+            }
+        }
+        Ok(runs)
     }
 
     /// The id of the run that `id_or_prefix` names: an exact id, or the
@@ -689,20 +830,103 @@ impl Store {
     }
 
     /// Adds a run made elsewhere (a JSON export), cells and all, in one
-    /// transaction. Idempotent by run id: a run already stored is left as
-    /// it is.
+    /// transaction: either all of it is stored or nothing is.
+    ///
+    /// - A run whose id is not stored yet is added.
+    /// - A run already stored with the same cells is left as it is
+    ///   ([`Imported::AlreadyPresent`]): importing twice keeps one copy.
+    /// - A shard of a run whose other shards are stored
+    ///   (`buslab run --shard I/N --run-id ID` on several machines) is
+    ///   merged into it ([`Imported::Merged`]): its cells are added after
+    ///   the stored ones, the shards held are united, the start is the
+    ///   earliest and the run is complete when every part was. The parts
+    ///   must agree on what was measured and how — commit, build, compiler,
+    ///   crate versions, scenario files, `--quick`, label, shard count
+    ///   ([`StoreError::ConflictingRun`] otherwise) — and must not share a
+    ///   shard or a cell ([`StoreError::DuplicateCell`]). The stored run's
+    ///   metadata (machine, CPU, harness overhead) stays; the cells of a
+    ///   part made on another machine record that machine in
+    ///   [`CellResult::machine`].
+    /// - Any other run with a stored id is refused
+    ///   ([`StoreError::ConflictingRun`]); the stored run is never changed.
     pub fn import_run(&mut self, run: &Run) -> Result<Imported, StoreError> {
         let context = "importing a run";
         let (tx, path) = self.write_tx(context)?;
-        if run_exists(&tx, path, &run.meta.id)? {
+        let id = &run.meta.id;
+        let stored: Option<String> = tx
+            .query_row("SELECT meta FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(|e| sqlite_error(path, context, e))?;
+        let Some(stored) = stored else {
+            insert_run(&tx, path, &run.meta)?;
+            for (ordinal, cell) in (0_i64..).zip(&run.cells) {
+                insert_cell(&tx, path, id, ordinal, &on_machine(cell, &run.meta.machine, &run.meta.machine))?;
+            }
+            tx.commit().map_err(|e| sqlite_error(path, context, e))?;
+            return Ok(Imported::Imported { cells: run.cells.len() });
+        };
+        let stored = parse_meta(path, id, &stored)?;
+        let mut present = std::collections::HashMap::new();
+        {
+            let mut stmt = tx
+                .prepare("SELECT name, result FROM cells WHERE run_id = ?1")
+                .map_err(|e| sqlite_error(path, context, e))?;
+            let rows = stmt
+                .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| sqlite_error(path, context, e))?;
+            for row in rows {
+                let (name, json) = row.map_err(|e| sqlite_error(path, context, e))?;
+                let cell = parse_cell(path, id, &name, &json)?;
+                present.insert(name, cell);
+            }
+        }
+        let incoming: Vec<CellResult> =
+            run.cells.iter().map(|c| on_machine(c, &run.meta.machine, &stored.machine)).collect();
+        if incoming.iter().all(|c| present.get(&c.key.name()) == Some(c)) {
             return Ok(Imported::AlreadyPresent);
         }
-        insert_run(&tx, path, &run.meta)?;
-        for (ordinal, cell) in (0_i64..).zip(&run.cells) {
-            insert_cell(&tx, path, &run.meta.id, ordinal, cell)?;
+        let conflict = |detail: String| StoreError::ConflictingRun { path: path.to_path_buf(), id: id.clone(), detail };
+        let (Some(have), Some(new)) = (&stored.shards, &run.meta.shards) else {
+            return Err(conflict(
+                "it is stored with other cells, and the two are not shards of one run (only shards made with \
+                 `buslab run --shard I/N --run-id ID` merge)"
+                    .to_owned(),
+            ));
+        };
+        if let Some(field) = merge_conflict(&stored, &run.meta) {
+            return Err(conflict(field));
         }
+        if let Some(shard) = new.held.iter().find(|s| have.held.contains(s)) {
+            return Err(conflict(format!("shard {shard}/{} is already stored with other cells", have.count)));
+        }
+        if let Some(cell) = incoming.iter().find(|c| present.contains_key(&c.key.name())) {
+            return Err(StoreError::DuplicateCell { path: path.to_path_buf(), run: id.clone(), cell: cell.key.name() });
+        }
+        let next: i64 = tx
+            .query_row("SELECT coalesce(max(ordinal) + 1, 0) FROM cells WHERE run_id = ?1", [id], |r| r.get(0))
+            .map_err(|e| sqlite_error(path, context, e))?;
+        for (ordinal, cell) in (next..).zip(&incoming) {
+            insert_cell(&tx, path, id, ordinal, cell)?;
+        }
+        let mut merged = stored.clone();
+        let mut held: Vec<u32> = have.held.iter().chain(&new.held).copied().collect();
+        held.sort_unstable();
+        held.dedup();
+        merged.shards = Some(Shards { count: have.count, held });
+        merged.started_at = stored.started_at.clone().min(run.meta.started_at.clone());
+        merged.finished_at = match (&stored.finished_at, &run.meta.finished_at) {
+            (Some(a), Some(b)) => Some(a.clone().max(b.clone())),
+            _ => None,
+        };
+        merged.complete = stored.complete && run.meta.complete;
+        let json = to_json(path, &merged, "encoding run metadata")?;
+        tx.execute(
+            "UPDATE runs SET started_at = ?2, finished_at = ?3, complete = ?4, meta = ?5 WHERE id = ?1",
+            params![id, merged.started_at, merged.finished_at, merged.complete, json],
+        )
+        .map_err(|e| sqlite_error(path, context, e))?;
         tx.commit().map_err(|e| sqlite_error(path, context, e))?;
-        Ok(Imported::Imported { cells: run.cells.len() })
+        Ok(Imported::Merged { cells: incoming.len() })
     }
 
     /// Begins an immediate (write-locking) transaction.
@@ -1155,8 +1379,12 @@ pub mod sample {
                 os: "Linux 6.8.0".to_owned(),
                 crate_versions: map(&[("crossbeam-channel", "0.5.15"), ("tokio", "1.44.2")]),
                 scenario_hashes: map(&[("fanout", "9f86d081884c7d65"), ("burst", "60303ae22b998861")]),
+                scenario_descriptions: map(&[("fanout", "One producer, many subscribers."), ("burst", "Spikes.")]),
                 harness_overhead_ns: Some(1.5),
                 corpus: None,
+                buses: crate::meta::buses(),
+                label: None,
+                shards: None,
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
@@ -1166,7 +1394,7 @@ pub mod sample {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use buslab_scenarios::results::{CellKey, Estimate, Throughput};
+    use buslab_scenarios::results::{CellKey, Estimate, Profile, Throughput};
 
     fn store_in(dir: &tempfile::TempDir) -> (Store, PathBuf) {
         let path = dir.path().join("nested/dir/buslab.sqlite");
@@ -1496,6 +1724,42 @@ mod tests {
     }
 
     #[test]
+    fn history_is_light_ordered_and_limited_to_the_machine() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut store, _) = store_in(&dir);
+        for (id, machine, at) in [
+            ("r1", "box", "2026-01-01T00:00:00Z"),
+            ("r2", "other", "2026-01-02T00:00:00Z"),
+            ("r3", "box", "2026-01-03T00:00:00Z"),
+            ("r4", "box", "2026-01-04T00:00:00Z"),
+            ("r5", "box", "2026-01-05T00:00:00Z"),
+        ] {
+            let mut run = sample::run(id, machine, at);
+            run.cells[0].profile = Some(Profile { samples: 3, frequency_hz: 99, folded: "a;b 3".to_owned() });
+            store.import_run(&run).expect("import");
+        }
+        let history = store.load_history("r4", 10).expect("history");
+        let ids: Vec<&str> = history.iter().map(|r| r.meta.id.as_str()).collect();
+        assert_eq!(ids, ["r1", "r3", "r4"]);
+        assert_eq!(store.load_history("r4", 2).expect("history").len(), 2);
+        let full = store.load_run("r4").expect("load");
+        let light = &history[2];
+        assert_eq!(light.cells.len(), full.cells.len());
+        for (l, f) in light.cells.iter().zip(&full.cells) {
+            assert_eq!(l.key, f.key);
+            assert_eq!(l.throughput, f.throughput);
+            assert_eq!(l.instructions, f.instructions);
+            assert!(l.profile.is_none());
+            assert!(l.latency.iter().all(|x| x.histogram.is_empty()));
+            assert_eq!(
+                l.latency.iter().map(|x| x.p99_ns).collect::<Vec<_>>(),
+                f.latency.iter().map(|x| x.p99_ns).collect::<Vec<_>>()
+            );
+        }
+        assert!(full.cells[0].profile.is_some());
+    }
+
+    #[test]
     fn importing_twice_keeps_one_copy() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (mut store, path) = store_in(&dir);
@@ -1506,6 +1770,145 @@ mod tests {
         assert_eq!(store.load_run("imported").expect("load"), run);
         assert_eq!(count(&path, "SELECT count(*) FROM cells"), 4);
         assert_eq!(count(&path, "SELECT count(*) FROM metrics"), total_metrics(&run));
+    }
+
+    /// Shard `index` of 2 of the sample run `nightly`: the cells at
+    /// `cells`, measured on `machine`, started at `at`.
+    fn shard_of(index: u32, cells: &[usize], machine: &str, at: &str) -> Run {
+        let whole = sample::run("nightly", "box-1", "2026-05-01T12:00:00Z");
+        let mut run = whole.clone();
+        run.meta.shards = Some(Shards { count: 2, held: vec![index] });
+        run.meta.machine = machine.to_owned();
+        run.meta.started_at = at.to_owned();
+        run.meta.finished_at = Some(at.replace("T1", "T2"));
+        run.cells = cells.iter().map(|&i| whole.cells[i].clone()).collect();
+        run
+    }
+
+    fn names(run: &Run) -> Vec<String> {
+        let mut names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn shards_of_one_run_merge_into_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut store, path) = store_in(&dir);
+        let whole = sample::run("nightly", "box-1", "2026-05-01T12:00:00Z");
+        let one = shard_of(1, &[0, 2], "box-1", "2026-05-01T12:00:00Z");
+        let two = shard_of(2, &[1, 3], "box-2", "2026-05-01T11:59:00Z");
+        assert_eq!(store.import_run(&one).expect("first shard"), Imported::Imported { cells: 2 });
+        let listed = store.list_runs().expect("list");
+        assert_eq!(listed[0].meta.shards, Some(Shards { count: 2, held: vec![1] }));
+        assert_eq!(store.import_run(&two).expect("second shard"), Imported::Merged { cells: 2 });
+
+        let merged = store.load_run("nightly").expect("load");
+        assert_eq!(names(&merged), names(&whole));
+        assert_eq!(merged.meta.machine, "box-1", "the first part's metadata stays");
+        assert_eq!(merged.meta.shards, Some(Shards { count: 2, held: vec![1, 2] }));
+        assert!(merged.meta.shards.as_ref().is_some_and(Shards::all_held));
+        assert_eq!(merged.meta.started_at, "2026-05-01T11:59:00Z", "the earliest start");
+        assert_eq!(merged.meta.finished_at.as_deref(), Some("2026-05-01T22:00:00Z"), "the latest end");
+        assert!(merged.meta.complete);
+        for cell in &merged.cells {
+            let from_two = two.cells.iter().any(|c| c.key == cell.key);
+            let expected = from_two.then(|| "box-2".to_owned());
+            assert_eq!(cell.machine, expected, "{}", cell.key.name());
+            assert_eq!(cell.measured_on(&merged.meta.machine), if from_two { "box-2" } else { "box-1" });
+        }
+        assert_eq!(count(&path, "SELECT count(*) FROM metrics"), total_metrics(&whole));
+        assert_eq!(count(&path, "SELECT count(DISTINCT ordinal) FROM cells"), 4);
+        // Importing a part again changes nothing.
+        assert_eq!(store.import_run(&two).expect("again"), Imported::AlreadyPresent);
+        assert_eq!(store.import_run(&one).expect("again"), Imported::AlreadyPresent);
+        assert_eq!(store.load_run("nightly").expect("load"), merged);
+
+        // The other way round: the run takes the first part's machine, and
+        // the other part's cells say where they were measured.
+        let mut other = Store::open(dir.path().join("other.sqlite")).expect("store");
+        let mut two_incomplete = two.clone();
+        two_incomplete.meta.complete = false;
+        other.import_run(&two_incomplete).expect("second shard first");
+        assert_eq!(other.import_run(&one).expect("then the first"), Imported::Merged { cells: 2 });
+        let merged = other.load_run("nightly").expect("load");
+        assert_eq!(merged.meta.machine, "box-2");
+        assert!(!merged.meta.complete, "a part that did not finish leaves the run incomplete");
+        assert!(
+            merged
+                .cells
+                .iter()
+                .all(|c| (c.machine.as_deref() == Some("box-1")) == one.cells.iter().any(|o| o.key == c.key))
+        );
+    }
+
+    #[test]
+    fn parts_that_do_not_belong_together_are_refused_and_nothing_changes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut store, path) = store_in(&dir);
+        let one = shard_of(1, &[0, 2], "box-1", "2026-05-01T12:00:00Z");
+        store.import_run(&one).expect("first shard");
+        let stored = store.load_run("nightly").expect("load");
+        let two = shard_of(2, &[1, 3], "box-1", "2026-05-01T12:00:00Z");
+        type Doctor = Box<dyn Fn(&mut Run)>;
+        let cases: Vec<(Doctor, &str)> = vec![
+            (Box::new(|r| r.meta.git_commit = Some("0000000".to_owned())), "commit differs"),
+            (Box::new(|r| r.meta.quick = false), "--quick flag differs"),
+            (Box::new(|r| r.meta.rustc = "rustc 1.96.0".to_owned()), "compiler differs"),
+            (
+                Box::new(|r| {
+                    r.meta.build.insert("lto".to_owned(), "thin".to_owned());
+                }),
+                "build flags",
+            ),
+            (Box::new(|r| r.meta.scenario_hashes.clear()), "scenario files"),
+            (Box::new(|r| r.meta.label = Some("noise:x".to_owned())), "label differs"),
+            (Box::new(|r| r.meta.shards = Some(Shards { count: 3, held: vec![2] })), "shard count"),
+            (Box::new(|r| r.meta.shards = Some(Shards { count: 2, held: vec![1] })), "shard 1/2 is already stored"),
+            (Box::new(|r| r.meta.shards = None), "not shards of one run"),
+        ];
+        for (edit, says) in cases {
+            let mut part = two.clone();
+            edit(&mut part);
+            let err = store.import_run(&part).expect_err(says);
+            assert!(matches!(err, StoreError::ConflictingRun { .. }), "{says}: {err}");
+            let message = err.to_string();
+            assert!(message.contains(says) && message.contains("nothing was imported"), "{message}");
+        }
+        // A part that claims a stored cell.
+        let mut overlapping = two.clone();
+        overlapping.cells.push(one.cells[0].clone());
+        overlapping.cells[2].dropped += 1;
+        let err = store.import_run(&overlapping).expect_err("a cell twice");
+        assert!(matches!(err, StoreError::DuplicateCell { .. }), "{err}");
+        assert_eq!(store.load_run("nightly").expect("load"), stored, "the stored run never changed");
+        assert_eq!(count(&path, "SELECT count(*) FROM cells"), 2);
+        assert_eq!(count(&path, "SELECT count(*) FROM metrics"), total_metrics(&one));
+    }
+
+    #[test]
+    fn noise_runs_are_never_a_default() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut store, _) = store_in(&dir);
+        for (id, label, at) in [
+            ("n1", None, "2026-05-01T10:00:00Z"),
+            ("aa1", Some("noise:g"), "2026-05-02T10:00:00Z"),
+            ("aa2", Some("noise:g"), "2026-05-02T10:10:00Z"),
+            ("n2", None, "2026-05-03T10:00:00Z"),
+            ("aa3", Some("noise:h"), "2026-05-04T10:00:00Z"),
+        ] {
+            let mut run = sample::run(id, "box", at);
+            run.meta.label = label.map(str::to_owned);
+            store.import_run(&run).expect("import");
+        }
+        assert_eq!(store.latest_run_id().expect("latest").as_deref(), Some("n2"));
+        assert_eq!(store.previous_run_id("n2").expect("previous").as_deref(), Some("n1"));
+        assert_eq!(store.earlier_run_ids("n2", 30).expect("earlier"), ["n1"]);
+        assert_eq!(store.previous_run_id("aa2").expect("previous").as_deref(), Some("aa1"));
+        assert_eq!(store.previous_run_id("aa3").expect("previous"), None, "another group");
+        assert_eq!(store.run_ids_labelled("noise:g").expect("group"), ["aa1", "aa2"]);
+        assert_eq!(store.latest_label("noise:").expect("latest group").as_deref(), Some("noise:h"));
+        assert_eq!(store.latest_label("other:").expect("none"), None);
     }
 
     #[test]

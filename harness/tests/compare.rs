@@ -115,6 +115,40 @@ fn ten_percent_more_instructions_fails_with_exit_status_3() {
 }
 
 #[test]
+fn the_deterministic_gate_fails_on_single_threaded_counts_only() {
+    let dir = temp_dir("gate");
+    let mut new = sample_run("new-run", "2026-06-02T10:00:00Z");
+    // Multi-threaded under callgrind: +10% instructions and allocations from
+    // zero are reported, and fail only the default gate.
+    let threads = &mut new.cells[0];
+    threads.instructions.as_mut().expect("measured").multithreaded = true;
+    threads.instructions.as_mut().expect("measured").ir_per_event *= 1.10;
+    threads.allocations.as_mut().expect("measured").allocs_per_event = 0.02;
+    let db = store_with(&dir, &new);
+    let out = buslab(&["compare", "--db", &db, "--fail-on-regression"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let md = dir.join("gate.md");
+    let md_arg = md.to_str().expect("utf-8");
+    let out =
+        buslab(&["compare", "--db", &db, "--fail-on-regression", "--gate", "deterministic", "--markdown", md_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("gate `deterministic`: 0 of 2 regression(s) count"), "{}", text(&out));
+    assert!(std::fs::read_to_string(&md).expect("written").contains("gate `deterministic`: 0 of 2"));
+
+    // A single-threaded cell's +10% instructions fails the deterministic gate.
+    let dir2 = temp_dir("gate-single");
+    let mut single = sample_run("new-run", "2026-06-02T10:00:00Z");
+    single.cells[1].instructions.as_mut().expect("measured").ir_per_event *= 1.10;
+    let db = store_with(&dir2, &single);
+    let out = buslab(&["compare", "--db", &db, "--fail-on-regression", "--gate", "deterministic"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let out = buslab(&["compare", "--db", &db, "--gate", "sometimes"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
+}
+
+#[test]
 fn a_run_against_itself_or_a_copy_has_no_significant_change() {
     let dir = temp_dir("same");
     let mut new = sample_run("new-run", "2026-06-02T10:00:00Z");

@@ -29,8 +29,14 @@
 //! - `crossbeam-epoch`: safe memory reclamation for the fixed-array bus, whose
 //!   publishers read listener slots without locks.
 //! - `crossbeam-queue`: the pooled bus's bounded lock-free free list and queues.
-//! - `arc-swap`: copy-on-write listener tables read without locks by the router.
+//! - `arc-swap`: copy-on-write listener tables read without locks by the router
+//!   (and the subscriber lists of the peers' fan-out).
 //! - `tokio`: the `tokio_broadcast` bus is `tokio::sync::broadcast`.
+//! - `disruptor`, `bus`, `flume`, `kanal`: measured as *peers* (module
+//!   [`peers`]): the crates an engineer would otherwise pick, each wrapped as
+//!   thinly as the contract allows. They are what is measured, not helpers.
+//!   `flume` and `kanal` without default features (their async halves are not
+//!   used).
 //! - `serde`: capabilities are printed as JSON by `buslab list --json`.
 //! - `thiserror`: the typed [`BusError`].
 //! - `loom` (only under `--cfg loom`): model checking of the ring's protocol.
@@ -40,6 +46,7 @@ pub mod any_router;
 pub mod channel;
 pub mod fixed_array;
 pub mod payload;
+pub mod peers;
 pub mod pooled;
 pub mod ring;
 pub mod router;
@@ -49,6 +56,8 @@ pub mod wait;
 mod registry;
 mod util;
 
+#[doc(no_inline)]
+pub use peers::{bus, disruptor, flume, kanal, std_mpsc};
 pub use registry::{BusInfo, Guarantees, StrategyVisitor, all, find, visit};
 pub use wait::WaitStrategy;
 
@@ -58,8 +67,11 @@ use serde::Serialize;
 ///
 /// `for_each_bus!(callback)` expands to `callback! { module => Strategy, ... }`
 /// with one `module => Type` pair per bus, where `module` is the bus's stable
-/// name (a module of this crate) and `Type` its [`Strategy`] type. The registry
-/// ([`all`], [`visit`]) and the conformance suite are generated from it.
+/// name (a module of this crate: the peers of [`peers`] are re-exported at the
+/// root) and `Type` its [`Strategy`] type. The registry ([`all`], [`visit`])
+/// and the conformance suite are generated from it. `for_each_bus!(@with_files
+/// callback)` adds each module's source file, relative to `src/`:
+/// `module => Type in "file.rs"` (the registry reads the `# Guarantees` there).
 ///
 /// ```
 /// macro_rules! names {
@@ -67,19 +79,37 @@ use serde::Serialize;
 /// }
 /// let names = buslab_impls::for_each_bus!(names);
 /// assert!(names.contains(&"ring"));
+/// assert!(names.contains(&"disruptor"));
 /// ```
 #[macro_export]
 macro_rules! for_each_bus {
     ($callback:ident) => {
-        $callback! {
-            channel => Channel,
-            tokio_broadcast => TokioBroadcast,
-            fixed_array => FixedArray,
-            pooled => Pooled,
-            ring => Ring,
-            router => Router,
-            any_router => AnyRouter,
-        }
+        $crate::for_each_bus! { @list strip $callback }
+    };
+    (@with_files $callback:ident) => {
+        $crate::for_each_bus! { @list keep $callback }
+    };
+    (@list $mode:ident $callback:ident) => {
+        $crate::for_each_bus! { @$mode $callback {
+            channel => Channel in "channel.rs",
+            tokio_broadcast => TokioBroadcast in "tokio_broadcast.rs",
+            fixed_array => FixedArray in "fixed_array.rs",
+            pooled => Pooled in "pooled.rs",
+            ring => Ring in "ring.rs",
+            router => Router in "router.rs",
+            any_router => AnyRouter in "any_router.rs",
+            disruptor => Disruptor in "peers/disruptor.rs",
+            bus => BusCrate in "peers/bus.rs",
+            flume => Flume in "peers/flume.rs",
+            kanal => Kanal in "peers/kanal.rs",
+            std_mpsc => StdMpsc in "peers/std_mpsc.rs",
+        }}
+    };
+    (@strip $callback:ident { $($module:ident => $strategy:ident in $file:literal),* $(,)? }) => {
+        $callback! { $($module => $strategy),* }
+    };
+    (@keep $callback:ident { $($tokens:tt)* }) => {
+        $callback! { $($tokens)* }
     };
 }
 
@@ -201,6 +231,13 @@ pub enum BusError {
         /// The handle that was passed.
         id: SubscriptionId,
     },
+    /// The bus's subscribers are fixed once publishing has started (it does
+    /// not declare [`Capabilities::dynamic_subscribe`]).
+    #[error("bus `{bus}`: subscribers are fixed once publishing has started")]
+    SubscribersFixed {
+        /// The bus's stable name.
+        bus: &'static str,
+    },
     /// The filter names a topic outside `0..BusConfig::topics`.
     #[error("bus `{bus}`: topic {topic} is outside 0..{topics}")]
     UnknownTopic {
@@ -293,7 +330,10 @@ pub struct Capabilities {
     pub bounded: bool,
     /// The most subscribers the bus holds, if limited.
     pub max_subscribers: Option<usize>,
-    /// Subscribing and unsubscribing while others publish is supported.
+    /// Subscribing and unsubscribing while others publish is supported. When
+    /// false, the subscribers are fixed once the first event is published: a
+    /// later `subscribe` returns [`BusError::SubscribersFixed`] (`unsubscribe`
+    /// still works; the conformance suite checks both).
     pub dynamic_subscribe: bool,
     /// Topic filtering happens in the bus's routing structure (`true`) rather
     /// than by a check at delivery (`false`).

@@ -48,11 +48,11 @@ pub trait StrategyVisitor {
 }
 
 macro_rules! registry {
-    ($($module:ident => $strategy:ident),* $(,)?) => {
+    ($($module:ident => $strategy:ident in $file:literal),* $(,)?) => {
         /// Every bus, in the order of [`for_each_bus!`](crate::for_each_bus).
         pub fn all() -> Vec<BusInfo> {
             vec![$(
-                info::<crate::$module::$strategy>(include_str!(concat!(stringify!($module), ".rs"))),
+                info::<crate::$module::$strategy>(include_str!($file)),
             )*]
         }
 
@@ -72,7 +72,7 @@ macro_rules! registry {
     };
 }
 
-crate::for_each_bus!(registry);
+crate::for_each_bus!(@with_files registry);
 
 /// The bus named `name`, if any.
 pub fn find(name: &str) -> Option<BusInfo> {

@@ -247,11 +247,37 @@ fn slow_subscriber<S: Strategy>() {
     let gate = common::Gate::new();
     expect_ok(bus.subscribe(Filter::All, slow.gated_listener(gate.clone())), "subscribe");
     if caps.bounded {
-        let mut seq = 0;
+        // Opens the gate however this test ends, so that a failed assertion
+        // fails rather than hangs in the bus's drop.
+        let _opener = OpenOnDrop(gate.clone());
+        // First get the stuck listener stuck, so that what fills up is what
+        // it will not take (a bus that counts only queued events would
+        // otherwise make room when its consumer takes the first one).
+        assert!(bus.try_publish(SmallEvent::make(0, 0, 0)).is_ok(), "{}: an empty bus has room", S::NAME);
+        let start = Instant::now();
+        while gate.arrived() == 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{}: the first event never reached the listener",
+                S::NAME
+            );
+            thread::sleep(Duration::from_millis(1));
+        }
+        let mut seq = 1;
         let refused = loop {
             match bus.try_publish(SmallEvent::make(0, seq, 0)) {
                 Ok(()) => seq += 1,
-                Err(Full(event)) => break event,
+                Err(Full(event)) => {
+                    assert_eq!(event.seq, seq, "{}: Full must hand back the very event", S::NAME);
+                    // The fast subscriber may have been momentarily behind (a
+                    // consumer waking from a park): only a refusal that lasts
+                    // is the stuck one's doing.
+                    thread::sleep(Duration::from_millis(20));
+                    match bus.try_publish(event) {
+                        Ok(()) => seq += 1,
+                        Err(Full(event)) => break event,
+                    }
+                }
             }
             assert!(seq < 64 * capacity as u64 + 64, "{}: a bounded bus must refuse once full", S::NAME);
         };
@@ -264,8 +290,9 @@ fn slow_subscriber<S: Strategy>() {
                 blocked_done.store(true, Ordering::SeqCst);
             });
             thread::sleep(Duration::from_millis(50));
-            assert!(!blocked_done.load(Ordering::SeqCst), "{}: publish must block while full", S::NAME);
+            let blocked = !blocked_done.load(Ordering::SeqCst);
             gate.open();
+            assert!(blocked, "{}: publish must block while full", S::NAME);
         });
         publish_range::<S>(&bus, 0, seq + 1..total);
         bus.flush();
@@ -289,6 +316,15 @@ fn slow_subscriber<S: Strategy>() {
         fast.assert_increasing(S::NAME);
     }
     bus.shutdown();
+}
+
+/// Opens a gate when dropped.
+struct OpenOnDrop(Arc<common::Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
 }
 
 fn try_publish_when_room<S: Strategy>() {
@@ -411,6 +447,42 @@ fn subscriber_limit_is_enforced<S: Strategy>() {
     bus.shutdown();
 }
 
+/// A bus that does not declare `dynamic_subscribe` fixes its subscribers at
+/// the first publish: a later `subscribe` is refused with `SubscribersFixed`
+/// (never a panic, never a silent subscriber that gets nothing), while
+/// `unsubscribe` still stops delivery. A dynamic bus accepts the late
+/// subscriber and delivers to it what is published after.
+fn late_subscribe<S: Strategy>() {
+    let bus = new_bus::<S>(&config(1, 1024));
+    let (early, gone, late) = (Recorder::new(), Recorder::new(), Recorder::new());
+    subscribe::<S>(&bus, Filter::All, &early);
+    let id_gone = subscribe::<S>(&bus, Filter::All, &gone);
+    publish_range::<S>(&bus, 0, 0..100);
+    bus.flush();
+    let late_result = bus.subscribe(Filter::All, late.listener());
+    expect_ok(bus.unsubscribe(id_gone), "unsubscribe after the first publish");
+    publish_range::<S>(&bus, 0, 100..200);
+    bus.flush();
+    early.assert_exact(S::NAME, &[(0, 0..200)]);
+    gone.assert_exact(S::NAME, &[(0, 0..100)]);
+    if S::CAPABILITIES.dynamic_subscribe {
+        expect_ok(late_result, "a dynamic bus accepts a late subscriber");
+        late.assert_exact(S::NAME, &[(0, 100..200)]);
+    } else {
+        assert_eq!(
+            late_result.err(),
+            Some(BusError::SubscribersFixed { bus: S::NAME }),
+            "{}: a static bus must refuse a subscriber after the first publish",
+            S::NAME
+        );
+        assert_eq!(late.count(), 0);
+        assert!(late.is_dropped(), "{}: a refused listener is dropped, not kept", S::NAME);
+    }
+    bus.shutdown();
+    assert!(gone.is_dropped() && early.is_dropped());
+    gone.assert_no_violations(S::NAME);
+}
+
 /// Several producers publish while another thread subscribes and unsubscribes
 /// in a loop: every subscription sees, per producer, a gap-free range; the
 /// permanent subscriber sees everything.
@@ -480,6 +552,7 @@ macro_rules! conformance {
             #[test] fn panicking_listener_is_isolated() { super::panicking_listener_is_isolated::<S>() }
             #[test] fn filters_route_by_topic() { super::filters_route_by_topic::<S>() }
             #[test] fn subscriber_limit_is_enforced() { super::subscriber_limit_is_enforced::<S>() }
+            #[test] fn late_subscribe() { super::late_subscribe::<S>() }
             #[test] fn stress_churn() { super::stress_churn::<S>() }
         }
     )*};

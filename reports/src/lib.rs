@@ -1,6 +1,5 @@
-//! Analysis and rendering of stored results: today the regression verdicts
-//! between two runs; later the verdict matrix, charts and trends, as a
-//! static HTML site.
+//! Analysis and rendering of stored results: the regression verdicts
+//! between two runs, and the charts and flame graphs of the HTML report.
 //!
 //! It exists apart from the harness so that what a run measured and what
 //! the numbers mean are kept apart: this crate depends only on the serde
@@ -11,14 +10,38 @@
 //!   [`regression::compare`], which applies it to two runs.
 //! - [`stats`]: the statistics it uses (Mann–Whitney U, the Q3 + 3·IQR
 //!   noise band).
-//! - [`render`]: a comparison as Markdown (CI job summaries) and as a
-//!   terminal table.
+//! - [`noise`]: noise calibration from A/A runs (`buslab noise`): the
+//!   spread of each metric and the false-positive rate of the rule.
+//! - [`render`]: a comparison or a calibration as Markdown (CI job
+//!   summaries) and as a terminal table.
+//! - [`charts`]: the report's charts as SVG strings, one kind per file
+//!   (bars with CIs, scaling curves, latency spectrum, latency histogram,
+//!   trends over runs): plain data in, a complete `<svg>` element out.
+//! - [`flame`]: interactive flame graphs and differential flame graphs
+//!   from the stored folded stacks.
 //!
 //! # Dependencies and why
 //! - `libm`: `erfc` for the normal approximation of the Mann–Whitney U
 //!   p-value (std has no error function).
 //! - `serde`: comparisons serialise for JSON output and report templates.
-//! - `thiserror`: the typed [`stats::StatsError`].
+//! - `thiserror`: the typed [`stats::StatsError`], [`charts::ChartError`]
+//!   and [`flame::FlameError`].
+//! - `plotters` (0.3.7, `default-features = false`, features
+//!   `svg_backend` and `line_series`): draws the charts into an SVG string
+//!   (`SVGBackend::with_string`), as criterion's reports do. No font
+//!   feature on purpose: without `ttf` or `ab_glyph`, plotters lays text
+//!   out with its built-in size estimate and writes `<text
+//!   font-family="sans-serif">`, which the browser draws with its own
+//!   font. SVG text is always drawn by the viewer, so an embedded font
+//!   would only sharpen plotters' width estimate, at the cost of a font
+//!   file in the build and none of the system font look-ups `ttf` does
+//!   (font-kit, fontconfig). Nothing is fetched or embedded; layout
+//!   widths (legend, bar labels) use a fixed average glyph width.
+//! - `inferno` (0.12.8, `default-features = false`: no CLI, no threads):
+//!   the flame graphs, as `cargo flamegraph` and pprof's own `flamegraph`
+//!   feature draw them; its SVG is interactive with inline JavaScript.
+//! - `quick-xml` (dev): the tests parse every SVG to check it is
+//!   well-formed (the version inferno already pulls in).
 //!
 //! The Mann–Whitney U test is written here rather than taken from a crate.
 //! `statrs` (0.19.1, maintained) has one, but its exact method gave
@@ -30,6 +53,14 @@
 //! Ours is exact for small samples without ties and has property tests.
 #![deny(missing_docs)]
 
+pub mod charts;
+pub mod flame;
+pub mod format;
+pub mod guide;
+pub mod noise;
 pub mod regression;
 pub mod render;
+pub mod site;
 pub mod stats;
+pub mod trends;
+pub mod verdicts;

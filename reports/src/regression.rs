@@ -38,6 +38,29 @@
 //! [`Method::Multithreaded`] and use the wider threshold
 //! [`Thresholds::multithreaded`] (default **5%**; a larger per-metric
 //! threshold wins). The allocation metrics keep the deterministic rule.
+//! `branch-misses-per-event` has a default threshold of **5%** in every
+//! cell ([`Thresholds::default`]'s `per_metric`): callgrind's branch
+//! predictor is simulated by address, addresses change from process to
+//! process, and A/A runs of single-threaded cells move it by percents.
+//!
+//! # Gates
+//! A CI job fails on the regressions its [`Gate`] admits. [`Gate::All`]
+//! admits every regression (the nightly). [`Gate::Deterministic`] admits
+//! only regressions of counts that repeat when the code does not change
+//! ([`Change::is_deterministic`]): the instructions and the allocations
+//! (count and bytes) per event of a cell that ran a single thread under
+//! callgrind in both runs ([`Change::multithreaded`] false). Left out:
+//! - every count of a multi-threaded cell: how the threads interleave
+//!   decides the spin loops and wake-ups that callgrind counts, and when a
+//!   channel parks or a subscriber list is copied — measured, such counts
+//!   move between two builds of the same bus code, and allocation counts
+//!   grow from zero;
+//! - `est-cycles-per-event` and `branch-misses-per-event`: callgrind
+//!   simulates caches and branch predictors by address, and addresses
+//!   change from process to process (ASLR): A/A runs of single-threaded
+//!   cells (`buslab noise`) show the branch figures moving by percents;
+//! - wall-clock metrics: this is the pull-request gate, whose quick runs
+//!   cannot make them significant.
 //!
 //! # Wall-clock metrics: a significance test and a noise band
 //! `throughput` (events per second, higher is better) varies from trial to
@@ -80,7 +103,19 @@
 //! used. [`Change::history`] says how many changes the band came from (0
 //! for the default).
 //!
+//! # Cells measured on different machines
+//! A wall-clock figure says as much about the machine as about the code,
+//! so the wall-clock metrics (throughput and latency) of a cell are only
+//! compared when both runs measured the cell on the same machine: the
+//! cell's own [`CellResult::machine`] (a shard imported from another
+//! machine) or else its run's [`RunMeta::machine`]. Otherwise the cell is
+//! listed in [`Comparison::other_machine`] and only its deterministic
+//! counts are judged. Likewise the noise band learns only from past values
+//! measured on the machine of the compared cells.
+//!
 //! [`CellKey::name`]: buslab_scenarios::results::CellKey::name
+//! [`CellResult::machine`]: buslab_scenarios::results::CellResult::machine
+//! [`RunMeta::machine`]: buslab_scenarios::results::RunMeta::machine
 //! [`Instructions::multithreaded`]: buslab_scenarios::results::Instructions::multithreaded
 //! [`Estimate::samples`]: buslab_scenarios::results::Estimate::samples
 
@@ -130,6 +165,10 @@ pub const METRICS: [MetricSpec; 9] = [
     spec("branch-misses-per-event", false, Kind::Deterministic),
 ];
 
+/// The counts that repeat from run to run of the same code on one thread
+/// (the cache and branch simulations depend on addresses, which change).
+const REPEATABLE_METRICS: [&str; 3] = ["instructions-per-event", "allocs-per-event", "bytes-per-event"];
+
 /// The instruction metrics, whose determinism depends on the cell's threads.
 const CALLGRIND_METRICS: [&str; 3] = ["instructions-per-event", "est-cycles-per-event", "branch-misses-per-event"];
 
@@ -142,7 +181,8 @@ pub const HEADLINE_LOAD: f64 = 0.5;
 pub struct Thresholds {
     /// Per-metric overrides (slug → relative threshold, 0.01 = 1%): the
     /// threshold of a deterministic metric, or the default noise band of a
-    /// wall-clock metric.
+    /// wall-clock metric. The default holds `branch-misses-per-event` at
+    /// 0.05.
     pub per_metric: BTreeMap<String, f64>,
     /// The threshold of a deterministic metric (default 0.01).
     pub deterministic: f64,
@@ -166,7 +206,8 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Thresholds {
         Thresholds {
-            per_metric: BTreeMap::new(),
+            // Simulated by address: see the module docs.
+            per_metric: BTreeMap::from([("branch-misses-per-event".to_owned(), 0.05)]),
             deterministic: 0.01,
             multithreaded: 0.05,
             noise_band: 0.05,
@@ -242,6 +283,10 @@ pub struct Change {
     /// How many past changes the noise band was learned from; 0 when the
     /// default band (or a fixed threshold) applied.
     pub history: usize,
+    /// The cell's instruction pass ran more than one thread in either run
+    /// (false when neither run has an instruction pass): its counts depend
+    /// on how the threads interleaved.
+    pub multithreaded: bool,
 }
 
 impl Change {
@@ -253,6 +298,46 @@ impl Change {
     /// The verdict is a regression or an improvement.
     pub fn is_significant(&self) -> bool {
         self.verdict != Verdict::Noise
+    }
+
+    /// A count that repeats when the code does not change: instructions
+    /// or allocations per event of a single-threaded cell (see
+    /// [`Gate::Deterministic`]).
+    pub fn is_deterministic(&self) -> bool {
+        REPEATABLE_METRICS.contains(&self.metric) && self.method == Method::Deterministic && !self.multithreaded
+    }
+}
+
+/// Which regressions fail a CI job (see the [module docs](self#gates)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Every regression.
+    #[default]
+    All,
+    /// Only regressions of deterministic counts of single-threaded cells.
+    Deterministic,
+}
+
+impl Gate {
+    /// Every gate, in the order `--help` lists them.
+    pub const ALL: [Gate; 2] = [Gate::All, Gate::Deterministic];
+
+    /// The gate's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::All => "all",
+            Gate::Deterministic => "deterministic",
+        }
+    }
+
+    /// `change` is a regression this gate fails on.
+    pub fn admits(self, change: &Change) -> bool {
+        change.verdict == Verdict::Regression
+            && match self {
+                Gate::All => true,
+                Gate::Deterministic => change.is_deterministic(),
+            }
     }
 }
 
@@ -302,6 +387,18 @@ pub struct Missing {
     pub in_base: bool,
 }
 
+/// A compared cell measured on different machines in the two runs: its
+/// wall-clock metrics were not compared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OtherMachine {
+    /// The cell's name.
+    pub cell: String,
+    /// The machine that measured it in the base run.
+    pub base: String,
+    /// The machine that measured it in the new run.
+    pub new: String,
+}
+
 /// The comparison of two runs: every change, significant or not.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Comparison {
@@ -318,6 +415,9 @@ pub struct Comparison {
     pub unmatched: Vec<Unmatched>,
     /// Metrics measured in one of the runs only.
     pub missing: Vec<Missing>,
+    /// Cells measured on different machines in the two runs, whose
+    /// wall-clock metrics were therefore not compared.
+    pub other_machine: Vec<OtherMachine>,
 }
 
 impl Comparison {
@@ -341,6 +441,11 @@ impl Comparison {
         self.changes.iter().any(|c| c.verdict == Verdict::Regression)
     }
 
+    /// The regressions `gate` fails on.
+    pub fn gated(&self, gate: Gate) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(move |c| gate.admits(c))
+    }
+
     /// How many cells were compared.
     pub fn cells_compared(&self) -> usize {
         let mut cells: Vec<&str> = self.changes.iter().map(|c| c.cell.as_str()).collect();
@@ -356,17 +461,56 @@ impl Comparison {
 /// present), from which the noise band of each wall-clock metric is
 /// learned. See the [module docs](self) for the rule.
 pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> Comparison {
-    let mut past: Vec<&Run> =
-        history.iter().filter(|r| r.meta.id != base.meta.id && r.meta.id != new.meta.id).collect();
-    past.sort_by(|a, b| (&a.meta.started_at, &a.meta.id).cmp(&(&b.meta.started_at, &b.meta.id)));
-    let history_runs = past.len();
-    past.push(base);
-    // Each past run's cells by name, in start order, base last.
-    let past: Vec<HashMap<String, &CellResult>> =
-        past.iter().map(|run| run.cells.iter().map(|c| (c.key.name(), c)).collect()).collect();
+    let history: Vec<Indexed<'_>> = history.iter().map(Indexed::new).collect();
+    let history: Vec<&Indexed<'_>> = history.iter().collect();
+    compare_indexed(&Indexed::new(base), &Indexed::new(new), &history, config)
+}
 
-    let base_cells: HashMap<String, &CellResult> = base.cells.iter().map(|c| (c.key.name(), c)).collect();
-    let new_names: Vec<String> = new.cells.iter().map(|c| c.key.name()).collect();
+/// A run with its cells indexed by name: [`compare_indexed`] takes runs in
+/// this form so that a caller comparing many pairs of one history (the
+/// trends) names each cell once, not once per comparison.
+#[derive(Debug)]
+pub struct Indexed<'a> {
+    run: &'a Run,
+    names: Vec<String>,
+    cells: HashMap<String, &'a CellResult>,
+}
+
+impl<'a> Indexed<'a> {
+    /// Indexes `run`'s cells by [`CellKey::name`].
+    pub fn new(run: &'a Run) -> Indexed<'a> {
+        let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
+        let cells = names.iter().cloned().zip(&run.cells).collect();
+        Indexed { run, names, cells }
+    }
+
+    /// The run.
+    pub fn run(&self) -> &'a Run {
+        self.run
+    }
+}
+
+/// [`compare`] on indexed runs: the same rule, the same result.
+pub fn compare_indexed(
+    base_ix: &Indexed<'_>,
+    new_ix: &Indexed<'_>,
+    history: &[&Indexed<'_>],
+    config: &Thresholds,
+) -> Comparison {
+    let (base_run, new_run) = (base_ix.run, new_ix.run);
+    let mut past: Vec<&Indexed<'_>> = history
+        .iter()
+        .copied()
+        .filter(|r| r.run.meta.id != base_run.meta.id && r.run.meta.id != new_run.meta.id)
+        .collect();
+    past.sort_by(|a, b| (&a.run.meta.started_at, &a.run.meta.id).cmp(&(&b.run.meta.started_at, &b.run.meta.id)));
+    let history_runs = past.len();
+    past.push(base_ix);
+    // Each past run's machine and cells by name, in start order, base last.
+    let past: Vec<PastRun<'_>> = past.iter().map(|r| (r.run.meta.machine.as_str(), &r.cells)).collect();
+    let (base, new) = (base_run, new_run);
+    let base_cells = &base_ix.cells;
+    let new_names = &new_ix.names;
     let mut comparison = Comparison {
         base_run: base.meta.id.clone(),
         new_run: new.meta.id.clone(),
@@ -374,10 +518,11 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
         changes: Vec::new(),
         unmatched: Vec::new(),
         missing: Vec::new(),
+        other_machine: Vec::new(),
     };
-    for name in base.cells.iter().map(|c| c.key.name()) {
-        if !new_names.contains(&name) {
-            comparison.unmatched.push(Unmatched::OnlyInBase { cell: name });
+    for name in &base_ix.names {
+        if !new_ix.cells.contains_key(name) {
+            comparison.unmatched.push(Unmatched::OnlyInBase { cell: name.clone() });
         }
     }
     for (name, n) in new_names.iter().zip(&new.cells) {
@@ -393,10 +538,22 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
             });
             continue;
         }
+        let (base_machine, new_machine) = (b.measured_on(&base.meta.machine), n.measured_on(&new.meta.machine));
+        let same_machine = base_machine == new_machine;
+        if !same_machine {
+            comparison.other_machine.push(OtherMachine {
+                cell: name.clone(),
+                base: base_machine.to_owned(),
+                new: new_machine.to_owned(),
+            });
+        }
         for metric in &METRICS {
+            if !same_machine && metric.kind != Kind::Deterministic {
+                continue;
+            }
             match (value(b, metric.slug), value(n, metric.slug)) {
                 (Some(bv), Some(nv)) => {
-                    let change = judge(name, metric, b, n, bv, nv, &past, config);
+                    let change = judge(name, metric, b, n, bv, nv, (&past, new_machine), config);
                     comparison.changes.push(change);
                 }
                 (Some(_), None) => {
@@ -412,7 +569,12 @@ pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> C
     comparison
 }
 
-/// Judges one metric of one matched cell.
+/// A past run as the noise band reads it: its machine, and its cells by
+/// name.
+type PastRun<'a> = (&'a str, &'a HashMap<String, &'a CellResult>);
+
+/// Judges one metric of one matched cell; `past` is the history and the
+/// machine that measured the compared cells.
 #[allow(clippy::too_many_arguments)]
 fn judge(
     name: &str,
@@ -421,7 +583,7 @@ fn judge(
     n: &CellResult,
     base: f64,
     new: f64,
-    past: &[HashMap<String, &CellResult>],
+    past: (&[PastRun<'_>], &str),
     config: &Thresholds,
 ) -> Change {
     let ratio = ratio(base, new);
@@ -448,12 +610,11 @@ fn judge(
         threshold: configured,
         method: Method::Deterministic,
         history: 0,
+        multithreaded: [b, n].iter().any(|c| c.instructions.as_ref().is_some_and(|i| i.multithreaded)),
     };
     match metric.kind {
         Kind::Deterministic => {
-            let multithreaded = CALLGRIND_METRICS.contains(&metric.slug)
-                && [b, n].iter().any(|c| c.instructions.as_ref().is_some_and(|i| i.multithreaded));
-            if multithreaded {
+            if change.multithreaded && CALLGRIND_METRICS.contains(&metric.slug) {
                 change.method = Method::Multithreaded;
                 change.threshold = configured.max(config.multithreaded);
             }
@@ -493,12 +654,17 @@ fn ratio(base: f64, new: f64) -> f64 {
 fn noise_band(
     name: &str,
     slug: &str,
-    past: &[HashMap<String, &CellResult>],
+    (past, machine): (&[PastRun<'_>], &str),
     config: &Thresholds,
 ) -> Option<(f64, usize)> {
     let values: Vec<f64> = past
         .iter()
-        .filter_map(|cells| cells.get(name).filter(|c| c.status == CellStatus::Ok).and_then(|c| value(c, slug)))
+        .filter_map(|(run_machine, cells)| {
+            cells
+                .get(name)
+                .filter(|c| c.status == CellStatus::Ok && c.measured_on(run_machine) == machine)
+                .and_then(|c| value(c, slug))
+        })
         .collect();
     if values.len() < config.min_history.max(2) {
         return None;
@@ -670,6 +836,40 @@ mod tests {
     }
 
     #[test]
+    fn the_deterministic_gate_admits_counts_of_single_threaded_cells_only() {
+        // Single-threaded: 10% more instructions passes both gates.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").ir_per_event *= 1.10));
+        assert_eq!(c.gated(Gate::All).count(), 1);
+        assert_eq!(c.gated(Gate::Deterministic).count(), 1);
+        assert!(the(&c, "instructions-per-event").is_deterministic());
+        // Simulated cache and branch figures move with addresses: reported,
+        // not gated.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").branch_misses_per_event *= 1.10));
+        assert_eq!((c.gated(Gate::All).count(), c.gated(Gate::Deterministic).count()), (1, 0));
+        // And their default threshold is 5%, even in a single-threaded cell.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").branch_misses_per_event *= 1.03));
+        assert_eq!((the(&c, "branch-misses-per-event").threshold, c.count(Verdict::Regression)), (0.05, 0));
+        // A multi-threaded cell: its instruction and allocation regressions
+        // are reported, and fail only the `all` gate.
+        let threads = doctored(|c| {
+            let i = c.instructions.as_mut().expect("measured");
+            i.ir_per_event *= 1.10;
+            i.multithreaded = true;
+            c.allocations.as_mut().expect("measured").allocs_per_event = 0.02;
+        });
+        let c = compared(&threads);
+        assert_eq!(c.count(Verdict::Regression), 2);
+        assert_eq!(c.gated(Gate::All).count(), 2);
+        assert_eq!(c.gated(Gate::Deterministic).count(), 0);
+        let allocs = the(&c, "allocs-per-event");
+        assert_eq!((allocs.method, allocs.multithreaded), (Method::Deterministic, true));
+        // Wall-clock regressions never pass the deterministic gate.
+        let slower = compared(&doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.8e6)));
+        assert_eq!((slower.gated(Gate::All).count(), slower.gated(Gate::Deterministic).count()), (1, 0));
+        assert_eq!(Gate::ALL.map(Gate::name), ["all", "deterministic"]);
+    }
+
+    #[test]
     fn any_allocation_from_zero_is_a_regression() {
         let c = compared(&doctored(|c| c.allocations.as_mut().expect("measured").allocs_per_event = 0.01));
         let ch = the(&c, "allocs-per-event");
@@ -828,6 +1028,62 @@ mod tests {
         assert!(c.missing.iter().all(|m| m.in_base && m.cell == "spsc/ring_buffer"));
         assert_eq!(c.cells_compared(), 1);
         assert!(!c.has_regression(), "a failed cell is listed, not judged");
+    }
+
+    const WALL_CLOCK: [&str; 4] = ["throughput", "latency-p50", "latency-p99", "latency-p999"];
+
+    #[test]
+    fn wall_clock_metrics_of_cells_measured_on_other_machines_are_not_compared() {
+        // The channel cell came from a shard measured on another machine,
+        // 40% slower there, with 10% more instructions.
+        let new = doctored(|c| {
+            c.machine = Some("box-b".to_owned());
+            c.throughput.as_mut().expect("measured").events_per_sec = trials(2.1e6);
+            c.latency = vec![latency(480)];
+            c.instructions.as_mut().expect("measured").ir_per_event *= 1.10;
+        });
+        let c = compared(&new);
+        assert_eq!(
+            c.other_machine,
+            vec![OtherMachine { cell: "spsc/channel".to_owned(), base: String::new(), new: "box-b".to_owned() }]
+        );
+        let channel: Vec<&Change> = c.changes.iter().filter(|ch| ch.cell == "spsc/channel").collect();
+        assert!(channel.iter().all(|ch| !WALL_CLOCK.contains(&ch.metric)), "{channel:?}");
+        assert_eq!(channel.len(), METRICS.len() - WALL_CLOCK.len());
+        assert_eq!(the(&c, "instructions-per-event").verdict, Verdict::Regression, "counts are still judged");
+        assert_eq!(c.count(Verdict::Regression), 1);
+        // The other cell, measured on the run's machine in both, is compared in full.
+        assert_eq!(c.changes.iter().filter(|ch| ch.cell == "spsc/fixed_array").count(), METRICS.len());
+        // Naming the run's own machine is the same as naming none.
+        let same = doctored(|c| c.machine = Some(String::new()));
+        assert!(compared(&same).other_machine.is_empty());
+        // Whole runs on different machines: no wall-clock metric compared.
+        let mut elsewhere = doctored(|_| {});
+        elsewhere.meta.machine = "box-b".to_owned();
+        let c = compared(&elsewhere);
+        assert_eq!(c.other_machine.len(), 2);
+        assert!(c.changes.iter().all(|ch| !WALL_CLOCK.contains(&ch.metric)));
+        assert!(!c.changes.is_empty() && c.significant().is_empty());
+    }
+
+    #[test]
+    fn the_noise_band_learns_only_from_the_compared_machine() {
+        let new = doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.975e6));
+        // Twelve loud past runs, but made on another machine: not this
+        // cell's noise, so the default band applies and 15% is a regression.
+        let mut past = history(12, 0.10);
+        for r in &mut past {
+            r.meta.machine = "box-b".to_owned();
+        }
+        let ch = the(&compare(&base(), &new, &past, &Thresholds::default()), "throughput").clone();
+        assert_eq!((ch.history, ch.threshold, ch.verdict), (0, 0.05, Verdict::Regression));
+        // The same runs with their cells measured here (a shard imported
+        // from this machine) count.
+        for r in &mut past {
+            r.cells[0].machine = Some(String::new());
+        }
+        let ch = the(&compare(&base(), &new, &past, &Thresholds::default()), "throughput").clone();
+        assert_eq!((ch.history, ch.verdict), (12, Verdict::Noise));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! A [`Comparison`] as text: a Markdown summary (for a CI job summary or a
 //! pull-request comment) and a plain table for the terminal. Both list the
 //! significant changes only, regressions first and each group by
-//! decreasing magnitude, and count the rest.
+//! decreasing magnitude, and count the rest. A noise [`Calibration`] gets
+//! the same two forms ([`calibration_text`], [`calibration_markdown`]).
 
-use crate::regression::{Change, Comparison, Method, Unmatched, Verdict};
+use crate::noise::Calibration;
+use crate::regression::{Change, Comparison, Kind, Method, OtherMachine, Unmatched, Verdict};
 use buslab_scenarios::results::CellStatus;
 use std::fmt::Write;
 
@@ -41,8 +43,8 @@ pub fn markdown(comparison: &Comparison) -> String {
             );
         }
     }
-    if !comparison.unmatched.is_empty() || !comparison.missing.is_empty() {
-        let n = comparison.unmatched.len() + comparison.missing.len();
+    if !comparison.unmatched.is_empty() || !comparison.missing.is_empty() || !comparison.other_machine.is_empty() {
+        let n = comparison.unmatched.len() + comparison.missing.len() + comparison.other_machine.len();
         let _ = writeln!(w, "\n<details><summary>Not compared ({n})</summary>\n");
         for u in &comparison.unmatched {
             let _ = writeln!(w, "- `{}`: {}", u.cell().replace('|', "\\|"), unmatched_reason(u));
@@ -50,6 +52,9 @@ pub fn markdown(comparison: &Comparison) -> String {
         for m in &comparison.missing {
             let side = if m.in_base { "base" } else { "new" };
             let _ = writeln!(w, "- `{}` {}: measured in the {side} run only", m.cell.replace('|', "\\|"), m.metric);
+        }
+        for o in &comparison.other_machine {
+            let _ = writeln!(w, "- `{}` wall-clock metrics: {}", o.cell.replace('|', "\\|"), other_machine_reason(o));
         }
         let _ = writeln!(w, "\n</details>");
     }
@@ -114,7 +119,14 @@ pub fn text(comparison: &Comparison) -> String {
         let side = if m.in_base { "base" } else { "new" };
         let _ = writeln!(w, "not compared: {} {}: measured in the {side} run only", m.cell, m.metric);
     }
+    for o in &comparison.other_machine {
+        let _ = writeln!(w, "not compared: {} wall-clock metrics: {}", o.cell, other_machine_reason(o));
+    }
     out
+}
+
+fn other_machine_reason(o: &OtherMachine) -> String {
+    format!("measured on `{}` in the base run and on `{}` in the new run", o.base, o.new)
 }
 
 /// "2 regressions, 1 improvement, 40 within noise across 12 cells", the
@@ -130,6 +142,10 @@ fn counts(comparison: &Comparison, strong: &str) -> String {
     );
     if !comparison.unmatched.is_empty() {
         let _ = write!(line, "; {} not compared", plural(comparison.unmatched.len(), "cell", "cells"));
+    }
+    if !comparison.other_machine.is_empty() {
+        let cells = plural(comparison.other_machine.len(), "cell", "cells");
+        let _ = write!(line, "; wall-clock metrics of {cells} not compared (measured on other machines)");
     }
     line
 }
@@ -177,6 +193,7 @@ fn p_value(c: &Change) -> String {
 fn threshold(c: &Change) -> String {
     let pct = c.threshold * 100.0;
     match c.method {
+        Method::Deterministic if c.multithreaded => format!("{pct:.1}% (multi-threaded cell)"),
         Method::Deterministic => format!("{pct:.1}%"),
         Method::Multithreaded => format!("{pct:.1}% (multi-threaded)"),
         Method::MannWhitney | Method::NoiseBand if c.history > 0 => {
@@ -206,6 +223,158 @@ fn number(x: f64) -> String {
     }
 }
 
+/// A noise calibration as a plain table for the terminal: what was
+/// compared, one row per metric (spread, threshold, learned band, false
+/// positives), then the noisiest cell of each metric.
+pub fn calibration_text(c: &Calibration) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    for line in calibration_header(c) {
+        let _ = writeln!(w, "{line}");
+    }
+    let rows = calibration_rows(c);
+    let mut widths = [0; 8];
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in &rows {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if i >= 2 {
+                let _ = write!(line, "{cell:>width$}  ");
+            } else {
+                let _ = write!(line, "{cell:<width$}  ");
+            }
+        }
+        let _ = writeln!(w, "{}", line.trim_end());
+    }
+    for m in &c.metrics {
+        if let Some(worst) = &m.max_cv
+            && worst.value > 0.0
+        {
+            let _ = writeln!(w, "noisiest {}: {} (CV {})", m.metric, worst.cell, percent(Some(worst.value)));
+        }
+    }
+    out
+}
+
+/// A noise calibration as Markdown (a CI job summary, the nightly's
+/// record): the same table as [`calibration_text`], and every cell's spread
+/// in a collapsed list.
+pub fn calibration_markdown(c: &Calibration) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "## buslab noise calibration (A/A)\n");
+    for line in calibration_header(c) {
+        let _ = writeln!(w, "{line}  ");
+    }
+    let _ = writeln!(w);
+    let rows = calibration_rows(c);
+    for (i, row) in rows.iter().enumerate() {
+        let _ = writeln!(w, "| {} |", row.join(" | "));
+        if i == 0 {
+            let _ = writeln!(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        }
+    }
+    if !c.cells.is_empty() {
+        let _ = writeln!(w, "\n<details><summary>Spread of every cell ({} rows)</summary>\n", c.cells.len());
+        let _ = writeln!(w, "| cell | metric | runs | median | min | max | CV | learned band |");
+        let _ = writeln!(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        for s in &c.cells {
+            let _ = writeln!(
+                w,
+                "| `{}` | {} | {} | {} | {} | {} | {} | {} |",
+                s.cell.replace('|', "\\|"),
+                s.metric,
+                s.values,
+                number(s.median),
+                signed_percent(s.min_deviation),
+                signed_percent(s.max_deviation),
+                percent(s.cv),
+                percent(s.learned_band)
+            );
+        }
+        let _ = writeln!(w, "\n</details>");
+    }
+    out
+}
+
+fn calibration_header(c: &Calibration) -> Vec<String> {
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let commits = match c.commits.as_slice() {
+        [] => "an unknown commit".to_owned(),
+        [one] => format!("commit {}", one.get(..10).unwrap_or(one)),
+        many => format!("{} commits (not an A/A group: the code changed between runs)", many.len()),
+    };
+    let machines = match c.machines.as_slice() {
+        [one] => format!("on `{one}`"),
+        many => format!("on {} machines", many.len()),
+    };
+    let quick = if c.quick { ", --quick" } else { "" };
+    vec![
+        format!("{} at {commits} {machines}{quick}", plural(c.runs.len(), "run", "runs")),
+        format!(
+            "{} compared with no history: {} with a regression ({} that the deterministic gate admits), \
+             {} with any significant change (every one a false positive)",
+            plural(c.pairs, "ordered pair", "ordered pairs"),
+            c.pairs_with_regression,
+            c.pairs_with_deterministic_regression,
+            c.pairs_flagged
+        ),
+    ]
+}
+
+fn calibration_rows(c: &Calibration) -> Vec<[String; 8]> {
+    let header =
+        ["metric", "judged by", "cells", "median CV", "widest", "threshold", "learned band", "false positives"]
+            .map(str::to_owned);
+    let mut rows = vec![header];
+    for m in &c.metrics {
+        let judged = match m.kind {
+            Kind::Deterministic => "threshold",
+            Kind::Sampled => "U test + band",
+            Kind::SingleFigure => "noise band",
+        };
+        let widest = match &m.widest {
+            Some(w) if w.value.is_infinite() => "from 0".to_owned(),
+            Some(w) => format!("±{}", percent(Some(w.value))),
+            None => "-".to_owned(),
+        };
+        rows.push([
+            m.metric.to_owned(),
+            judged.to_owned(),
+            m.cells.to_string(),
+            percent(m.median_cv),
+            widest,
+            percent(Some(m.threshold)),
+            percent(m.median_learned_band),
+            format!("{}/{} ({})", m.false_positives, m.comparisons, percent(Some(m.false_positive_rate))),
+        ]);
+    }
+    rows
+}
+
+/// `12.3%`, `0.05%`, or `-` for none.
+fn percent(x: Option<f64>) -> String {
+    match x {
+        Some(x) if x.is_finite() && x != 0.0 && (x * 100.0).abs() < 0.1 => format!("{:.3}%", x * 100.0),
+        Some(x) if x.is_finite() => format!("{:.1}%", x * 100.0),
+        Some(_) => "inf".to_owned(),
+        None => "-".to_owned(),
+    }
+}
+
+/// `+1.2%`, `-0.4%`, or "from 0" for none (a departure from zero).
+fn signed_percent(x: Option<f64>) -> String {
+    match x {
+        Some(0.0) => "0".to_owned(),
+        Some(x) => format!("{:+.2}%", x * 100.0),
+        None => "from 0".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +392,7 @@ mod tests {
             threshold: if method == Method::Deterministic { 0.01 } else { 0.05 },
             method,
             history: 0,
+            multithreaded: false,
         }
     }
 
@@ -239,6 +409,7 @@ mod tests {
             ],
             unmatched: vec![Unmatched::OnlyInBase { cell: "gone/z".to_owned() }],
             missing: vec![Missing { cell: "spsc/x".to_owned(), metric: "latency-p99", in_base: true }],
+            other_machine: Vec::new(),
         }
     }
 
@@ -262,6 +433,20 @@ mod tests {
     }
 
     #[test]
+    fn cells_from_other_machines_are_listed() {
+        let mut c = comparison();
+        c.other_machine =
+            vec![OtherMachine { cell: "spsc/y".to_owned(), base: "box-a".to_owned(), new: "box-b".to_owned() }];
+        let md = markdown(&c);
+        assert!(md.contains("wall-clock metrics of 1 cell not compared (measured on other machines)"), "{md}");
+        assert!(
+            md.contains("- `spsc/y` wall-clock metrics: measured on `box-a` in the base run and on `box-b`"),
+            "{md}"
+        );
+        assert!(text(&c).contains("not compared: spsc/y wall-clock metrics: measured on `box-a`"));
+    }
+
+    #[test]
     fn nothing_significant_says_so() {
         let mut c = comparison();
         c.changes.retain(|c| c.verdict == Verdict::Noise);
@@ -279,6 +464,37 @@ mod tests {
         assert_eq!(col(lines[header + 1]), metric_at, "{t}");
         assert_eq!(col(lines[header + 2]), metric_at, "{t}");
         assert!(t.contains("not compared: gone/z: in the base run only"));
+    }
+
+    #[test]
+    fn a_calibration_renders_as_a_table_and_markdown() {
+        use crate::noise;
+        use buslab_scenarios::results::{CellKey, CellResult, Instructions, Run, RunMeta};
+        let run = |i: usize, ir: f64| {
+            let key = CellKey { scenario: "spsc".to_owned(), bus: "ring".to_owned(), params: Default::default() };
+            let mut cell = CellResult::new(key, 1, 1);
+            cell.instructions = Some(Instructions { ir_per_event: ir, ..Instructions::default() });
+            Run {
+                meta: RunMeta {
+                    id: format!("r{i}"),
+                    started_at: format!("2026-01-01T00:00:0{i}Z"),
+                    git_commit: Some("0123456789abcdef".to_owned()),
+                    machine: "box".to_owned(),
+                    ..RunMeta::default()
+                },
+                cells: vec![cell],
+            }
+        };
+        let c = noise::calibrate(&[run(0, 400.0), run(1, 400.0), run(2, 440.0)], &Default::default());
+        let t = calibration_text(&c);
+        assert!(t.starts_with("3 runs at commit 0123456789 on `box`"), "{t}");
+        assert!(t.contains("6 ordered pairs compared with no history: 2 with a regression (2 that the"), "{t}");
+        let row = t.lines().find(|l| l.starts_with("instructions-per-event")).expect("a row");
+        assert!(row.contains("threshold") && row.contains("1.0%") && row.contains("4/6 (66.7%)"), "{row}");
+        assert!(t.contains("noisiest instructions-per-event: spsc/ring (CV"), "{t}");
+        let md = calibration_markdown(&c);
+        assert!(md.contains("| metric | judged by | cells |"), "{md}");
+        assert!(md.contains("| `spsc/ring` | instructions-per-event | 3 | 400.0 | 0 | +10.00% |"), "{md}");
     }
 
     #[test]

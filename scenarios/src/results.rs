@@ -46,12 +46,82 @@ pub struct RunMeta {
     pub crate_versions: BTreeMap<String, String>,
     /// SHA-256 of each scenario file used (name → hash).
     pub scenario_hashes: BTreeMap<String, String>,
+    /// Each scenario's description (name → text from its file), for the
+    /// report. Empty in runs stored before it was recorded.
+    #[serde(default)]
+    pub scenario_descriptions: BTreeMap<String, String>,
     /// Harness overhead per event measured with a no-op bus, ns.
     pub harness_overhead_ns: Option<f64>,
     /// The engineer's own CloudEvents corpus (`buslab run --corpus PATH`),
     /// if one was given; generated corpora are described per cell.
     #[serde(default)]
     pub corpus: Option<Corpus>,
+    /// The buses of this build as they describe themselves (summary,
+    /// peer or home-grown, guarantees), so that a report can say what each
+    /// bus promises without the code at hand. Empty in runs stored before
+    /// it was recorded.
+    #[serde(default)]
+    pub buses: Vec<BusMeta>,
+    /// What the run was made for, when it is not an ordinary run of the
+    /// history: `noise:<group>` for the repeated A/A runs of `buslab noise`
+    /// (see [`NOISE_LABEL_PREFIX`]). `None` for an ordinary run. A run's
+    /// default baseline is the previous run with the same label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The slices of the matrix this run holds, when it was run in shards
+    /// (`buslab run --shard I/N`); `None` for a run of the whole matrix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<Shards>,
+}
+
+/// A bus as recorded with a run: its self-description from the registry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct BusMeta {
+    /// Stable name (keys the stored history).
+    pub name: String,
+    /// The first line of its module doc.
+    pub summary: String,
+    /// A well-known crate wrapped as an adapter rather than a strategy of
+    /// buslab's own.
+    pub peer: bool,
+    /// May drop events by design (every drop counted).
+    pub lossy: bool,
+    /// Listeners run on threads the bus owns.
+    pub asynchronous: bool,
+    /// Several threads may publish at once.
+    pub multi_producer: bool,
+    /// Its guarantees from its module doc: `ordering`, `delivery`,
+    /// `backpressure`, `allocations`, `threads`, `based_on`.
+    pub guarantees: BTreeMap<String, String>,
+}
+
+impl RunMeta {
+    /// The noise-calibration group this run belongs to, if it is one of
+    /// `buslab noise`'s A/A runs (its label is `noise:<group>`).
+    pub fn noise_group(&self) -> Option<&str> {
+        self.label.as_deref()?.strip_prefix(NOISE_LABEL_PREFIX)
+    }
+}
+
+/// The label prefix of the runs of a noise-calibration group
+/// (`noise:<group id>`).
+pub const NOISE_LABEL_PREFIX: &str = "noise:";
+
+/// Which shards of a matrix cut into `count` slices a run holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shards {
+    /// How many slices the matrix was cut into (`N` of `--shard I/N`).
+    pub count: u32,
+    /// The slices held, 1-based, ascending, without repeats: one for a shard
+    /// just run, more as shards of one run are imported into one store.
+    pub held: Vec<u32>,
+}
+
+impl Shards {
+    /// Every slice of the matrix is held.
+    pub fn all_held(&self) -> bool {
+        self.count > 0 && (1..=self.count).all(|i| self.held.contains(&i))
+    }
 }
 
 /// Identifies a cell: bus × scenario × sweep point.
@@ -266,6 +336,12 @@ pub struct CellResult {
     /// holds decode + route events/s.
     #[serde(default)]
     pub cloudevents: Option<CloudEvents>,
+    /// The machine that measured this cell, when it is not the run's
+    /// ([`RunMeta::machine`]): a shard imported from another machine into
+    /// the run. `None` means the run's machine. Wall-clock figures of cells
+    /// measured on different machines are never compared with each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
 }
 
 impl CellResult {
@@ -285,7 +361,14 @@ impl CellResult {
             dropped: 0,
             listener_panics: 0,
             cloudevents: None,
+            machine: None,
         }
+    }
+
+    /// The machine that measured this cell: its own [`CellResult::machine`],
+    /// or else `run_machine` (the run's).
+    pub fn measured_on<'a>(&'a self, run_machine: &'a str) -> &'a str {
+        self.machine.as_deref().unwrap_or(run_machine)
     }
 
     /// The latency entry at `load`, if measured.

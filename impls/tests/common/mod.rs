@@ -275,6 +275,8 @@ fn is_forward_gap(msg: &str) -> bool {
 pub struct Gate {
     open: Mutex<bool>,
     cv: Condvar,
+    /// Calls that have reached the gate (waiting or passed).
+    arrived: AtomicUsize,
 }
 
 impl Gate {
@@ -285,10 +287,16 @@ impl Gate {
 
     /// Blocks until open.
     pub fn wait(&self) {
+        self.arrived.fetch_add(1, Ordering::SeqCst);
         let mut open = self.open.lock().expect("not poisoned");
         while !*open {
             open = self.cv.wait(open).expect("not poisoned");
         }
+    }
+
+    /// Calls that have reached the gate so far.
+    pub fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
     }
 
     /// Opens the gate for good.

@@ -1,0 +1,260 @@
+//! Slices of the matrix for several machines: `buslab run --shard I/N`.
+//!
+//! A nightly that outgrows one runner runs the matrix as `N` jobs, job `I`
+//! running `--shard I/N`, and merges their runs into one with `buslab
+//! import` (see [`Store::import_run`](crate::store::Store::import_run)).
+//! For that to work, every job must cut the matrix the same way without
+//! talking to the others, so the cut depends only on what every machine
+//! agrees on:
+//!
+//! - the planned cells (bus × scenario × sweep point) of the same buslab
+//!   build and scenario files, named by [`CellKey::name`];
+//! - each cell's [`expected_cost`], computed from the scenario, the sweep
+//!   point, the bus's capabilities and the pass budget — never from the
+//!   machine (its core count, which decides some skips, is left out).
+//!
+//! The cut is greedy "longest processing time first": cells sorted by
+//! decreasing cost (ties by name) go one by one to the slice with the least
+//! cost so far (ties to the lowest slice). Every cell goes to exactly one
+//! slice; the slices together are the whole matrix; and no slice exceeds an
+//! even share of the total by more than the costliest cell. Within a slice,
+//! cells run in plan order.
+//!
+//! [`CellKey::name`]: buslab_scenarios::results::CellKey::name
+
+use crate::probe::Budget;
+use crate::runner::{PlannedCell, skip_reason};
+use std::fmt;
+use std::str::FromStr;
+
+/// The most slices a matrix can be cut into.
+pub const MAX_SHARDS: u32 = 1000;
+
+/// One slice of the matrix: `I/N`, the `I`-th (1-based) of `N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// Which slice, 1 ..= `count`.
+    pub index: u32,
+    /// How many slices.
+    pub count: u32,
+}
+
+impl fmt::Display for ShardSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl FromStr for ShardSpec {
+    type Err = String;
+
+    /// Parses `I/N` with `1 <= I <= N <= MAX_SHARDS`.
+    fn from_str(s: &str) -> Result<ShardSpec, String> {
+        let (i, n) = s.split_once('/').ok_or_else(|| format!("expected I/N (e.g. 2/4), got `{s}`"))?;
+        let number = |x: &str| x.trim().parse::<u32>().map_err(|e| format!("`{x}` in `{s}`: {e}"));
+        let (index, count) = (number(i)?, number(n)?);
+        if count == 0 || count > MAX_SHARDS {
+            return Err(format!("the number of shards must be 1 to {MAX_SHARDS}, got {count}"));
+        }
+        if index == 0 || index > count {
+            return Err(format!("the shard index must be 1 to {count} (shards count from 1), got {index}"));
+        }
+        Ok(ShardSpec { index, count })
+    }
+}
+
+/// Native nanoseconds of harness work per published event, beside the
+/// listeners' (a rough figure for the cost model only).
+const PUBLISH_NS: u64 = 50;
+/// Native nanoseconds per delivery before the listener's own work.
+const DELIVERY_NS: u64 = 20;
+/// How much slower code runs under callgrind with cache and branch
+/// simulation.
+const CALLGRIND_SLOWDOWN: u64 = 50;
+/// Starting a child process (and valgrind, for the instruction pass), ms.
+const PROBE_START_MS: u64 = 50;
+const VALGRIND_START_MS: u64 = 1_500;
+
+/// What a cell is expected to cost to measure, in milliseconds of a
+/// nominal machine: a model for balancing slices, not a prediction. The
+/// timed passes cost their budgeted durations (throughput trials plus a
+/// warm-up and a calibration, three latency loads, the profile); the
+/// allocation and instruction passes cost in proportion to the deliveries
+/// they make (producers × subscribers × events, plus any listener work),
+/// slowed down by callgrind for the latter. A cell the bus's capabilities
+/// exclude costs 1. The machine's core count is not used, so that every
+/// machine computes the same cost.
+pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
+    if skip_reason(&cell.bus, &cell.scenario, cell.point, usize::MAX).is_some() {
+        return 1;
+    }
+    let s = &cell.scenario;
+    let producers = cell.point.producers as u64;
+    let subscribers = cell.point.subscribers as u64;
+    let slow = s.slow.as_ref().map_or(0, |w| w.count.saturating_mul(w.work_ns));
+    // Native ns per published event, across its deliveries.
+    let per_event = PUBLISH_NS
+        .saturating_add(subscribers.saturating_mul(DELIVERY_NS.saturating_add(s.listener_work_ns)))
+        .saturating_add(slow);
+    let work_ms = |events: u64| events.saturating_mul(producers).saturating_mul(per_event) / 1_000_000;
+    let throughput = (budget.trials as u64 + 2).saturating_mul(budget.trial_ms);
+    let latency = 3 * budget.latency_ms;
+    // N and 2N events.
+    let allocations = work_ms(budget.alloc_events.saturating_mul(3));
+    let instructions =
+        VALGRIND_START_MS.saturating_add(work_ms(budget.callgrind_events).saturating_mul(CALLGRIND_SLOWDOWN));
+    [throughput, latency, allocations, instructions, budget.profile_ms]
+        .into_iter()
+        .fold(5 * PROBE_START_MS, u64::saturating_add)
+}
+
+/// Assigns each of `cells` (name, cost) to a slice 1 ..= `count` (the
+/// [module docs](self) describe how); returns the slice of each cell, in
+/// the order given. The result does not depend on the order of `cells`.
+pub fn assign(cells: &[(String, u64)], count: u32) -> Vec<u32> {
+    let count = count.max(1);
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by(|&a, &b| cells[b].1.cmp(&cells[a].1).then_with(|| cells[a].0.cmp(&cells[b].0)));
+    let mut load = vec![0_u64; count as usize];
+    let mut slice = vec![0_u32; cells.len()];
+    for i in order {
+        let (least, _) = load.iter().enumerate().min_by_key(|&(j, &l)| (l, j)).expect("at least one slice");
+        load[least] = load[least].saturating_add(cells[i].1);
+        slice[i] = least as u32 + 1;
+    }
+    slice
+}
+
+/// The cells of `plan` that slice `spec` runs, in plan order, and the
+/// expected cost of the slice and of the whole plan.
+pub fn select(plan: Vec<PlannedCell>, spec: ShardSpec, budget: &Budget) -> (Vec<PlannedCell>, u64, u64) {
+    let costed: Vec<(String, u64)> = plan.iter().map(|c| (c.key.name(), expected_cost(c, budget))).collect();
+    let total = costed.iter().map(|(_, c)| c).fold(0, |a: u64, &c| a.saturating_add(c));
+    let slices = assign(&costed, spec.count);
+    let mut mine = 0_u64;
+    let cells = plan
+        .into_iter()
+        .zip(slices.iter().zip(&costed))
+        .filter(|(_, (slice, _))| **slice == spec.index)
+        .map(|(cell, (_, (_, cost)))| {
+            mine = mine.saturating_add(*cost);
+            cell
+        })
+        .collect();
+    (cells, mine, total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn catalog_plan() -> Vec<PlannedCell> {
+        let scenarios = buslab_scenarios::catalog().expect("the catalog parses");
+        runner::plan(&scenarios, &buslab_impls::all())
+    }
+
+    #[test]
+    fn shard_specs_parse_and_refuse_nonsense() {
+        assert_eq!("2/4".parse::<ShardSpec>(), Ok(ShardSpec { index: 2, count: 4 }));
+        assert_eq!("1/1".parse::<ShardSpec>().map(|s| s.to_string()), Ok("1/1".to_owned()));
+        for bad in ["0/4", "5/4", "1/0", "4", "a/b", "-1/2", "1/1001", ""] {
+            assert!(bad.parse::<ShardSpec>().is_err(), "{bad}");
+        }
+    }
+
+    /// Every slicing of the catalog's matrix into 1 to 9 slices: the slices
+    /// are disjoint, cover the matrix, keep plan order, and are the same
+    /// when computed again or from a shuffled plan.
+    #[test]
+    fn the_catalog_slices_are_disjoint_cover_the_matrix_and_are_stable() {
+        let plan = catalog_plan();
+        let names: Vec<String> = plan.iter().map(|c| c.key.name()).collect();
+        assert!(names.len() > 20, "the catalog plans a real matrix");
+        for budget in [Budget::DEFAULT, Budget::QUICK] {
+            for count in 1..=9 {
+                let mut seen = Vec::new();
+                let mut total_seen = 0;
+                for index in 1..=count {
+                    let spec = ShardSpec { index, count };
+                    let (cells, cost, total) = select(plan.clone(), spec, &budget);
+                    let again = select(plan.clone(), spec, &budget).0;
+                    let slice: Vec<String> = cells.iter().map(|c| c.key.name()).collect();
+                    assert_eq!(slice, again.iter().map(|c| c.key.name()).collect::<Vec<_>>(), "deterministic");
+                    let positions: Vec<usize> =
+                        slice.iter().map(|n| names.iter().position(|m| m == n).expect("planned")).collect();
+                    assert!(positions.windows(2).all(|w| w[0] < w[1]), "plan order within a slice");
+                    assert!(count == 1 || cost < total, "{spec}: a slice of several is less than the whole");
+                    total_seen += cost;
+                    assert_eq!(total, plan.iter().map(|c| expected_cost(c, &budget)).sum::<u64>());
+                    seen.extend(slice);
+                }
+                let distinct: BTreeSet<&String> = seen.iter().collect();
+                assert_eq!(seen.len(), names.len(), "{count} slices: every cell exactly once");
+                assert_eq!(distinct, names.iter().collect(), "{count} slices cover the matrix");
+                assert_eq!(total_seen, plan.iter().map(|c| expected_cost(c, &budget)).sum::<u64>());
+            }
+        }
+        // Shuffled input, same answer.
+        let costed: Vec<(String, u64)> =
+            plan.iter().map(|c| (c.key.name(), expected_cost(c, &Budget::DEFAULT))).collect();
+        let mut reversed = costed.clone();
+        reversed.reverse();
+        let mut back = assign(&reversed, 4);
+        back.reverse();
+        assert_eq!(assign(&costed, 4), back);
+    }
+
+    #[test]
+    fn the_cost_model_ranks_heavy_cells_above_light_ones() {
+        let plan = catalog_plan();
+        let cost = |name: &str| {
+            let cell = plan.iter().find(|c| c.key.name() == name).unwrap_or_else(|| panic!("{name} is planned"));
+            expected_cost(cell, &Budget::DEFAULT)
+        };
+        assert!(cost("fanout/channel/subscribers=500") > cost("fanout/channel/subscribers=1"));
+        assert!(cost("slow-subscriber/channel") > cost("spsc/channel"));
+        // A cell the bus's capabilities exclude costs next to nothing; one
+        // excluded by this machine's cores costs in full (every machine
+        // must compute the same costs).
+        let mut excluded =
+            plan.iter().find(|c| c.key.name() == "fanout/channel/subscribers=500").expect("planned").clone();
+        excluded.bus.capabilities.max_subscribers = Some(64);
+        assert_eq!(expected_cost(&excluded, &Budget::DEFAULT), 1);
+        let mut oversubscribed =
+            plan.iter().find(|c| c.key.name() == "mpmc/channel/producers=4").expect("planned").clone();
+        oversubscribed.skip = Some("4 producers exceed 2 cores".to_owned());
+        assert!(expected_cost(&oversubscribed, &Budget::DEFAULT) > 1000);
+    }
+
+    proptest! {
+        /// Random costs: each cell in exactly one slice, independent of the
+        /// input order, and no slice above an even share plus the costliest
+        /// cell (the greedy bound).
+        #[test]
+        fn slices_are_a_balanced_partition(
+            costs in proptest::collection::vec(0_u64..10_000, 0..60),
+            count in 1_u32..8,
+            rotate in 0_usize..60,
+        ) {
+            let cells: Vec<(String, u64)> = costs.iter().enumerate().map(|(i, &c)| (format!("cell-{i:03}"), c)).collect();
+            let slices = assign(&cells, count);
+            prop_assert_eq!(slices.len(), cells.len());
+            prop_assert!(slices.iter().all(|&s| (1..=count).contains(&s)));
+            let mut rotated = cells.clone();
+            let k = if cells.is_empty() { 0 } else { rotate % cells.len() };
+            rotated.rotate_left(k);
+            let mut back = assign(&rotated, count);
+            back.rotate_right(k);
+            prop_assert_eq!(&slices, &back);
+            let total: u64 = costs.iter().sum();
+            let max = costs.iter().copied().max().unwrap_or(0);
+            for s in 1..=count {
+                let load: u64 = cells.iter().zip(&slices).filter(|(_, x)| **x == s).map(|(c, _)| c.1).sum();
+                prop_assert!(load <= total / u64::from(count) + max, "slice {} has {} of {}", s, load, total);
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The template contexts: plain, already formatted values, so that the
+//! templates hold no logic beyond loops and conditions.
+
+use super::slug;
+use crate::format;
+use crate::regression::{Comparison, Method, Unmatched, Verdict};
+use crate::verdicts::{COLUMNS, Entry, Group, Outcome};
+use buslab_scenarios::results::{CellResult, CellStatus, RunMeta};
+use serde::Serialize;
+
+/// The link from a page at depth `root` to the page of cell `name`.
+pub(crate) fn cell_href(root: &str, name: &str) -> String {
+    format!("{root}cells/{}.html", slug(name))
+}
+
+/// The link to the trend page of cell `name`.
+pub(crate) fn trend_href(root: &str, name: &str) -> String {
+    format!("{root}trends/{}.html", slug(name))
+}
+
+/// The link to the page of scenario `name`.
+pub(crate) fn scenario_href(root: &str, name: &str) -> String {
+    format!("{root}scenarios/{}.html", slug(name))
+}
+
+/// A key and a value.
+#[derive(Serialize)]
+pub(crate) struct Pair {
+    pub key: String,
+    pub value: String,
+}
+
+/// The run header.
+#[derive(Serialize)]
+pub(crate) struct Header {
+    pub id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub complete: bool,
+    pub quick: bool,
+    pub machine: String,
+    pub cpu: String,
+    pub cores: usize,
+    pub os: String,
+    pub commit: String,
+    pub rustc: String,
+    pub buslab: String,
+    pub args: String,
+    pub overhead: String,
+    pub build: Vec<Pair>,
+    pub crates: Vec<Pair>,
+}
+
+impl Header {
+    pub(crate) fn new(meta: &RunMeta) -> Header {
+        let commit = match (&meta.git_commit, meta.git_dirty) {
+            (Some(c), Some(true)) => format!("{} (with uncommitted changes)", short(c)),
+            (Some(c), _) => short(c).to_owned(),
+            (None, _) => "unknown".to_owned(),
+        };
+        Header {
+            id: meta.id.clone(),
+            started_at: meta.started_at.clone(),
+            finished_at: meta.finished_at.clone().unwrap_or_else(|| "not finished (interrupted?)".to_owned()),
+            complete: meta.complete,
+            quick: meta.quick,
+            machine: meta.machine.clone(),
+            cpu: meta.cpu.clone(),
+            cores: meta.cores,
+            os: meta.os.clone(),
+            commit,
+            rustc: meta.rustc.clone(),
+            buslab: meta.buslab_version.clone(),
+            args: meta.args.join(" "),
+            overhead: meta.harness_overhead_ns.map(format::nanos).unwrap_or_else(|| "not measured".to_owned()),
+            build: meta.build.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
+            crates: meta.crate_versions.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
+        }
+    }
+}
+
+/// The first 10 characters of a commit hash.
+pub(crate) fn short(commit: &str) -> &str {
+    commit.get(..10).unwrap_or(commit)
+}
+
+/// One value in the matrix.
+#[derive(Serialize)]
+pub(crate) struct MatrixValue {
+    pub text: String,
+    pub ci: String,
+    pub ratio: String,
+    /// `best`, `tied` or empty.
+    pub class: &'static str,
+}
+
+/// One bus in a matrix group.
+#[derive(Serialize)]
+pub(crate) struct MatrixRow {
+    pub bus: String,
+    pub peer: bool,
+    pub href: String,
+    pub status: &'static str,
+    pub reason: String,
+    pub values: Vec<Option<MatrixValue>>,
+}
+
+/// One sweep point of one scenario.
+#[derive(Serialize)]
+pub(crate) struct MatrixGroup {
+    pub label: String,
+    pub rows: Vec<MatrixRow>,
+    /// One line per column: who won.
+    pub outcomes: Vec<String>,
+}
+
+/// `ok`, `failed` or `skipped`, and the reason.
+pub(crate) fn status(status: &CellStatus) -> (&'static str, String) {
+    match status {
+        CellStatus::Ok => ("ok", String::new()),
+        CellStatus::Failed(reason) => ("failed", reason.clone()),
+        CellStatus::Skipped(reason) => ("skipped", reason.clone()),
+    }
+}
+
+fn matrix_value(slug: &str, entry: &Entry) -> MatrixValue {
+    let ci = match (entry.lower, entry.upper) {
+        (Some(l), Some(u)) => format!("{} – {}", format::metric_value(slug, l), format::metric_value(slug, u)),
+        _ => String::new(),
+    };
+    let ratio = if entry.best { "best".to_owned() } else { format!("{} best", format::ratio(entry.ratio)) };
+    MatrixValue {
+        text: format::metric_value(slug, entry.value),
+        ci,
+        ratio,
+        class: if entry.best {
+            "best"
+        } else if entry.tied {
+            "tied"
+        } else {
+            ""
+        },
+    }
+}
+
+/// The outcome of one column, in words.
+pub(crate) fn outcome_text(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Winner { bus, margin: Some(m) } if m.is_infinite() => format!("{bus} (the only one at zero)"),
+        Outcome::Winner { bus, margin: Some(m) } => format!("{bus}, {} ahead", format::ratio(*m)),
+        Outcome::Winner { bus, margin: None } => format!("{bus} (alone)"),
+        Outcome::Tie { buses } => format!("tie: {}", buses.join(", ")),
+        Outcome::NoData => "no data".to_owned(),
+    }
+}
+
+impl MatrixGroup {
+    pub(crate) fn new(root: &str, group: &Group) -> MatrixGroup {
+        let rows = group
+            .rows
+            .iter()
+            .map(|row| {
+                let (status, reason) = status(&row.status);
+                MatrixRow {
+                    bus: row.bus.clone(),
+                    peer: row.peer,
+                    href: cell_href(root, &row.cell),
+                    status,
+                    reason,
+                    values: COLUMNS
+                        .iter()
+                        .zip(&row.entries)
+                        .map(|(c, e)| e.as_ref().map(|e| matrix_value(c.slug, e)))
+                        .collect(),
+                }
+            })
+            .collect();
+        MatrixGroup { label: group.label.clone(), rows, outcomes: group.outcomes.iter().map(outcome_text).collect() }
+    }
+}
+
+/// A failed or skipped cell.
+#[derive(Serialize)]
+pub(crate) struct Problem {
+    pub cell: String,
+    pub href: String,
+    pub status: &'static str,
+    pub reason: String,
+}
+
+impl Problem {
+    pub(crate) fn list(root: &str, cells: &[CellResult]) -> Vec<Problem> {
+        cells
+            .iter()
+            .filter(|c| c.status != CellStatus::Ok)
+            .map(|c| {
+                let (status, reason) = status(&c.status);
+                Problem { cell: c.key.name(), href: cell_href(root, &c.key.name()), status, reason }
+            })
+            .collect()
+    }
+}
+
+/// A chart: its SVG, inline.
+#[derive(Serialize)]
+pub(crate) struct Figure {
+    pub title: String,
+    pub svg: String,
+    pub caption: String,
+}
+
+/// One significant change on the compare page.
+#[derive(Serialize)]
+pub(crate) struct ChangeRow {
+    pub cell: String,
+    pub href: String,
+    pub trend: String,
+    pub metric: String,
+    pub base: String,
+    pub new: String,
+    pub change: String,
+    pub verdict: &'static str,
+    pub method: &'static str,
+    pub p_value: String,
+    pub threshold: String,
+}
+
+/// The compare page's content.
+#[derive(Serialize)]
+pub(crate) struct CompareView {
+    pub base: String,
+    pub new: String,
+    pub history_runs: usize,
+    pub cells_compared: usize,
+    pub regressions: usize,
+    pub improvements: usize,
+    pub noise: usize,
+    pub changes: Vec<ChangeRow>,
+    pub unmatched: Vec<Pair>,
+    pub missing: usize,
+}
+
+pub(crate) fn verdict_name(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Regression => "regression",
+        Verdict::Improvement => "improvement",
+        Verdict::Noise => "noise",
+    }
+}
+
+impl CompareView {
+    pub(crate) fn new(root: &str, comparison: &Comparison) -> CompareView {
+        let changes = comparison
+            .significant()
+            .into_iter()
+            .map(|c| ChangeRow {
+                cell: c.cell.clone(),
+                href: cell_href(root, &c.cell),
+                trend: trend_href(root, &c.cell),
+                metric: c.metric.to_owned(),
+                base: format::metric_value(c.metric, c.base),
+                new: format::metric_value(c.metric, c.new),
+                change: format::percent(c.relative()),
+                verdict: verdict_name(c.verdict),
+                method: match c.method {
+                    Method::Deterministic => "count, fixed threshold",
+                    Method::Multithreaded => "count of a multi-threaded cell, wider threshold",
+                    Method::MannWhitney => "Mann–Whitney U + noise band",
+                    Method::NoiseBand => "noise band",
+                },
+                p_value: c.p_value.map(|p| format!("{p:.4}")).unwrap_or_default(),
+                threshold: format!("±{}", format::percent(c.threshold).trim_start_matches('+')),
+            })
+            .collect();
+        let unmatched = comparison
+            .unmatched
+            .iter()
+            .map(|u| Pair {
+                key: u.cell().to_owned(),
+                value: match u {
+                    Unmatched::OnlyInBase { .. } => "only in the base run".to_owned(),
+                    Unmatched::OnlyInNew { .. } => "only in this run".to_owned(),
+                    Unmatched::NotOk { base, new, .. } => {
+                        format!("not ok: base {}, this run {}", status(base).0, status(new).0)
+                    }
+                },
+            })
+            .collect();
+        CompareView {
+            base: comparison.base_run.clone(),
+            new: comparison.new_run.clone(),
+            history_runs: comparison.history_runs,
+            cells_compared: comparison.cells_compared(),
+            regressions: comparison.count(Verdict::Regression),
+            improvements: comparison.count(Verdict::Improvement),
+            noise: comparison.count(Verdict::Noise),
+            changes,
+            unmatched,
+            missing: comparison.missing.len(),
+        }
+    }
+}

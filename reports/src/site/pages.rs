@@ -1,0 +1,826 @@
+//! Each page: its context, built from the analysis, rendered with its
+//! template and written.
+
+use super::context::{
+    self, CompareView, Figure, Header, MatrixGroup, Pair, Problem, cell_href, scenario_href, short, trend_href,
+};
+use super::figures;
+use super::{Input, SiteError, slug};
+use crate::format;
+use crate::guide;
+use crate::regression::{self, Verdict};
+use crate::trends::{self, Trend};
+use crate::verdicts::{self, COLUMNS, Group};
+use buslab_scenarios::results::{BusMeta, CellResult, CellStatus, Run};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tera::{Context, Tera};
+
+/// The templates, built in. Their names end in `.html` so that tera
+/// autoescapes everything they print.
+const TEMPLATES: [(&str, &str); 8] = [
+    ("layout.html", include_str!("../../templates/layout.html.tera")),
+    ("index.html", include_str!("../../templates/index.html.tera")),
+    ("scenario.html", include_str!("../../templates/scenario.html.tera")),
+    ("cell.html", include_str!("../../templates/cell.html.tera")),
+    ("trends.html", include_str!("../../templates/trends.html.tera")),
+    ("trend.html", include_str!("../../templates/trend.html.tera")),
+    ("compare.html", include_str!("../../templates/compare.html.tera")),
+    ("guide.html", include_str!("../../templates/guide.html.tera")),
+];
+
+const STYLE: &str = include_str!("../../templates/style.css");
+
+/// Renders templates into the output directory and counts the files.
+pub(crate) struct Writer {
+    out: PathBuf,
+    tera: Tera,
+    files: AtomicUsize,
+}
+
+impl Writer {
+    pub(crate) fn new(out: &Path) -> Result<Writer, SiteError> {
+        let mut tera = Tera::default();
+        tera.add_raw_templates(TEMPLATES.to_vec())
+            .map_err(|e| SiteError::Template { template: "(loading)".to_owned(), message: chain(&e) })?;
+        tera.autoescape_on(vec![".html"]);
+        Ok(Writer { out: out.to_owned(), tera, files: AtomicUsize::new(0) })
+    }
+
+    pub(crate) fn files(&self) -> usize {
+        self.files.load(Ordering::Relaxed)
+    }
+
+    /// Writes `contents` to `relative`.
+    pub(crate) fn file(&self, relative: &str, contents: &str) -> Result<(), SiteError> {
+        let path = self.out.join(relative);
+        std::fs::write(&path, contents).map_err(|source| SiteError::Io { path, source })?;
+        self.files.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Renders `template` with the common keys and `page`'s fields.
+    fn page(&self, template: &str, relative: &str, common: &Common, page: &impl Serialize) -> Result<(), SiteError> {
+        let mut context = Context::from_serialize(page)
+            .map_err(|e| SiteError::Template { template: template.to_owned(), message: chain(&e) })?;
+        context.extend(
+            Context::from_serialize(common)
+                .map_err(|e| SiteError::Template { template: template.to_owned(), message: chain(&e) })?,
+        );
+        let html = self
+            .tera
+            .render(template, &context)
+            .map_err(|e| SiteError::Template { template: template.to_owned(), message: chain(&e) })?;
+        self.file(relative, &html)
+    }
+}
+
+/// An error and its sources, `: `-separated (tera hides the cause).
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Keys every page has.
+#[derive(Serialize)]
+struct Common {
+    root: &'static str,
+    page: &'static str,
+    run_id: String,
+    version: &'static str,
+}
+
+fn common(run: &Run, root: &'static str, page: &'static str) -> Common {
+    Common { root, page, run_id: run.meta.id.clone(), version: env!("CARGO_PKG_VERSION") }
+}
+
+/// Calls `f` on every item, spread over the machine's cores (scoped
+/// threads, never more than the cores); the first error wins.
+fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), SiteError> + Sync) -> Result<(), SiteError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+    let chunk = items.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items.chunks(chunk).map(|part| scope.spawn(|| part.iter().try_for_each(&f))).collect();
+        handles.into_iter().try_for_each(|h| h.join().expect("a page renderer panicked"))
+    })
+}
+
+/// Writes every page of the site.
+pub(crate) fn write_all(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
+    let run = input.run;
+    writer.file("style.css", STYLE)?;
+    let groups = verdicts::matrix(run, input.thresholds);
+    index(input, &groups, writer)?;
+    guide_page(run, &groups, writer)?;
+    compare_page(input, writer)?;
+    scenario_pages(run, &groups, writer)?;
+    let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
+    let history: Vec<&Run> = history_with_run(input);
+    let owned: Vec<Run>;
+    let history: &[Run] = if history.len() == input.history.len() {
+        input.history
+    } else {
+        owned = history.into_iter().cloned().collect();
+        &owned
+    };
+    let trends = trends::trends(history, &names, input.thresholds);
+    trend_pages(run, &trends, history.len(), writer)?;
+    cell_pages(input, &trends, writer)
+}
+
+/// The history, with the reported run appended when the caller's history
+/// does not end with it.
+fn history_with_run<'a>(input: &Input<'a>) -> Vec<&'a Run> {
+    let mut runs: Vec<&Run> = input.history.iter().collect();
+    if runs.last().is_none_or(|r| r.meta.id != input.run.meta.id) {
+        runs.retain(|r| r.meta.id != input.run.meta.id);
+        runs.push(input.run);
+    }
+    runs
+}
+
+#[derive(Serialize)]
+struct BusView {
+    name: String,
+    summary: String,
+    peer: bool,
+    guarantees: Vec<Pair>,
+}
+
+fn bus_views(buses: &[BusMeta]) -> Vec<BusView> {
+    const ORDER: [(&str, &str); 6] = [
+        ("ordering", "Ordering"),
+        ("delivery", "Delivery"),
+        ("backpressure", "Backpressure"),
+        ("allocations", "Allocations per event"),
+        ("threads", "Threads"),
+        ("based_on", "Based on"),
+    ];
+    buses
+        .iter()
+        .map(|b| BusView {
+            name: b.name.clone(),
+            summary: b.summary.clone(),
+            peer: b.peer,
+            guarantees: ORDER
+                .iter()
+                .filter_map(|(k, title)| {
+                    b.guarantees.get(*k).map(|v| Pair { key: (*title).to_owned(), value: v.clone() })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+struct ScenarioMatrix {
+    name: String,
+    href: String,
+    description: String,
+    groups: Vec<MatrixGroup>,
+}
+
+#[derive(Serialize)]
+struct CompareSummary {
+    base: String,
+    regressions: usize,
+    /// Regressions of instruction and allocation counts (the CI gate).
+    counted: usize,
+    improvements: usize,
+    compared: usize,
+}
+
+#[derive(Serialize)]
+struct IndexPage {
+    header: Header,
+    ok: usize,
+    failed: usize,
+    skipped: usize,
+    columns: Vec<&'static str>,
+    scenarios: Vec<ScenarioMatrix>,
+    problems: Vec<Problem>,
+    buses: Vec<BusView>,
+    compare: Option<CompareSummary>,
+    history_runs: usize,
+}
+
+fn scenario_matrices(run: &Run, groups: &[Group], root: &str) -> Vec<ScenarioMatrix> {
+    let mut out: Vec<ScenarioMatrix> = Vec::new();
+    for group in groups {
+        let view = MatrixGroup::new(root, group);
+        match out.iter_mut().find(|s| s.name == group.scenario) {
+            Some(s) => s.groups.push(view),
+            None => out.push(ScenarioMatrix {
+                name: group.scenario.clone(),
+                href: scenario_href(root, &group.scenario),
+                description: run.meta.scenario_descriptions.get(&group.scenario).cloned().unwrap_or_default(),
+                groups: vec![view],
+            }),
+        }
+    }
+    out
+}
+
+fn index(input: &Input<'_>, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
+    let run = input.run;
+    let count = |want: &str| run.cells.iter().filter(|c| context::status(&c.status).0 == want).count();
+    let page = IndexPage {
+        header: Header::new(&run.meta),
+        ok: count("ok"),
+        failed: count("failed"),
+        skipped: count("skipped"),
+        columns: COLUMNS.iter().map(|c| c.title).collect(),
+        scenarios: scenario_matrices(run, groups, ""),
+        problems: Problem::list("", &run.cells),
+        buses: bus_views(&run.meta.buses),
+        compare: input.comparison.map(|c| CompareSummary {
+            base: c.base_run.clone(),
+            regressions: c.count(Verdict::Regression),
+            counted: c
+                .changes
+                .iter()
+                .filter(|x| {
+                    x.verdict == Verdict::Regression
+                        && matches!(x.method, regression::Method::Deterministic | regression::Method::Multithreaded)
+                })
+                .count(),
+            improvements: c.count(Verdict::Improvement),
+            compared: c.cells_compared(),
+        }),
+        history_runs: input.history.len().max(1),
+    };
+    writer.page("index.html", "index.html", &common(run, "", "index"), &page)
+}
+
+#[derive(Serialize)]
+struct Link {
+    text: String,
+    href: String,
+}
+
+#[derive(Serialize)]
+struct ClaimView {
+    text: String,
+    undecided: bool,
+    cells: Vec<Link>,
+}
+
+#[derive(Serialize)]
+struct PointView {
+    label: String,
+    claims: Vec<ClaimView>,
+}
+
+#[derive(Serialize)]
+struct SectionView {
+    scenario: String,
+    anchor: String,
+    href: String,
+    description: String,
+    points: Vec<PointView>,
+}
+
+#[derive(Serialize)]
+struct ZeroView {
+    bus: String,
+    peer: bool,
+    zero: usize,
+    measured: usize,
+    nonzero: Vec<Link>,
+}
+
+#[derive(Serialize)]
+struct GuidePage {
+    sections: Vec<SectionView>,
+    zero: Vec<ZeroView>,
+    has_peers: bool,
+}
+
+/// A link to cell `name` labelled with its bus and sweep point.
+fn cell_link(root: &str, name: &str) -> Link {
+    let text = name.split_once('/').map(|(_, rest)| rest).unwrap_or(name).to_owned();
+    Link { text, href: cell_href(root, name) }
+}
+
+fn guide_page(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
+    let guide = guide::guide(run, groups);
+    let page = GuidePage {
+        sections: guide
+            .sections
+            .iter()
+            .map(|s| SectionView {
+                scenario: s.scenario.clone(),
+                anchor: slug(&s.scenario),
+                href: scenario_href("", &s.scenario),
+                description: s.description.clone(),
+                points: s
+                    .points
+                    .iter()
+                    .map(|p| PointView {
+                        label: p.label.clone(),
+                        claims: p
+                            .claims
+                            .iter()
+                            .map(|c| ClaimView {
+                                text: c.text.clone(),
+                                undecided: c.undecided,
+                                cells: c.cells.iter().map(|n| cell_link("", n)).collect(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        zero: guide
+            .zero_allocation
+            .iter()
+            .map(|z| ZeroView {
+                bus: z.bus.clone(),
+                peer: z.peer,
+                zero: z.zero.len(),
+                measured: z.zero.len() + z.nonzero.len(),
+                nonzero: z
+                    .nonzero
+                    .iter()
+                    .map(|(n, v)| Link {
+                        text: format!("{} ({})", cell_link("", n).text, format::si_number(*v)),
+                        href: cell_href("", n),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        has_peers: guide.has_peers,
+    };
+    writer.page("guide.html", "guide.html", &common(run, "", "guide"), &page)
+}
+
+#[derive(Serialize)]
+struct NoiseRow {
+    metric: &'static str,
+    threshold: String,
+    cells: usize,
+    median_cv: String,
+    max_cv: String,
+    max_cv_cell: String,
+    learned: String,
+    false_positives: String,
+}
+
+#[derive(Serialize)]
+struct NoiseView {
+    runs: usize,
+    commits: String,
+    machines: String,
+    quick: bool,
+    pairs: usize,
+    pairs_with_regression: usize,
+    pairs_with_deterministic_regression: usize,
+    rows: Vec<NoiseRow>,
+}
+
+#[derive(Serialize)]
+struct ComparePage {
+    comparison: Option<CompareView>,
+    base_header: Option<Header>,
+    noise: Option<NoiseView>,
+}
+
+/// A relative figure as a percentage without sign: `5.00%`.
+fn pct(x: f64) -> String {
+    format::percent(x).trim_start_matches('+').to_owned()
+}
+
+fn noise_view(c: &crate::noise::Calibration) -> NoiseView {
+    NoiseView {
+        runs: c.runs.len(),
+        commits: c.commits.iter().map(|x| short(x).to_owned()).collect::<Vec<_>>().join(", "),
+        machines: c.machines.join(", "),
+        quick: c.quick,
+        pairs: c.pairs,
+        pairs_with_regression: c.pairs_with_regression,
+        pairs_with_deterministic_regression: c.pairs_with_deterministic_regression,
+        rows: c
+            .metrics
+            .iter()
+            .map(|m| NoiseRow {
+                metric: m.metric,
+                threshold: format!("±{}", pct(m.threshold)),
+                cells: m.cells,
+                median_cv: m.median_cv.map(pct).unwrap_or_default(),
+                max_cv: m.max_cv.as_ref().map(|w| pct(w.value)).unwrap_or_default(),
+                max_cv_cell: m.max_cv.as_ref().map(|w| w.cell.clone()).unwrap_or_default(),
+                learned: m.median_learned_band.map(|b| format!("±{}", pct(b))).unwrap_or_default(),
+                false_positives: format!("{} of {} ({})", m.false_positives, m.comparisons, pct(m.false_positive_rate)),
+            })
+            .collect(),
+    }
+}
+
+fn compare_page(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
+    let page = ComparePage {
+        comparison: input.comparison.map(|c| CompareView::new("", c)),
+        base_header: input.baseline.map(|b| Header::new(&b.meta)),
+        noise: input.noise.map(noise_view),
+    };
+    writer.page("compare.html", "compare.html", &common(input.run, "", "compare"), &page)
+}
+
+#[derive(Serialize)]
+struct ScenarioGroupView {
+    label: String,
+    figures: Vec<Figure>,
+    matrix: MatrixGroup,
+}
+
+#[derive(Serialize)]
+struct ScenarioPage {
+    name: String,
+    description: String,
+    columns: Vec<&'static str>,
+    scaling: Vec<Figure>,
+    groups: Vec<ScenarioGroupView>,
+}
+
+fn scenario_pages(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
+    let cells: BTreeMap<String, &CellResult> = run.cells.iter().map(|c| (c.key.name(), c)).collect();
+    let mut scenarios: Vec<&str> = Vec::new();
+    for g in groups {
+        if !scenarios.contains(&g.scenario.as_str()) {
+            scenarios.push(&g.scenario);
+        }
+    }
+    for scenario in scenarios {
+        let mine: Vec<&Group> = groups.iter().filter(|g| g.scenario == scenario).collect();
+        let page = ScenarioPage {
+            name: scenario.to_owned(),
+            description: run.meta.scenario_descriptions.get(scenario).cloned().unwrap_or_default(),
+            columns: COLUMNS.iter().map(|c| c.title).collect(),
+            scaling: figures::scaling(scenario, &mine, &cells),
+            groups: mine
+                .iter()
+                .map(|g| ScenarioGroupView {
+                    label: g.label.clone(),
+                    figures: figures::group(g, &cells),
+                    matrix: MatrixGroup::new("../", g),
+                })
+                .collect(),
+        };
+        let file = format!("scenarios/{}.html", slug(scenario));
+        writer.page("scenario.html", &file, &common(run, "../", "scenario"), &page)?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct TrialRow {
+    trial: usize,
+    events_per_sec: String,
+    duration: String,
+}
+
+#[derive(Serialize)]
+struct ThroughputView {
+    median: String,
+    ci: String,
+    deliveries: String,
+    events_per_trial: u64,
+    trials: Vec<TrialRow>,
+}
+
+#[derive(Serialize)]
+struct LatencyRow {
+    load: String,
+    offered: String,
+    p50: String,
+    p90: String,
+    p99: String,
+    p999: String,
+    p9999: String,
+    max: String,
+    count: u64,
+    spike_p99: String,
+    drain: String,
+}
+
+#[derive(Serialize)]
+struct CellPage {
+    name: String,
+    scenario: String,
+    scenario_href: String,
+    bus: String,
+    peer: bool,
+    status: &'static str,
+    reason: String,
+    params: Vec<Pair>,
+    producers: usize,
+    subscribers: usize,
+    throughput: Option<ThroughputView>,
+    latency: Vec<LatencyRow>,
+    latency_figures: Vec<Figure>,
+    allocations: Vec<Pair>,
+    instructions: Vec<Pair>,
+    multithreaded: bool,
+    flame: Option<String>,
+    flame_note: String,
+    diff: Option<String>,
+    diff_note: String,
+    skipped_passes: Vec<Pair>,
+    dropped: u64,
+    listener_panics: u64,
+    trend_href: String,
+    trend_points: usize,
+}
+
+fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: &Writer) -> Result<(), SiteError> {
+    let run = input.run;
+    let peers: Vec<&str> = run.meta.buses.iter().filter(|b| b.peer).map(|b| b.name.as_str()).collect();
+    let baseline: BTreeMap<String, &CellResult> =
+        input.baseline.map(|b| b.cells.iter().map(|c| (c.key.name(), c)).collect()).unwrap_or_default();
+    parallel(&run.cells, |cell| {
+        let name = cell.key.name();
+        let slug = slug(&name);
+        let (status, reason) = context::status(&cell.status);
+        let throughput = cell.throughput.as_ref().map(|t| ThroughputView {
+            median: format::si(t.events_per_sec.median, "events/s"),
+            ci: format!(
+                "{} – {}",
+                format::si(t.events_per_sec.lower, "events/s"),
+                format::si(t.events_per_sec.upper, "events/s")
+            ),
+            deliveries: format::si(t.deliveries_per_sec.median, "deliveries/s"),
+            events_per_trial: t.events_per_trial,
+            trials: t
+                .events_per_sec
+                .samples
+                .iter()
+                .enumerate()
+                .map(|(i, v)| TrialRow {
+                    trial: i + 1,
+                    events_per_sec: format::si(*v, "events/s"),
+                    duration: t.trial_ns.get(i).map(|ns| format::nanos(*ns as f64)).unwrap_or_default(),
+                })
+                .collect(),
+        });
+        let latency = cell
+            .latency
+            .iter()
+            .map(|l| LatencyRow {
+                load: if l.load == 0.0 { "burst".to_owned() } else { format!("{:.0}%", l.load * 100.0) },
+                offered: format::si(l.offered_per_sec, "events/s"),
+                p50: format::nanos(l.p50_ns as f64),
+                p90: format::nanos(l.p90_ns as f64),
+                p99: format::nanos(l.p99_ns as f64),
+                p999: format::nanos(l.p999_ns as f64),
+                p9999: format::nanos(l.p9999_ns as f64),
+                max: format::nanos(l.max_ns as f64),
+                count: l.count,
+                spike_p99: l.spike_p99_ns.map(|n| format::nanos(n as f64)).unwrap_or_default(),
+                drain: l.drain_ns.map(|n| format::nanos(n as f64)).unwrap_or_default(),
+            })
+            .collect();
+        let allocations = cell
+            .allocations
+            .as_ref()
+            .map(|a| {
+                vec![
+                    Pair { key: "Allocations per event".into(), value: format::si_number(a.allocs_per_event) },
+                    Pair { key: "Bytes per event".into(), value: format::bytes(a.bytes_per_event) },
+                    Pair { key: "Peak live heap".into(), value: format::bytes(a.peak_bytes as f64) },
+                    Pair { key: "Events measured".into(), value: a.events.to_string() },
+                ]
+            })
+            .unwrap_or_default();
+        let instructions = cell
+            .instructions
+            .as_ref()
+            .map(|i| {
+                vec![
+                    Pair { key: "Instructions (Ir) per event".into(), value: format::si_number(i.ir_per_event) },
+                    Pair { key: "Estimated cycles per event".into(), value: format::si_number(i.est_cycles_per_event) },
+                    Pair { key: "L1 hits per event".into(), value: format::si_number(i.l1_hits_per_event) },
+                    Pair { key: "LL hits per event".into(), value: format::si_number(i.ll_hits_per_event) },
+                    Pair { key: "RAM accesses per event".into(), value: format::si_number(i.ram_hits_per_event) },
+                    Pair { key: "Branch misses per event".into(), value: format::si_number(i.branch_misses_per_event) },
+                    Pair { key: "Events measured".into(), value: i.events.to_string() },
+                ]
+            })
+            .unwrap_or_default();
+        let folded = cell.profile.as_ref().map(|p| p.folded.as_str()).filter(|f| !f.trim().is_empty());
+        let (flame, flame_note) = match folded {
+            Some(folded) => match figures::flame(folded, &name) {
+                Ok(svg) => {
+                    writer.file(&format!("cells/{slug}.flame.svg"), &svg)?;
+                    (Some(format!("{slug}.flame.svg")), String::new())
+                }
+                Err(e) => (None, format!("no flame graph: {e}")),
+            },
+            None => (None, profile_note(cell)),
+        };
+        let base_folded = baseline
+            .get(&name)
+            .and_then(|b| b.profile.as_ref())
+            .map(|p| p.folded.as_str())
+            .filter(|f| !f.trim().is_empty());
+        let (diff, diff_note) = match (folded, base_folded, input.baseline) {
+            (Some(new), Some(old), Some(base)) => match figures::differential(old, new, &name, &base.meta.id) {
+                Ok(svg) => {
+                    writer.file(&format!("cells/{slug}.diff.svg"), &svg)?;
+                    (Some(format!("{slug}.diff.svg")), format!("against run {}", base.meta.id))
+                }
+                Err(e) => (None, format!("no differential flame graph: {e}")),
+            },
+            (_, _, None) => (None, "no baseline run on this machine".to_owned()),
+            _ => (None, "the baseline or this run has no profile of this cell".to_owned()),
+        };
+        let page = CellPage {
+            name: name.clone(),
+            scenario: cell.key.scenario.clone(),
+            scenario_href: scenario_href("../", &cell.key.scenario),
+            bus: cell.key.bus.clone(),
+            peer: peers.contains(&cell.key.bus.as_str()),
+            status,
+            reason,
+            params: cell.key.params.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
+            producers: cell.producers,
+            subscribers: cell.subscribers,
+            throughput,
+            latency,
+            latency_figures: figures::latency(cell),
+            allocations,
+            instructions,
+            multithreaded: cell.instructions.as_ref().is_some_and(|i| i.multithreaded),
+            flame,
+            flame_note,
+            diff,
+            diff_note,
+            skipped_passes: cell
+                .skipped_passes
+                .iter()
+                .map(|(k, v)| Pair { key: k.clone(), value: v.clone() })
+                .collect(),
+            dropped: cell.dropped,
+            listener_panics: cell.listener_panics,
+            trend_href: trend_href("../", &name),
+            trend_points: trends.get(&name).map(|t| t.iter().map(|t| t.points.len()).max().unwrap_or(0)).unwrap_or(0),
+        };
+        writer.page("cell.html", &format!("cells/{slug}.html"), &common(run, "../", "cell"), &page)?;
+        Ok(())
+    })
+}
+
+/// Why a cell has no profile.
+fn profile_note(cell: &CellResult) -> String {
+    if let Some(reason) = cell.skipped_passes.get("profile") {
+        format!("the profile pass was skipped: {reason}")
+    } else if cell.status != CellStatus::Ok {
+        "the cell did not end ok".to_owned()
+    } else {
+        "the profile pass recorded no samples".to_owned()
+    }
+}
+
+#[derive(Serialize)]
+struct TrendCell {
+    latest: String,
+    verdict: &'static str,
+}
+
+#[derive(Serialize)]
+struct TrendRow {
+    cell: String,
+    href: String,
+    values: Vec<Option<TrendCell>>,
+    regressions: usize,
+    improvements: usize,
+    points: usize,
+}
+
+#[derive(Serialize)]
+struct TrendsPage {
+    runs: usize,
+    metrics: Vec<&'static str>,
+    rows: Vec<TrendRow>,
+}
+
+#[derive(Serialize)]
+struct PointRow {
+    run: String,
+    started_at: String,
+    commit: String,
+    value: String,
+    change: String,
+    verdict: &'static str,
+    threshold: String,
+}
+
+#[derive(Serialize)]
+struct MetricTrend {
+    slug: &'static str,
+    figure: Option<Figure>,
+    regressions: usize,
+    improvements: usize,
+    band: String,
+    /// The latest [`TABLE_RUNS`] points, newest first.
+    points: Vec<PointRow>,
+    /// Runs left out of the table (they are in the chart, with tooltips).
+    older: usize,
+}
+
+/// The most recent runs a trend page lists in its table; the chart shows
+/// every run (hover a point for its date, commit and value).
+const TABLE_RUNS: usize = 60;
+
+#[derive(Serialize)]
+struct TrendPage {
+    cell: String,
+    href: String,
+    metrics: Vec<MetricTrend>,
+}
+
+/// The verdict of a point, as a CSS class and word.
+fn verdict_of(verdict: Option<Verdict>) -> &'static str {
+    verdict.map(context::verdict_name).unwrap_or("")
+}
+
+fn trend_pages(
+    run: &Run,
+    trends: &BTreeMap<String, Vec<Trend>>,
+    runs: usize,
+    writer: &Writer,
+) -> Result<(), SiteError> {
+    let metrics: Vec<&'static str> = regression::METRICS.iter().map(|m| m.slug).collect();
+    let mut rows = Vec::new();
+    for cell in &run.cells {
+        let name = cell.key.name();
+        let cell_trends = trends.get(&name).map(Vec::as_slice).unwrap_or_default();
+        rows.push(TrendRow {
+            cell: name.clone(),
+            href: trend_href("", &name),
+            values: metrics
+                .iter()
+                .map(|m| {
+                    let t = cell_trends.iter().find(|t| t.metric == *m)?;
+                    let last = t.points.last()?;
+                    Some(TrendCell { latest: format::metric_value(m, last.value), verdict: verdict_of(last.verdict) })
+                })
+                .collect(),
+            regressions: cell_trends.iter().map(Trend::regressions).sum(),
+            improvements: cell_trends.iter().map(Trend::improvements).sum(),
+            points: cell_trends.iter().map(|t| t.points.len()).max().unwrap_or(0),
+        });
+    }
+    parallel(&run.cells, |cell| {
+        let name = cell.key.name();
+        let cell_trends = trends.get(&name).map(Vec::as_slice).unwrap_or_default();
+        let page = TrendPage {
+            cell: name.clone(),
+            href: cell_href("../", &name),
+            metrics: cell_trends
+                .iter()
+                .map(|t| MetricTrend {
+                    slug: t.metric,
+                    figure: figures::trend(&name, t),
+                    regressions: t.regressions(),
+                    improvements: t.improvements(),
+                    band: t
+                        .points
+                        .last()
+                        .and_then(|p| p.threshold)
+                        .map(|b| format!("±{}", format::percent(b).trim_start_matches('+')))
+                        .unwrap_or_else(|| "—".to_owned()),
+                    older: t.points.len().saturating_sub(TABLE_RUNS),
+                    points: t
+                        .points
+                        .iter()
+                        .rev()
+                        .take(TABLE_RUNS)
+                        .map(|p| PointRow {
+                            run: p.run.clone(),
+                            started_at: p.started_at.clone(),
+                            commit: p.commit.as_deref().map(short).unwrap_or("").to_owned(),
+                            value: format::metric_value(t.metric, p.value),
+                            change: p.relative.map(format::percent).unwrap_or_default(),
+                            verdict: verdict_of(p.verdict),
+                            threshold: p
+                                .threshold
+                                .map(|b| format!("±{}", format::percent(b).trim_start_matches('+')))
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        writer.page("trend.html", &format!("trends/{}.html", slug(&name)), &common(run, "../", "trends"), &page)?;
+        Ok(())
+    })?;
+    let page = TrendsPage { runs, metrics, rows };
+    writer.page("trends.html", "trends.html", &common(run, "", "trends"), &page)
+}

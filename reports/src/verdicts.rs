@@ -1,0 +1,350 @@
+//! The verdict matrix: for each scenario and sweep point, which bus wins
+//! each headline metric, every bus's ratio to the best, and which buses the
+//! data cannot tell apart from the winner.
+//!
+//! # The rule
+//! Cells are grouped by scenario and sweep point (a *group*: every bus at,
+//! say, `fanout` with `subscribers=500`). Within a group, for each of the
+//! four headline metrics ([`COLUMNS`]), only cells that ended Ok and
+//! measured the metric take part:
+//!
+//! - the **best** is the highest throughput, or the lowest p99 latency at
+//!   50% load, allocations per event or instructions per event;
+//! - each bus's **ratio** is its value divided by the best (≤ 1 for
+//!   throughput, ≥ 1 for the costs); when the best cost is 0 and a bus's is
+//!   not, the ratio is infinite;
+//! - a bus is **tied** with the best when the data cannot tell them apart:
+//!   - throughput: the 95% confidence intervals of the two medians overlap;
+//!   - allocations and instructions (counts): the values differ by no more
+//!     than the regression rule's threshold for the metric (1%; 5% for the
+//!     instructions of a cell whose instruction pass ran several threads,
+//!     see [`regression`]);
+//!   - p99 latency, one figure per run without an interval: the values
+//!     differ by no more than the rule's default noise band (5%).
+//!
+//! A group's **winner** is the best bus when no other bus is tied with it;
+//! otherwise the group reports the tie (every tied bus), never a winner the
+//! data does not support.
+
+use crate::regression::{self, Thresholds};
+use buslab_scenarios::results::{CellResult, CellStatus, Run};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// A column of the matrix: a headline metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Column {
+    /// The metric's slug, as in the store and [`regression::METRICS`].
+    pub slug: &'static str,
+    /// The column heading.
+    pub title: &'static str,
+    /// The unit of its values.
+    pub unit: &'static str,
+    /// Higher values are better.
+    pub higher_is_better: bool,
+}
+
+/// The four headline metrics of the matrix, in column order.
+pub const COLUMNS: [Column; 4] = [
+    Column { slug: "throughput", title: "Throughput", unit: "events/s", higher_is_better: true },
+    Column { slug: "latency-p99", title: "p99 at 50% load", unit: "ns", higher_is_better: false },
+    Column { slug: "allocs-per-event", title: "Allocations/event", unit: "allocations", higher_is_better: false },
+    Column { slug: "instructions-per-event", title: "Instructions/event", unit: "Ir", higher_is_better: false },
+];
+
+/// One bus's value of one metric in a group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Entry {
+    /// The value (the median, for throughput).
+    pub value: f64,
+    /// Lower bound of its 95% CI, where there is one.
+    pub lower: Option<f64>,
+    /// Upper bound of its 95% CI, where there is one.
+    pub upper: Option<f64>,
+    /// `value / best`.
+    pub ratio: f64,
+    /// This is the best value of the group.
+    pub best: bool,
+    /// The data cannot tell this value from the best (the best itself is
+    /// not marked tied).
+    pub tied: bool,
+}
+
+/// One bus in a group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    /// The bus.
+    pub bus: String,
+    /// The bus is a peer crate's adapter.
+    pub peer: bool,
+    /// The cell's name ([`CellKey::name`](buslab_scenarios::results::CellKey::name)).
+    pub cell: String,
+    /// How the cell ended.
+    pub status: CellStatus,
+    /// One entry per [`COLUMNS`] metric, `None` when not measured (or the
+    /// cell did not end Ok).
+    pub entries: Vec<Option<Entry>>,
+}
+
+/// Who won one metric of a group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub enum Outcome {
+    /// One bus is best and no other is tied with it.
+    Winner {
+        /// The winning bus.
+        bus: String,
+        /// How much better than the runner-up: best / runner-up for
+        /// throughput, runner-up / best for costs (≥ 1; infinite when the
+        /// best cost is 0); `None` without a runner-up.
+        margin: Option<f64>,
+    },
+    /// The best bus and those tied with it, best first.
+    Tie {
+        /// The tied buses.
+        buses: Vec<String>,
+    },
+    /// No Ok cell measured the metric.
+    NoData,
+}
+
+/// Every bus at one scenario and sweep point.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Group {
+    /// The scenario.
+    pub scenario: String,
+    /// The sweep point (`subscribers` → `500`); empty without a sweep.
+    pub params: BTreeMap<String, String>,
+    /// `subscribers=500, producers=2`, or empty.
+    pub label: String,
+    /// One row per bus, in the run's order.
+    pub rows: Vec<Row>,
+    /// One outcome per [`COLUMNS`] metric.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Group {
+    /// The row of `bus`, if it is in the group.
+    pub fn row(&self, bus: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.bus == bus)
+    }
+}
+
+/// The groups of `run`, in the order their scenarios and points first
+/// appear. `peers` lists the buses that are peer adapters.
+pub fn matrix(run: &Run, thresholds: &Thresholds) -> Vec<Group> {
+    let peers: Vec<&str> = run.meta.buses.iter().filter(|b| b.peer).map(|b| b.name.as_str()).collect();
+    let mut groups: Vec<Group> = Vec::new();
+    for cell in &run.cells {
+        let position = groups
+            .iter()
+            .position(|g| g.scenario == cell.key.scenario && g.params == cell.key.params)
+            .unwrap_or_else(|| {
+                groups.push(Group {
+                    scenario: cell.key.scenario.clone(),
+                    params: cell.key.params.clone(),
+                    label: label(&cell.key.params),
+                    rows: Vec::new(),
+                    outcomes: Vec::new(),
+                });
+                groups.len() - 1
+            });
+        groups[position].rows.push(Row {
+            bus: cell.key.bus.clone(),
+            peer: peers.contains(&cell.key.bus.as_str()),
+            cell: cell.key.name(),
+            status: cell.status.clone(),
+            entries: Vec::new(),
+        });
+    }
+    let cells: BTreeMap<String, &CellResult> = run.cells.iter().map(|c| (c.key.name(), c)).collect();
+    for group in &mut groups {
+        let members: Vec<Option<&CellResult>> =
+            group.rows.iter().map(|r| cells.get(&r.cell).copied().filter(|c| c.status == CellStatus::Ok)).collect();
+        for column in &COLUMNS {
+            let outcome = judge_column(column, group, &members, thresholds);
+            group.outcomes.push(outcome);
+        }
+    }
+    groups
+}
+
+/// `k=v, k=v` of a sweep point.
+pub fn label(params: &BTreeMap<String, String>) -> String {
+    params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// A value, its CI, and whether its instruction pass was multi-threaded.
+type Measured = (f64, Option<(f64, f64)>, bool);
+
+/// Fills column `column` of every row and returns its outcome.
+fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResult>], config: &Thresholds) -> Outcome {
+    let values: Vec<Option<Measured>> = members
+        .iter()
+        .map(|cell| {
+            let cell = (*cell)?;
+            let value = regression::value(cell, column.slug)?;
+            let ci = (column.slug == "throughput")
+                .then(|| cell.throughput.as_ref().map(|t| (t.events_per_sec.lower, t.events_per_sec.upper)))
+                .flatten()
+                .filter(|(l, u)| l.is_finite() && u.is_finite() && l <= u);
+            let multithreaded = cell.instructions.as_ref().is_some_and(|i| i.multithreaded);
+            Some((value, ci, multithreaded))
+        })
+        .collect();
+    let better = |a: f64, b: f64| if column.higher_is_better { a > b } else { a < b };
+    let mut best: Option<usize> = None;
+    for (i, v) in values.iter().enumerate() {
+        if let Some((value, ..)) = v
+            && best.is_none_or(|b| better(*value, values[b].expect("best has a value").0))
+        {
+            best = Some(i);
+        }
+    }
+    let Some(best) = best else {
+        for row in &mut group.rows {
+            row.entries.push(None);
+        }
+        return Outcome::NoData;
+    };
+    let (best_value, best_ci, best_mt) = values[best].expect("best has a value");
+    let mut tied = Vec::new();
+    for (i, (row, v)) in group.rows.iter_mut().zip(&values).enumerate() {
+        let Some((value, ci, multithreaded)) = *v else {
+            row.entries.push(None);
+            continue;
+        };
+        let ratio = if best_value == 0.0 { if value == 0.0 { 1.0 } else { f64::INFINITY } } else { value / best_value };
+        let is_tied =
+            i != best && indistinguishable(column, (value, ci, multithreaded), (best_value, best_ci, best_mt), config);
+        if is_tied {
+            tied.push(row.bus.clone());
+        }
+        let (lower, upper) = ci.unzip();
+        row.entries.push(Some(Entry { value, lower, upper, ratio, best: i == best, tied: is_tied }));
+    }
+    let best_bus = group.rows[best].bus.clone();
+    if tied.is_empty() {
+        let runner_up = values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != best)
+            .filter_map(|(_, v)| v.map(|v| v.0))
+            .reduce(|a, b| if better(a, b) { a } else { b });
+        let margin = runner_up.map(|r| {
+            let (num, den) = if column.higher_is_better { (best_value, r) } else { (r, best_value) };
+            if den == 0.0 { f64::INFINITY } else { num / den }
+        });
+        Outcome::Winner { bus: best_bus, margin }
+    } else {
+        let mut buses = vec![best_bus];
+        buses.extend(tied);
+        Outcome::Tie { buses }
+    }
+}
+
+/// Whether two values of `column` cannot be told apart (see the module docs).
+fn indistinguishable(
+    column: &Column,
+    (a, a_ci, a_mt): Measured,
+    (b, b_ci, b_mt): Measured,
+    config: &Thresholds,
+) -> bool {
+    let within = |threshold: f64| {
+        if a == b {
+            return true;
+        }
+        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+        lo > 0.0 && hi / lo - 1.0 <= threshold
+    };
+    let spec = regression::METRICS.iter().find(|m| m.slug == column.slug).expect("every column is a compared metric");
+    match column.slug {
+        "throughput" => match (a_ci, b_ci) {
+            (Some((al, au)), Some((bl, bu))) => al <= bu && bl <= au,
+            _ => within(config.for_metric(spec)),
+        },
+        "instructions-per-event" if a_mt || b_mt => within(config.for_metric(spec).max(config.multithreaded)),
+        _ => within(config.for_metric(spec)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use buslab_scenarios::results::{Allocations, BusMeta, CellKey, Estimate, Instructions, RunMeta, Throughput};
+
+    fn cell(bus: &str, subscribers: &str, tput: (f64, f64, f64), allocs: f64, ir: f64) -> CellResult {
+        let key = CellKey {
+            scenario: "fanout".to_owned(),
+            bus: bus.to_owned(),
+            params: [("subscribers".to_owned(), subscribers.to_owned())].into(),
+        };
+        let mut c = CellResult::new(key, 1, 4);
+        c.throughput = Some(Throughput {
+            events_per_sec: Estimate { median: tput.0, lower: tput.1, upper: tput.2, samples: vec![tput.0] },
+            ..Throughput::default()
+        });
+        c.allocations = Some(Allocations { allocs_per_event: allocs, ..Allocations::default() });
+        c.instructions = Some(Instructions { ir_per_event: ir, ..Instructions::default() });
+        c
+    }
+
+    fn run(cells: Vec<CellResult>) -> Run {
+        let buses = ["a", "b", "c", "peer"]
+            .iter()
+            .map(|n| BusMeta { name: (*n).to_owned(), peer: *n == "peer", ..BusMeta::default() })
+            .collect();
+        Run { meta: RunMeta { buses, ..RunMeta::default() }, cells }
+    }
+
+    #[test]
+    fn a_clear_winner_and_ratios() {
+        let run = run(vec![
+            cell("a", "1", (100.0, 95.0, 105.0), 0.0, 50.0),
+            cell("b", "1", (50.0, 45.0, 55.0), 2.0, 100.0),
+            cell("peer", "1", (10.0, 9.0, 11.0), 0.0, 49.9),
+        ]);
+        let groups = matrix(&run, &Thresholds::default());
+        assert_eq!(groups.len(), 1);
+        let g = &groups[0];
+        assert_eq!(g.label, "subscribers=1");
+        assert_eq!(g.outcomes[0], Outcome::Winner { bus: "a".to_owned(), margin: Some(2.0) });
+        let b = g.row("b").expect("b");
+        let e = b.entries[0].as_ref().expect("throughput");
+        assert!((e.ratio - 0.5).abs() < 1e-12 && !e.best && !e.tied);
+        assert!(g.row("peer").expect("peer").peer);
+        // Allocations: a and peer both 0 → a tie, b infinitely worse.
+        assert_eq!(g.outcomes[2], Outcome::Tie { buses: vec!["a".to_owned(), "peer".to_owned()] });
+        assert_eq!(b.entries[2].as_ref().expect("allocs").ratio, f64::INFINITY);
+        // Instructions: 49.9 vs 50 is within 1%: a tie.
+        assert_eq!(g.outcomes[3], Outcome::Tie { buses: vec!["peer".to_owned(), "a".to_owned()] });
+        // No latency measured.
+        assert_eq!(g.outcomes[1], Outcome::NoData);
+    }
+
+    #[test]
+    fn overlapping_intervals_are_a_tie_and_failed_cells_take_no_part() {
+        let mut failed = cell("c", "16", (1000.0, 990.0, 1010.0), 0.0, 1.0);
+        failed.status = CellStatus::Failed("lost 3 events".to_owned());
+        let run = run(vec![
+            cell("a", "16", (100.0, 90.0, 110.0), 1.0, 50.0),
+            cell("b", "16", (105.0, 95.0, 120.0), 1.0, 60.0),
+            failed,
+        ]);
+        let g = &matrix(&run, &Thresholds::default())[0];
+        assert_eq!(g.outcomes[0], Outcome::Tie { buses: vec!["b".to_owned(), "a".to_owned()] });
+        assert!(g.row("c").expect("c").entries.iter().all(Option::is_none));
+        assert_eq!(g.outcomes[3], Outcome::Winner { bus: "a".to_owned(), margin: Some(1.2) });
+    }
+
+    #[test]
+    fn sweep_points_make_separate_groups() {
+        let run = run(vec![
+            cell("a", "1", (1.0, 1.0, 1.0), 0.0, 1.0),
+            cell("a", "16", (1.0, 1.0, 1.0), 0.0, 1.0),
+            cell("b", "1", (2.0, 2.0, 2.0), 0.0, 1.0),
+        ]);
+        let groups = matrix(&run, &Thresholds::default());
+        assert_eq!(groups.iter().map(|g| g.rows.len()).collect::<Vec<_>>(), [2, 1]);
+        assert_eq!(groups[1].outcomes[0], Outcome::Winner { bus: "a".to_owned(), margin: None });
+    }
+}
