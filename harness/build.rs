@@ -27,6 +27,9 @@ const UNDER_TEST: &[&str] = &[
     "dhat",
     "valgrind-requests",
     "pprof",
+    "serde_json",
+    "simd-json",
+    "sonic-rs",
 ];
 
 fn main() {

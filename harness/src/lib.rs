@@ -6,7 +6,8 @@
 //! profile — each in its own child process ([`probe`]), so that no pass
 //! distorts another. The measured loops ([`drive`]) are generic over the bus;
 //! every trial verifies delivery through the harness's listener
-//! ([`listener`]) before any number is kept; estimates carry bootstrap
+//! ([`listener`]) before any number is kept; `cloudevents` cells decode
+//! documents and route them by type ([`cloudevents`]); estimates carry bootstrap
 //! confidence intervals ([`stats`]); every run records where it came from
 //! ([`meta`]).
 //!
@@ -27,6 +28,7 @@
 //! - `clap`, `anyhow`, `serde_json`: the CLI's edge.
 #![deny(missing_docs)]
 
+pub mod cloudevents;
 pub mod drive;
 pub mod export;
 pub mod listener;

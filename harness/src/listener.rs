@@ -62,14 +62,20 @@ impl Tally {
 
     #[inline]
     fn record<E: Payload>(&self, event: &E) {
-        let seq = event.seq();
+        self.record_parts(event.seq(), event.checksum());
+    }
+
+    /// Records one delivery of the event with `seq` and `checksum` (from the
+    /// one producer this tally belongs to).
+    #[inline]
+    pub fn record_parts(&self, seq: u64, checksum: u64) {
         let next = self.next.load(Ordering::Relaxed);
         if seq != next {
             self.irregular(seq, next);
         }
         self.next.store(seq.wrapping_add(1), Ordering::Relaxed);
         Self::bump(&self.count, 1);
-        Self::bump(&self.checksum, event.checksum());
+        Self::bump(&self.checksum, checksum);
     }
 
     #[cold]

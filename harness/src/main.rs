@@ -208,6 +208,10 @@ pub(crate) struct MatrixArgs {
     /// The results store (created if missing; survives `cargo clean`).
     #[arg(long, default_value = store::DEFAULT_PATH)]
     db: PathBuf,
+    /// Your own CloudEvents for the `cloudevents` scenarios: a
+    /// newline-delimited JSON file, or a directory of `.json` files.
+    #[arg(long, value_name = "PATH")]
+    corpus: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -393,6 +397,10 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
             })
             .collect::<anyhow::Result<_>>()?
     };
+    let corpus = match &args.corpus {
+        Some(path) => Some(describe_corpus(path, &scenarios)?),
+        None => None,
+    };
     let cells = runner::plan(&scenarios, &buses);
     let scratch = std::env::temp_dir().join(format!("buslab-{}", std::process::id()));
     let runner = ProbeRunner {
@@ -402,6 +410,8 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
         timeout: Duration::from_secs(args.timeout),
         passes,
         scratch,
+        corpus: args.corpus.clone(),
+        corpus_summary: corpus,
     };
     Ok((scenarios, cells, runner))
 }
@@ -454,6 +464,7 @@ pub(crate) fn execute(
     }
     meta.label = label;
     meta.shards = shards;
+    meta.corpus = runner.corpus_summary.clone();
     meta.harness_overhead_ns = harness_overhead(runner);
     if let Some(ns) = meta.harness_overhead_ns {
         eprintln!("buslab: harness overhead {ns:.1} ns per event (null bus, spsc: producer loop + verifying listener)");
@@ -517,6 +528,43 @@ fn parse_run_id(id: &str) -> Result<String, String> {
     Ok(id.to_owned())
 }
 
+/// Loads `--corpus PATH` once (so that a bad path fails before any cell
+/// runs), prints its size and its invalid documents, and describes it for
+/// the run metadata. Invalid documents are counted with serde_json here; each
+/// cell counts them again with its own decoder.
+fn describe_corpus(
+    path: &std::path::Path,
+    scenarios: &[buslab_scenarios::Scenario],
+) -> anyhow::Result<buslab_scenarios::results::Corpus> {
+    use buslab_scenarios::cloudevents::{Corpus, Decoder};
+    let corpus = Corpus::load(path).with_context(|| format!("loading the CloudEvents corpus {}", path.display()))?;
+    if !scenarios.iter().any(|s| s.cloudevents.is_some()) {
+        eprintln!("buslab: --corpus is used only by cloudevents scenarios, and none is selected");
+    }
+    let limits = scenarios.iter().find_map(|s| s.cloudevents.clone()).unwrap_or_default().limits();
+    let classified = corpus.classify(Decoder::SerdeJson, limits);
+    let invalid: u64 = classified.errors.values().sum();
+    let summary = corpus.summary(invalid);
+    eprintln!(
+        "buslab: corpus {}: {} documents ({} invalid), {} bytes; sizes min {} / p50 {} / p90 {} / max {}",
+        summary.name,
+        summary.documents,
+        summary.invalid,
+        summary.total_bytes,
+        summary.min_bytes,
+        summary.p50_bytes,
+        summary.p90_bytes,
+        summary.max_bytes
+    );
+    for (origin, reason) in &classified.examples {
+        eprintln!("buslab:   invalid: {origin}: {reason}");
+    }
+    if classified.valid.is_empty() {
+        bail!("the corpus {} has no valid CloudEvent: nothing to measure", path.display());
+    }
+    Ok(summary)
+}
+
 /// The harness's own cost per event: the throughput pass over the `null`
 /// bus (one in-line listener, nothing in between) on the `spsc` scenario.
 fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
@@ -528,6 +576,7 @@ fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
         scenario,
         budget: runner.budget,
         capacity: None,
+        corpus: None,
     };
     let rate = runner.probe(&request).ok()?.throughput?.events_per_sec.median;
     (rate > 0.0).then(|| 1e9 / rate)

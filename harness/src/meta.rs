@@ -74,6 +74,13 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
     ] {
         build.insert(key.to_owned(), value.to_owned());
     }
+    // sonic-rs picks its SIMD path when it is compiled: these are the
+    // features it could use and whether this build enabled them.
+    let sonic: Vec<String> = buslab_scenarios::cloudevents::decode::sonic_rs_features()
+        .into_iter()
+        .map(|(feature, on)| format!("{feature}={}", if on { "on" } else { "off" }))
+        .collect();
+    build.insert("sonic_rs_simd".to_owned(), sonic.join(","));
     let crate_versions = env!("BUSLAB_CRATE_VERSIONS")
         .split(',')
         .filter_map(|kv| kv.split_once('='))
@@ -104,6 +111,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         scenario_hashes: scenarios.iter().map(|s| (s.name.clone(), s.sha256.clone())).collect(),
         scenario_descriptions: scenarios.iter().map(|s| (s.name.clone(), s.description.clone())).collect(),
         harness_overhead_ns: None,
+        corpus: None,
         buses: buses(),
         label: None,
         shards: None,
@@ -156,6 +164,7 @@ mod tests {
             assert!(meta.crate_versions.contains_key(peer), "{peer} missing from {:?}", meta.crate_versions);
         }
         assert_eq!(meta.build.get("target").map(String::is_empty), Some(false));
+        assert!(meta.build.get("sonic_rs_simd").is_some_and(|s| s.contains("avx2=")), "{:?}", meta.build);
         assert!(meta.buses.iter().any(|b| b.name == "ring" && !b.peer), "{:?}", meta.buses);
         assert!(meta.buses.iter().all(|b| b.guarantees.len() == 6 && !b.summary.is_empty()));
     }

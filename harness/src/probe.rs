@@ -12,7 +12,7 @@ use crate::listener::{HarnessListener, LatencyRecorder, SpikeRecorder, new_histo
 use crate::stats;
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
 use buslab_impls::{Strategy, StrategyVisitor};
-use buslab_scenarios::results::{Allocations, Latency, Profile, Throughput};
+use buslab_scenarios::results::{Allocations, CloudEvents, Latency, Profile, Throughput};
 use buslab_scenarios::{PayloadKind, Scenario, SweepPoint};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -103,6 +103,10 @@ pub struct ProbeRequest {
     pub budget: Budget,
     /// Latency pass: the capacity measured by the throughput pass, events/s.
     pub capacity: Option<f64>,
+    /// `cloudevents` cells: the engineer's corpus (`--corpus`), else the
+    /// scenario's generated one.
+    #[serde(default)]
+    pub corpus: Option<std::path::PathBuf>,
 }
 
 /// What a probe answers.
@@ -124,6 +128,10 @@ pub struct ProbeResponse {
     pub profile: Option<Profile>,
     /// Bus drops counted over the pass.
     pub dropped: u64,
+    /// `cloudevents` cells, throughput pass: decode and decode + route
+    /// figures, errors and corpus.
+    #[serde(default)]
+    pub cloudevents: Option<CloudEvents>,
 }
 
 /// Hooks that only some builds provide: dhat's statistics (the allocation
@@ -153,6 +161,7 @@ pub fn run(request: &ProbeRequest, instruments: &dyn Instruments) -> ProbeRespon
                 PayloadKind::Heavy => {
                     run_pass::<S::Bus<HeavyEvent, HarnessListener>>(self.request, lossy, self.instruments)
                 }
+                PayloadKind::CloudEvents => crate::cloudevents::run::<S>(self.request, self.instruments),
             }
         }
     }
@@ -507,6 +516,15 @@ where
     let stop = AtomicBool::new(false);
     rig.trial(events, Pace::Flat, &|open| stop.store(!open, Ordering::Relaxed))?;
     let report = guard.report().build().map_err(|e| format!("building the profile: {e}"))?;
+    let (folded, samples) = fold(&report);
+    let dropped = rig.bus.stats().dropped;
+    rig.finish();
+    Ok(ProbeResponse { profile: Some(Profile { samples, frequency_hz, folded }), dropped, ..Default::default() })
+}
+
+/// A profile as folded stacks (`thread;frame;frame count` lines) and the
+/// number of samples.
+pub fn fold(report: &pprof::Report) -> (String, u64) {
     let mut folded = String::new();
     let mut samples = 0u64;
     for (frames, count) in report.data.iter() {
@@ -521,9 +539,7 @@ where
         folded.push_str(&format!(" {count}\n"));
         samples += *count as u64;
     }
-    let dropped = rig.bus.stats().dropped;
-    rig.finish();
-    Ok(ProbeResponse { profile: Some(Profile { samples, frequency_hz, folded }), dropped, ..Default::default() })
+    (folded, samples)
 }
 
 #[cfg(test)]
@@ -548,6 +564,7 @@ mod tests {
             scenario,
             budget: Budget::QUICK,
             capacity: Some(1e6),
+            corpus: None,
         }
     }
 

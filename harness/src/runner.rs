@@ -43,6 +43,9 @@ pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores:
     if scenario.churn.is_some() && !caps.dynamic_subscribe {
         return Some(format!("{} cannot subscribe while publishing", bus.name));
     }
+    if let Some(reason) = crate::cloudevents::skip_reason(bus.name, caps.asynchronous, point.cloudevents) {
+        return Some(reason);
+    }
     if point.producers > cores && !scenario.oversubscribe {
         return Some(format!(
             "{} producers exceed {cores} cores (set `oversubscribe = true` in the scenario to allow it)",
@@ -90,6 +93,10 @@ pub struct ProbeRunner {
     pub passes: Vec<Pass>,
     /// Where callgrind writes its output.
     pub scratch: PathBuf,
+    /// The CloudEvents corpus given with `--corpus`, for `cloudevents` cells.
+    pub corpus: Option<PathBuf>,
+    /// That corpus described (name, counts, sizes), for the run metadata.
+    pub corpus_summary: Option<buslab_scenarios::results::Corpus>,
 }
 
 /// Finds `valgrind` on `PATH`.
@@ -109,6 +116,13 @@ impl ProbeRunner {
         let mut capacity = None;
         for &pass in &self.passes {
             progress(pass);
+            if pass == Pass::Latency && cell.point.cloudevents.is_some() {
+                result.skipped_passes.insert(
+                    pass.name().into(),
+                    "cloudevents cells measure decode and decode + route throughput, not dispatch latency".into(),
+                );
+                continue;
+            }
             if pass == Pass::Latency && capacity.is_none() {
                 result.skipped_passes.insert(pass.name().into(), "needs the throughput pass's capacity".into());
                 continue;
@@ -127,6 +141,7 @@ impl ProbeRunner {
                 point: cell.point,
                 budget: self.budget,
                 capacity,
+                corpus: self.corpus.clone(),
             };
             let response = match self.probe(&request) {
                 Ok(r) => r,
@@ -141,12 +156,14 @@ impl ProbeRunner {
                 result.allocations = None;
                 result.instructions = None;
                 result.profile = None;
+                result.cloudevents = None;
                 return result;
             }
             match pass {
                 Pass::Throughput => {
                     capacity = response.throughput.as_ref().map(|t| t.events_per_sec.median);
                     result.throughput = response.throughput;
+                    result.cloudevents = response.cloudevents;
                 }
                 Pass::Latency => result.latency = response.latency,
                 Pass::Allocations => result.allocations = response.allocations,
@@ -239,17 +256,27 @@ fn clear_callgrind(out: &Path) {
     }
 }
 
-/// Reads a callgrind dump's `events:` and `summary:` lines into per-event
-/// figures. Estimated cycles follow iai-callgrind: L1 hits + 5·LL hits +
+/// Reads a callgrind dump into per-event figures: the sum of its cost lines
+/// per event type (`events:`), or its `summary:` line when it has no cost
+/// lines. Estimated cycles follow iai-callgrind: L1 hits + 5·LL hits +
 /// 35·RAM hits.
+///
+/// The cost lines, not the summary: in a dump triggered by a client request
+/// after `zero_stats` in a program with several threads, valgrind 3.19's
+/// `summary:` came out at twice the sum of the dump's own cost lines (it
+/// still counted the warm-up trial's thread), while the cost lines agree
+/// with the same loop measured alone.
 pub fn parse_callgrind(text: &str, events: u64, multithreaded: bool) -> Result<Instructions, String> {
     let header = text.lines().find_map(|l| l.strip_prefix("events:")).ok_or("no `events:` line")?;
-    let summary = text
-        .lines()
-        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
-        .ok_or("no `summary:` line")?;
     let names: Vec<&str> = header.split_whitespace().collect();
-    let values: Vec<u64> = summary.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    let mut values = cost_lines_total(text, names.len());
+    if values.iter().all(|&v| v == 0) {
+        let summary = text
+            .lines()
+            .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+            .ok_or("no `summary:` line")?;
+        values = summary.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    }
     let get = |name: &str| names.iter().position(|n| *n == name).and_then(|i| values.get(i)).copied().unwrap_or(0);
     if !names.contains(&"Ir") {
         return Err("the dump has no Ir counts".into());
@@ -270,6 +297,31 @@ pub fn parse_callgrind(text: &str, events: u64, multithreaded: bool) -> Result<I
         events,
         multithreaded,
     })
+}
+
+/// The sum, per event type, of a callgrind dump's self-cost lines (a
+/// position, then one count per event type; the line after a `calls=` line
+/// is the call's inclusive cost and is left out).
+fn cost_lines_total(text: &str, columns: usize) -> Vec<u64> {
+    let mut total = vec![0u64; columns];
+    let mut after_calls = false;
+    for line in text.lines() {
+        if line.starts_with("calls=") {
+            after_calls = true;
+            continue;
+        }
+        let Some(first) = line.bytes().next() else { continue };
+        if !(first.is_ascii_digit() || matches!(first, b'+' | b'-' | b'*')) {
+            continue;
+        }
+        if std::mem::take(&mut after_calls) {
+            continue;
+        }
+        for (slot, value) in total.iter_mut().zip(line.split_whitespace().skip(1)) {
+            *slot += value.parse::<u64>().unwrap_or(0);
+        }
+    }
+    total
 }
 
 /// What a finished child printed.
@@ -360,6 +412,14 @@ mod tests {
     }
 
     #[test]
+    fn cost_lines_win_over_the_summary_and_calls_are_not_counted_twice() {
+        let text = "events: Ir Bcm\nsummary: 2000 40\nfn=(1) main\n10 300 2\n+2 200 3\ncfn=(2) f\ncalls=1 5\n12 500 5\nfn=(2) f\n-4 500 5\n* 0 0\n";
+        let i = parse_callgrind(text, 10, true).expect("valid");
+        assert_eq!(i.ir_per_event, 100.0, "300 + 200 + 500, not the summary's 2000 nor the call line");
+        assert_eq!(i.branch_misses_per_event, 1.0);
+    }
+
+    #[test]
     fn a_dump_without_counts_is_an_error() {
         assert!(parse_callgrind("summary: 1\n", 1, false).is_err());
         assert!(parse_callgrind("events: Dr\nsummary: 1\n", 1, false).is_err());
@@ -373,10 +433,10 @@ mod tests {
             .find(|s| s.name == "mpmc")
             .expect("mpmc in the catalog");
         let mut bus = buslab_impls::find("fixed_array").expect("fixed_array exists");
-        let point = SweepPoint { producers: 2, subscribers: 2000 };
+        let point = SweepPoint::new(2, 2000);
         assert!(skip_reason(&bus, &scenario, point, 2).expect("too many").contains("at most"));
         bus.capabilities.multi_producer = false;
-        let point = SweepPoint { producers: 2, subscribers: 4 };
+        let point = SweepPoint::new(2, 4);
         assert!(skip_reason(&bus, &scenario, point, 2).expect("single").contains("single producer"));
     }
 

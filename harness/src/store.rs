@@ -320,7 +320,7 @@ pub struct Metric {
 }
 
 /// Every measure slug, in the order [`metrics`] emits them, with its unit.
-pub const MEASURES: [(&str, &str); 10] = [
+pub const MEASURES: [(&str, &str); 13] = [
     ("throughput", "events/s"),
     ("deliveries", "deliveries/s"),
     ("latency-p50", "ns"),
@@ -331,7 +331,13 @@ pub const MEASURES: [(&str, &str); 10] = [
     ("instructions-per-event", "instructions"),
     ("est-cycles-per-event", "cycles"),
     ("branch-misses-per-event", "branch misses"),
+    ("decode-throughput", "events/s"),
+    ("decode-bytes", "bytes/s"),
+    ("route-bytes", "bytes/s"),
 ];
+
+/// The measures only `cloudevents` cells have.
+pub const CLOUDEVENTS_MEASURES: [&str; 3] = ["decode-throughput", "decode-bytes", "route-bytes"];
 
 /// The offered load whose latency the headline metrics report.
 pub const HEADLINE_LOAD: f64 = 0.5;
@@ -347,6 +353,10 @@ pub const HEADLINE_LOAD: f64 = 0.5;
 /// - `allocs-per-event`, `bytes-per-event`: from the allocation pass.
 /// - `instructions-per-event`, `est-cycles-per-event`,
 ///   `branch-misses-per-event`: from the instruction pass.
+/// - `decode-throughput` (documents decoded per second, no bus),
+///   `decode-bytes` and `route-bytes` (document bytes per second, decode
+///   only and decode + route): `cloudevents` cells, with their CI; their
+///   `throughput` is decode + route events/s.
 ///
 /// A value that is not finite is left out (a bound that is not finite drops
 /// the interval): it is no measurement, and neither SQLite nor JSON can
@@ -378,6 +388,15 @@ pub fn metrics(cell: &CellResult) -> Vec<Metric> {
         push("instructions-per-event", i.ir_per_event, None);
         push("est-cycles-per-event", i.est_cycles_per_event, None);
         push("branch-misses-per-event", i.branch_misses_per_event, None);
+    }
+    if let Some(ce) = &cell.cloudevents {
+        for (slug, e) in [
+            ("decode-throughput", &ce.decode_events_per_sec),
+            ("decode-bytes", &ce.decode_bytes_per_sec),
+            ("route-bytes", &ce.route_bytes_per_sec),
+        ] {
+            push(slug, e.median, Some((e.lower, e.upper)));
+        }
     }
     out
 }
@@ -1362,6 +1381,7 @@ pub mod sample {
                 scenario_hashes: map(&[("fanout", "9f86d081884c7d65"), ("burst", "60303ae22b998861")]),
                 scenario_descriptions: map(&[("fanout", "One producer, many subscribers."), ("burst", "Spikes.")]),
                 harness_overhead_ns: Some(1.5),
+                corpus: None,
                 buses: crate::meta::buses(),
                 label: None,
                 shards: None,
@@ -1460,7 +1480,8 @@ mod tests {
     fn metrics_pick_headline_load_burst_entry_and_skip_non_finite() {
         let run = sample::run("r", "m", "2026-05-01T12:00:00Z");
         let slugs = |c: &CellResult| metrics(c).iter().map(|m| m.slug).collect::<Vec<_>>();
-        let all: Vec<&str> = MEASURES.iter().map(|(slug, _)| *slug).collect();
+        let all: Vec<&str> =
+            MEASURES.iter().map(|(slug, _)| *slug).filter(|s| !CLOUDEVENTS_MEASURES.contains(s)).collect();
         assert_eq!(slugs(&run.cells[0]), all);
         let full = metrics(&run.cells[0]);
         assert_eq!(full[2].value, 240.0, "p50 at load 0.5");
@@ -1478,6 +1499,40 @@ mod tests {
             ..Throughput::default()
         });
         assert_eq!(metrics(&odd), vec![Metric { slug: "deliveries", value: 5.0, lower: None, upper: None }]);
+    }
+
+    #[test]
+    fn cloudevents_cells_add_decode_and_byte_rates() {
+        use buslab_scenarios::results::CloudEvents;
+        let run = sample::run("r", "m", "2026-05-01T12:00:00Z");
+        let mut cell = run.cells[0].clone();
+        let rate = |median: f64| Estimate { median, lower: median * 0.9, upper: median * 1.1, samples: vec![median] };
+        cell.cloudevents = Some(CloudEvents {
+            decode_events_per_sec: rate(2.0e6),
+            decode_bytes_per_sec: rate(1.5e9),
+            route_events_per_sec: rate(1.0e6),
+            route_bytes_per_sec: rate(0.8e9),
+            ..CloudEvents::default()
+        });
+        let all: Vec<&str> = MEASURES.iter().map(|(slug, _)| *slug).collect();
+        let m = metrics(&cell);
+        assert_eq!(m.iter().map(|m| m.slug).collect::<Vec<_>>(), all);
+        let decode = m.iter().find(|m| m.slug == "decode-throughput").expect("decode");
+        assert_eq!((decode.value, decode.lower, decode.upper), (2.0e6, Some(1.8e6), Some(2.2e6)));
+        assert_eq!(m.iter().find(|m| m.slug == "route-bytes").map(|m| m.value), Some(0.8e9));
+    }
+
+    #[test]
+    fn a_stored_cell_without_cloudevents_still_loads() {
+        let run = sample::run("r", "m", "2026-05-01T12:00:00Z");
+        let mut json = serde_json::to_value(&run.cells[0]).expect("serialises");
+        json.as_object_mut().expect("an object").remove("cloudevents");
+        let cell: CellResult = serde_json::from_value(json).expect("old cells load");
+        assert_eq!(cell.cloudevents, None);
+        let mut meta = serde_json::to_value(&run.meta).expect("serialises");
+        meta.as_object_mut().expect("an object").remove("corpus");
+        let meta: RunMeta = serde_json::from_value(meta).expect("old metadata loads");
+        assert_eq!(meta.corpus, None);
     }
 
     #[test]

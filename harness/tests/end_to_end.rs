@@ -87,6 +87,75 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
 }
 
 #[test]
+fn a_cloudevents_cell_decodes_routes_and_records_its_corpus() {
+    let dir = temp_dir("cloudevents");
+    let scenario = write(
+        &dir,
+        "ce.toml",
+        "name = \"ce-tiny\"\nsubscribers = 4\nevents = 400\npayload = \"cloudevents\"\n[cloudevents]\ndecoders = \"sonic_rs\"\nrepresentations = [\"owned\", \"borrowed\"]\nextensions = \"struct\"\n",
+    );
+    let valid = r#"{"specversion":"1.0","id":"1","source":"/s","type":"com.example.a","data":{"n":[1,2]}}"#;
+    let other = r#"{"specversion":"1.0","id":"2","source":"/s","type":"com.example.b","traceparent":"00-x"}"#;
+    let corpus = write(
+        &dir,
+        "events.ndjson",
+        &format!("{valid}\n{other}\n{{\"specversion\":\"1.0\",\"id\":\"3\",\"type\":\"t\"}}\nnot json\n"),
+    );
+    let db = dir.join("results.sqlite");
+    let out = buslab(&[
+        "run",
+        "--quick",
+        "--bus",
+        "router,channel",
+        "--scenario",
+        "ce-tiny",
+        "--scenario-file",
+        scenario.to_str().expect("utf-8 path"),
+        "--pass",
+        "throughput,latency,allocations",
+        "--corpus",
+        corpus.to_str().expect("utf-8 path"),
+        "--db",
+        db.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("events.ndjson:4: malformed-json"), "{}", text(&out));
+    let store = Store::open(&db).expect("the run created the store");
+    let run = store.latest_run().expect("readable").expect("one run");
+    let corpus = run.meta.corpus.as_ref().expect("the corpus is in the run metadata");
+    assert_eq!((corpus.name.as_str(), corpus.documents, corpus.invalid), ("events.ndjson", 4, 2));
+    assert_eq!(run.cells.len(), 4);
+    for cell in &run.cells {
+        let name = cell.key.name();
+        assert_eq!(cell.key.params.get("decoder").map(String::as_str), Some("sonic_rs"), "{name}");
+        if cell.key.bus == "channel" && cell.key.params.get("representation").map(String::as_str) == Some("borrowed") {
+            assert!(
+                matches!(&cell.status, CellStatus::Skipped(r) if r.contains("borrowed")),
+                "{name}: {:?}",
+                cell.status
+            );
+            continue;
+        }
+        assert_eq!(cell.status, CellStatus::Ok, "{name}");
+        let ce = cell.cloudevents.as_ref().expect("the cloudevents figures");
+        assert!(ce.decode_events_per_sec.median > 0.0 && ce.route_bytes_per_sec.median > 0.0, "{name}");
+        assert_eq!(ce.errors.get("missing-source"), Some(&1), "{name}");
+        assert_eq!(ce.errors.get("malformed-json"), Some(&1), "{name}");
+        assert_eq!(cell.throughput.as_ref().map(|t| t.events_per_sec.median), Some(ce.route_events_per_sec.median));
+        assert!(cell.skipped_passes.contains_key("latency"), "{name}");
+        assert!(cell.allocations.is_some(), "{name}");
+    }
+    let bmf = buslab(&["export", "--format", "bmf", "--db", db.to_str().expect("utf-8")]);
+    let json: serde_json::Value = serde_json::from_slice(&bmf.stdout).expect("BMF is JSON");
+    let cell = &json["ce-tiny/router/decoder=sonic_rs/extensions=struct/representation=borrowed"];
+    assert!(cell["decode-throughput"]["value"].as_f64().is_some_and(|v| v > 0.0), "{json}");
+
+    let missing = buslab(&["run", "--quick", "--scenario", "cloudevents", "--corpus", "/nonexistent/x.ndjson"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing).contains("/nonexistent/x.ndjson: cannot read"), "{}", text(&missing));
+}
+
+#[test]
 fn bad_input_gets_a_clear_error_and_no_panic() {
     let dir = temp_dir("bad");
     let db = dir.join("r.sqlite");

@@ -1,5 +1,7 @@
 //! Workloads as data: the scenario catalog (one TOML file per workload in
-//! `catalog/`), user scenario files, and their validation.
+//! `catalog/`), user scenario files, and their validation; and the
+//! CloudEvents workload ([`cloudevents`]): typed events, decoders, generator
+//! and corpus.
 //!
 //! This crate sits between the buses (`buslab-impls`) and the harness that
 //! measures them: it says *what* to run, never how to time it.
@@ -9,9 +11,26 @@
 //!   for every error.
 //! - `sha2`: the SHA-256 of each scenario file, recorded with every run so
 //!   that a changed workload is never compared with the old one unawares.
-//! - `thiserror`: the typed [`ScenarioError`].
+//! - `thiserror`: the typed [`ScenarioError`] and the CloudEvents errors.
+//! - `serde_json`: the reference CloudEvents decoder, and the generator's
+//!   JSON writer.
+//! - `simd-json`: the in-place SIMD decoder (the second decoder the
+//!   `cloudevents` payload compares; it reuses its tape and buffers, so it
+//!   allocates nothing per document).
+//! - `sonic-rs`: the third decoder, SIMD chosen at compile time (the target
+//!   features are recorded with every run).
+//! - `smallvec`: the inline list of unknown extensions in the struct
+//!   representation (no heap block for up to two).
+//! - `base64`: the generator's `data_base64`, and the reference the
+//!   `data_base64` check is tested against.
+//! - `fastrand`: the seeded CloudEvents generator.
+//! - `memchr`: the SIMD search for `\u` escapes that lets serde_json and
+//!   sonic-rs refuse lone surrogates in the `data` they skip, as simd-json
+//!   does (already in the tree through serde_json).
+//! - `proptest` (tests): random and mutated documents fed to every decoder.
 #![deny(missing_docs)]
 
+pub mod cloudevents;
 pub mod results;
 pub mod spec;
 
@@ -113,7 +132,17 @@ mod tests {
     fn the_shipped_catalog_is_valid_and_complete() {
         let catalog = catalog().expect("the catalog must parse");
         let names: Vec<_> = catalog.iter().map(|s| s.name.as_str()).collect();
-        for want in ["spsc", "fanout", "mpmc", "burst", "slow-subscriber", "churn", "heavy-payload"] {
+        for want in [
+            "spsc",
+            "fanout",
+            "mpmc",
+            "burst",
+            "slow-subscriber",
+            "churn",
+            "heavy-payload",
+            "cloudevents",
+            "cloudevents-extensions",
+        ] {
             assert!(names.contains(&want), "catalog lacks {want}: {names:?}");
         }
         for (file, _) in CATALOG {

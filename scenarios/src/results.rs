@@ -52,6 +52,10 @@ pub struct RunMeta {
     pub scenario_descriptions: BTreeMap<String, String>,
     /// Harness overhead per event measured with a no-op bus, ns.
     pub harness_overhead_ns: Option<f64>,
+    /// The engineer's own CloudEvents corpus (`buslab run --corpus PATH`),
+    /// if one was given; generated corpora are described per cell.
+    #[serde(default)]
+    pub corpus: Option<Corpus>,
     /// The buses of this build as they describe themselves (summary,
     /// peer or home-grown, guarantees), so that a report can say what each
     /// bus promises without the code at hand. Empty in runs stored before
@@ -258,6 +262,49 @@ pub struct Profile {
     pub folded: String,
 }
 
+/// The CloudEvents pass of a `cloudevents` cell: decode only, and decode +
+/// route through the cell's bus, over the corpus's valid documents.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CloudEvents {
+    /// Documents decoded per second (no bus).
+    pub decode_events_per_sec: Estimate,
+    /// Document bytes decoded per second (no bus).
+    pub decode_bytes_per_sec: Estimate,
+    /// Documents decoded and routed per second (through the bus, delivery
+    /// verified).
+    pub route_events_per_sec: Estimate,
+    /// Document bytes decoded and routed per second.
+    pub route_bytes_per_sec: Estimate,
+    /// Invalid documents of the corpus per decode-error reason slug (with
+    /// this cell's decoder).
+    pub errors: BTreeMap<String, u64>,
+    /// The documents measured.
+    pub corpus: Corpus,
+}
+
+/// A CloudEvents corpus: where its documents came from and their sizes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corpus {
+    /// Short name (file or directory name, or `generated`).
+    pub name: String,
+    /// `generated, seed N`, or the path.
+    pub source: String,
+    /// Documents in the corpus.
+    pub documents: u64,
+    /// Documents refused by the decoder (counted in the errors, not timed).
+    pub invalid: u64,
+    /// Bytes over all documents.
+    pub total_bytes: u64,
+    /// Smallest document, bytes.
+    pub min_bytes: u64,
+    /// Median document size, bytes.
+    pub p50_bytes: u64,
+    /// 90th percentile of document size, bytes.
+    pub p90_bytes: u64,
+    /// Largest document, bytes.
+    pub max_bytes: u64,
+}
+
 /// Everything measured for one cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
@@ -285,6 +332,10 @@ pub struct CellResult {
     pub dropped: u64,
     /// Listener panics caught.
     pub listener_panics: u64,
+    /// The CloudEvents pass (`cloudevents` cells only); their `throughput`
+    /// holds decode + route events/s.
+    #[serde(default)]
+    pub cloudevents: Option<CloudEvents>,
     /// The machine that measured this cell, when it is not the run's
     /// ([`RunMeta::machine`]): a shard imported from another machine into
     /// the run. `None` means the run's machine. Wall-clock figures of cells
@@ -309,6 +360,7 @@ impl CellResult {
             skipped_passes: BTreeMap::new(),
             dropped: 0,
             listener_panics: 0,
+            cloudevents: None,
             machine: None,
         }
     }

@@ -10,7 +10,7 @@
 //! | `producers` | integer or list | `1` | publishing threads (a list sweeps) |
 //! | `subscribers` | integer or list | required | listeners (a list sweeps) |
 //! | `topics` | integer | `1` | events spread round-robin over topics; subscriber *i* takes topic *i mod topics* |
-//! | `payload` | `"small"` / `"heavy"` | `"small"` | the event type |
+//! | `payload` | `"small"` / `"heavy"` / `"cloudevents"` | `"small"` | the event type |
 //! | `events` | integer | calibrated | events per producer per trial (else the harness sizes trials to ≥ 200 ms) |
 //! | `listener_work_ns` | integer | `0` | simulated work per delivery (busy wait) |
 //! | `listener_bodies` | `1`, `4` or `"each"` | `1` | distinct listener bodies (generated code) |
@@ -19,8 +19,14 @@
 //! | `[slow]` | table | none | `count` subscribers doing `work_ns` each per delivery |
 //! | `[churn]` | table | none | `per_second` subscribe/unsubscribe pairs while publishing |
 //! | `[bus]` | table | none | `capacity` (events), `wait` (`"park"`, `"yield"`, `"busy_spin"`) |
+//! | `[cloudevents]` | table | defaults | only with `payload = "cloudevents"`: `decoders` (`"serde_json"`, `"simd_json"`, `"sonic_rs"`), `representations` (`"owned"`, `"borrowed"`), `extensions` (`"struct"`, `"map"`) — each a name or a list, swept, default all; `documents` (generated, default 1000), `seed` (default 42), `max_bytes` (size limit, default 65536) |
+//!
+//! A `cloudevents` scenario routes by event type: its topics are the
+//! corpus's types, so `topics` is refused, and so are `[burst]`, `[slow]` and
+//! `[churn]`, which its passes do not support.
 
 use crate::ScenarioError;
+use crate::cloudevents::{CePoint, Decoder, ExtensionMode, Representation, Settings};
 use buslab_impls::WaitStrategy;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -45,6 +51,10 @@ pub enum PayloadKind {
     Small,
     /// [`buslab_impls::payload::HeavyEvent`]: an owned order event.
     Heavy,
+    /// CloudEvents JSON documents, decoded and routed by type (see
+    /// [`crate::cloudevents`]).
+    #[serde(rename = "cloudevents")]
+    CloudEvents,
 }
 
 impl PayloadKind {
@@ -53,6 +63,7 @@ impl PayloadKind {
         match self {
             PayloadKind::Small => "small",
             PayloadKind::Heavy => "heavy",
+            PayloadKind::CloudEvents => "cloudevents",
         }
     }
 }
@@ -170,6 +181,9 @@ pub struct Scenario {
     pub churn: Option<Churn>,
     /// Bus parameters.
     pub bus: BusParams,
+    /// CloudEvents settings (`payload = "cloudevents"` only).
+    #[serde(default)]
+    pub cloudevents: Option<Settings>,
 }
 
 /// One point of a scenario's sweep.
@@ -179,17 +193,36 @@ pub struct SweepPoint {
     pub producers: usize,
     /// Listeners.
     pub subscribers: usize,
+    /// The decoder, representation and extension handling of a
+    /// `cloudevents` cell.
+    #[serde(default)]
+    pub cloudevents: Option<CePoint>,
+}
+
+impl SweepPoint {
+    /// A point of a scenario without CloudEvents axes.
+    pub fn new(producers: usize, subscribers: usize) -> SweepPoint {
+        SweepPoint { producers, subscribers, cloudevents: None }
+    }
 }
 
 impl Scenario {
-    /// Every sweep point, producers outer, subscribers inner.
+    /// Every sweep point, producers outer, subscribers inner, then (for
+    /// `cloudevents`) decoders, representations and extension modes.
     pub fn points(&self) -> Vec<SweepPoint> {
-        self.producers
-            .iter()
-            .flat_map(|&producers| {
-                self.subscribers.iter().map(move |&subscribers| SweepPoint { producers, subscribers })
-            })
-            .collect()
+        let axes: Vec<Option<CePoint>> = match &self.cloudevents {
+            Some(settings) => settings.points().into_iter().map(Some).collect(),
+            None => vec![None],
+        };
+        let mut points = Vec::new();
+        for &producers in &self.producers {
+            for &subscribers in &self.subscribers {
+                for &cloudevents in &axes {
+                    points.push(SweepPoint { producers, subscribers, cloudevents });
+                }
+            }
+        }
+        points
     }
 
     /// The parameters that vary across this scenario's sweep at `point`, as
@@ -201,6 +234,13 @@ impl Scenario {
         }
         if self.subscribers.len() > 1 {
             params.push(("subscribers", point.subscribers.to_string()));
+        }
+        // Always named, swept or not: reports build the decoder × bus ×
+        // representation matrix from them.
+        if let Some(ce) = point.cloudevents {
+            params.push(("decoder", ce.decoder.name().to_owned()));
+            params.push(("representation", ce.representation.name().to_owned()));
+            params.push(("extensions", ce.extensions.name().to_owned()));
         }
         params
     }
@@ -287,6 +327,26 @@ struct RawScenario {
     slow: Option<Spanned<RawSlow>>,
     churn: Option<Spanned<RawChurn>>,
     bus: Option<Spanned<RawBus>>,
+    cloudevents: Option<Spanned<RawCloudEvents>>,
+}
+
+/// A name or a list of names.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Names {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCloudEvents {
+    decoders: Option<Spanned<Names>>,
+    representations: Option<Spanned<Names>>,
+    extensions: Option<Spanned<Names>>,
+    documents: Option<Spanned<u64>>,
+    seed: Option<Spanned<u64>>,
+    max_bytes: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -356,6 +416,32 @@ impl Locator<'_> {
         Ok(v)
     }
 
+    /// A name or list of names, each one `parse` accepts, no repeats.
+    fn names<T: PartialEq>(
+        &self,
+        value: &Spanned<Names>,
+        field: &str,
+        allowed: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Vec<T>, ScenarioError> {
+        let names = match value.get_ref() {
+            Names::One(n) => vec![n.clone()],
+            Names::Many(ns) => ns.clone(),
+        };
+        if names.is_empty() {
+            return Err(self.at(value.span(), field, "an empty list: give at least one value".into()));
+        }
+        let mut out = Vec::new();
+        for name in &names {
+            let v = parse(name).ok_or_else(|| self.at(value.span(), field, format!("{name:?}: allowed {allowed}")))?;
+            if out.contains(&v) {
+                return Err(self.at(value.span(), field, "a value appears twice in the sweep".into()));
+            }
+            out.push(v);
+        }
+        Ok(out)
+    }
+
     fn list(&self, value: &Spanned<OneOrMany>, field: &str, max: u64) -> Result<Vec<usize>, ScenarioError> {
         let values = match value.get_ref() {
             OneOrMany::One(v) => vec![*v],
@@ -421,8 +507,13 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         Some(p) => match p.get_ref().as_str() {
             "small" => PayloadKind::Small,
             "heavy" => PayloadKind::Heavy,
+            "cloudevents" => PayloadKind::CloudEvents,
             other => {
-                return Err(loc.at(p.span(), "payload", format!("{other:?}: allowed \"small\" or \"heavy\"")));
+                return Err(loc.at(
+                    p.span(),
+                    "payload",
+                    format!("{other:?}: allowed \"small\", \"heavy\" or \"cloudevents\""),
+                ));
             }
         },
     };
@@ -496,6 +587,8 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         }
     }
 
+    let cloudevents = cloudevents_settings(&loc, &raw, payload)?;
+
     Ok(Scenario {
         name,
         description: raw.description,
@@ -513,7 +606,64 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         slow,
         churn,
         bus,
+        cloudevents,
     })
+}
+
+/// The `[cloudevents]` table, and the keys a `cloudevents` scenario refuses.
+fn cloudevents_settings(
+    loc: &Locator<'_>,
+    raw: &RawScenario,
+    payload: PayloadKind,
+) -> Result<Option<Settings>, ScenarioError> {
+    if payload != PayloadKind::CloudEvents {
+        return match &raw.cloudevents {
+            Some(table) => Err(loc.at(table.span(), "cloudevents", "needs `payload = \"cloudevents\"`".into())),
+            None => Ok(None),
+        };
+    }
+    let refuse = |span: Range<usize>, field: &str, why: &str| Err(loc.at(span, field, why.to_owned()));
+    if let Some(t) = &raw.topics {
+        return refuse(
+            t.span(),
+            "topics",
+            "a cloudevents scenario routes by event type: topics are the corpus's types",
+        );
+    }
+    if let Some(b) = &raw.burst {
+        return refuse(b.span(), "burst", "not supported with payload = \"cloudevents\"");
+    }
+    if let Some(s) = &raw.slow {
+        return refuse(s.span(), "slow", "not supported with payload = \"cloudevents\"");
+    }
+    if let Some(c) = &raw.churn {
+        return refuse(c.span(), "churn", "not supported with payload = \"cloudevents\"");
+    }
+    let mut settings = Settings::default();
+    let Some(table) = &raw.cloudevents else { return Ok(Some(settings)) };
+    let r = table.get_ref();
+    if let Some(d) = &r.decoders {
+        settings.decoders =
+            loc.names(d, "cloudevents.decoders", "\"serde_json\", \"simd_json\", \"sonic_rs\"", Decoder::from_name)?;
+    }
+    if let Some(d) = &r.representations {
+        settings.representations =
+            loc.names(d, "cloudevents.representations", "\"owned\", \"borrowed\"", Representation::from_name)?;
+    }
+    if let Some(d) = &r.extensions {
+        settings.extensions =
+            loc.names(d, "cloudevents.extensions", "\"struct\", \"map\"", ExtensionMode::from_name)?;
+    }
+    if let Some(n) = &r.documents {
+        settings.documents = loc.range(n, "cloudevents.documents", 1, 1_000_000)? as usize;
+    }
+    if let Some(n) = &r.seed {
+        settings.seed = *n.get_ref();
+    }
+    if let Some(n) = &r.max_bytes {
+        settings.max_bytes = loc.range(n, "cloudevents.max_bytes", 64, 1 << 26)? as usize;
+    }
+    Ok(Some(settings))
 }
 
 #[cfg(test)]
@@ -538,7 +688,7 @@ mod tests {
         assert_eq!(s.subscribers, [3]);
         assert_eq!(s.payload, PayloadKind::Small);
         assert_eq!(s.bus, BusParams::default());
-        assert_eq!(s.points(), [SweepPoint { producers: 1, subscribers: 3 }]);
+        assert_eq!(s.points(), [SweepPoint::new(1, 3)]);
         assert!(s.sweep_params(s.points()[0]).is_empty());
     }
 
@@ -599,6 +749,43 @@ mod tests {
         ] {
             assert!(parse_str(text).is_err(), "accepted {text:?}");
         }
+    }
+
+    #[test]
+    fn cloudevents_axes_sweep_and_become_params() {
+        let s = parse_str(
+            "name = \"ce\"\nsubscribers = 8\npayload = \"cloudevents\"\n[cloudevents]\ndecoders = [\"sonic_rs\", \"serde_json\"]\nrepresentations = \"borrowed\"\ndocuments = 50\n",
+        )
+        .expect("valid");
+        let settings = s.cloudevents.as_ref().expect("settings");
+        assert_eq!((settings.documents, settings.seed), (50, 42));
+        let points = s.points();
+        assert_eq!(points.len(), 4, "2 decoders × 1 representation × 2 extension modes");
+        let params = s.sweep_params(points[0]);
+        assert_eq!(
+            params,
+            [
+                ("decoder", "sonic_rs".to_owned()),
+                ("representation", "borrowed".to_owned()),
+                ("extensions", "struct".to_owned())
+            ]
+        );
+        let defaults = parse_str("name = \"ce\"\nsubscribers = 8\npayload = \"cloudevents\"\n").expect("valid");
+        assert_eq!(defaults.points().len(), 12);
+    }
+
+    #[test]
+    fn cloudevents_settings_are_checked() {
+        let base = "name = \"ce\"\nsubscribers = 8\npayload = \"cloudevents\"\n";
+        assert!(error(&format!("{base}[cloudevents]\ndecoders = \"yaml\"\n")).contains("`cloudevents.decoders`"));
+        assert!(error(&format!("{base}[cloudevents]\nextensions = []\n")).contains("empty"));
+        assert!(error(&format!("{base}[cloudevents]\nrepresentations = [\"owned\", \"owned\"]\n")).contains("twice"));
+        assert!(error(&format!("{base}[cloudevents]\nmax_bytes = 1\n")).contains("out of range"));
+        assert!(error(&format!("{base}[cloudevents]\nformat = 1\n")).contains("format"));
+        assert!(error(&format!("{base}topics = 4\n")).contains("`topics`"));
+        assert!(error(&format!("{base}[churn]\nper_second = 5\n")).contains("`churn`"));
+        let e = error("name = \"x\"\nsubscribers = 1\n[cloudevents]\ndocuments = 5\n");
+        assert!(e.contains("`cloudevents`") && e.contains("payload"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,899 @@
+//! Decoding: one `serde` visitor, written once, driven by each of the three
+//! JSON decoders, with every spec rule checked as the attributes stream by.
+//!
+//! The visitor is a [`DeserializeSeed`] so that it can note *why* it refused
+//! a document in a side cell: each decoder wraps the refusal in its own error
+//! type, and the reason survives as a typed [`DecodeError`] with a stable
+//! slug. A decoder's own error (bad syntax, truncated input) becomes
+//! [`DecodeError::InvalidUtf8`] when the input is not UTF-8 and
+//! [`DecodeError::MalformedJson`] otherwise.
+//!
+//! # Fair treatment of the three decoders
+//! simd-json parses in place: it needs the document in a mutable buffer. So
+//! every decoder gets the same treatment: [`Decoders::decode`] copies the
+//! document into a reused buffer (the copy is inside what is timed for all
+//! three), then the chosen decoder parses that buffer. simd-json runs through
+//! `fill_tape_padded` with a reused tape and reused buffers, so that it
+//! allocates nothing per document either; its SIMD path is chosen at run
+//! time. sonic-rs chooses its SIMD path at compile time (see
+//! [`sonic_rs_features`]); serde_json is scalar.
+//!
+//! Where the decoders differ in strictness, the stricter rule holds for all:
+//! the whole document must be UTF-8 (serde_json would not look inside the
+//! `data` it skips, so it gets a `std::str::from_utf8` first), nest at most
+//! [`MAX_DEPTH`] levels, and carry no lone UTF-16 surrogate escape (both
+//! checked before serde_json and sonic-rs parse; simd-json checks them in
+//! its tape builder).
+
+use super::Decoder;
+use super::event::{CloudEvent, ExtValue, Extensions};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::fmt;
+use std::marker::PhantomData;
+
+/// Deepest nesting of a document (its own object included) any decoder
+/// accepts. simd-json enforces it in its tape builder; for serde_json and
+/// sonic-rs a scan enforces it before parsing — sonic-rs skips `data`
+/// recursively and would otherwise exhaust the stack on a hostile document
+/// (about 1 KiB of stack per level in release builds, 33 KiB in debug
+/// builds: the harness gives its producer threads [`STACK_BYTES`]).
+pub const MAX_DEPTH: usize = 128;
+
+/// The stack a thread decoding documents of up to [`MAX_DEPTH`] levels needs
+/// (with room for a debug build).
+pub const STACK_BYTES: usize = 16 << 20;
+
+/// Default size limit of one document, bytes: 64 KiB, the size the CloudEvents
+/// spec requires intermediaries to forward.
+pub const DEFAULT_MAX_BYTES: usize = 64 * 1024;
+
+/// Why a document is not a valid CloudEvent. [`DecodeError::reason`] is a
+/// stable slug: results count errors under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum DecodeError {
+    /// Larger than the size limit.
+    #[error("the document exceeds the size limit")]
+    Oversized,
+    /// The bytes are not UTF-8.
+    #[error("the document is not valid UTF-8")]
+    InvalidUtf8,
+    /// Not JSON (syntax error, truncated, trailing characters).
+    #[error("the document is not well-formed JSON")]
+    MalformedJson,
+    /// JSON, but not an object.
+    #[error("the document is not a JSON object")]
+    NotAnObject,
+    /// A required attribute is absent (or null).
+    #[error("the required attribute `{0}` is missing")]
+    Missing(&'static str),
+    /// An attribute has a value of the wrong JSON type, or is empty where the
+    /// spec requires a non-empty string.
+    #[error("the attribute `{0}` has a value of the wrong type or is empty")]
+    Mistyped(&'static str),
+    /// `specversion` is not "1.0".
+    #[error("`specversion` is not \"1.0\"")]
+    WrongSpecversion,
+    /// An attribute name outside `[a-z0-9]+`.
+    #[error("an attribute name is not lowercase a-z and 0-9")]
+    BadAttributeName,
+    /// An extension value that is not a string, an `i32` integer or a boolean.
+    #[error("an extension value is not a string, a 32-bit integer or a boolean")]
+    BadExtensionValue,
+    /// The same attribute twice.
+    #[error("an attribute appears twice")]
+    DuplicateAttribute,
+    /// Both `data` and `data_base64`.
+    #[error("both `data` and `data_base64` are present")]
+    DataAndDataBase64,
+    /// `data_base64` is not base64.
+    #[error("`data_base64` is not base64")]
+    BadBase64,
+    /// The document nests deeper than [`MAX_DEPTH`].
+    #[error("the document nests deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+}
+
+impl DecodeError {
+    /// The stable slug results count the error under.
+    pub fn reason(self) -> &'static str {
+        match self {
+            DecodeError::Oversized => "oversized",
+            DecodeError::InvalidUtf8 => "invalid-utf8",
+            DecodeError::MalformedJson => "malformed-json",
+            DecodeError::NotAnObject => "not-an-object",
+            DecodeError::Missing("id") => "missing-id",
+            DecodeError::Missing("source") => "missing-source",
+            DecodeError::Missing("specversion") => "missing-specversion",
+            // The only other required attribute.
+            DecodeError::Missing(_) => "missing-type",
+            DecodeError::Mistyped(_) => "mistyped-attribute",
+            DecodeError::WrongSpecversion => "wrong-specversion",
+            DecodeError::BadAttributeName => "bad-attribute-name",
+            DecodeError::BadExtensionValue => "bad-extension-value",
+            DecodeError::DuplicateAttribute => "duplicate-attribute",
+            DecodeError::DataAndDataBase64 => "data-and-data-base64",
+            DecodeError::BadBase64 => "bad-base64",
+            DecodeError::TooDeep => "too-deep",
+        }
+    }
+
+    /// Every slug [`DecodeError::reason`] can return.
+    pub const REASONS: [&'static str; 16] = [
+        "oversized",
+        "invalid-utf8",
+        "malformed-json",
+        "not-an-object",
+        "missing-id",
+        "missing-source",
+        "missing-specversion",
+        "missing-type",
+        "mistyped-attribute",
+        "wrong-specversion",
+        "bad-attribute-name",
+        "bad-extension-value",
+        "duplicate-attribute",
+        "data-and-data-base64",
+        "bad-base64",
+        "too-deep",
+    ];
+}
+
+/// How strings land in the event: borrowed from the input where the decoder
+/// can (`'o = 'de`), or always copied (`'o = 'static`).
+pub trait Strings<'de, 'o> {
+    /// A string that lives as long as the input.
+    fn borrowed(s: &'de str) -> Cow<'o, str>;
+}
+
+/// Borrow from the input where possible.
+pub struct Borrow;
+impl<'de> Strings<'de, 'de> for Borrow {
+    #[inline]
+    fn borrowed(s: &'de str) -> Cow<'de, str> {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Copy every string.
+pub struct Own;
+impl<'de> Strings<'de, 'static> for Own {
+    #[inline]
+    fn borrowed(s: &'de str) -> Cow<'static, str> {
+        Cow::Owned(s.to_owned())
+    }
+}
+
+/// Notes the reason of a refusal and returns the decoder's error for it.
+fn refuse<E: de::Error>(why: &Cell<Option<DecodeError>>, error: DecodeError) -> E {
+    why.set(Some(error));
+    E::custom(error.reason())
+}
+
+/// A string (or null → `None`) for attribute `name`.
+struct StrSeed<'w, 'o, S> {
+    why: &'w Cell<Option<DecodeError>>,
+    name: &'static str,
+    _s: PhantomData<fn() -> (S, &'o ())>,
+}
+
+impl<'de, 'o, S: Strings<'de, 'o>> DeserializeSeed<'de> for StrSeed<'_, 'o, S> {
+    type Value = Option<Cow<'o, str>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'o, S: Strings<'de, 'o>> Visitor<'de> for StrSeed<'_, 'o, S> {
+    type Value = Option<Cow<'o, str>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a string for `{}`", self.name)
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(S::borrowed(v)))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(Cow::Owned(v)))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::Mistyped(self.name)))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::Mistyped(self.name)))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::Mistyped(self.name)))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::Mistyped(self.name)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(refuse(self.why, DecodeError::Mistyped(self.name)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(refuse(self.why, DecodeError::Mistyped(self.name)))
+    }
+}
+
+/// An attribute name: borrowed where the decoder allows (extension names
+/// are kept).
+struct KeySeed<'o, S>(PhantomData<fn() -> (S, &'o ())>);
+
+impl<'de, 'o, S: Strings<'de, 'o>> DeserializeSeed<'de> for KeySeed<'o, S> {
+    type Value = Cow<'o, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de, 'o, S: Strings<'de, 'o>> Visitor<'de> for KeySeed<'o, S> {
+    type Value = Cow<'o, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an attribute name")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(S::borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// An extension value (null → `None`: the attribute is absent).
+struct ExtSeed<'w, 'o, S> {
+    why: &'w Cell<Option<DecodeError>>,
+    _s: PhantomData<fn() -> (S, &'o ())>,
+}
+
+impl<'de, 'o, S: Strings<'de, 'o>> DeserializeSeed<'de> for ExtSeed<'_, 'o, S> {
+    type Value = Option<ExtValue<'o>>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'o, S: Strings<'de, 'o>> Visitor<'de> for ExtSeed<'_, 'o, S> {
+    type Value = Option<ExtValue<'o>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, an integer or a boolean")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Some(ExtValue::String(S::borrowed(v))))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Some(ExtValue::String(Cow::Owned(v.to_owned()))))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Some(ExtValue::String(Cow::Owned(v))))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Some(ExtValue::Boolean(v)))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        i32::try_from(v)
+            .map(|i| Some(ExtValue::Integer(i)))
+            .map_err(|_| refuse(self.why, DecodeError::BadExtensionValue))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        i32::try_from(v)
+            .map(|i| Some(ExtValue::Integer(i)))
+            .map_err(|_| refuse(self.why, DecodeError::BadExtensionValue))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::BadExtensionValue))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(refuse(self.why, DecodeError::BadExtensionValue))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(refuse(self.why, DecodeError::BadExtensionValue))
+    }
+}
+
+/// `data`: null (absent) or any JSON value, validated and skipped
+/// (`deserialize_ignored_any`: no value is built, no number converted).
+struct DataSkip;
+
+impl<'de> DeserializeSeed<'de> for DataSkip {
+    type Value = bool;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSkip {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_none<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        <de::IgnoredAny as de::Deserialize>::deserialize(d)?;
+        Ok(true)
+    }
+}
+
+/// Which context attributes have been seen (duplicates are refused).
+#[derive(Default)]
+struct Seen(u16);
+
+impl Seen {
+    fn first(&mut self, bit: u16) -> bool {
+        let fresh = self.0 & bit == 0;
+        self.0 |= bit;
+        fresh
+    }
+}
+
+/// Ties types to an output lifetime, owning nothing.
+type Marker<'o, T> = PhantomData<fn() -> (T, &'o ())>;
+
+/// The whole event.
+struct EventSeed<'w, 'o, S, X> {
+    why: &'w Cell<Option<DecodeError>>,
+    _types: Marker<'o, (S, X)>,
+}
+
+impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> DeserializeSeed<'de> for EventSeed<'_, 'o, S, X> {
+    type Value = CloudEvent<'o, X>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// `[a-z0-9]+`.
+#[inline]
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> Visitor<'de> for EventSeed<'_, 'o, S, X> {
+    type Value = CloudEvent<'o, X>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a CloudEvents JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let why = self.why;
+        let mut event = CloudEvent::<'o, X>::default();
+        let (mut id, mut source, mut ty, mut specversion) = (None, None, None, false);
+        let mut seen = Seen::default();
+        let string = |name| StrSeed::<'_, 'o, S> { why, name, _s: PhantomData };
+        let duplicate = || refuse::<A::Error>(why, DecodeError::DuplicateAttribute);
+        while let Some(key) = map.next_key_seed(KeySeed::<'o, S>(PhantomData))? {
+            let bit = match key.as_ref() {
+                "id" => 1,
+                "source" => 2,
+                "type" => 4,
+                "specversion" => 8,
+                "datacontenttype" => 16,
+                "dataschema" => 32,
+                "subject" => 64,
+                "time" => 128,
+                "data" => 256,
+                "data_base64" => 512,
+                _ => 0,
+            };
+            if bit != 0 && !seen.first(bit) {
+                return Err(duplicate());
+            }
+            match bit {
+                1 => id = map.next_value_seed(string("id"))?,
+                2 => source = map.next_value_seed(string("source"))?,
+                4 => ty = map.next_value_seed(string("type"))?,
+                8 => match map.next_value_seed(string("specversion"))? {
+                    Some(v) if v == "1.0" => specversion = true,
+                    Some(_) => return Err(refuse(why, DecodeError::WrongSpecversion)),
+                    None => {}
+                },
+                16 => event.datacontenttype = map.next_value_seed(string("datacontenttype"))?,
+                32 => event.dataschema = map.next_value_seed(string("dataschema"))?,
+                64 => event.subject = map.next_value_seed(string("subject"))?,
+                128 => event.time = map.next_value_seed(string("time"))?,
+                // A null `data` is an absent one.
+                256 => event.data = map.next_value_seed(DataSkip)?,
+                512 => {
+                    event.data_base64 = map.next_value_seed(string("data_base64"))?;
+                    if event.data_base64.as_deref().is_some_and(|b| !valid_base64(b)) {
+                        return Err(refuse(why, DecodeError::BadBase64));
+                    }
+                }
+                _ => {
+                    if !valid_name(&key) {
+                        return Err(refuse(why, DecodeError::BadAttributeName));
+                    }
+                    if let Some(value) = map.next_value_seed(ExtSeed::<'_, 'o, S> { why, _s: PhantomData })?
+                        && event.extensions.insert(key, value).is_err()
+                    {
+                        return Err(duplicate());
+                    }
+                }
+            }
+        }
+        if !specversion {
+            return Err(refuse(why, DecodeError::Missing("specversion")));
+        }
+        let required = |value: Option<Cow<'o, str>>, name: &'static str| match value {
+            None => Err(refuse::<A::Error>(why, DecodeError::Missing(name))),
+            Some(v) if v.is_empty() => Err(refuse::<A::Error>(why, DecodeError::Mistyped(name))),
+            Some(v) => Ok(v),
+        };
+        event.id = required(id, "id")?;
+        event.source = required(source, "source")?;
+        event.ty = required(ty, "type")?;
+        if event.data && event.data_base64.is_some() {
+            return Err(refuse(why, DecodeError::DataAndDataBase64));
+        }
+        Ok(event)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+        Err(refuse(self.why, DecodeError::NotAnObject))
+    }
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as the JSON format requires
+/// for `data_base64`: checked, not decoded (range tests over 32-byte chunks,
+/// which the compiler vectorises).
+pub fn valid_base64(s: &str) -> bool {
+    let b = s.as_bytes();
+    if !b.len().is_multiple_of(4) {
+        return false;
+    }
+    let body = match b {
+        [rest @ .., b'=', b'='] => rest,
+        [rest @ .., b'='] => rest,
+        _ => b,
+    };
+    let symbol =
+        |c: u8| c.is_ascii_uppercase() | c.is_ascii_lowercase() | c.is_ascii_digit() | (c == b'+') | (c == b'/');
+    let mut chunks = body.chunks_exact(32);
+    for chunk in &mut chunks {
+        if !chunk.iter().fold(true, |ok, &c| ok & symbol(c)) {
+            return false;
+        }
+    }
+    if !chunks.remainder().iter().all(|&c| symbol(c)) {
+        return false;
+    }
+    // The last symbol before padding must not carry bits the padding drops
+    // (canonical encoding, as the `base64` crate requires).
+    let pad = b.len() - body.len();
+    match (pad, body.last()) {
+        (0, _) | (_, None) => true,
+        (1, Some(&c)) => sextet(c) & 0b11 == 0,
+        (_, Some(&c)) => sextet(c) & 0b1111 == 0,
+    }
+}
+
+/// The 6-bit value of a base64 symbol (already checked to be one).
+fn sextet(c: u8) -> u8 {
+    match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    }
+}
+
+/// Whether `doc` opens more than `limit` arrays or objects inside one
+/// another (strings are skipped; malformed input gives some answer, never a
+/// panic). Counting the opening brackets first (a loop the compiler
+/// vectorises) settles almost every document without the exact scan.
+fn nests_deeper(doc: &[u8], limit: usize) -> bool {
+    let opens = doc.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if opens <= limit {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in doc {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Whether a `\\uXXXX` escape of `doc` is a UTF-16 surrogate without its
+/// partner (a high one not followed by `\\u` and a low one, or a low one
+/// alone): JSON's grammar allows it, but it encodes no character, and
+/// simd-json refuses it wherever it is. Only backslashes are visited
+/// (`memchr`), so an escape-free document costs one SIMD pass.
+fn lone_surrogate(doc: &[u8]) -> bool {
+    let hex = |at: usize| -> Option<u16> {
+        let digits = doc.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let mut from = 0;
+    while let Some(found) = memchr::memchr(b'\\', &doc[from..]) {
+        let at = from + found;
+        match doc.get(at + 1) {
+            Some(b'u') => match hex(at + 2) {
+                Some(0xD800..=0xDBFF) => {
+                    let low = (doc.get(at + 6..at + 8) == Some(b"\\u")).then(|| hex(at + 8)).flatten();
+                    if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                        return true;
+                    }
+                    from = at + 12;
+                }
+                Some(0xDC00..=0xDFFF) => return true,
+                _ => from = at + 6,
+            },
+            // Any other escape is two bytes (a bad one the parser refuses).
+            _ => from = at + 2,
+        }
+        if from >= doc.len() {
+            break;
+        }
+    }
+    false
+}
+
+/// Limits a document must respect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest document, bytes.
+    pub max_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_bytes: DEFAULT_MAX_BYTES }
+    }
+}
+
+/// The reusable state of the three decoders: the mutable input buffer every
+/// decoder parses from, and simd-json's tape and buffers. One per thread.
+pub struct Decoders {
+    input: Vec<u8>,
+    simd_buffers: simd_json::Buffers,
+    simd_tape: Option<simd_json::Tape<'static>>,
+}
+
+impl Default for Decoders {
+    fn default() -> Self {
+        Decoders {
+            input: Vec::with_capacity(4096 + simd_json::INPUT_PADDING),
+            simd_buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH),
+            simd_tape: Some(simd_json::Tape::null()),
+        }
+    }
+}
+
+impl fmt::Debug for Decoders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoders").field("input_capacity", &self.input.capacity()).finish_non_exhaustive()
+    }
+}
+
+impl Decoders {
+    /// Copies `document` into the reused mutable buffer (every decoder pays
+    /// this copy) and decodes it with `decoder` into the representation
+    /// `S` picks: [`Borrow`] ties the event to this `Decoders` (the buffer),
+    /// [`Own`] makes it independent.
+    pub fn decode<'s, 'o, S, X>(
+        &'s mut self,
+        decoder: Decoder,
+        document: &[u8],
+        limits: Limits,
+    ) -> Result<CloudEvent<'o, X>, DecodeError>
+    where
+        S: Strings<'s, 'o>,
+        X: Extensions<'o>,
+    {
+        if document.len() > limits.max_bytes {
+            return Err(DecodeError::Oversized);
+        }
+        let len = document.len();
+        self.input.clear();
+        self.input.extend_from_slice(document);
+        let why = Cell::new(None);
+        let seed = EventSeed::<'_, 'o, S, X> { why: &why, _types: PhantomData };
+        if decoder != Decoder::SimdJson {
+            // What simd-json refuses while building its tape, and the others
+            // would let through in the `data` they skip.
+            if nests_deeper(document, MAX_DEPTH) {
+                return Err(DecodeError::TooDeep);
+            }
+            if lone_surrogate(document) {
+                return Err(DecodeError::MalformedJson);
+            }
+        }
+        let result = match decoder {
+            Decoder::SerdeJson => {
+                // serde_json checks UTF-8 only in the strings it reads, not
+                // in those it skips (`data`): check the whole document first,
+                // as simd-json and sonic-rs do, then parse it as a `str`.
+                let Ok(text) = std::str::from_utf8(&self.input) else { return Err(DecodeError::InvalidUtf8) };
+                let mut de = serde_json::Deserializer::from_str(text);
+                seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
+            }
+            Decoder::SonicRs => {
+                let mut de = sonic_rs::Deserializer::from_slice(&self.input);
+                seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
+            }
+            Decoder::SimdJson => {
+                self.input.resize(len + simd_json::INPUT_PADDING, b' ');
+                let mut tape = self.simd_tape.take().unwrap_or_else(simd_json::Tape::null).reset();
+                let parsed = simd_json::fill_tape_padded(&mut self.input, len, &mut self.simd_buffers, &mut tape);
+                match parsed {
+                    Err(e) => {
+                        self.simd_tape = Some(tape.reset());
+                        if matches!(e.error(), simd_json::ErrorType::DepthLimitExceeded) {
+                            why.set(Some(DecodeError::TooDeep));
+                        }
+                        Err(())
+                    }
+                    Ok(()) => {
+                        let mut de = simd_json::Deserializer::from_tape(tape);
+                        let event = seed.deserialize(&mut de).map_err(|_| ());
+                        self.simd_tape = Some(de.into_tape().reset());
+                        event
+                    }
+                }
+            }
+        };
+        result.map_err(|()| match why.get() {
+            Some(reason) => reason,
+            None if std::str::from_utf8(&document[..len]).is_err() => DecodeError::InvalidUtf8,
+            None => DecodeError::MalformedJson,
+        })
+    }
+}
+
+/// The extension container as a family over lifetimes, so that generic code
+/// can name `StructExtensions<'a>` for any `'a`.
+pub trait ExtensionsFamily: 'static {
+    /// The container for strings living `'a`.
+    type Of<'a>: Extensions<'a>;
+}
+
+/// [`super::StructExtensions`] as a family.
+pub struct StructFamily;
+impl ExtensionsFamily for StructFamily {
+    type Of<'a> = super::StructExtensions<'a>;
+}
+
+/// [`super::MapExtensions`] as a family.
+pub struct MapFamily;
+impl ExtensionsFamily for MapFamily {
+    type Of<'a> = super::MapExtensions<'a>;
+}
+
+/// sonic-rs's SIMD path is fixed when it is compiled: the target features it
+/// may use (`avx2`, `sse4.2`, `pclmulqdq` on x86-64; `neon` on AArch64) and
+/// whether this build enabled them, for the run metadata.
+pub fn sonic_rs_features() -> Vec<(&'static str, bool)> {
+    vec![
+        ("avx2", cfg!(target_feature = "avx2")),
+        ("sse4.2", cfg!(target_feature = "sse4.2")),
+        ("pclmulqdq", cfg!(target_feature = "pclmulqdq")),
+        ("neon", cfg!(target_feature = "neon")),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudevents::{MapExtensions, StructExtensions};
+
+    fn decode_all(doc: &str) -> Vec<Result<CloudEvent<'static, StructExtensions<'static>>, DecodeError>> {
+        Decoder::ALL
+            .iter()
+            .map(|&d| {
+                Decoders::default().decode::<Own, StructExtensions<'static>>(d, doc.as_bytes(), Limits::default())
+            })
+            .collect()
+    }
+
+    fn reason(doc: &str) -> &'static str {
+        let results = decode_all(doc);
+        let reasons: Vec<_> = results.iter().map(|r| r.as_ref().map(|_| "ok").unwrap_or_else(|e| e.reason())).collect();
+        assert!(reasons.windows(2).all(|w| w[0] == w[1]), "decoders disagree on {doc}: {reasons:?}");
+        reasons[0]
+    }
+
+    const MIN: &str = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t""#;
+
+    fn with(extra: &str) -> String {
+        format!("{MIN}{extra}}}")
+    }
+
+    #[test]
+    fn a_minimal_event_decodes_alike_everywhere() {
+        assert_eq!(reason(&with("")), "ok");
+        let events = decode_all(&with(r#","traceparent":"00-ab","sampled":true,"severitynumber":9,"xyz":"q""#));
+        let first = events[0].as_ref().expect("valid");
+        assert_eq!(first.extensions.traceparent.as_deref(), Some("00-ab"));
+        assert_eq!(first.extensions.sampled, Some(true));
+        assert_eq!(first.extensions.severitynumber, Some(9));
+        assert_eq!(first.extensions.other.len(), 1);
+        assert!(events.iter().all(|e| e.as_ref() == Ok(first)));
+    }
+
+    #[test]
+    fn spec_rules_are_enforced_with_their_reasons() {
+        for (doc, want) in [
+            (r#"{"id":"1","source":"/s","type":"t"}"#.to_owned(), "missing-specversion"),
+            (r#"{"specversion":"0.3","id":"1","source":"/s","type":"t"}"#.to_owned(), "wrong-specversion"),
+            (r#"{"specversion":"1.0","source":"/s","type":"t"}"#.to_owned(), "missing-id"),
+            (r#"{"specversion":"1.0","id":"1","type":"t"}"#.to_owned(), "missing-source"),
+            (r#"{"specversion":"1.0","id":"1","source":"/s"}"#.to_owned(), "missing-type"),
+            (r#"{"specversion":"1.0","id":7,"source":"/s","type":"t"}"#.to_owned(), "mistyped-attribute"),
+            (r#"{"specversion":"1.0","id":"","source":"/s","type":"t"}"#.to_owned(), "mistyped-attribute"),
+            (with(r#","Bad":"x""#), "bad-attribute-name"),
+            (with(r#","a_b":"x""#), "bad-attribute-name"),
+            (with(r#","ext":1.5"#), "bad-extension-value"),
+            (with(r#","ext":4294967296"#), "bad-extension-value"),
+            (with(r#","ext":{"a":1}"#), "bad-extension-value"),
+            (with(r#","ext":[1]"#), "bad-extension-value"),
+            (with(r#","id":"2""#), "duplicate-attribute"),
+            (with(r#","ext":"a","ext":"b""#), "duplicate-attribute"),
+            (with(r#","sampled":true,"sampled":"yes""#), "duplicate-attribute"),
+            (with(r#","data":{"a":1},"data_base64":"AAAA""#), "data-and-data-base64"),
+            (with(r#","data_base64":"not base64!""#), "bad-base64"),
+            (with(r#","data_base64":"AAA""#), "bad-base64"),
+            ("[1,2]".to_owned(), "not-an-object"),
+            ("\"event\"".to_owned(), "not-an-object"),
+            ("{\"specversion\":\"1.0\"".to_owned(), "malformed-json"),
+            (format!("{} trailing", with("")), "malformed-json"),
+            (String::new(), "malformed-json"),
+        ] {
+            assert_eq!(reason(&doc), want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn nulls_are_absent_attributes() {
+        assert_eq!(reason(&with(r#","subject":null,"ext":null,"data":null"#)), "ok");
+        assert_eq!(reason(r#"{"specversion":"1.0","id":null,"source":"/s","type":"t"}"#), "missing-id");
+        let events = decode_all(&with(r#","data":null,"data_base64":"AAAA""#));
+        assert!(!events[0].as_ref().expect("null data is absent").data);
+    }
+
+    #[test]
+    fn invalid_utf8_and_oversized_documents_are_refused() {
+        let mut doc = with(r#","subject":"xx""#).into_bytes();
+        let at = doc.len() - 3;
+        doc[at] = 0xFF;
+        for d in Decoder::ALL {
+            let e = Decoders::default().decode::<Own, StructExtensions<'static>>(d, &doc, Limits::default());
+            assert_eq!(e.err(), Some(DecodeError::InvalidUtf8), "{d:?}");
+            let e = Decoders::default().decode::<Own, StructExtensions<'static>>(
+                d,
+                with("").as_bytes(),
+                Limits { max_bytes: 10 },
+            );
+            assert_eq!(e.err(), Some(DecodeError::Oversized));
+        }
+    }
+
+    #[test]
+    fn borrowed_events_point_into_the_buffer_except_escaped_strings() {
+        let doc = with(r#","subject":"caf\u00e9","time":"2026-01-01T00:00:00Z""#);
+        for d in Decoder::ALL {
+            let mut decoders = Decoders::default();
+            let event =
+                decoders.decode::<Borrow, StructExtensions<'_>>(d, doc.as_bytes(), Limits::default()).expect("valid");
+            assert_eq!(event.subject.as_deref(), Some("café"));
+            // simd-json unescapes in place, so even the escaped string is borrowed.
+            let want = if d == Decoder::SimdJson { 5 } else { 4 };
+            assert_eq!(event.borrowed_strings(), want, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn map_and_struct_modes_hold_the_same_extensions() {
+        let doc = with(r#","traceparent":"t","priority":3,"sampled":false"#);
+        let mut decoders = Decoders::default();
+        let s =
+            decoders.decode::<Own, StructExtensions<'static>>(Decoder::SerdeJson, doc.as_bytes(), Limits::default());
+        let m = decoders.decode::<Own, MapExtensions<'static>>(Decoder::SerdeJson, doc.as_bytes(), Limits::default());
+        let (s, m) = (s.expect("valid"), m.expect("valid"));
+        assert_eq!((s.extensions.len(), m.extensions.len()), (3, 3));
+        assert_eq!(s.extensions.digest(), m.extensions.digest());
+        assert_eq!(m.extensions.0.get("priority"), Some(&ExtValue::Integer(3)));
+    }
+
+    #[test]
+    fn data_is_validated_and_skipped_up_to_the_depth_limit() {
+        assert_eq!(reason(&with(r#","data":{"a":[1,2.5e3,{"b":"\u00e9"}],"c":null}"#)), "ok");
+        assert_eq!(reason(&with(r#","data":{"a":[1,]}"#)), "malformed-json");
+        assert_eq!(reason(&with(r#","data":[01]"#)), "malformed-json");
+        assert_eq!(reason(&with(r#","data":"\x""#)), "malformed-json");
+        // The event's own object is level 1.
+        let nested = |levels: usize| with(&format!(r#","data":{}1{}"#, "[".repeat(levels), "]".repeat(levels)));
+        // sonic-rs recurses once per level: give it the stack the harness gives.
+        let deep = std::thread::Builder::new()
+            .stack_size(STACK_BYTES)
+            .spawn(move || [reason(&nested(MAX_DEPTH - 1)), reason(&nested(MAX_DEPTH)), reason(&nested(20_000))])
+            .expect("a thread")
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(deep, ["ok", "too-deep", "too-deep"]);
+        let quoted = with(&format!(r#","data":["{}"],"subject":"{}""#, "[".repeat(200), "{".repeat(200)));
+        assert_eq!(reason(&quoted), "ok", "brackets in strings do not nest");
+    }
+
+    #[test]
+    fn lone_surrogates_are_refused_by_all_three_even_in_skipped_data() {
+        assert_eq!(reason(&with(r#","data":{"k":"\ud83d\ude80"}"#)), "ok", "a pair is a character");
+        assert_eq!(reason(&with(r#","data":{"k":"\\ud800"}"#)), "ok", "an escaped backslash, then text");
+        for lone in [r#"\ud800"#, r#"\udc00"#, r#"\ud800\u0041"#, r#"\ud800x"#, r#"\ud8"#] {
+            assert_eq!(reason(&with(&format!(r#","data":{{"k":"{lone}"}}"#))), "malformed-json", "{lone}");
+        }
+    }
+
+    #[test]
+    fn base64_check_matches_the_base64_crate() {
+        use base64::Engine;
+        for s in ["", "AAAA", "AAA=", "AA==", "AB==", "A===", "AAA", "ab+/", "ab-_", "QUJD", "QUI=", "QUJ="] {
+            let crate_ok = base64::engine::general_purpose::STANDARD.decode(s).is_ok();
+            assert_eq!(valid_base64(s), crate_ok, "{s:?}");
+        }
+    }
+}
