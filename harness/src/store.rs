@@ -61,7 +61,7 @@
 //!   JSON, the same encoding as the JSON export.
 //! - `thiserror`: the typed [`StoreError`], carrying the store's path.
 
-use buslab_scenarios::results::{CellResult, CellStatus, Latency, Run, RunMeta, Shards};
+use buslab_scenarios::results::{CellResult, CellStatus, Run, RunMeta, Shards};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 use std::io::Read;
@@ -340,7 +340,7 @@ pub const MEASURES: [(&str, &str); 13] = [
 pub const CLOUDEVENTS_MEASURES: [&str; 3] = ["decode-throughput", "decode-bytes", "route-bytes"];
 
 /// The offered load whose latency the headline metrics report.
-pub const HEADLINE_LOAD: f64 = 0.5;
+pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
 
 /// The headline figures of a cell, one per measure it has: the one place
 /// that turns a [`CellResult`] into measure slugs (the `metrics` table and
@@ -375,7 +375,7 @@ pub fn metrics(cell: &CellResult) -> Vec<Metric> {
         let d = &t.deliveries_per_sec;
         push("deliveries", d.median, Some((d.lower, d.upper)));
     }
-    if let Some(l) = headline_latency(cell) {
+    if let Some(l) = cell.headline_latency() {
         push("latency-p50", l.p50_ns as f64, None);
         push("latency-p99", l.p99_ns as f64, None);
         push("latency-p999", l.p999_ns as f64, None);
@@ -399,16 +399,6 @@ pub fn metrics(cell: &CellResult) -> Vec<Metric> {
         }
     }
     out
-}
-
-/// The latency entry the headline metrics report: load 0.5, or a burst
-/// cell's single entry at load 0.
-fn headline_latency(cell: &CellResult) -> Option<&Latency> {
-    let burst = match cell.latency.as_slice() {
-        [only] if only.load == 0.0 => Some(only),
-        _ => None,
-    };
-    cell.latency_at(HEADLINE_LOAD).or(burst)
 }
 
 /// A stored run in a listing: its metadata and how its cells ended.

@@ -120,7 +120,7 @@
 //! [`Estimate::samples`]: buslab_scenarios::results::Estimate::samples
 
 use crate::stats;
-use buslab_scenarios::results::{CellResult, CellStatus, Latency, Run};
+use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -173,7 +173,7 @@ const REPEATABLE_METRICS: [&str; 3] = ["instructions-per-event", "allocs-per-eve
 const CALLGRIND_METRICS: [&str; 3] = ["instructions-per-event", "est-cycles-per-event", "branch-misses-per-event"];
 
 /// The offered load whose latency is compared (as in the store's metrics).
-pub const HEADLINE_LOAD: f64 = 0.5;
+pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
 
 /// The knobs of the rule. [`Thresholds::default`] is the rule as the
 /// [module docs](self) state it.
@@ -678,23 +678,13 @@ fn samples(cell: &CellResult) -> Option<&[f64]> {
     cell.throughput.as_ref().map(|t| t.events_per_sec.samples.as_slice()).filter(|s| !s.is_empty())
 }
 
-/// The latency entry the metrics report: load [`HEADLINE_LOAD`], or a burst
-/// cell's single entry at load 0 (the harness store picks the same one).
-fn headline_latency(cell: &CellResult) -> Option<&Latency> {
-    let burst = match cell.latency.as_slice() {
-        [only] if only.load == 0.0 => Some(only),
-        _ => None,
-    };
-    cell.latency_at(HEADLINE_LOAD).or(burst)
-}
-
 /// The value of metric `slug` in `cell`, if measured and finite.
 pub fn value(cell: &CellResult, slug: &str) -> Option<f64> {
     let v = match slug {
         "throughput" => cell.throughput.as_ref()?.events_per_sec.median,
-        "latency-p50" => headline_latency(cell)?.p50_ns as f64,
-        "latency-p99" => headline_latency(cell)?.p99_ns as f64,
-        "latency-p999" => headline_latency(cell)?.p999_ns as f64,
+        "latency-p50" => cell.headline_latency()?.p50_ns as f64,
+        "latency-p99" => cell.headline_latency()?.p99_ns as f64,
+        "latency-p999" => cell.headline_latency()?.p999_ns as f64,
         "allocs-per-event" => cell.allocations.as_ref()?.allocs_per_event,
         "bytes-per-event" => cell.allocations.as_ref()?.bytes_per_event,
         "instructions-per-event" => cell.instructions.as_ref()?.ir_per_event,
@@ -708,7 +698,7 @@ pub fn value(cell: &CellResult, slug: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use buslab_scenarios::results::{Allocations, CellKey, Estimate, Instructions, RunMeta, Throughput};
+    use buslab_scenarios::results::{Allocations, CellKey, Estimate, Instructions, Latency, RunMeta, Throughput};
 
     /// Seven tight trials around `median` (±0.5%).
     fn trials(median: f64) -> Estimate {

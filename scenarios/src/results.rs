@@ -375,7 +375,22 @@ impl CellResult {
     pub fn latency_at(&self, load: f64) -> Option<&Latency> {
         self.latency.iter().find(|l| (l.load - load).abs() < 1e-9)
     }
+
+    /// The latency entry the headline metrics (store, exports, regression
+    /// verdicts, report) use: the one at [`HEADLINE_LOAD`], or a burst
+    /// cell's single entry at load 0.
+    pub fn headline_latency(&self) -> Option<&Latency> {
+        let burst = match self.latency.as_slice() {
+            [only] if only.load == 0.0 => Some(only),
+            _ => None,
+        };
+        self.latency_at(HEADLINE_LOAD).or(burst)
+    }
 }
+
+/// The offered load (a fraction of capacity) whose latency the headline
+/// metrics report.
+pub const HEADLINE_LOAD: f64 = 0.5;
 
 /// A whole run: its metadata and every cell.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
