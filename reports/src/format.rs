@@ -92,6 +92,16 @@ pub fn percent(relative: f64) -> String {
     if relative >= 0.0 { format!("+{text}%") } else { format!("−{text}%") }
 }
 
+/// A relative size without sign: `5.00%`.
+pub fn unsigned_percent(relative: f64) -> String {
+    percent(relative).trim_start_matches('+').to_owned()
+}
+
+/// A relative threshold or noise band: `±5.00%`.
+pub fn band(relative: f64) -> String {
+    format!("±{}", unsigned_percent(relative))
+}
+
 /// A value formatted in the unit of metric `slug` (ns for latency, SI for
 /// the rest).
 pub fn metric_value(slug: &str, value: f64) -> String {
@@ -135,5 +145,7 @@ mod tests {
         assert_eq!(ratio(f64::INFINITY), "∞");
         assert_eq!(percent(0.102), "+10.2%");
         assert_eq!(percent(-0.031), "−3.10%");
+        assert_eq!(band(0.05), "±5.00%");
+        assert_eq!(unsigned_percent(0.012), "1.20%");
     }
 }

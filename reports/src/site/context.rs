@@ -269,7 +269,7 @@ impl CompareView {
                     Method::NoiseBand => "noise band",
                 },
                 p_value: c.p_value.map(|p| format!("{p:.4}")).unwrap_or_default(),
-                threshold: format!("±{}", format::percent(c.threshold).trim_start_matches('+')),
+                threshold: format::band(c.threshold),
             })
             .collect();
         let unmatched = comparison

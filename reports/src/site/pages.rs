@@ -395,11 +395,6 @@ struct ComparePage {
     noise: Option<NoiseView>,
 }
 
-/// A relative figure as a percentage without sign: `5.00%`.
-fn pct(x: f64) -> String {
-    format::percent(x).trim_start_matches('+').to_owned()
-}
-
 fn noise_view(c: &crate::noise::Calibration) -> NoiseView {
     NoiseView {
         runs: c.runs.len(),
@@ -414,13 +409,18 @@ fn noise_view(c: &crate::noise::Calibration) -> NoiseView {
             .iter()
             .map(|m| NoiseRow {
                 metric: m.metric,
-                threshold: format!("±{}", pct(m.threshold)),
+                threshold: format::band(m.threshold),
                 cells: m.cells,
-                median_cv: m.median_cv.map(pct).unwrap_or_default(),
-                max_cv: m.max_cv.as_ref().map(|w| pct(w.value)).unwrap_or_default(),
+                median_cv: m.median_cv.map(format::unsigned_percent).unwrap_or_default(),
+                max_cv: m.max_cv.as_ref().map(|w| format::unsigned_percent(w.value)).unwrap_or_default(),
                 max_cv_cell: m.max_cv.as_ref().map(|w| w.cell.clone()).unwrap_or_default(),
-                learned: m.median_learned_band.map(|b| format!("±{}", pct(b))).unwrap_or_default(),
-                false_positives: format!("{} of {} ({})", m.false_positives, m.comparisons, pct(m.false_positive_rate)),
+                learned: m.median_learned_band.map(format::band).unwrap_or_default(),
+                false_positives: format!(
+                    "{} of {} ({})",
+                    m.false_positives,
+                    m.comparisons,
+                    format::unsigned_percent(m.false_positive_rate)
+                ),
             })
             .collect(),
     }
@@ -792,12 +792,7 @@ fn trend_pages(
                     figure: figures::trend(&name, t),
                     regressions: t.regressions(),
                     improvements: t.improvements(),
-                    band: t
-                        .points
-                        .last()
-                        .and_then(|p| p.threshold)
-                        .map(|b| format!("±{}", format::percent(b).trim_start_matches('+')))
-                        .unwrap_or_else(|| "—".to_owned()),
+                    band: t.points.last().and_then(|p| p.threshold).map(format::band).unwrap_or_else(|| "—".to_owned()),
                     older: t.points.len().saturating_sub(TABLE_RUNS),
                     points: t
                         .points
@@ -811,10 +806,7 @@ fn trend_pages(
                             value: format::metric_value(t.metric, p.value),
                             change: p.relative.map(format::percent).unwrap_or_default(),
                             verdict: verdict_of(p.verdict),
-                            threshold: p
-                                .threshold
-                                .map(|b| format!("±{}", format::percent(b).trim_start_matches('+')))
-                                .unwrap_or_default(),
+                            threshold: p.threshold.map(format::band).unwrap_or_default(),
                         })
                         .collect(),
                 })
