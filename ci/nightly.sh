@@ -100,8 +100,10 @@ clone_url() {
 results_repo() {
   local repo="$work/results-repo" remote
   remote=$(results_remote)
-  if [[ "$remote" == "$work/results.git" ]] && [ ! -d "$remote" ]; then
+  if [[ "$remote" != *://* && "$remote" != *@*:* ]] && [ ! -e "$remote" ]; then
+    # A local path that does not exist yet (a local run): a new bare repository.
     git init -q --bare "$remote"
+    git -C "$remote" config uploadpack.allowFilter true
   fi
   if ! rgit ls-remote --exit-code --heads "$(clone_url)" "$branch" >/dev/null 2>&1; then
     return 1

@@ -5,7 +5,8 @@
 #   2. the HTML report of that run, rendered and checked (ci/check_site.py);
 #   3. `compare` of the run with itself exits 0;
 #   4. a doctored copy (+10% instructions, new id) imported and compared
-#      with --fail-on-regression exits 3;
+#      with --fail-on-regression exits 3, with the default gate and with
+#      the pull-request gate (--gate deterministic);
 #   5. two shards of one run, made apart and merged with `buslab import`,
 #      hold exactly the planned cells;
 #   6. the nightly pipeline (ci/nightly.sh) end to end on a tiny suite, two
@@ -57,6 +58,12 @@ buslab compare --base "$id" --new smoke-doctored --fail-on-regression --db "$db"
 head -n 4 "$tmp/compare.txt"
 [ "$status" = 3 ] || die "compare against the doctored run exited $status, expected 3"
 grep -q "regression" "$tmp/compare.md" || die "the Markdown summary names no regression"
+# The pull-request gate (single-threaded counts only) catches it too.
+status=0
+buslab compare --base "$id" --new smoke-doctored --fail-on-regression --gate deterministic --db "$db" \
+  >"$tmp/compare-gate.txt" || status=$?
+tail -n 1 "$tmp/compare-gate.txt"
+[ "$status" = 3 ] || die "the deterministic gate exited $status against the doctored run, expected 3"
 
 step "two shards of one run, merged with buslab import"
 shard_args=(--quick --scenario spsc --pass "throughput,allocations" --run-id smoke-shards)

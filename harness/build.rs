@@ -39,15 +39,20 @@ fn main() {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let root = Path::new(&manifest_dir).parent().expect("harness/ has a parent");
     println!("cargo::rerun-if-changed={}", root.join("Cargo.lock").display());
-    println!("cargo::rerun-if-changed={}", root.join(".git/HEAD").display());
-    println!("cargo::rerun-if-changed={}", root.join(".git/index").display());
+    let root_s = root.display().to_string();
+    // Where git keeps HEAD and the index: `.git/` in a clone, elsewhere in
+    // a worktree (a path that does not exist would rerun this every build).
+    for name in ["HEAD", "index"] {
+        let path = output("git", &["-C", &root_s, "rev-parse", "--path-format=absolute", "--git-path", name])
+            .unwrap_or_else(|| root.join(".git").join(name).display().to_string());
+        println!("cargo::rerun-if-changed={path}");
+    }
     println!("cargo::rerun-if-env-changed=RUSTFLAGS");
 
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let version = output(&rustc, &["-V"]).unwrap_or_else(|| "unknown".into());
     println!("cargo::rustc-env=BUSLAB_RUSTC={version}");
 
-    let root_s = root.display().to_string();
     let commit = output("git", &["-C", &root_s, "rev-parse", "HEAD"]).unwrap_or_default();
     let dirty = output("git", &["-C", &root_s, "status", "--porcelain", "--untracked-files=no"])
         .map(|s| if s.is_empty() { "false" } else { "true" })

@@ -6,8 +6,8 @@
 use buslab_harness::report;
 use buslab_harness::store::Store;
 use buslab_scenarios::results::{
-    Allocations, BusMeta, CellKey, CellResult, CellStatus, Estimate, Instructions, Latency, Profile, Run, RunMeta,
-    Throughput,
+    Allocations, BusMeta, CellKey, CellResult, CellStatus, CloudEvents, Corpus, Estimate, Instructions, Latency,
+    Profile, Run, RunMeta, Throughput,
 };
 use hdrhistogram::serialization::Serializer;
 use std::path::{Path, PathBuf};
@@ -131,6 +131,27 @@ fn synthetic_run(day: usize, keys: &[CellKey], full: bool) -> Run {
             events: 10_000,
             multithreaded: i % 2 == 0,
         });
+        if key.scenario.starts_with("cloudevents") {
+            let per_sec = |x: f64| Estimate { median: x, lower: x * 0.97, upper: x * 1.02, samples: vec![x; 3] };
+            cell.cloudevents = Some(CloudEvents {
+                decode_events_per_sec: per_sec(base * 0.3),
+                decode_bytes_per_sec: per_sec(base * 150.0),
+                route_events_per_sec: per_sec(base * 0.2),
+                route_bytes_per_sec: per_sec(base * 100.0),
+                errors: [("missing-id".to_owned(), 3)].into(),
+                corpus: Corpus {
+                    name: "generated".to_owned(),
+                    source: "generated, seed 42".to_owned(),
+                    documents: 500,
+                    invalid: 3,
+                    total_bytes: 250_000,
+                    min_bytes: 200,
+                    p50_bytes: 480,
+                    p90_bytes: 1_900,
+                    max_bytes: 4_000,
+                },
+            });
+        }
         if full {
             cell.profile = Some(Profile { samples: 4_000, frequency_hz: 999, folded: folded(&key.bus, &mut rng) });
         }
@@ -248,8 +269,10 @@ fn store_with(dir: &Path, runs: &[Run]) -> (Store, PathBuf) {
 #[test]
 fn the_site_is_well_formed_self_contained_and_escaped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let keys: Vec<CellKey> =
-        catalog_keys().into_iter().filter(|k| k.scenario == "fanout" || k.scenario == "burst").collect();
+    let keys: Vec<CellKey> = catalog_keys()
+        .into_iter()
+        .filter(|k| k.scenario == "fanout" || k.scenario == "burst" || k.scenario == "cloudevents")
+        .collect();
     let mut runs: Vec<Run> = (0..3).map(|day| synthetic_run(day, &keys, true)).collect();
     for (day, run) in runs.iter_mut().enumerate() {
         fix_times(run, day);
@@ -292,6 +315,7 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
     // The index has the verdict matrix and the failed cell with its reason.
     let index = std::fs::read_to_string(out.join("index.html")).expect("index");
     assert!(index.contains("Verdict matrix") && index.contains("delivered 99 of 100"), "index content");
+    assert!(index.contains("CloudEvents: decode and route") && index.contains("missing-id"), "the CloudEvents section");
     // Every cell has a page and a trend page; profiled cells a flame graph.
     let cells = std::fs::read_dir(out.join("cells")).expect("cells").count();
     assert!(cells >= runs[2].cells.len(), "{cells} files for {} cells", runs[2].cells.len());

@@ -192,12 +192,13 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
     let mut compared = [0_usize; METRICS.len()];
     let mut flagged = [0_usize; METRICS.len()];
     let (mut pairs, mut pairs_with_regression, mut pairs_flagged, mut pairs_deterministic) = (0, 0, 0, 0);
-    for (i, base) in runs.iter().enumerate() {
-        for (j, new) in runs.iter().enumerate() {
+    let indexed: Vec<regression::Indexed<'_>> = runs.iter().map(|r| regression::Indexed::new(r)).collect();
+    for (i, base) in indexed.iter().enumerate() {
+        for (j, new) in indexed.iter().enumerate() {
             if i == j {
                 continue;
             }
-            let comparison = regression::compare(base, new, &[], thresholds);
+            let comparison = regression::compare_indexed(base, new, &[], thresholds);
             pairs += 1;
             pairs_with_regression += usize::from(comparison.has_regression());
             pairs_deterministic += usize::from(comparison.gated(Gate::Deterministic).next().is_some());

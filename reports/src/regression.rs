@@ -477,7 +477,7 @@ pub struct Indexed<'a> {
 }
 
 impl<'a> Indexed<'a> {
-    /// Indexes `run`'s cells by [`CellKey::name`].
+    /// Indexes `run`'s cells by [`CellKey::name`](buslab_scenarios::results::CellKey::name).
     pub fn new(run: &'a Run) -> Indexed<'a> {
         let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
         let cells = names.iter().cloned().zip(&run.cells).collect();
@@ -547,13 +547,24 @@ pub fn compare_indexed(
                 new: new_machine.to_owned(),
             });
         }
+        // This cell in each past run, where it ended Ok on the same machine
+        // as the new run's cell: what its noise bands are learned from.
+        let history_cells: Vec<&CellResult> = past
+            .iter()
+            .filter_map(|(run_machine, cells)| {
+                cells
+                    .get(name)
+                    .copied()
+                    .filter(|c| c.status == CellStatus::Ok && c.measured_on(run_machine) == new_machine)
+            })
+            .collect();
         for metric in &METRICS {
             if !same_machine && metric.kind != Kind::Deterministic {
                 continue;
             }
             match (value(b, metric.slug), value(n, metric.slug)) {
                 (Some(bv), Some(nv)) => {
-                    let change = judge(name, metric, b, n, bv, nv, (&past, new_machine), config);
+                    let change = judge(name, metric, b, n, bv, nv, &history_cells, config);
                     comparison.changes.push(change);
                 }
                 (Some(_), None) => {
@@ -583,7 +594,7 @@ fn judge(
     n: &CellResult,
     base: f64,
     new: f64,
-    past: (&[PastRun<'_>], &str),
+    past: &[&CellResult],
     config: &Thresholds,
 ) -> Change {
     let ratio = ratio(base, new);
@@ -621,7 +632,7 @@ fn judge(
             change.verdict = if base == 0.0 && new > 0.0 { Verdict::Regression } else { beyond(change.threshold) };
         }
         Kind::Sampled | Kind::SingleFigure => {
-            let (band, history) = noise_band(name, metric.slug, past, config).unwrap_or((configured, 0));
+            let (band, history) = noise_band(metric.slug, past, config).unwrap_or((configured, 0));
             change.threshold = band;
             change.history = history;
             let test = if metric.kind == Kind::Sampled { samples(b).zip(samples(n)) } else { None };
@@ -648,24 +659,11 @@ fn ratio(base: f64, new: f64) -> f64 {
     if base == 0.0 { if new == 0.0 { 1.0 } else { f64::INFINITY } } else { new / base }
 }
 
-/// The noise band of `slug` in cell `name`, learned from `past` runs (in
-/// start order, base last), and how many changes it came from; `None` with
-/// too little history.
-fn noise_band(
-    name: &str,
-    slug: &str,
-    (past, machine): (&[PastRun<'_>], &str),
-    config: &Thresholds,
-) -> Option<(f64, usize)> {
-    let values: Vec<f64> = past
-        .iter()
-        .filter_map(|(run_machine, cells)| {
-            cells
-                .get(name)
-                .filter(|c| c.status == CellStatus::Ok && c.measured_on(run_machine) == machine)
-                .and_then(|c| value(c, slug))
-        })
-        .collect();
+/// The noise band of `slug` learned from `past`, the cell in each past run
+/// (start order, base last) where it ended Ok on the compared machine, and
+/// how many changes it came from; `None` with too little history.
+fn noise_band(slug: &str, past: &[&CellResult], config: &Thresholds) -> Option<(f64, usize)> {
+    let values: Vec<f64> = past.iter().filter_map(|c| value(c, slug)).collect();
     if values.len() < config.min_history.max(2) {
         return None;
     }
