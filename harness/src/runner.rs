@@ -56,14 +56,16 @@ pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores:
 }
 
 /// Plans the matrix in a deterministic order: scenarios, then sweep points,
-/// then buses.
+/// then buses (those the scenario names in `buses`, if it names any).
 pub fn plan(scenarios: &[Scenario], buses: &[BusInfo]) -> Vec<PlannedCell> {
     let cores = buslab_impls::cores();
     let mut cells = Vec::new();
     for scenario in scenarios {
         let shared = Arc::new(scenario.clone());
         for point in scenario.points() {
-            for bus in buses {
+            let chosen =
+                buses.iter().filter(|b| scenario.buses.as_ref().is_none_or(|only| only.iter().any(|n| n == b.name)));
+            for bus in chosen {
                 let params = scenario.sweep_params(point).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
                 cells.push(PlannedCell {
                     key: CellKey { scenario: scenario.name.clone(), bus: bus.name.to_owned(), params },
@@ -438,6 +440,16 @@ mod tests {
         bus.capabilities.multi_producer = false;
         let point = SweepPoint::new(2, 4);
         assert!(skip_reason(&bus, &scenario, point, 2).expect("single").contains("single producer"));
+    }
+
+    #[test]
+    fn a_scenario_naming_its_buses_plans_only_those() {
+        let text = "name = \"x\"\nsubscribers = 1\nbuses = [\"any_router\", \"router\"]\n";
+        let scenario =
+            buslab_scenarios::spec::parse("x.toml", text, buslab_scenarios::Origin::File("x".into())).expect("valid");
+        let cells = plan(&[scenario], &buslab_impls::all());
+        let buses: Vec<_> = cells.iter().map(|c| c.bus.name).collect();
+        assert_eq!(buses, ["router", "any_router"], "in registry order");
     }
 
     #[test]

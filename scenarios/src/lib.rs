@@ -141,6 +141,7 @@ mod tests {
             "churn",
             "heavy-payload",
             "cloudevents",
+            "cloudevents-buses",
             "cloudevents-extensions",
         ] {
             assert!(names.contains(&want), "catalog lacks {want}: {names:?}");

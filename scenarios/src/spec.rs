@@ -15,6 +15,7 @@
 //! | `listener_work_ns` | integer | `0` | simulated work per delivery (busy wait) |
 //! | `listener_bodies` | `1`, `4` or `"each"` | `1` | distinct listener bodies (generated code) |
 //! | `oversubscribe` | bool | `false` | allow more threads than cores |
+//! | `buses` | list of names | every bus | only these buses run the scenario (see `buslab list`) |
 //! | `[burst]` | table | none | `base_rate` (events/s), `spike_factor`, `spike_ms`, `period_ms` |
 //! | `[slow]` | table | none | `count` subscribers doing `work_ns` each per delivery |
 //! | `[churn]` | table | none | `per_second` subscribe/unsubscribe pairs while publishing |
@@ -173,6 +174,9 @@ pub struct Scenario {
     pub bodies: Bodies,
     /// More threads than cores allowed.
     pub oversubscribe: bool,
+    /// Only these buses run the scenario (`None`: every bus).
+    #[serde(default)]
+    pub buses: Option<Vec<String>>,
     /// Burst pattern, if any.
     pub burst: Option<Burst>,
     /// Slow subscribers, if any.
@@ -323,6 +327,7 @@ struct RawScenario {
     listener_bodies: Option<Spanned<RawBodies>>,
     #[serde(default)]
     oversubscribe: bool,
+    buses: Option<Spanned<Vec<String>>>,
     burst: Option<Spanned<RawBurst>>,
     slow: Option<Spanned<RawSlow>>,
     churn: Option<Spanned<RawChurn>>,
@@ -588,6 +593,20 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
     }
 
     let cloudevents = cloudevents_settings(&loc, &raw, payload)?;
+    let buses = match &raw.buses {
+        None => None,
+        Some(list) => {
+            let names = list.get_ref();
+            if names.is_empty() {
+                return Err(loc.at(list.span(), "buses", "an empty list: give at least one bus".into()));
+            }
+            if let Some(unknown) = names.iter().find(|n| buslab_impls::find(n).is_none()) {
+                let known: Vec<_> = buslab_impls::all().iter().map(|b| b.name).collect();
+                return Err(loc.at(list.span(), "buses", format!("{unknown:?}: allowed {}", known.join(", "))));
+            }
+            Some(names.clone())
+        }
+    };
 
     Ok(Scenario {
         name,
@@ -602,6 +621,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         listener_work_ns,
         bodies,
         oversubscribe: raw.oversubscribe,
+        buses,
         burst,
         slow,
         churn,
@@ -786,6 +806,16 @@ mod tests {
         assert!(error(&format!("{base}[churn]\nper_second = 5\n")).contains("`churn`"));
         let e = error("name = \"x\"\nsubscribers = 1\n[cloudevents]\ndocuments = 5\n");
         assert!(e.contains("`cloudevents`") && e.contains("payload"), "{e}");
+    }
+
+    #[test]
+    fn a_scenario_may_name_its_buses() {
+        let s = parse_str("name = \"x\"\nsubscribers = 1\nbuses = [\"router\", \"any_router\"]\n").expect("valid");
+        assert_eq!(s.buses.as_deref(), Some(&["router".to_owned(), "any_router".to_owned()][..]));
+        assert!(parse_str("name = \"x\"\nsubscribers = 1\n").expect("valid").buses.is_none());
+        let e = error("name = \"x\"\nsubscribers = 1\nbuses = [\"routr\"]\n");
+        assert!(e.contains("`buses`") && e.contains("\"routr\"") && e.contains("router"), "{e}");
+        assert!(error("name = \"x\"\nsubscribers = 1\nbuses = []\n").contains("empty"));
     }
 
     #[test]

@@ -527,7 +527,12 @@ fn sextet(c: u8) -> u8 {
 /// panic). Counting the opening brackets first (a loop the compiler
 /// vectorises) settles almost every document without the exact scan.
 fn nests_deeper(doc: &[u8], limit: usize) -> bool {
-    let opens = doc.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    // `[` (0x5B) and `{` (0x7B) differ only in bit 0x20. Byte counters per
+    // chunk of 255 keep the loop in SIMD lanes.
+    let opens: usize = doc
+        .chunks(255)
+        .map(|chunk| usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from((b | 0x20) == b'{'))))
+        .sum();
     if opens <= limit {
         return false;
     }

@@ -135,9 +135,34 @@ impl<'a> Extensions<'a> for StructExtensions<'a> {
     }
 
     fn digest(&self) -> u64 {
-        let fields = self.fields().filter_map(|(n, v)| v.map(|v| mix(str_digest(n), v.digest())));
-        let other = self.other.iter().map(|(n, v)| mix(str_digest(n), v.digest()));
-        fields.chain(other).fold(0, u64::wrapping_add)
+        // Field by field (not through `fields()`, which builds values): this
+        // runs twice per delivery, in the producer and in the handler.
+        let mut sum = 0u64;
+        let mut add = |name: &str, value: u64| sum = sum.wrapping_add(mix(str_digest(name), value));
+        for (name, value) in [
+            ("traceparent", &self.traceparent),
+            ("tracestate", &self.tracestate),
+            ("partitionkey", &self.partitionkey),
+            ("sequence", &self.sequence),
+            ("dataref", &self.dataref),
+            ("authtype", &self.authtype),
+            ("authid", &self.authid),
+            ("severitytext", &self.severitytext),
+        ] {
+            if let Some(v) = value {
+                add(name, str_digest(v));
+            }
+        }
+        if let Some(i) = self.severitynumber {
+            add("severitynumber", ExtValue::Integer(i).digest());
+        }
+        if let Some(b) = self.sampled {
+            add("sampled", ExtValue::Boolean(b).digest());
+        }
+        for (n, v) in &self.other {
+            add(n, v.digest());
+        }
+        sum
     }
 }
 
