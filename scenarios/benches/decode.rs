@@ -1,0 +1,89 @@
+//! CloudEvents decode cost per decoder × representation × extension mode
+//! (criterion), without a bus: where the time of a `cloudevents` cell goes
+//! before routing.
+//!
+//! Groups (filter with `cargo bench -p buslab-scenarios --bench decode -- <group>`):
+//! - `generated/<decoder>/<representation>/<extensions>`: the catalog's
+//!   generated corpus (seed 42, 200 B – 4 KB, median near 600 B);
+//! - `small/<decoder>/<representation>/<extensions>`: the same generator's
+//!   documents of 400–600 B only, the size the reference figures
+//!   are quoted at.
+//!
+//! Throughput is in documents and in bytes per second (criterion reports
+//! one: documents, with the corpus's mean size printed beside it). Every
+//! decode must succeed and the accumulated digest must be the same for every
+//! decoder, or the bench panics: a decoder that decodes wrongly gets no
+//! figure. Sonic-rs's SIMD path is fixed at compile time: build with
+//! `RUSTFLAGS="-C target-cpu=native"` to give it AVX2.
+
+use buslab_scenarios::cloudevents::decode::{Borrow, Decoders, ExtensionsFamily, Limits, MapFamily, Own, Strings, StructFamily};
+use buslab_scenarios::cloudevents::{Corpus, Decoder, Extensions};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+
+/// A digest of every attribute of one decoded event (so nothing is optimised
+/// away, and decoders can be compared).
+#[inline]
+fn digest<F: ExtensionsFamily>(decoders: &mut Decoders, decoder: Decoder, doc: &[u8], owned: bool) -> u64 {
+    fn one<'s, 'o, S: Strings<'s, 'o>, X: Extensions<'o>>(
+        decoders: &'s mut Decoders,
+        decoder: Decoder,
+        doc: &[u8],
+    ) -> u64 {
+        let event = decoders.decode::<S, X>(decoder, doc, Limits::default()).expect("the corpus is valid");
+        event.checksum()
+    }
+    if owned {
+        one::<Own, F::Of<'static>>(decoders, decoder, doc)
+    } else {
+        one::<Borrow, F::Of<'_>>(decoders, decoder, doc)
+    }
+}
+
+fn corpora() -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    let generated: Vec<Vec<u8>> = Corpus::generated(42, 1000).documents.into_iter().map(|d| d.bytes).collect();
+    let small: Vec<Vec<u8>> = Corpus::generated(7, 20_000)
+        .documents
+        .into_iter()
+        .map(|d| d.bytes)
+        .filter(|d| (400..=600).contains(&d.len()))
+        .take(1000)
+        .collect();
+    vec![("generated", generated), ("small", small)]
+}
+
+fn bench<F: ExtensionsFamily>(c: &mut Criterion, mode: &str) {
+    for (name, docs) in corpora() {
+        let bytes: usize = docs.iter().map(Vec::len).sum();
+        eprintln!("{name}: {} documents, mean {} B", docs.len(), bytes / docs.len().max(1));
+        let mut group = c.benchmark_group(name);
+        group.throughput(Throughput::Elements(docs.len() as u64));
+        let mut reference = None;
+        for decoder in Decoder::ALL {
+            for owned in [true, false] {
+                let mut decoders = Decoders::default();
+                let check: u64 = docs.iter().map(|d| digest::<F>(&mut decoders, decoder, d, owned)).fold(0, u64::wrapping_add);
+                assert_eq!(*reference.get_or_insert(check), check, "{decoder:?} decodes differently");
+                let id = format!("{}/{}/{mode}", decoder.name(), if owned { "owned" } else { "borrowed" });
+                group.bench_function(BenchmarkId::from_parameter(id), |b| {
+                    b.iter(|| {
+                        let mut sum = 0u64;
+                        for d in &docs {
+                            sum = sum.wrapping_add(digest::<F>(&mut decoders, decoder, black_box(d), owned));
+                        }
+                        sum
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+fn decode(c: &mut Criterion) {
+    bench::<StructFamily>(c, "struct");
+    bench::<MapFamily>(c, "map");
+}
+
+criterion_group!(benches, decode);
+criterion_main!(benches);
