@@ -6,36 +6,15 @@
 //! This file is its own test binary with a single test, so no other test's
 //! allocations are counted.
 
+pub mod common;
+
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
 use buslab_impls::{BusConfig, EventBus, Filter, Listener, Strategy};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: common::alloc::CountingAlloc = common::alloc::CountingAlloc;
 
 /// Counts deliveries; allocation-free.
 struct Count(Arc<AtomicU64>);
@@ -68,9 +47,7 @@ fn per_event<S: Strategy, E: Payload>(template: &E) -> f64 {
         bus.flush();
     };
     publish(0..WARM_UP);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
-    publish(WARM_UP..WARM_UP + MEASURED);
-    let allocations = ALLOCATIONS.load(Ordering::SeqCst) - before;
+    let allocations = common::alloc::allocations_while(|| publish(WARM_UP..WARM_UP + MEASURED));
     let stats = bus.shutdown();
     let want = (WARM_UP + MEASURED) * SUBSCRIBERS as u64;
     assert_eq!(delivered.load(Ordering::SeqCst) + stats.dropped, want, "{}: deliveries lost or duplicated", S::NAME);

@@ -6,17 +6,18 @@
 //! Test names read `<bus>::<test>`, so `cargo test --test conformance ring::`
 //! runs one bus. `BUSLAB_STRESS=N` multiplies the stress loops (default 1).
 
-mod common;
+pub mod common;
 
 use buslab_impls::payload::{Payload, SmallEvent};
 use buslab_impls::{BusConfig, BusError, EventBus, Filter, Full, Strategy, SubscriptionId};
-use common::{Listener, Recorder, expect_ok, quiet_expected_panics, stress};
+use common::checks::{Bus, Dropped};
+use common::{
+    Gate, OpenOnDrop, Recorder, blocks, expect_ok, publish_concurrently, publish_range, stress, subscribed_recorders,
+};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
-
-type Bus<S> = <S as Strategy>::Bus<SmallEvent, Listener>;
 
 fn config(producers: usize, capacity: usize) -> BusConfig {
     BusConfig { producers, capacity, ..BusConfig::default() }
@@ -39,20 +40,11 @@ fn subscribe<S: Strategy>(bus: &Bus<S>, filter: Filter, rec: &Arc<Recorder>) -> 
     expect_ok(bus.subscribe(filter, rec.listener()), "subscribe")
 }
 
-fn publish_range<S: Strategy>(bus: &Bus<S>, producer: u32, seqs: std::ops::Range<u64>) {
-    for seq in seqs {
-        bus.publish(SmallEvent::make(producer, seq, 0));
-    }
-}
-
 fn exactly_once_in_order<S: Strategy>(subscribers: usize) {
     let events = 2_000 * stress();
     let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(events)));
-    let recs: Vec<_> = (0..subscribers).map(|_| Recorder::new()).collect();
-    for rec in &recs {
-        subscribe::<S>(&bus, Filter::All, rec);
-    }
-    publish_range::<S>(&bus, 0, 0..events);
+    let recs = subscribed_recorders(&bus, subscribers);
+    publish_range(&bus, 0, 0..events);
     bus.flush();
     for (i, rec) in recs.iter().enumerate() {
         rec.assert_exact(&format!("{} subscriber {i}", S::NAME), &[(0, 0..events)]);
@@ -73,20 +65,8 @@ fn several_producers<S: Strategy>() {
     let events = 3_000 * stress();
     let cfg = config(producers as usize, lossless_capacity::<S>(events * producers as u64));
     let bus = new_bus::<S>(&cfg);
-    let recs: Vec<_> = (0..16).map(|_| Recorder::new()).collect();
-    for rec in &recs {
-        subscribe::<S>(&bus, Filter::All, rec);
-    }
-    let start = Barrier::new(producers as usize);
-    thread::scope(|s| {
-        for p in 0..producers {
-            let (bus, start) = (&bus, &start);
-            s.spawn(move || {
-                start.wait();
-                publish_range::<S>(bus, p, 0..events);
-            });
-        }
-    });
+    let recs = subscribed_recorders(&bus, 16);
+    publish_concurrently(&bus, producers as usize, events, || ());
     bus.flush();
     let expected: Vec<_> = (0..producers).map(|p| (p, 0..events)).collect();
     for (i, rec) in recs.iter().enumerate() {
@@ -96,30 +76,7 @@ fn several_producers<S: Strategy>() {
 }
 
 fn unsubscribe_stops_delivery<S: Strategy>() {
-    let bus = new_bus::<S>(&config(1, 1024));
-    let (a, b) = (Recorder::new(), Recorder::new());
-    let id_a = subscribe::<S>(&bus, Filter::All, &a);
-    subscribe::<S>(&bus, Filter::All, &b);
-    publish_range::<S>(&bus, 0, 0..100);
-    bus.flush();
-    expect_ok(bus.unsubscribe(id_a), "unsubscribe");
-    publish_range::<S>(&bus, 0, 100..200);
-    bus.flush();
-    a.assert_exact(S::NAME, &[(0, 0..100)]);
-    b.assert_exact(S::NAME, &[(0, 0..200)]);
-    assert_eq!(
-        bus.unsubscribe(id_a),
-        Err(BusError::UnknownSubscription { bus: S::NAME, id: id_a }),
-        "{}: a second unsubscribe must say the subscription is unknown",
-        S::NAME
-    );
-    assert_eq!(
-        bus.unsubscribe(SubscriptionId(u64::MAX)),
-        Err(BusError::UnknownSubscription { bus: S::NAME, id: SubscriptionId(u64::MAX) })
-    );
-    bus.shutdown();
-    assert!(a.is_dropped() && b.is_dropped());
-    a.assert_no_violations(S::NAME);
+    common::checks::unsubscribe_stops_delivery::<S>(new_bus::<S>(&config(1, 1024)), Dropped::AtShutdown);
 }
 
 /// Unsubscribes while another thread publishes: no publish that started after
@@ -244,7 +201,7 @@ fn slow_subscriber<S: Strategy>() {
         bus.shutdown();
         return;
     }
-    let gate = common::Gate::new();
+    let gate = Gate::new();
     expect_ok(bus.subscribe(Filter::All, slow.gated_listener(gate.clone())), "subscribe");
     if caps.bounded {
         // Opens the gate however this test ends, so that a failed assertion
@@ -283,18 +240,9 @@ fn slow_subscriber<S: Strategy>() {
         };
         assert_eq!(refused.seq, seq, "{}: Full must hand back the very event", S::NAME);
         // A blocking publish must wait while the subscriber is stuck.
-        let blocked_done = AtomicBool::new(false);
-        thread::scope(|s| {
-            s.spawn(|| {
-                bus.publish(refused);
-                blocked_done.store(true, Ordering::SeqCst);
-            });
-            thread::sleep(Duration::from_millis(50));
-            let blocked = !blocked_done.load(Ordering::SeqCst);
-            gate.open();
-            assert!(blocked, "{}: publish must block while full", S::NAME);
-        });
-        publish_range::<S>(&bus, 0, seq + 1..total);
+        let blocked = blocks(|| bus.publish(refused), || gate.open());
+        assert!(blocked, "{}: publish must block while full", S::NAME);
+        publish_range(&bus, 0, seq + 1..total);
         bus.flush();
         fast.assert_exact(S::NAME, &[(0, 0..total)]);
         slow.assert_exact(S::NAME, &[(0, 0..total)]);
@@ -302,7 +250,7 @@ fn slow_subscriber<S: Strategy>() {
     } else {
         // Unbounded or lossy: publish never blocks.
         let start = Instant::now();
-        publish_range::<S>(&bus, 0, 0..total);
+        publish_range(&bus, 0, 0..total);
         assert!(start.elapsed() < Duration::from_secs(5), "{}: publish must not block", S::NAME);
         gate.open();
         bus.flush();
@@ -316,15 +264,6 @@ fn slow_subscriber<S: Strategy>() {
         fast.assert_increasing(S::NAME);
     }
     bus.shutdown();
-}
-
-/// Opens a gate when dropped.
-struct OpenOnDrop(Arc<common::Gate>);
-
-impl Drop for OpenOnDrop {
-    fn drop(&mut self) {
-        self.0.open();
-    }
 }
 
 fn try_publish_when_room<S: Strategy>() {
@@ -344,89 +283,22 @@ fn try_publish_when_room<S: Strategy>() {
 fn shutdown_delivers_and_joins<S: Strategy>() {
     let total = 1_000 * stress();
     let bus = new_bus::<S>(&config(1, lossless_capacity::<S>(total).min(64)));
-    let recs: Vec<_> = (0..4).map(|_| Recorder::new()).collect();
-    for rec in &recs {
-        expect_ok(bus.subscribe(Filter::All, rec.slow_listener(Duration::from_micros(5))), "subscribe");
-    }
-    publish_range::<S>(&bus, 0, 0..total);
-    let stats = bus.shutdown();
-    for (i, rec) in recs.iter().enumerate() {
-        let what = format!("{} subscriber {i}", S::NAME);
-        if S::CAPABILITIES.lossy {
-            rec.assert_increasing(&what);
-        } else {
-            rec.assert_exact(&what, &[(0, 0..total)]);
-        }
-        assert!(rec.is_dropped(), "{what}: listener not dropped by shutdown");
-        assert_eq!(rec.live_threads(), 0, "{what}: a thread that ran this listener outlived shutdown");
-    }
-    if S::CAPABILITIES.lossy {
-        let delivered: u64 = recs.iter().map(|r| r.count()).sum();
-        assert_eq!(delivered + stats.dropped, 4 * total, "{}: lost deliveries must be counted", S::NAME);
-    }
+    let slow = |rec: &Arc<Recorder>| rec.slow_listener(Duration::from_micros(5));
+    common::checks::shutdown_delivers_and_joins::<S>(bus, total, true, S::CAPABILITIES.lossy, slow);
 }
 
 /// Dropping a bus without `shutdown` also delivers and joins.
 fn drop_joins<S: Strategy>() {
     let bus = new_bus::<S>(&config(1, 1024));
-    let rec = Recorder::new();
-    subscribe::<S>(&bus, Filter::All, &rec);
-    publish_range::<S>(&bus, 0, 0..100);
-    drop(bus);
-    rec.assert_exact(S::NAME, &[(0, 0..100)]);
-    assert!(rec.is_dropped());
-    assert_eq!(rec.live_threads(), 0, "{}: a bus thread outlived drop", S::NAME);
+    common::checks::shutdown_delivers_and_joins::<S>(bus, 100, false, false, |rec| rec.listener());
 }
 
 fn panicking_listener_is_isolated<S: Strategy>() {
-    quiet_expected_panics();
-    let total = 300;
-    let bus = new_bus::<S>(&config(1, 1024));
-    let (before, panicky, after) = (Recorder::new(), Recorder::new(), Recorder::new());
-    subscribe::<S>(&bus, Filter::All, &before);
-    expect_ok(bus.subscribe(Filter::All, panicky.panicking_listener(3)), "subscribe");
-    subscribe::<S>(&bus, Filter::All, &after);
-    publish_range::<S>(&bus, 0, 0..total);
-    bus.flush();
-    before.assert_exact(S::NAME, &[(0, 0..total)]);
-    after.assert_exact(S::NAME, &[(0, 0..total)]);
-    assert_eq!(panicky.count(), total, "{}: the panicking listener stays subscribed", S::NAME);
-    assert_eq!(bus.stats().listener_panics, total / 3, "{}: every caught panic is counted", S::NAME);
-    bus.shutdown();
+    common::checks::a_panicking_listener_is_isolated_and_counted::<S>(new_bus::<S>(&config(1, 1024)));
 }
 
 fn filters_route_by_topic<S: Strategy>() {
-    let topics = 4u16;
-    let per_topic = 250u64;
-    let cfg = BusConfig { topics: topics as usize, ..config(1, 1024) };
-    let bus = new_bus::<S>(&cfg);
-    let all = Recorder::new();
-    subscribe::<S>(&bus, Filter::All, &all);
-    let by_topic: Vec<_> = (0..topics)
-        .map(|t| {
-            let rec = Recorder::new();
-            subscribe::<S>(&bus, Filter::Topic(t), &rec);
-            rec
-        })
-        .collect();
-    // Producer id = topic, so each topic's stream is gap-free on its own.
-    for seq in 0..per_topic {
-        for t in 0..topics {
-            bus.publish(SmallEvent::make(u32::from(t), seq, t));
-        }
-    }
-    bus.flush();
-    for (t, rec) in by_topic.iter().enumerate() {
-        rec.assert_exact(&format!("{} topic {t}", S::NAME), &[(t as u32, 0..per_topic)]);
-    }
-    let expected: Vec<_> = (0..topics).map(|t| (u32::from(t), 0..per_topic)).collect();
-    all.assert_exact(S::NAME, &expected);
-    assert!(
-        matches!(bus.subscribe(Filter::Topic(topics), Recorder::new().listener()), Err(BusError::UnknownTopic { .. })),
-        "{}: a filter outside 0..topics is refused",
-        S::NAME
-    );
-    bus.shutdown();
+    common::checks::filters_route_by_topic::<S>(new_bus::<S>(&BusConfig { topics: 4, ..config(1, 1024) }));
 }
 
 fn subscriber_limit_is_enforced<S: Strategy>() {
@@ -457,11 +329,11 @@ fn late_subscribe<S: Strategy>() {
     let (early, gone, late) = (Recorder::new(), Recorder::new(), Recorder::new());
     subscribe::<S>(&bus, Filter::All, &early);
     let id_gone = subscribe::<S>(&bus, Filter::All, &gone);
-    publish_range::<S>(&bus, 0, 0..100);
+    publish_range(&bus, 0, 0..100);
     bus.flush();
     let late_result = bus.subscribe(Filter::All, late.listener());
     expect_ok(bus.unsubscribe(id_gone), "unsubscribe after the first publish");
-    publish_range::<S>(&bus, 0, 100..200);
+    publish_range(&bus, 0, 100..200);
     bus.flush();
     early.assert_exact(S::NAME, &[(0, 0..200)]);
     gone.assert_exact(S::NAME, &[(0, 0..100)]);
@@ -502,7 +374,7 @@ fn stress_churn<S: Strategy>() {
         let publishers: Vec<_> = (0..producers)
             .map(|p| {
                 let bus = &bus;
-                s.spawn(move || publish_range::<S>(bus, p, 0..events))
+                s.spawn(move || publish_range(bus, p, 0..events))
             })
             .collect();
         s.spawn(|| {

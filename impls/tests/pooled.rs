@@ -5,81 +5,29 @@
 //!
 //! `BUSLAB_STRESS=N` multiplies the stress loops (default 1).
 
+pub mod common;
+
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
 use buslab_impls::pooled::{Pooled, PooledBus};
 use buslab_impls::{BusConfig, BusError, Event, EventBus, Filter, Full, Strategy, SubscriptionId, WaitStrategy};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Condvar, Mutex};
+use common::alloc::{count_this_thread, counted};
+use common::{
+    Boxed, Gate, Recorder, blocks, checks, on_producer_threads, publish_range, publish_until, stress,
+    subscribed_recorders,
+};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-// ---------------------------------------------------------------------------
-// Counting allocator: counts allocations made on threads that opted in.
-// ---------------------------------------------------------------------------
-
-/// Wraps `System`, counting `alloc`, `alloc_zeroed` and `realloc` calls made
-/// on threads whose `COUNTED` flag is set (the measuring producer and, from
-/// their first listener call on, the bus's workers), so that other tests
-/// running in parallel do not disturb the count.
-struct CountingAlloc;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn count_allocation() {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is forwarded unchanged to `System`; counting touches no
-// heap memory (a const-initialised thread-local `Cell` and an atomic).
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
+/// Counts allocations on the threads that opt in: the measuring producer
+/// and, from their first listener call on, the bus's workers, so that other
+/// tests running in parallel do not disturb the count.
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: common::alloc::CountingAlloc = common::alloc::CountingAlloc;
 
-/// Marks the current thread as counted (or not).
-fn count_this_thread(on: bool) {
-    COUNTED.with(|c| c.set(on));
-}
-
-// ---------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------
-
-type Boxed<E> = Box<dyn Fn(&E) + Send + Sync>;
 type Bus<E = SmallEvent> = PooledBus<E, Boxed<E>>;
-
-fn stress() -> u64 {
-    std::env::var("BUSLAB_STRESS").ok().and_then(|s| s.parse().ok()).filter(|&n| n >= 1).unwrap_or(1)
-}
 
 fn config(capacity: usize, max_threads: usize) -> BusConfig {
     BusConfig { capacity, max_threads, producers: 2, ..BusConfig::default() }
@@ -89,176 +37,6 @@ fn new_bus<E: Event>(cfg: &BusConfig) -> Bus<E> {
     Bus::<E>::new(cfg).expect("a valid configuration")
 }
 
-fn mix(seq: u64) -> u64 {
-    let mut x = seq.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
-fn checksum(range: std::ops::Range<u64>) -> u64 {
-    range.fold(0, |acc, s| acc.wrapping_add(mix(s)))
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Stream {
-    first: u64,
-    next: u64,
-    count: u64,
-    sum: u64,
-}
-
-/// What one subscriber received: per producer, first seq, count and
-/// checksum; any gap, reorder or duplicate, and any call after the listener
-/// was dropped, is a violation.
-#[derive(Default)]
-struct Recorder {
-    streams: Mutex<BTreeMap<u32, Stream>>,
-    violations: Mutex<Vec<String>>,
-    calls: AtomicU64,
-    dropped: AtomicBool,
-    threads: Mutex<HashSet<thread::ThreadId>>,
-}
-
-/// Sets the recorder's `dropped` flag when the listener owning it is dropped.
-struct DropFlag(Arc<Recorder>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.dropped.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Recorder {
-    fn new() -> Arc<Recorder> {
-        Arc::new(Recorder::default())
-    }
-
-    fn record<E: Payload>(&self, event: &E) {
-        if self.dropped.load(Ordering::SeqCst) {
-            self.violation(format!("called after drop (seq {})", event.seq()));
-        }
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.threads.lock().expect("not poisoned").insert(thread::current().id());
-        let mut streams = self.streams.lock().expect("not poisoned");
-        let s = streams.entry(event.producer()).or_insert(Stream {
-            first: event.seq(),
-            next: event.seq(),
-            count: 0,
-            sum: 0,
-        });
-        let expected = s.next;
-        s.next = event.seq() + 1;
-        s.count += 1;
-        s.sum = s.sum.wrapping_add(mix(event.seq()));
-        drop(streams);
-        if event.seq() != expected {
-            self.violation(format!("producer {}: expected seq {expected}, got {}", event.producer(), event.seq()));
-        }
-    }
-
-    fn violation(&self, text: String) {
-        self.violations.lock().expect("not poisoned").push(text);
-    }
-
-    fn listener<E: Payload>(self: &Arc<Self>) -> Boxed<E> {
-        let flag = DropFlag(self.clone());
-        Box::new(move |e: &E| flag.0.record(e))
-    }
-
-    fn gated_listener<E: Payload>(self: &Arc<Self>, gate: Arc<Gate>) -> Boxed<E> {
-        let flag = DropFlag(self.clone());
-        Box::new(move |e: &E| {
-            gate.wait();
-            flag.0.record(e)
-        })
-    }
-
-    fn is_dropped(&self) -> bool {
-        self.dropped.load(Ordering::SeqCst)
-    }
-
-    fn last_seq(&self, producer: u32) -> Option<u64> {
-        let streams = self.streams.lock().expect("not poisoned");
-        streams.get(&producer).map(|s| s.next - 1)
-    }
-
-    #[track_caller]
-    fn assert_no_violations(&self, what: &str) {
-        let v = self.violations.lock().expect("not poisoned");
-        assert!(v.is_empty(), "{what}: {} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
-    }
-
-    /// Exactly `expected` per producer, in order, once each.
-    #[track_caller]
-    fn assert_exact(&self, what: &str, expected: &[(u32, std::ops::Range<u64>)]) {
-        self.assert_no_violations(what);
-        let streams = self.streams.lock().expect("not poisoned");
-        for (producer, range) in expected {
-            let want = (range.start, range.end - range.start, checksum(range.clone()));
-            let got = streams.get(producer).map(|s| (s.first, s.count, s.sum));
-            if want.1 == 0 {
-                assert!(got.is_none(), "{what}: producer {producer}: expected nothing");
-            } else {
-                assert_eq!(got, Some(want), "{what}: producer {producer}, {range:?}");
-            }
-        }
-        assert_eq!(
-            streams.len(),
-            expected.iter().filter(|(_, r)| !r.is_empty()).count(),
-            "{what}: events from an unexpected producer"
-        );
-    }
-}
-
-/// A gate listeners block on until the test opens it.
-#[derive(Default)]
-struct Gate {
-    open: Mutex<bool>,
-    cv: Condvar,
-}
-
-impl Gate {
-    fn new() -> Arc<Gate> {
-        Arc::new(Gate::default())
-    }
-    fn wait(&self) {
-        let mut open = self.open.lock().expect("not poisoned");
-        while !*open {
-            open = self.cv.wait(open).expect("not poisoned");
-        }
-    }
-    fn open(&self) {
-        *self.open.lock().expect("not poisoned") = true;
-        self.cv.notify_all();
-    }
-}
-
-fn publish_range<E: Payload>(bus: &Bus<E>, producer: u32, seqs: std::ops::Range<u64>) {
-    for seq in seqs {
-        bus.publish(E::make(producer, seq, 0));
-    }
-}
-
-/// Silences the panic messages of listeners that panic on purpose.
-fn quiet_expected_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let text = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !text.contains("expected in this test") {
-                previous(info);
-            }
-        }));
-    });
-}
-
 // ---------------------------------------------------------------------------
 // Delivery and ordering
 // ---------------------------------------------------------------------------
@@ -266,10 +44,7 @@ fn quiet_expected_panics() {
 fn exactly_once_in_order(subscribers: usize, max_threads: usize) {
     let events = 2_000 * stress();
     let bus = new_bus::<SmallEvent>(&config(64, max_threads));
-    let recs: Vec<_> = (0..subscribers).map(|_| Recorder::new()).collect();
-    for rec in &recs {
-        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
-    }
+    let recs = subscribed_recorders(&bus, subscribers);
     publish_range(&bus, 0, 0..events);
     bus.flush();
     for (i, rec) in recs.iter().enumerate() {
@@ -314,37 +89,26 @@ fn several_producers_keep_per_producer_order_on_every_shard() {
     let recs: Vec<_> = (0..16).map(|_| Recorder::new()).collect();
     let corrupt = Arc::new(AtomicU64::new(0));
     for rec in &recs {
-        let (rec, corrupt) = (rec.clone(), corrupt.clone());
-        let flag = DropFlag(rec.clone());
-        bus.subscribe(
-            Filter::All,
-            Box::new(move |e: &HeavyEvent| {
-                if *e != HeavyEvent::make(e.producer, e.seq, 0) {
-                    corrupt.fetch_add(1, Ordering::Relaxed);
-                }
-                flag.0.record(e);
-            }),
-        )
-        .expect("subscribe");
+        let corrupt = corrupt.clone();
+        let listener = rec.listener_with(move |e: &HeavyEvent| {
+            if *e != HeavyEvent::make(e.producer, e.seq, 0) {
+                corrupt.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        bus.subscribe(Filter::All, listener).expect("subscribe");
     }
-    let start = Barrier::new(producers as usize);
-    thread::scope(|s| {
-        for p in 0..producers {
-            let (bus, start) = (&bus, &start);
-            s.spawn(move || {
-                start.wait();
-                for seq in 0..events {
-                    // Alternate the three publish paths.
-                    let event = HeavyEvent::make(p, seq, 0);
-                    match seq % 3 {
-                        0 => bus.publish(event),
-                        1 => bus.publish_clone(&event),
-                        _ => bus.publish_batch(std::slice::from_ref(&event)),
-                    }
-                }
-            });
+    let publish = |bus: &Bus<HeavyEvent>, p: u32| {
+        for seq in 0..events {
+            // Alternate the three publish paths.
+            let event = HeavyEvent::make(p, seq, 0);
+            match seq % 3 {
+                0 => bus.publish(event),
+                1 => bus.publish_clone(&event),
+                _ => bus.publish_batch(std::slice::from_ref(&event)),
+            }
         }
-    });
+    };
+    on_producer_threads(&bus, producers as usize, publish, || ());
     bus.flush();
     let expected: Vec<_> = (0..producers).map(|p| (p, 0..events)).collect();
     for (i, rec) in recs.iter().enumerate() {
@@ -357,10 +121,7 @@ fn several_producers_keep_per_producer_order_on_every_shard() {
 #[test]
 fn publish_batch_delivers_in_order() {
     let bus = new_bus::<SmallEvent>(&config(16, 2));
-    let recs: Vec<_> = (0..3).map(|_| Recorder::new()).collect();
-    for rec in &recs {
-        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
-    }
+    let recs = subscribed_recorders(&bus, 3);
     // Batches longer than the pool: the producer must wake the workers
     // before it waits for envelopes.
     let events: Vec<_> = (0..100).map(|s| SmallEvent::make(0, s, 0)).collect();
@@ -375,29 +136,7 @@ fn publish_batch_delivers_in_order() {
 
 #[test]
 fn filters_are_checked_at_delivery() {
-    let topics = 4u16;
-    let bus = new_bus::<SmallEvent>(&BusConfig { topics: usize::from(topics), ..config(64, 2) });
-    let all = Recorder::new();
-    bus.subscribe(Filter::All, all.listener()).expect("subscribe");
-    let by_topic: Vec<_> = (0..topics)
-        .map(|t| {
-            let rec = Recorder::new();
-            bus.subscribe(Filter::Topic(t), rec.listener()).expect("subscribe");
-            rec
-        })
-        .collect();
-    for seq in 0..200 {
-        for t in 0..topics {
-            bus.publish(SmallEvent::make(u32::from(t), seq, t));
-        }
-    }
-    bus.flush();
-    for (t, rec) in by_topic.iter().enumerate() {
-        rec.assert_exact(&format!("topic {t}"), &[(t as u32, 0..200)]);
-    }
-    let expected: Vec<_> = (0..topics).map(|t| (u32::from(t), 0..200)).collect();
-    all.assert_exact("all", &expected);
-    assert!(matches!(bus.subscribe(Filter::Topic(topics), all.listener()), Err(BusError::UnknownTopic { .. })));
+    checks::filters_route_by_topic::<Pooled>(new_bus(&BusConfig { topics: 4, ..config(64, 2) }));
 }
 
 // ---------------------------------------------------------------------------
@@ -406,25 +145,7 @@ fn filters_are_checked_at_delivery() {
 
 #[test]
 fn unsubscribe_stops_delivery_and_drops_the_listener() {
-    let bus = new_bus::<SmallEvent>(&config(64, 2));
-    let (a, b) = (Recorder::new(), Recorder::new());
-    let id_a = bus.subscribe(Filter::All, a.listener()).expect("subscribe");
-    bus.subscribe(Filter::All, b.listener()).expect("subscribe");
-    publish_range(&bus, 0, 0..100);
-    bus.flush();
-    bus.unsubscribe(id_a).expect("unsubscribe");
-    // The worker drops its old snapshot (and the listener) when it wakes.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !a.is_dropped() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(1));
-    }
-    assert!(a.is_dropped(), "an unsubscribed listener is dropped promptly");
-    publish_range(&bus, 0, 100..200);
-    bus.flush();
-    a.assert_exact("a", &[(0, 0..100)]);
-    b.assert_exact("b", &[(0, 0..200)]);
-    assert_eq!(bus.unsubscribe(id_a), Err(BusError::UnknownSubscription { bus: "pooled", id: id_a }));
-    assert!(matches!(bus.unsubscribe(SubscriptionId(u64::MAX)), Err(BusError::UnknownSubscription { .. })));
+    checks::unsubscribe_stops_delivery::<Pooled>(new_bus(&config(64, 2)), checks::Dropped::Soon);
 }
 
 /// No publish that starts after `unsubscribe` returned reaches the listener,
@@ -546,10 +267,10 @@ fn listeners_may_change_subscriptions_from_inside() {
         .expect("subscribe")
     };
     *own_id.lock().expect("not poisoned") = Some(id);
-    publish_range(&bus, 0, 0..11);
+    publish_range(&*bus, 0, 0..11);
     bus.flush();
     // Published after the listener's unsubscribe and subscribe returned.
-    publish_range(&bus, 0, 11..100);
+    publish_range(&*bus, 0, 11..100);
     bus.flush();
     assert_eq!(calls.load(Ordering::SeqCst), 11, "seq 0..=10, then gone");
     added.assert_exact("added", &[(0, 11..100)]);
@@ -582,16 +303,7 @@ fn a_stuck_subscriber_exhausts_the_pool_and_loses_nothing() {
     };
     assert_eq!(seq, capacity as u64, "refused exactly when every envelope is out");
     assert_eq!(refused.seq, seq, "Full hands back the very event");
-    let blocked_done = AtomicBool::new(false);
-    thread::scope(|s| {
-        s.spawn(|| {
-            bus.publish(refused);
-            blocked_done.store(true, Ordering::SeqCst);
-        });
-        thread::sleep(Duration::from_millis(50));
-        assert!(!blocked_done.load(Ordering::SeqCst), "publish blocks");
-        gate.open();
-    });
+    assert!(blocks(|| bus.publish(refused), || gate.open()), "publish blocks");
     publish_range(&bus, 0, seq + 1..400);
     bus.flush();
     fast.assert_exact("fast", &[(0, 0..400)]);
@@ -638,16 +350,7 @@ fn flush_waits_for_every_earlier_event() {
     bus.subscribe(Filter::All, gated.gated_listener(gate.clone())).expect("subscribe");
     bus.subscribe(Filter::All, free.listener()).expect("subscribe");
     publish_range(&bus, 0, 0..20);
-    let flushed = AtomicBool::new(false);
-    thread::scope(|s| {
-        s.spawn(|| {
-            bus.flush();
-            flushed.store(true, Ordering::SeqCst);
-        });
-        thread::sleep(Duration::from_millis(50));
-        assert!(!flushed.load(Ordering::SeqCst), "flush waits for the gate");
-        gate.open();
-    });
+    assert!(blocks(|| bus.flush(), || gate.open()), "flush waits for the gate");
     gated.assert_exact("gated", &[(0, 0..20)]);
     free.assert_exact("free", &[(0, 0..20)]);
     // With nothing in flight flush returns at once.
@@ -659,21 +362,11 @@ fn flush_waits_for_every_earlier_event() {
 #[test]
 fn flush_is_not_starved_by_a_busy_producer() {
     let bus = new_bus::<SmallEvent>(&config(16, 2));
-    let recs: Vec<_> = (0..3).map(|_| Recorder::new()).collect();
-    for rec in &recs {
-        bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
-    }
+    let recs = subscribed_recorders(&bus, 3);
     let published = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
     thread::scope(|s| {
-        s.spawn(|| {
-            let mut seq = 0;
-            while !stop.load(Ordering::Relaxed) {
-                bus.publish(SmallEvent::make(0, seq, 0));
-                seq += 1;
-                published.store(seq, Ordering::SeqCst);
-            }
-        });
+        s.spawn(|| publish_until(&bus, &stop, &published, false));
         for _ in 0..50 * stress() {
             let before = published.load(Ordering::SeqCst);
             bus.flush();
@@ -694,96 +387,28 @@ fn flush_is_not_starved_by_a_busy_producer() {
 #[test]
 fn shutdown_delivers_everything_and_joins() {
     let total = 1_000 * stress();
-    let bus = new_bus::<SmallEvent>(&config(16, 2));
-    let recs: Vec<_> = (0..4).map(|_| Recorder::new()).collect();
-    let alive = Arc::new(AtomicUsize::new(0));
-    thread_local! {
-        static GUARD: std::cell::RefCell<Option<ExitGuard>> = const { std::cell::RefCell::new(None) };
-    }
-    struct ExitGuard(Arc<AtomicUsize>);
-    impl Drop for ExitGuard {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
-    }
-    for rec in &recs {
-        let (flag, alive) = (DropFlag(rec.clone()), alive.clone());
-        bus.subscribe(
-            Filter::All,
-            Box::new(move |e: &SmallEvent| {
-                GUARD.with(|g| {
-                    let mut g = g.borrow_mut();
-                    if g.is_none() {
-                        alive.fetch_add(1, Ordering::SeqCst);
-                        *g = Some(ExitGuard(alive.clone()));
-                    }
-                });
-                thread::sleep(Duration::from_micros(20));
-                flag.0.record(e);
-            }),
-        )
-        .expect("subscribe");
-    }
-    publish_range(&bus, 0, 0..total);
-    let stats = bus.shutdown();
-    assert_eq!(stats, Default::default());
-    for rec in &recs {
-        rec.assert_exact("after shutdown", &[(0, 0..total)]);
-        assert!(rec.is_dropped());
-    }
-    assert_eq!(alive.load(Ordering::SeqCst), 0, "every worker was joined");
+    let pause = |rec: &Arc<Recorder>| rec.listener_with(|_| thread::sleep(Duration::from_micros(20)));
+    checks::shutdown_delivers_and_joins::<Pooled>(new_bus(&config(16, 2)), total, true, false, pause);
 }
 
 #[test]
 fn drop_delivers_everything() {
-    let bus = new_bus::<SmallEvent>(&config(8, 2));
-    let rec = Recorder::new();
-    bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
-    publish_range(&bus, 0, 0..100);
-    drop(bus);
-    rec.assert_exact("after drop", &[(0, 0..100)]);
-    assert!(rec.is_dropped());
+    checks::shutdown_delivers_and_joins::<Pooled>(new_bus(&config(8, 2)), 100, false, false, |rec| rec.listener());
 }
 
 #[test]
 fn a_panicking_listener_is_isolated_and_counted() {
-    quiet_expected_panics();
-    let total = 300;
-    let bus = new_bus::<SmallEvent>(&config(16, 2));
-    let (before, panicky, after) = (Recorder::new(), Recorder::new(), Recorder::new());
-    bus.subscribe(Filter::All, before.listener()).expect("subscribe");
-    let flag = DropFlag(panicky.clone());
-    bus.subscribe(
-        Filter::All,
-        Box::new(move |e: &SmallEvent| {
-            flag.0.record(e);
-            if e.seq % 3 == 2 {
-                panic!("listener panics on seq {} (expected in this test)", e.seq);
-            }
-        }),
-    )
-    .expect("subscribe");
-    bus.subscribe(Filter::All, after.listener()).expect("subscribe");
-    publish_range(&bus, 0, 0..total);
-    bus.flush();
-    before.assert_exact("before", &[(0, 0..total)]);
-    after.assert_exact("after", &[(0, 0..total)]);
-    panicky.assert_exact("panicky", &[(0, 0..total)]);
-    assert_eq!(bus.stats().listener_panics, total / 3);
-    assert_eq!(bus.shutdown().listener_panics, total / 3);
+    checks::a_panicking_listener_is_isolated_and_counted::<Pooled>(new_bus(&config(16, 2)));
 }
 
 #[test]
 fn never_more_threads_than_max_threads() {
     for max_threads in [1, 3] {
         let bus = new_bus::<SmallEvent>(&config(64, max_threads));
-        let recs: Vec<_> = (0..10).map(|_| Recorder::new()).collect();
-        for rec in &recs {
-            bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
-        }
+        let recs = subscribed_recorders(&bus, 10);
         publish_range(&bus, 0, 0..50);
         bus.flush();
-        let threads: HashSet<_> = recs.iter().flat_map(|r| r.threads.lock().expect("not poisoned").clone()).collect();
+        let threads: HashSet<_> = recs.iter().flat_map(|r| r.threads()).collect();
         assert_eq!(threads.len(), max_threads, "subscribers spread over every worker");
         assert!(!threads.contains(&thread::current().id()));
     }
@@ -808,10 +433,7 @@ fn invalid_configurations_are_refused() {
 fn every_wait_strategy_delivers() {
     for wait in WaitStrategy::ALL {
         let bus = new_bus::<SmallEvent>(&BusConfig { wait, ..config(4, 2) });
-        let recs: Vec<_> = (0..2).map(|_| Recorder::new()).collect();
-        for rec in &recs {
-            bus.subscribe(Filter::All, rec.listener()).expect("subscribe");
-        }
+        let recs = subscribed_recorders(&bus, 2);
         publish_range(&bus, 0, 0..500);
         bus.flush();
         for rec in &recs {
@@ -858,16 +480,22 @@ fn allocations_at_steady_state<E: Payload>(
     }
     bus.flush();
     count_this_thread(true);
-    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    let before = counted();
     for seq in warm_up..warm_up + events {
         publish(&bus, &mut template, seq);
     }
     bus.flush();
-    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    let after = counted();
     count_this_thread(false);
     let odd = |n: u64| n / 2;
     assert_eq!(received.load(Ordering::Relaxed), subscribers as u64 * odd(warm_up + events), "every event delivered");
     after - before
+}
+
+/// Publishes a copy of `template` renumbered `seq`.
+fn publish_clone_of<E: Payload>(bus: &Bus<E>, template: &mut E, seq: u64) {
+    template.set_seq(seq);
+    bus.publish_clone(template);
 }
 
 #[test]
@@ -885,29 +513,11 @@ fn zero_allocations_per_event_at_steady_state() {
                 ),
                 (
                     "SmallEvent via publish_clone",
-                    allocations_at_steady_state::<SmallEvent>(
-                        false,
-                        subscribers,
-                        capacity,
-                        events,
-                        |bus, template, seq| {
-                            template.set_seq(seq);
-                            bus.publish_clone(template);
-                        },
-                    ),
+                    allocations_at_steady_state::<SmallEvent>(false, subscribers, capacity, events, publish_clone_of),
                 ),
                 (
                     "HeavyEvent via publish_clone",
-                    allocations_at_steady_state::<HeavyEvent>(
-                        false,
-                        subscribers,
-                        capacity,
-                        events,
-                        |bus, template, seq| {
-                            template.set_seq(seq);
-                            bus.publish_clone(template);
-                        },
-                    ),
+                    allocations_at_steady_state::<HeavyEvent>(false, subscribers, capacity, events, publish_clone_of),
                 ),
             ];
             for (what, allocations) in cases {

@@ -1,16 +1,33 @@
 //! Test support shared by the conformance suite and the per-bus tests:
-//! recording listeners that check count, checksum and per-producer order.
-#![allow(dead_code)]
+//! listeners that check what they receive ([`Recorder`] in full, [`Tally`]
+//! lock-free for long runs), a [`Gate`] to hold listeners back, publishing
+//! helpers, test bodies several per-bus files run on their own bus
+//! ([`checks`]), and a counting global allocator ([`alloc`]).
+//!
+//! Each test file includes it as `pub mod common;`: its items are then
+//! public items of that test binary, so a helper one binary does not use is
+//! not dead code there, while a private helper nobody uses still is.
+
+pub mod alloc;
+pub mod checks;
+mod recorder;
+mod tally;
+
+pub use recorder::Recorder;
+pub use tally::{Tally, seq_sum};
 
 use buslab_impls::payload::{Payload, SmallEvent};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use buslab_impls::{EventBus, Filter};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Barrier, Condvar, Mutex, Once};
+use std::thread;
+use std::time::Duration;
+
+/// A boxed closure listener for events `E`.
+pub type Boxed<E> = Box<dyn Fn(&E) + Send + Sync>;
 
 /// The listener type the generic tests use.
-pub type Listener = Box<dyn Fn(&SmallEvent) + Send + Sync>;
+pub type Listener = Boxed<SmallEvent>;
 
 /// The stress multiplier from `BUSLAB_STRESS` (default 1).
 pub fn stress() -> u64 {
@@ -42,15 +59,6 @@ pub fn quiet_expected_panics() {
     });
 }
 
-/// One producer's stream as one subscriber saw it.
-#[derive(Clone, Debug)]
-struct Stream {
-    first: u64,
-    next: u64,
-    count: u64,
-    checksum: u64,
-}
-
 /// A mix of the sequence number, so that the checksum catches substitutions
 /// that a plain sum would not.
 pub fn mix(seq: u64) -> u64 {
@@ -60,214 +68,142 @@ pub fn mix(seq: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// What one subscriber received, checked as it arrives.
-#[derive(Default)]
-pub struct Recorder {
-    streams: Mutex<BTreeMap<u32, Stream>>,
-    violations: Mutex<Vec<String>>,
-    calls: AtomicU64,
-    dropped: AtomicBool,
-    live_threads: AtomicUsize,
-    publisher_thread: Mutex<Option<std::thread::ThreadId>>,
+/// Publishes `producer`'s events `seqs` in order (topic 0).
+pub fn publish_range<B: EventBus<Event: Payload>>(bus: &B, producer: u32, seqs: std::ops::Range<u64>) {
+    for seq in seqs {
+        bus.publish(B::Event::make(producer, seq, 0));
+    }
 }
 
-thread_local! {
-    /// Recorders whose listener ran on this thread; their live-thread count
-    /// is decremented when the thread exits (so a test can tell whether every
-    /// bus thread was joined).
-    static SEEN: RefCell<ThreadGuard> = RefCell::new(ThreadGuard::default());
-}
-
-#[derive(Default)]
-struct ThreadGuard(Vec<Arc<Recorder>>);
-
-impl Drop for ThreadGuard {
-    fn drop(&mut self) {
-        for rec in self.0.drain(..) {
-            rec.live_threads.fetch_sub(1, Ordering::SeqCst);
+/// Runs `publish(bus, p)` on a thread of its own for each producer `p` in
+/// `0..producers`, all released at once (a barrier), while this thread
+/// runs `meanwhile`; returns when all have finished.
+pub fn on_producer_threads<B: EventBus>(
+    bus: &B,
+    producers: usize,
+    publish: impl Fn(&B, u32) + Sync,
+    meanwhile: impl FnOnce(),
+) {
+    let start = Barrier::new(producers);
+    thread::scope(|s| {
+        for p in 0..producers as u32 {
+            let (start, publish) = (&start, &publish);
+            s.spawn(move || {
+                start.wait();
+                publish(bus, p)
+            });
         }
-    }
+        meanwhile();
+    });
 }
 
-/// Sets the recorder's `dropped` flag when the listener owning it is dropped.
-struct DropFlag(Arc<Recorder>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.dropped.store(true, Ordering::SeqCst);
-    }
+/// Publishes seqs `0..events` from each of `producers` threads (producer
+/// ids `0..producers`, see [`on_producer_threads`]) while this thread runs
+/// `meanwhile`.
+pub fn publish_concurrently<B: EventBus<Event: Payload>>(
+    bus: &B,
+    producers: usize,
+    events: u64,
+    meanwhile: impl FnOnce(),
+) {
+    on_producer_threads(bus, producers, |bus, p| publish_range(bus, p, 0..events), meanwhile);
 }
 
-impl Recorder {
-    /// A fresh recorder.
-    pub fn new() -> Arc<Recorder> {
-        let rec = Arc::new(Recorder::default());
-        *rec.publisher_thread.lock().expect("not poisoned") = Some(std::thread::current().id());
-        rec
-    }
-
-    fn violation(&self, text: String) {
-        self.violations.lock().expect("not poisoned").push(text);
-    }
-
-    /// Records one delivery.
-    pub fn record(self: &Arc<Self>, event: &SmallEvent) {
-        if self.dropped.load(Ordering::SeqCst) {
-            self.violation(format!("called after the listener was dropped (seq {})", event.seq));
-        }
-        self.track_thread();
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let mut streams = self.streams.lock().expect("not poisoned");
-        let stream = streams.entry(event.producer()).or_insert(Stream {
-            first: event.seq(),
-            next: event.seq(),
-            count: 0,
-            checksum: 0,
+/// Subscribes `n` listeners that count their deliveries into one counter;
+/// returns the counter.
+pub fn count_deliveries<B>(bus: &B, n: usize) -> Arc<AtomicU64>
+where
+    B: EventBus<Listener = Boxed<<B as EventBus>::Event>>,
+{
+    let delivered = Arc::new(AtomicU64::new(0));
+    for _ in 0..n {
+        let delivered = delivered.clone();
+        let listener = Box::new(move |_: &B::Event| {
+            delivered.fetch_add(1, Ordering::Relaxed);
         });
-        if event.seq() != stream.next {
-            let (expected, got, producer) = (stream.next, event.seq(), event.producer());
-            drop(streams);
-            self.violation(format!("producer {producer}: expected seq {expected}, got {got}"));
-            let mut streams = self.streams.lock().expect("not poisoned");
-            let stream = streams.get_mut(&producer).expect("inserted above");
-            stream.next = got + 1;
-            stream.count += 1;
-            stream.checksum = stream.checksum.wrapping_add(mix(got));
-            return;
-        }
-        stream.next += 1;
-        stream.count += 1;
-        stream.checksum = stream.checksum.wrapping_add(mix(event.seq()));
+        expect_ok(bus.subscribe(Filter::All, listener), "subscribe");
     }
+    delivered
+}
 
-    fn track_thread(self: &Arc<Self>) {
-        let me = std::thread::current().id();
-        if *self.publisher_thread.lock().expect("not poisoned") == Some(me) {
-            return;
-        }
-        SEEN.with(|seen| {
-            let mut seen = seen.borrow_mut();
-            if !seen.0.iter().any(|r| Arc::ptr_eq(r, self)) {
-                self.live_threads.fetch_add(1, Ordering::SeqCst);
-                seen.0.push(self.clone());
-            }
-        });
-    }
-
-    /// A listener recording into this recorder.
-    pub fn listener(self: &Arc<Self>) -> Listener {
-        let flag = DropFlag(self.clone());
-        Box::new(move |e: &SmallEvent| flag.0.record(e))
-    }
-
-    /// A listener that busy-waits `work` per event (simulated work).
-    pub fn slow_listener(self: &Arc<Self>, work: Duration) -> Listener {
-        let flag = DropFlag(self.clone());
-        Box::new(move |e: &SmallEvent| {
-            let start = Instant::now();
-            while start.elapsed() < work {
-                std::hint::spin_loop();
-            }
-            flag.0.record(e)
-        })
-    }
-
-    /// A listener that blocks on `gate` until it opens, then records.
-    pub fn gated_listener(self: &Arc<Self>, gate: Arc<Gate>) -> Listener {
-        let flag = DropFlag(self.clone());
-        Box::new(move |e: &SmallEvent| {
-            gate.wait();
-            flag.0.record(e)
-        })
-    }
-
-    /// A listener that records, then panics on every `every`-th seq (0, every, ...).
-    pub fn panicking_listener(self: &Arc<Self>, every: u64) -> Listener {
-        let flag = DropFlag(self.clone());
-        Box::new(move |e: &SmallEvent| {
-            flag.0.record(e);
-            if e.seq % every == every - 1 {
-                panic!("listener panics on seq {} (expected in this test)", e.seq);
-            }
-        })
-    }
-
-    /// Deliveries so far.
-    pub fn count(&self) -> u64 {
-        self.calls.load(Ordering::SeqCst)
-    }
-
-    /// Whether the listener has been dropped.
-    pub fn is_dropped(&self) -> bool {
-        self.dropped.load(Ordering::SeqCst)
-    }
-
-    /// Threads (other than the test's own) that ran the listener and have not
-    /// exited.
-    pub fn live_threads(&self) -> usize {
-        self.live_threads.load(Ordering::SeqCst)
-    }
-
-    /// The last seq received from `producer`.
-    pub fn last_seq(&self, producer: u32) -> Option<u64> {
-        let streams = self.streams.lock().expect("not poisoned");
-        streams.get(&producer).filter(|s| s.count > 0).map(|s| s.next - 1)
-    }
-
-    /// Panics with every violation recorded.
-    #[track_caller]
-    pub fn assert_no_violations(&self, what: &str) {
-        let v = self.violations.lock().expect("not poisoned");
-        assert!(v.is_empty(), "{what}: {} violations, first: {:?}", v.len(), &v[..v.len().min(5)]);
-    }
-
-    /// Each producer's stream is gap-free and duplicate-free (a contiguous
-    /// range, possibly empty).
-    #[track_caller]
-    pub fn assert_contiguous(&self, what: &str) {
-        self.assert_no_violations(what);
-    }
-
-    /// Each producer's seqs strictly increase (gaps allowed: lossy buses).
-    #[track_caller]
-    pub fn assert_increasing(&self, what: &str) {
-        let v = self.violations.lock().expect("not poisoned");
-        let bad: Vec<_> = v.iter().filter(|msg| !is_forward_gap(msg)).collect();
-        assert!(bad.is_empty(), "{what}: out of order or duplicated: {:?}", &bad[..bad.len().min(5)]);
-    }
-
-    /// Exactly the given range per producer, in order, once each: count,
-    /// checksum and order all match, and no other producer appeared.
-    #[track_caller]
-    pub fn assert_exact(&self, what: &str, expected: &[(u32, std::ops::Range<u64>)]) {
-        self.assert_no_violations(what);
-        let streams = self.streams.lock().expect("not poisoned");
-        for (producer, range) in expected {
-            let want_count = range.end - range.start;
-            let want_sum = range.clone().fold(0u64, |acc, s| acc.wrapping_add(mix(s)));
-            match streams.get(producer) {
-                None if want_count == 0 => {}
-                None => panic!("{what}: nothing from producer {producer}, expected {range:?}"),
-                Some(s) => {
-                    assert_eq!(
-                        (s.first, s.count, s.checksum),
-                        (range.start, want_count, want_sum),
-                        "{what}: producer {producer}: (first, count, checksum) differ from {range:?}"
-                    );
-                }
-            }
-        }
-        for producer in streams.keys() {
-            assert!(expected.iter().any(|(p, _)| p == producer), "{what}: unexpected events from producer {producer}");
+/// Publishes producer 0's seqs 0, 1, ... until `stop` is set, keeping in
+/// `published` how many it has published. With `breather`, it sleeps
+/// 100 µs after every 100 events (so as not to outrun a lossy bus's ring).
+pub fn publish_until<B: EventBus<Event: Payload>>(bus: &B, stop: &AtomicBool, published: &AtomicU64, breather: bool) {
+    let mut seq = 0;
+    while !stop.load(Ordering::Relaxed) {
+        bus.publish(B::Event::make(0, seq, 0));
+        seq += 1;
+        published.store(seq, Ordering::SeqCst);
+        if breather && seq % 100 == 0 {
+            thread::sleep(Duration::from_micros(100));
         }
     }
 }
 
-fn is_forward_gap(msg: &str) -> bool {
-    // "producer P: expected seq X, got Y" with Y > X is a gap, not a reorder.
-    let nums: Vec<u64> =
-        msg.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
-    msg.contains("expected seq") && nums.len() == 3 && nums[2] > nums[1]
+/// Runs `f` on another thread and tells whether it was still running 50 ms
+/// later; before answering, runs `release` (which must let `f` finish) and
+/// waits for `f`, so that a test asserting on the answer fails rather than
+/// hangs.
+pub fn blocks(f: impl FnOnce() + Send, release: impl FnOnce()) -> bool {
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            f();
+            done.store(true, Ordering::SeqCst);
+        });
+        thread::sleep(Duration::from_millis(50));
+        let blocked = !done.load(Ordering::SeqCst);
+        release();
+        blocked
+    })
+}
+
+/// Subscribes every tally to everything.
+pub fn subscribe_tallies<B>(bus: &B, tallies: &[Arc<Tally>])
+where
+    B: EventBus<Event: Payload, Listener = Boxed<<B as EventBus>::Event>>,
+{
+    for t in tallies {
+        expect_ok(bus.subscribe(Filter::All, t.listener()), "subscribe");
+    }
+}
+
+/// `n` recorders, each subscribed to everything.
+pub fn subscribed_recorders<B>(bus: &B, n: usize) -> Vec<Arc<Recorder>>
+where
+    B: EventBus<Event: Payload, Listener = Boxed<<B as EventBus>::Event>>,
+{
+    let recs: Vec<_> = (0..n).map(|_| Recorder::new()).collect();
+    for rec in &recs {
+        expect_ok(bus.subscribe(Filter::All, rec.listener()), "subscribe");
+    }
+    recs
+}
+
+/// Runs a function on its value when dropped: how a recorder learns that
+/// the bus dropped its listener.
+struct OnDrop<R>(Arc<R>, fn(&R));
+
+impl<R> Drop for OnDrop<R> {
+    fn drop(&mut self) {
+        (self.1)(&self.0)
+    }
+}
+
+/// A listener that runs `before` on each event, then `record`s it into
+/// `rec`; the bus dropping the listener runs `dropped` on `rec`.
+fn recording_listener<E: Payload, R: Send + Sync + 'static>(
+    rec: &Arc<R>,
+    before: impl Fn(&E) + Send + Sync + 'static,
+    record: impl Fn(&Arc<R>, &E) + Send + Sync + 'static,
+    dropped: fn(&R),
+) -> Boxed<E> {
+    let guard = OnDrop(rec.clone(), dropped);
+    Box::new(move |e: &E| {
+        before(e);
+        record(&guard.0, e)
+    })
 }
 
 /// A gate listeners block on until the test opens it.
@@ -303,5 +239,15 @@ impl Gate {
     pub fn open(&self) {
         *self.open.lock().expect("not poisoned") = true;
         self.cv.notify_all();
+    }
+}
+
+/// Opens a gate when dropped, so that a failed assertion fails the test
+/// rather than hangs it in the bus's drop.
+pub struct OpenOnDrop(pub Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
     }
 }
