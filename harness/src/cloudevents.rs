@@ -688,7 +688,11 @@ where
             let n = (request.budget.callgrind_events * 16 / subscribers.max(16)).max(50);
             rig.trial::<Fl>(&prepared, n.min(1_000), &nothing)?; // warm-up
             rig.trial::<Fl>(&prepared, n, &|open| instruments.callgrind_window(open))?;
-            ProbeResponse { measured_events: n * producers as u64, multithreaded: true, ..Default::default() }
+            ProbeResponse {
+                measured_events: n * producers as u64,
+                multithreaded: crate::probe::multithreaded(request),
+                ..Default::default()
+            }
         }
         Pass::Profile => {
             let events = calibrate::<B, Fl>(&mut rig, &prepared, request, request.budget.profile_ms)?;

@@ -484,17 +484,9 @@ where
     rig.trial(n, Pace::Flat, &window)?;
     let dropped = rig.bus.stats().dropped;
     rig.finish();
-    // Producers run on their own threads, and so do asynchronous buses'
-    // consumers and the churn thread: callgrind serialises them, and how
-    // they interleave changes the counts. One producer publishing to an
-    // in-line bus without churn runs all the bus code on one thread (the
-    // main thread only waits for it, at the start and the end of the
-    // window); only such a cell's counts repeat.
-    let in_line = buslab_impls::find(&request.bus).is_some_and(|b| !b.capabilities.asynchronous);
-    let single = request.point.producers == 1 && in_line && request.scenario.churn.is_none();
     Ok(ProbeResponse {
         measured_events: n * request.point.producers as u64,
-        multithreaded: !single,
+        multithreaded: multithreaded(request),
         dropped,
         ..Default::default()
     })
@@ -540,6 +532,18 @@ pub fn fold(report: &pprof::Report) -> (String, u64) {
         samples += *count as u64;
     }
     (folded, samples)
+}
+
+/// Whether the instruction pass of `request`'s cell runs bus code on
+/// several threads. Producers run on their own threads, and so do
+/// asynchronous buses' consumers and the churn thread: callgrind serialises
+/// them, and how they interleave changes the counts. One producer
+/// publishing to an in-line bus without churn runs all the bus code on one
+/// thread (the main thread only waits for it, at the start and the end of
+/// the window); only such a cell's counts repeat.
+pub(crate) fn multithreaded(request: &ProbeRequest) -> bool {
+    let in_line = buslab_impls::find(&request.bus).is_some_and(|b| !b.capabilities.asynchronous);
+    !(request.point.producers == 1 && in_line && request.scenario.churn.is_none())
 }
 
 #[cfg(test)]

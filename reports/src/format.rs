@@ -8,8 +8,12 @@ pub fn si(value: f64, unit: &str) -> String {
     if unit.is_empty() { number } else { format!("{number} {unit}") }
 }
 
-/// A byte count with an SI prefix: `512 B`, `46.6 kB`, `1.20 MB`.
+/// A byte count with an SI prefix: `9 B`, `512 B`, `12.5 B`, `46.6 kB`,
+/// `1.20 MB` (a whole number of bytes below 10 000 is written as one).
 pub fn bytes(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e4 {
+        return format!("{value:.0} B");
+    }
     let text = si_number(value);
     match text.split_once(' ') {
         Some((number, prefix)) => format!("{number} {prefix}B"),
@@ -134,6 +138,9 @@ mod tests {
         assert_eq!(nanos(512.0), "512 ns");
         assert_eq!(bytes(46_600.0), "46.6 kB");
         assert_eq!(bytes(512.0), "512 B");
+        assert_eq!(bytes(9.0), "9 B");
+        assert_eq!(bytes(12.5), "12.5 B");
+        assert_eq!(bytes(0.25), "0.250 B");
         assert_eq!(nanos(12_300.0), "12.3 µs");
         assert_eq!(nanos(86_000_000.0), "86.0 ms");
         assert_eq!(nanos(2.5e9), "2.50 s");

@@ -9,6 +9,10 @@
 //!   documents of 400–600 B only, the size the reference figures
 //!   are quoted at.
 //!
+//! - `floor/<corpus>/<decoder>`: the decoder validating the whole document
+//!   into `serde::de::IgnoredAny` (no event built, no spec rule checked,
+//!   no copy): the ceiling a decode into a typed event can approach.
+//!
 //! Throughput is in documents and in bytes per second (criterion reports
 //! one: documents, with the corpus's mean size printed beside it). Every
 //! decode must succeed and the accumulated digest must be the same for every
@@ -16,9 +20,12 @@
 //! figure. Sonic-rs's SIMD path is fixed at compile time: build with
 //! `RUSTFLAGS="-C target-cpu=native"` to give it AVX2.
 
-use buslab_scenarios::cloudevents::decode::{Borrow, Decoders, ExtensionsFamily, Limits, MapFamily, Own, Strings, StructFamily};
+use buslab_scenarios::cloudevents::decode::{
+    Borrow, Decoders, ExtensionsFamily, Limits, MapFamily, Own, Strings, StructFamily,
+};
 use buslab_scenarios::cloudevents::{Corpus, Decoder, Extensions};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde::de::IgnoredAny;
 use std::hint::black_box;
 
 /// A digest of every attribute of one decoded event (so nothing is optimised
@@ -62,7 +69,8 @@ fn bench<F: ExtensionsFamily>(c: &mut Criterion, mode: &str) {
         for decoder in Decoder::ALL {
             for owned in [true, false] {
                 let mut decoders = Decoders::default();
-                let check: u64 = docs.iter().map(|d| digest::<F>(&mut decoders, decoder, d, owned)).fold(0, u64::wrapping_add);
+                let check: u64 =
+                    docs.iter().map(|d| digest::<F>(&mut decoders, decoder, d, owned)).fold(0, u64::wrapping_add);
                 assert_eq!(*reference.get_or_insert(check), check, "{decoder:?} decodes differently");
                 let id = format!("{}/{}/{mode}", decoder.name(), if owned { "owned" } else { "borrowed" });
                 group.bench_function(BenchmarkId::from_parameter(id), |b| {
@@ -80,10 +88,44 @@ fn bench<F: ExtensionsFamily>(c: &mut Criterion, mode: &str) {
     }
 }
 
+/// Validation alone, per decoder (simd-json through its reused tape, as in
+/// [`Decoders`]).
+fn floor(c: &mut Criterion) {
+    for (name, docs) in corpora() {
+        let mut group = c.benchmark_group(format!("floor/{name}"));
+        group.throughput(Throughput::Elements(docs.len() as u64));
+        group.bench_function("serde_json", |b| {
+            b.iter(|| docs.iter().filter(|d| serde_json::from_slice::<IgnoredAny>(black_box(d)).is_ok()).count())
+        });
+        group.bench_function("sonic_rs", |b| {
+            b.iter(|| docs.iter().filter(|d| sonic_rs::from_slice::<IgnoredAny>(black_box(d)).is_ok()).count())
+        });
+        let mut buffers = simd_json::Buffers::default();
+        let mut input = Vec::new();
+        let mut tape = Some(simd_json::Tape::null());
+        group.bench_function("simd_json", |b| {
+            b.iter(|| {
+                let mut ok = 0;
+                for d in &docs {
+                    input.clear();
+                    input.extend_from_slice(black_box(d));
+                    input.resize(d.len() + simd_json::INPUT_PADDING, b' ');
+                    let mut t = tape.take().expect("the tape is put back").reset();
+                    ok += usize::from(simd_json::fill_tape_padded(&mut input, d.len(), &mut buffers, &mut t).is_ok());
+                    tape = Some(t.reset());
+                }
+                assert_eq!(ok, docs.len(), "every document is valid JSON");
+                ok
+            })
+        });
+        group.finish();
+    }
+}
+
 fn decode(c: &mut Criterion) {
     bench::<StructFamily>(c, "struct");
     bench::<MapFamily>(c, "map");
 }
 
-criterion_group!(benches, decode);
+criterion_group!(benches, decode, floor);
 criterion_main!(benches);
