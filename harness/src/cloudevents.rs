@@ -684,8 +684,7 @@ where
             }
         }
         Pass::Instructions => {
-            let subscribers = request.point.subscribers as u64;
-            let n = (request.budget.callgrind_events * 16 / subscribers.max(16)).max(50);
+            let n = request.budget.callgrind_events_for(request.point.subscribers);
             rig.trial::<Fl>(&prepared, n.min(1_000), &nothing)?; // warm-up
             rig.trial::<Fl>(&prepared, n, &|open| instruments.callgrind_window(open))?;
             ProbeResponse {

@@ -86,6 +86,15 @@ impl Budget {
         callgrind_events: 1_000,
         profile_ms: 500,
     };
+
+    /// Events per producer the instruction pass measures for `subscribers`:
+    /// `callgrind_events`, scaled down beyond 16 subscribers so that the
+    /// deliveries simulated stay about constant across fan-outs (callgrind
+    /// runs ~50× slower; per-event figures are divided by N anyway), at
+    /// least 50. A warm-up of up to 1000 events precedes them.
+    pub fn callgrind_events_for(&self, subscribers: usize) -> u64 {
+        (self.callgrind_events.saturating_mul(16) / (subscribers as u64).max(16)).max(50)
+    }
 }
 
 /// What the parent asks a probe to do.
@@ -475,10 +484,7 @@ where
     B::Event: Payload,
 {
     let mut rig = new_rig::<B>(request, lossy)?;
-    // Callgrind runs ~50× slower: keep the deliveries simulated about
-    // constant across fan-outs (per-event figures are divided by N anyway).
-    let subscribers = request.point.subscribers as u64;
-    let n = (request.budget.callgrind_events * 16 / subscribers.max(16)).max(50);
+    let n = request.budget.callgrind_events_for(request.point.subscribers);
     rig.trial(n.min(1_000), Pace::Flat, &nothing)?; // warm-up
     let window = |open: bool| instruments.callgrind_window(open);
     rig.trial(n, Pace::Flat, &window)?;

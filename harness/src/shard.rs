@@ -68,22 +68,44 @@ impl FromStr for ShardSpec {
 const PUBLISH_NS: u64 = 50;
 /// Native nanoseconds per delivery before the listener's own work.
 const DELIVERY_NS: u64 = 20;
+/// Native nanoseconds to decode one CloudEvents document (the generated
+/// documents average about 1 KB; the decoders take 1 to 3 µs for one).
+const DECODE_NS: u64 = 2_000;
+/// Native nanoseconds to generate one CloudEvents document (building and
+/// serialising a JSON value of about 1 KB).
+const GENERATE_NS: u64 = 10_000;
 /// How much slower code runs under callgrind with cache and branch
 /// simulation.
 const CALLGRIND_SLOWDOWN: u64 = 50;
 /// Starting a child process (and valgrind, for the instruction pass), ms.
 const PROBE_START_MS: u64 = 50;
 const VALGRIND_START_MS: u64 = 1_500;
+/// The passes of a cell, each a child process.
+const PASSES: u64 = 5;
 
 /// What a cell is expected to cost to measure, in milliseconds of a
 /// nominal machine: a model for balancing slices, not a prediction. The
 /// timed passes cost their budgeted durations (throughput trials plus a
 /// warm-up and a calibration, three latency loads, the profile); the
-/// allocation and instruction passes cost in proportion to the deliveries
-/// they make (producers × subscribers × events, plus any listener work),
-/// slowed down by callgrind for the latter. A cell the bus's capabilities
-/// exclude costs 1. The machine's core count is not used, so that every
-/// machine computes the same cost.
+/// allocation and instruction passes cost in proportion to the events they
+/// publish (a warm-up of N, then N and 2N, for allocations; the budget's
+/// [`callgrind_events_for`](Budget::callgrind_events_for) the cell's
+/// subscribers, plus a warm-up of up to 1000, for instructions) times
+/// producers times the native cost of an event — its publish and its
+/// deliveries, with any listener work — slowed down by callgrind for the
+/// latter. Each pass is a child process to start. A cell the bus's
+/// capabilities exclude costs 1. The machine's core count is not used, so
+/// that every machine computes the same cost.
+///
+/// A `cloudevents` cell also decodes every document before it publishes
+/// it, which costs far more than a small event's publish: its native cost
+/// of an event adds a decode. Its throughput pass adds, beside each
+/// budgeted decode + route trial, a decode-only trial of as many documents,
+/// which lasts the decode's share of that trial. It has no latency pass
+/// (one child process fewer). And each of its child processes first
+/// prepares the scenario's corpus: its `documents` generated, each decoded
+/// twice (to classify it, to learn its type) — under callgrind, too, in the
+/// instruction pass.
 pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     if skip_reason(&cell.bus, &cell.scenario, cell.point, usize::MAX).is_some() {
         return 1;
@@ -92,20 +114,32 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     let producers = cell.point.producers as u64;
     let subscribers = cell.point.subscribers as u64;
     let slow = s.slow.as_ref().map_or(0, |w| w.count.saturating_mul(w.work_ns));
+    // The scenario's generated documents, for a cloudevents cell.
+    let documents = cell.point.cloudevents.map(|_| s.cloudevents.as_ref().map_or(0, |ce| ce.documents as u64));
+    let decode_ns = if documents.is_some() { DECODE_NS } else { 0 };
     // Native ns per published event, across its deliveries.
     let per_event = PUBLISH_NS
         .saturating_add(subscribers.saturating_mul(DELIVERY_NS.saturating_add(s.listener_work_ns)))
-        .saturating_add(slow);
+        .saturating_add(slow)
+        .saturating_add(decode_ns);
     let work_ms = |events: u64| events.saturating_mul(producers).saturating_mul(per_event) / 1_000_000;
-    let throughput = (budget.trials as u64 + 2).saturating_mul(budget.trial_ms);
-    let latency = 3 * budget.latency_ms;
-    // N and 2N events.
-    let allocations = work_ms(budget.alloc_events.saturating_mul(3));
-    let instructions =
-        VALGRIND_START_MS.saturating_add(work_ms(budget.callgrind_events).saturating_mul(CALLGRIND_SLOWDOWN));
-    [throughput, latency, allocations, instructions, budget.profile_ms]
+    let prepare_ms = documents.unwrap_or(0).saturating_mul(GENERATE_NS + 2 * DECODE_NS) / 1_000_000;
+    let passes = if documents.is_some() { PASSES - 1 } else { PASSES };
+    let trials = budget.trials as u64;
+    let throughput = (trials + 2).saturating_mul(budget.trial_ms);
+    // Each decode-only trial decodes what one decode + route trial of
+    // `trial_ms` decodes and routes.
+    let decode_only = trials.saturating_mul(budget.trial_ms).saturating_mul(decode_ns) / per_event;
+    let latency = if documents.is_some() { 0 } else { 3 * budget.latency_ms };
+    let allocations = work_ms(budget.alloc_events.saturating_mul(4));
+    let measured = budget.callgrind_events_for(cell.point.subscribers);
+    let callgrind = work_ms(measured.saturating_add(measured.min(1_000))).saturating_add(prepare_ms);
+    let instructions = VALGRIND_START_MS.saturating_add(callgrind.saturating_mul(CALLGRIND_SLOWDOWN));
+    // The other passes prepare natively.
+    let starts = passes.saturating_mul(PROBE_START_MS).saturating_add((passes - 1).saturating_mul(prepare_ms));
+    [throughput, decode_only, latency, allocations, instructions, budget.profile_ms]
         .into_iter()
-        .fold(5 * PROBE_START_MS, u64::saturating_add)
+        .fold(starts, u64::saturating_add)
 }
 
 /// Assigns each of `cells` (name, cost) to a slice 1 ..= `count` (the
@@ -187,6 +221,11 @@ mod tests {
                         slice.iter().map(|n| names.iter().position(|m| m == n).expect("planned")).collect();
                     assert!(positions.windows(2).all(|w| w[0] < w[1]), "plan order within a slice");
                     assert!(count == 1 || cost < total, "{spec}: a slice of several is less than the whole");
+                    let costliest = plan.iter().map(|c| expected_cost(c, &budget)).max().unwrap_or(0);
+                    assert!(
+                        cost <= total / u64::from(count) + costliest,
+                        "{spec}: {cost} of {total} is beyond an even share plus the costliest cell ({costliest})"
+                    );
                     total_seen += cost;
                     assert_eq!(total, plan.iter().map(|c| expected_cost(c, &budget)).sum::<u64>());
                     seen.extend(slice);
@@ -227,6 +266,79 @@ mod tests {
             plan.iter().find(|c| c.key.name() == "mpmc/channel/producers=4").expect("planned").clone();
         oversubscribed.skip = Some("4 producers exceed 2 cores".to_owned());
         assert!(expected_cost(&oversubscribed, &Budget::DEFAULT) > 1000);
+    }
+
+    /// The catalog's first cloudevents cell, and the same cell with small
+    /// events instead (no CloudEvents axes nor settings).
+    fn cloudevents_cell_and_small_twin() -> (PlannedCell, PlannedCell) {
+        let ce = catalog_plan()
+            .into_iter()
+            .find(|c| c.point.cloudevents.is_some() && c.skip.is_none())
+            .expect("the catalog plans cloudevents cells");
+        let mut small = ce.clone();
+        let mut scenario = (*small.scenario).clone();
+        scenario.payload = buslab_scenarios::spec::PayloadKind::Small;
+        scenario.cloudevents = None;
+        small.scenario = std::sync::Arc::new(scenario);
+        small.point.cloudevents = None;
+        (ce, small)
+    }
+
+    /// With more of something a pass does, the cell's cost grows by how
+    /// much (`more` is applied to the budget or the cell).
+    fn growth(cell: &PlannedCell, budget: &Budget, more: impl Fn(&mut PlannedCell, &mut Budget)) -> i64 {
+        let (mut cell2, mut budget2) = (cell.clone(), *budget);
+        more(&mut cell2, &mut budget2);
+        expected_cost(&cell2, &budget2) as i64 - expected_cost(cell, budget) as i64
+    }
+
+    /// A cloudevents cell decodes every document: it costs more than the
+    /// same cell publishing small events, the more so the more documents
+    /// its scenario generates; each throughput trial costs it more than a
+    /// small cell (the decode-only trial beside it); and the latency pass,
+    /// which it does not run, costs it nothing.
+    #[test]
+    fn the_cost_model_charges_cloudevents_cells_for_decoding() {
+        let (ce, small) = cloudevents_cell_and_small_twin();
+        for budget in [Budget::DEFAULT, Budget::QUICK] {
+            let (ce_cost, small_cost) = (expected_cost(&ce, &budget), expected_cost(&small, &budget));
+            assert!(ce_cost > small_cost, "{}: {ce_cost} <= {small_cost} with small events", ce.key.name());
+            let more_documents = growth(&ce, &budget, |cell, _| {
+                let mut scenario = (*cell.scenario).clone();
+                scenario.cloudevents.as_mut().expect("a cloudevents scenario").documents *= 10;
+                cell.scenario = std::sync::Arc::new(scenario);
+            });
+            assert!(more_documents > 0, "ten times the documents cost nothing more");
+            let one_more_trial = |b: &mut Budget| b.trials += 1;
+            let (ce_trial, small_trial) =
+                (growth(&ce, &budget, |_, b| one_more_trial(b)), growth(&small, &budget, |_, b| one_more_trial(b)));
+            assert!(
+                ce_trial >= small_trial + budget.trial_ms as i64 / 2,
+                "a throughput trial of a cloudevents cell costs {ce_trial}, of a small one {small_trial}"
+            );
+            let longer_latency = |_: &mut PlannedCell, b: &mut Budget| b.latency_ms *= 2;
+            assert_eq!(growth(&ce, &budget, longer_latency), 0, "cloudevents cells run no latency pass");
+            assert!(growth(&small, &budget, longer_latency) > 0);
+        }
+    }
+
+    /// Cut in two, the catalog's matrix gives each half its cloudevents
+    /// cells' share, within the greedy bound (an even share plus the
+    /// costliest cell).
+    #[test]
+    fn two_slices_of_the_catalog_share_its_cloudevents_cells() {
+        let plan = catalog_plan();
+        let budget = Budget::QUICK;
+        let total: u64 = plan.iter().map(|c| expected_cost(c, &budget)).sum();
+        let costliest = plan.iter().map(|c| expected_cost(c, &budget)).max().expect("cells");
+        let is_ce = |c: &PlannedCell| c.point.cloudevents.is_some() && c.skip.is_none();
+        let ce_cells = plan.iter().filter(|c| is_ce(c)).count();
+        for index in 1..=2 {
+            let (cells, cost, _) = select(plan.clone(), ShardSpec { index, count: 2 }, &budget);
+            assert!(cost <= total / 2 + costliest, "slice {index}/2: {cost} of {total}");
+            let mine = cells.iter().filter(|c| is_ce(c)).count();
+            assert!(mine > 0 && mine < ce_cells, "slice {index}/2 runs {mine} of {ce_cells} cloudevents cells");
+        }
     }
 
     proptest! {
