@@ -282,11 +282,11 @@ pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, String> {
         types.push(event.ty.into_owned());
     }
     let routes = TypeTopics::new(types.iter().map(String::as_str));
-    let invalid = classified.errors.values().sum();
+    let summary = corpus.summary(&classified);
     Ok(Prepared {
         documents,
         routes,
-        result: CloudEvents { errors: classified.errors, corpus: corpus.summary(invalid), ..CloudEvents::default() },
+        result: CloudEvents { errors: classified.errors, corpus: summary, ..CloudEvents::default() },
         limits,
         point,
     })

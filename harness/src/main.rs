@@ -543,8 +543,7 @@ fn describe_corpus(
     }
     let limits = scenarios.iter().find_map(|s| s.cloudevents.clone()).unwrap_or_default().limits();
     let classified = corpus.classify(Decoder::SerdeJson, limits);
-    let invalid: u64 = classified.errors.values().sum();
-    let summary = corpus.summary(invalid);
+    let summary = corpus.summary(&classified);
     eprintln!(
         "buslab: corpus {}: {} documents ({} invalid), {} bytes; sizes min {} / p50 {} / p90 {} / max {}",
         summary.name,
@@ -558,6 +557,10 @@ fn describe_corpus(
     );
     for (origin, reason) in &classified.examples {
         eprintln!("buslab:   invalid: {origin}: {reason}");
+    }
+    let unnamed = summary.invalid.saturating_sub(classified.examples.len() as u64);
+    if unnamed > 0 {
+        eprintln!("buslab:   … and {unnamed} more invalid documents (counted by reason in the report)");
     }
     if classified.valid.is_empty() {
         bail!("the corpus {} has no valid CloudEvent: nothing to measure", path.display());

@@ -6,8 +6,8 @@
 use buslab_harness::report;
 use buslab_harness::store::Store;
 use buslab_scenarios::results::{
-    Allocations, BusMeta, CellKey, CellResult, CellStatus, CloudEvents, Corpus, Estimate, Instructions, Latency,
-    Profile, Run, RunMeta, Throughput,
+    Allocations, BusMeta, CellKey, CellResult, CellStatus, CloudEvents, Corpus, Estimate, Instructions,
+    InvalidDocument, Latency, Profile, Run, RunMeta, Throughput,
 };
 use hdrhistogram::serialization::Serializer;
 use std::path::{Path, PathBuf};
@@ -149,6 +149,10 @@ fn synthetic_run(day: usize, keys: &[CellKey], full: bool) -> Run {
                     p50_bytes: 480,
                     p90_bytes: 1_900,
                     max_bytes: 4_000,
+                    invalid_examples: vec![InvalidDocument {
+                        origin: "events.ndjson:17".to_owned(),
+                        reason: "missing-id".to_owned(),
+                    }],
                 },
             });
         }
@@ -316,6 +320,11 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
     let index = std::fs::read_to_string(out.join("index.html")).expect("index");
     assert!(index.contains("Verdict matrix") && index.contains("delivered 99 of 100"), "index content");
     assert!(index.contains("CloudEvents: decode and route") && index.contains("missing-id"), "the CloudEvents section");
+    assert!(index.contains("3 (every decoder variant)"), "agreeing decoders' counts are given once");
+    assert!(
+        index.contains("events.ndjson:17") && index.contains("… and 2 more"),
+        "the invalid documents are named, and the rest counted"
+    );
     // Every cell has a page and a trend page; profiled cells a flame graph.
     let cells = std::fs::read_dir(out.join("cells")).expect("cells").count();
     assert!(cells >= runs[2].cells.len(), "{cells} files for {} cells", runs[2].cells.len());

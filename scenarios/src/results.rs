@@ -303,6 +303,20 @@ pub struct Corpus {
     pub p90_bytes: u64,
     /// Largest document, bytes.
     pub max_bytes: u64,
+    /// The first invalid documents (at most
+    /// [`MAX_INVALID_EXAMPLES`](crate::cloudevents::corpus::MAX_INVALID_EXAMPLES)),
+    /// in corpus order, so that an engineer can find and fix them.
+    #[serde(default)]
+    pub invalid_examples: Vec<InvalidDocument>,
+}
+
+/// An invalid document of a corpus: where it is and why it was refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidDocument {
+    /// `file:line` (NDJSON), the file (directory), or `#index` (generated).
+    pub origin: String,
+    /// The decode error's reason slug.
+    pub reason: String,
 }
 
 /// Everything measured for one cell.

@@ -851,6 +851,10 @@ struct CeScenario {
     decode: Vec<CeDecode>,
     route: Vec<CeRow>,
     errors: Vec<Pair>,
+    /// The first invalid documents: origin → reason.
+    invalid: Vec<Pair>,
+    /// Invalid documents beyond those named.
+    unnamed: u64,
 }
 
 /// The CloudEvents section: per scenario, decode-only figures per decoder
@@ -969,11 +973,25 @@ fn cloudevents(run: &Run) -> Vec<CeScenario> {
             route,
             errors: errors
                 .into_iter()
-                .map(|(reason, by)| Pair {
-                    key: reason,
-                    value: by.iter().map(|(v, n)| format!("{v}: {n}")).collect::<Vec<_>>().join("; "),
+                .map(|(reason, by)| {
+                    // The decoders agree on what is invalid (a tested
+                    // property): one count then stands for all of them.
+                    let mut counts = by.values();
+                    let first = counts.next().copied().unwrap_or(0);
+                    let value = if by.len() == variants.len() && counts.all(|&n| n == first) {
+                        format!("{first} (every decoder variant)")
+                    } else {
+                        by.iter().map(|(v, n)| format!("{v}: {n}")).collect::<Vec<_>>().join("; ")
+                    };
+                    Pair { key: reason, value }
                 })
                 .collect(),
+            invalid: corpus
+                .invalid_examples
+                .iter()
+                .map(|d| Pair { key: d.origin.clone(), value: d.reason.clone() })
+                .collect(),
+            unnamed: corpus.invalid.saturating_sub(corpus.invalid_examples.len() as u64),
         });
     }
     out

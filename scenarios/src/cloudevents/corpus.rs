@@ -14,6 +14,9 @@ use crate::results;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Most invalid documents a classification (and the results) name.
+pub const MAX_INVALID_EXAMPLES: usize = 20;
+
 /// Most bytes a corpus may hold in total (it is loaded into memory by every
 /// measuring process).
 pub const MAX_CORPUS_BYTES: u64 = 1 << 30;
@@ -70,7 +73,8 @@ pub struct Classification {
     pub valid: Vec<usize>,
     /// Invalid documents per reason slug.
     pub errors: BTreeMap<String, u64>,
-    /// The first few invalid documents: `(origin, reason)`.
+    /// The first invalid documents (at most [`MAX_INVALID_EXAMPLES`]):
+    /// `(origin, reason)`.
     pub examples: Vec<(String, &'static str)>,
 }
 
@@ -141,7 +145,7 @@ impl Corpus {
                 Ok(_) => out.valid.push(i),
                 Err(e) => {
                     *out.errors.entry(e.reason().to_owned()).or_default() += 1;
-                    if out.examples.len() < 5 {
+                    if out.examples.len() < MAX_INVALID_EXAMPLES {
                         out.examples.push((doc.origin.clone(), e.reason()));
                     }
                 }
@@ -151,9 +155,9 @@ impl Corpus {
     }
 
     /// The corpus's description for results: name, source, counts and the
-    /// size distribution (nearest-rank percentiles); `invalid` comes from a
-    /// [`Corpus::classify`].
-    pub fn summary(&self, invalid: u64) -> results::Corpus {
+    /// size distribution (nearest-rank percentiles), with the invalid
+    /// documents `classified` found ([`Corpus::classify`]).
+    pub fn summary(&self, classified: &Classification) -> results::Corpus {
         let mut sizes: Vec<u64> = self.documents.iter().map(|d| d.bytes.len() as u64).collect();
         sizes.sort_unstable();
         let rank = |q: f64| {
@@ -164,12 +168,20 @@ impl Corpus {
             name: self.name.clone(),
             source: self.source.clone(),
             documents: sizes.len() as u64,
-            invalid,
+            invalid: classified.errors.values().sum(),
             total_bytes: sizes.iter().sum(),
             min_bytes: sizes.first().copied().unwrap_or(0),
             p50_bytes: rank(0.5),
             p90_bytes: rank(0.9),
             max_bytes: sizes.last().copied().unwrap_or(0),
+            invalid_examples: classified
+                .examples
+                .iter()
+                .map(|(origin, reason)| results::InvalidDocument {
+                    origin: origin.clone(),
+                    reason: (*reason).to_owned(),
+                })
+                .collect(),
         }
     }
 }
@@ -220,8 +232,11 @@ mod tests {
         let c = corpus.classify(Decoder::SonicRs, Limits::default());
         assert_eq!(c.valid, [0, 1], "a pretty-printed file is one document");
         assert_eq!(c.errors.get("invalid-utf8"), Some(&1));
-        let s = corpus.summary(1);
+        let s = corpus.summary(&c);
         assert_eq!((s.documents, s.invalid, s.min_bytes), (3, 1, 2));
+        assert_eq!(s.invalid_examples.len(), 1);
+        assert!(s.invalid_examples[0].origin.ends_with("c.json"), "{:?}", s.invalid_examples);
+        assert_eq!(s.invalid_examples[0].reason, "invalid-utf8");
         assert_eq!(s.total_bytes, corpus.documents.iter().map(|d| d.bytes.len() as u64).sum::<u64>());
     }
 
@@ -243,7 +258,8 @@ mod tests {
         assert_eq!(corpus.source, "generated, seed 42");
         let c = corpus.classify(Decoder::SerdeJson, Limits::default());
         assert_eq!(c.valid.len(), 200, "{:?}", c.examples);
-        let s = corpus.summary(0);
+        let s = corpus.summary(&c);
+        assert_eq!((s.invalid, s.invalid_examples.len()), (0, 0));
         assert!(s.min_bytes <= s.p50_bytes && s.p50_bytes <= s.p90_bytes && s.p90_bytes <= s.max_bytes);
         assert!(s.min_bytes >= 150 && s.max_bytes <= 4700, "{s:?}");
     }
