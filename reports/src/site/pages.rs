@@ -705,11 +705,21 @@ struct TrendRow {
     points: usize,
 }
 
+/// One scenario's table on the trends page: only the metrics some of its
+/// cells have.
+#[derive(Serialize)]
+struct TrendGroup {
+    scenario: String,
+    metrics: Vec<&'static str>,
+    rows: Vec<TrendRow>,
+}
+
 #[derive(Serialize)]
 struct TrendsPage {
     runs: usize,
-    metrics: Vec<&'static str>,
-    rows: Vec<TrendRow>,
+    groups: Vec<TrendGroup>,
+    /// Cells of the run with no metric (skipped or failed).
+    unmeasured: usize,
 }
 
 #[derive(Serialize)]
@@ -759,12 +769,21 @@ fn trend_pages(
     writer: &Writer,
 ) -> Result<(), SiteError> {
     let metrics: Vec<&'static str> = regression::METRICS.iter().map(|m| m.slug).collect();
-    let mut rows = Vec::new();
+    // One table per scenario, in run order, each with the metrics its
+    // cells have: a cloudevents scenario has decode figures and no
+    // latency, the others the reverse. Cells with no metric at all
+    // (skipped, failed) are left out: the front page lists them.
+    let mut groups: Vec<TrendGroup> = Vec::new();
+    let mut unmeasured = 0;
     for cell in &run.cells {
         let name = cell.key.name();
         let cell_trends = trends.get(&name).map(Vec::as_slice).unwrap_or_default();
-        rows.push(TrendRow {
-            cell: name.clone(),
+        if cell_trends.iter().all(|t| t.points.is_empty()) {
+            unmeasured += 1;
+            continue;
+        }
+        let row = TrendRow {
+            cell: name.strip_prefix(&format!("{}/", cell.key.scenario)).unwrap_or(&name).to_owned(),
             href: trend_href("", &name),
             values: metrics
                 .iter()
@@ -777,7 +796,21 @@ fn trend_pages(
             regressions: cell_trends.iter().map(Trend::regressions).sum(),
             improvements: cell_trends.iter().map(Trend::improvements).sum(),
             points: cell_trends.iter().map(|t| t.points.len()).max().unwrap_or(0),
-        });
+        };
+        match groups.iter_mut().find(|g| g.scenario == cell.key.scenario) {
+            Some(group) => group.rows.push(row),
+            None => {
+                groups.push(TrendGroup { scenario: cell.key.scenario.clone(), metrics: Vec::new(), rows: vec![row] })
+            }
+        }
+    }
+    for group in &mut groups {
+        let used: Vec<bool> = (0..metrics.len()).map(|i| group.rows.iter().any(|r| r.values[i].is_some())).collect();
+        group.metrics = metrics.iter().zip(&used).filter(|(_, u)| **u).map(|(m, _)| *m).collect();
+        for row in &mut group.rows {
+            let values = std::mem::take(&mut row.values);
+            row.values = values.into_iter().zip(&used).filter(|(_, u)| **u).map(|(v, _)| v).collect();
+        }
     }
     parallel(&run.cells, |cell| {
         let name = cell.key.name();
@@ -815,7 +848,7 @@ fn trend_pages(
         writer.page("trend.html", &format!("trends/{}.html", slug(&name)), &common(run, "../", "trends"), &page)?;
         Ok(())
     })?;
-    let page = TrendsPage { runs, metrics, rows };
+    let page = TrendsPage { runs, groups, unmeasured };
     writer.page("trends.html", "trends.html", &common(run, "", "trends"), &page)
 }
 
