@@ -325,6 +325,11 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
         index.contains("events.ndjson:17") && index.contains("… and 2 more"),
         "the invalid documents are named, and the rest counted"
     );
+    let guide = std::fs::read_to_string(out.join("guide.html")).expect("guide");
+    assert!(
+        guide.contains("What each choice is worth") && guide.contains("(borrowed vs owned)"),
+        "the guide weighs the CloudEvents choices"
+    );
     // Every cell has a page and a trend page; profiled cells a flame graph.
     let cells = std::fs::read_dir(out.join("cells")).expect("cells").count();
     assert!(cells >= runs[2].cells.len(), "{cells} files for {} cells", runs[2].cells.len());

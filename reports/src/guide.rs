@@ -13,9 +13,13 @@
 //!   only when the whole interval lies above 1, "loses" when below, and
 //!   "cannot be told apart" otherwise;
 //! - per bus, where zero allocations per event held (measured by the
-//!   allocation pass), and where not.
+//!   allocation pass), and where not;
+//! - per CloudEvents scenario, what each choice (decoder, representation,
+//!   extension handling, router) is worth over matched pairs of cells, and
+//!   all of them together ([`levers`](crate::levers)).
 
 use crate::format;
+use crate::levers::{self, LEVERS};
 use crate::stats;
 use crate::verdicts::{COLUMNS, Column, Group, Outcome};
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
@@ -89,7 +93,15 @@ pub fn guide(run: &Run, groups: &[Group]) -> Guide {
     let has_peers = !peer_names.is_empty() && run.cells.iter().any(|c| !peer_names.contains(&c.key.bus.as_str()));
     let mut sections: Vec<Section> = Vec::new();
     for group in groups {
-        let mut claims: Vec<Claim> = COLUMNS.iter().zip(&group.outcomes).map(|(c, o)| claim(c, o, group)).collect();
+        // CloudEvents cells have no latency pass by design: no claim that
+        // it is missing.
+        let cloudevents = group.rows.iter().any(|r| cells.get(&r.cell).is_some_and(|c| c.cloudevents.is_some()));
+        let mut claims: Vec<Claim> = COLUMNS
+            .iter()
+            .zip(&group.outcomes)
+            .filter(|(c, o)| !(cloudevents && c.slug == "latency-p99" && matches!(o, Outcome::NoData)))
+            .map(|(c, o)| claim(c, o, group))
+            .collect();
         if has_peers && let Some(claim) = home_vs_peer(group, &cells) {
             claims.push(claim);
         }
@@ -103,7 +115,34 @@ pub fn guide(run: &Run, groups: &[Group]) -> Guide {
             }),
         }
     }
+    for section in &mut sections {
+        let cells: Vec<&CellResult> =
+            run.cells.iter().filter(|c| c.key.scenario == section.scenario && c.cloudevents.is_some()).collect();
+        let claims = cloudevents_claims(&cells);
+        if !claims.is_empty() {
+            section.points.insert(0, Point { label: "What each choice is worth (decode + route)".to_owned(), claims });
+        }
+    }
     Guide { sections, zero_allocation: zero_allocation(run, &peer_names), has_peers }
+}
+
+/// The [levers](crate::levers) of one CloudEvents scenario's `cells`, and
+/// their span; nothing for other scenarios.
+fn cloudevents_claims(cells: &[&CellResult]) -> Vec<Claim> {
+    let claim = |(text, cells, undecided): (String, Vec<String>, bool)| Claim {
+        topic: "cloudevents".to_owned(),
+        text,
+        cells,
+        undecided,
+    };
+    let mut claims: Vec<Claim> =
+        LEVERS.iter().filter_map(|lever| levers::verdict(lever, &levers::pairs(cells, lever))).map(claim).collect();
+    if !claims.is_empty()
+        && let Some(span) = levers::span(cells)
+    {
+        claims.push(claim(span));
+    }
+    claims
 }
 
 /// The cell of `bus` in `group`.

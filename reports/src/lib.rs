@@ -57,6 +57,7 @@ pub mod charts;
 pub mod flame;
 pub mod format;
 pub mod guide;
+pub mod levers;
 pub mod noise;
 pub mod regression;
 pub mod render;
