@@ -60,7 +60,11 @@ build_buslab() {
     note "using the prebuilt $BUSLAB_BIN"
     return
   fi
-  cargo build --release --locked -p buslab-harness
+  # The whole workspace, as `cargo run --release` builds it: with `-p
+  # buslab-harness` cargo would resolve the dependencies' features for that
+  # one package, build every dependency a second time, and measure a binary
+  # other than the README's.
+  cargo build --release --locked
 }
 
 # `buslab ARGS...`: runs the binary.

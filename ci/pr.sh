@@ -110,7 +110,7 @@ bench() {
   local src="$work/base-src" target="${CARGO_TARGET_DIR:-$PWD/target}/pr-base"
   git worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
   git worktree add -q --detach "$src" "$base"
-  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release --locked -p buslab-harness)
+  (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release --locked)
   cp "$target/release/buslab" "$work/buslab-base"
   git worktree remove --force "$src"
 
