@@ -22,7 +22,7 @@
 //!   trial. Only the corpus's valid documents are timed; invalid ones are
 //!   counted by reason before, untimed.
 
-use crate::drive::Published;
+use crate::drive::{Published, Window};
 use crate::listener::{Subscriber, now_ns, spin_for};
 use crate::probe::{Instruments, Pass, ProbeRequest, ProbeResponse};
 use crate::stats;
@@ -385,7 +385,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
         &mut self,
         prepared: &Prepared,
         events: u64,
-        on_measure: &dyn Fn(bool),
+        window: Window<'_>,
     ) -> Result<CeTrial, String> {
         let producers = self.producers;
         let barrier = Barrier::new(producers + 1);
@@ -414,6 +414,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
                         let mut at = first_document(p, producers, docs.len());
                         let mut bytes = 0u64;
                         barrier.wait();
+                        window.producer(true);
                         let begin = now_ns();
                         for i in 0..events {
                             let doc = &docs[at];
@@ -425,18 +426,19 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
                             sum.checksum = sum.checksum.wrapping_add(checksum);
                             bytes += doc.len() as u64;
                         }
+                        window.producer(false);
                         Ok((begin, bytes, published))
                     })
                 })
                 .collect();
-            on_measure(true);
+            window.trial(true);
             barrier.wait();
             for h in handles {
                 outcomes.push(h.join().unwrap_or_else(|_| Err("a producer thread panicked".into())));
             }
             bus.flush();
             elapsed_ns = now_ns();
-            on_measure(false);
+            window.trial(false);
         });
         let mut bytes = 0;
         for (p, outcome) in outcomes.into_iter().enumerate() {
@@ -589,8 +591,6 @@ pub fn run<S: Strategy>(request: &ProbeRequest, instruments: &dyn Instruments) -
     result.unwrap_or_else(|error| ProbeResponse { error: Some(error), ..Default::default() })
 }
 
-fn nothing(_: bool) {}
-
 /// Warm-up and calibration of decode + route trials: grows a trial until it
 /// lasts ≥ `ms`/4, then sizes trials to `ms`. Events per producer.
 fn calibrate<B, Fl>(rig: &mut CeRig<B>, prepared: &Prepared, request: &ProbeRequest, ms: u64) -> Result<u64, String>
@@ -599,12 +599,12 @@ where
     Fl: Flavor<Event = B::Event>,
 {
     if let Some(events) = request.scenario.events {
-        rig.trial::<Fl>(prepared, events.min(10_000), &nothing)?;
+        rig.trial::<Fl>(prepared, events.min(10_000), Window::None)?;
         return Ok(events);
     }
     let mut events = 1_000;
     loop {
-        let trial = rig.trial::<Fl>(prepared, events, &nothing)?;
+        let trial = rig.trial::<Fl>(prepared, events, Window::None)?;
         let elapsed_ms = trial.elapsed_ns as f64 / 1e6;
         if elapsed_ms * 4.0 >= ms as f64 || events >= 100_000_000 {
             let rate = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
@@ -637,7 +637,7 @@ where
                 let seconds = ns.max(1) as f64 / 1e9;
                 decode_rate.push(n as f64 / seconds);
                 decode_bytes.push(bytes as f64 / seconds);
-                let trial = rig.trial::<Fl>(&prepared, events, &nothing)?;
+                let trial = rig.trial::<Fl>(&prepared, events, Window::None)?;
                 let seconds = trial.elapsed_ns.max(1) as f64 / 1e9;
                 route_rate.push(trial.events as f64 / seconds);
                 route_bytes.push(trial.bytes as f64 / seconds);
@@ -663,12 +663,12 @@ where
         }
         Pass::Allocations => {
             let n = request.budget.alloc_events;
-            rig.trial::<Fl>(&prepared, n, &nothing)?; // warm-up: buffers grow to the largest document
+            rig.trial::<Fl>(&prepared, n, Window::None)?; // warm-up: buffers grow to the largest document
             let heap = || instruments.heap().ok_or("dhat is not on in this process");
             let before = heap()?;
-            rig.trial::<Fl>(&prepared, n, &nothing)?;
+            rig.trial::<Fl>(&prepared, n, Window::None)?;
             let mid = heap()?;
-            rig.trial::<Fl>(&prepared, 2 * n, &nothing)?;
+            rig.trial::<Fl>(&prepared, 2 * n, Window::None)?;
             let after = heap()?;
             let once = (mid.0 - before.0, mid.1 - before.1);
             let twice = (after.0 - mid.0, after.1 - mid.1);
@@ -685,8 +685,14 @@ where
         }
         Pass::Instructions => {
             let n = request.budget.callgrind_events_for(request.point.subscribers);
-            rig.trial::<Fl>(&prepared, n.min(1_000), &nothing)?; // warm-up
-            rig.trial::<Fl>(&prepared, n, &|open| instruments.callgrind_window(open))?;
+            rig.trial::<Fl>(&prepared, n.min(1_000), Window::None)?; // warm-up
+            let callgrind = |open: bool| instruments.callgrind_window(open);
+            let window = if crate::probe::multithreaded(request) {
+                Window::Trial(&callgrind)
+            } else {
+                Window::Producer(&callgrind)
+            };
+            rig.trial::<Fl>(&prepared, n, window)?;
             ProbeResponse {
                 measured_events: n * producers as u64,
                 multithreaded: crate::probe::multithreaded(request),
@@ -701,7 +707,7 @@ where
                 .build()
                 .map_err(|e| format!("starting the profiler: {e}"))?;
             let stop = AtomicBool::new(false);
-            rig.trial::<Fl>(&prepared, events, &|open| stop.store(!open, Ordering::Relaxed))?;
+            rig.trial::<Fl>(&prepared, events, Window::Trial(&|open| stop.store(!open, Ordering::Relaxed)))?;
             let report = guard.report().build().map_err(|e| format!("building the profile: {e}"))?;
             let (folded, samples) = crate::probe::fold(&report);
             ProbeResponse { profile: Some(Profile { samples, frequency_hz: 997, folded }), ..Default::default() }

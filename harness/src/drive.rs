@@ -42,6 +42,44 @@ pub enum Pace {
     },
 }
 
+/// Where a trial's measured region (a callgrind window, a profiler's
+/// sampling) opens and closes.
+#[derive(Clone, Copy)]
+pub enum Window<'a> {
+    /// Nothing is bracketed.
+    None,
+    /// On the main thread, around the whole trial: the barrier that starts
+    /// the producers, their work, their joins and the final flush — what a
+    /// trial whose bus code runs on several threads must include.
+    Trial(&'a (dyn Fn(bool) + Sync)),
+    /// Inside the one producer, around its publishing loop alone, leaving
+    /// out the barrier and the joins, whose instruction counts depend on
+    /// which thread got there first: for single-threaded cells (one
+    /// producer, an in-line bus), where every delivery happens within the
+    /// loop.
+    Producer(&'a (dyn Fn(bool) + Sync)),
+}
+
+impl Window<'_> {
+    /// Called by the main thread before starting the producers (`true`) and
+    /// after the flush (`false`).
+    #[inline]
+    pub(crate) fn trial(self, open: bool) {
+        if let Window::Trial(f) = self {
+            f(open)
+        }
+    }
+
+    /// Called by each producer right after the start barrier (`true`) and
+    /// after its last publish (`false`).
+    #[inline]
+    pub(crate) fn producer(self, open: bool) {
+        if let Window::Producer(f) = self {
+            f(open)
+        }
+    }
+}
+
 /// A schedule of intended send times for one producer.
 struct Schedule {
     pace: Pace,
@@ -187,9 +225,9 @@ where
     }
 
     /// Publishes `events` per producer, paced by `pace`, waits for delivery,
-    /// and verifies. `on_measure` brackets the measured region (used by the
+    /// and verifies. `window` brackets the measured region (used by the
     /// instruction and profile passes). An error names what failed.
-    pub fn trial(&mut self, events: u64, pace: Pace, on_measure: &dyn Fn(bool)) -> Result<Trial, String> {
+    pub fn trial(&mut self, events: u64, pace: Pace, window: Window<'_>) -> Result<Trial, String> {
         let producers = self.point.producers;
         let topics = self.scenario.topics as u64;
         let barrier = Barrier::new(producers + 1);
@@ -216,6 +254,7 @@ where
                         let schedule = Schedule { pace, start_ns, producers: producers as f64, producer: p as f64 };
                         let mut published = vec![Published::default(); templates.len()];
                         barrier.wait();
+                        window.producer(true);
                         let begin = now_ns();
                         for i in 0..events {
                             let seq = first_seq + i;
@@ -232,6 +271,7 @@ where
                             sum.checksum = sum.checksum.wrapping_add(event.checksum());
                             bus.publish_clone(event);
                         }
+                        window.producer(false);
                         (begin, published)
                     })
                 })
@@ -261,7 +301,7 @@ where
                     }
                 });
             }
-            on_measure(true);
+            window.trial(true);
             barrier.wait();
             for h in handles {
                 match h.join() {
@@ -274,7 +314,7 @@ where
             }
             bus.flush();
             elapsed_ns = now_ns().saturating_sub(first_ns);
-            on_measure(false);
+            window.trial(false);
             done.store(true, Ordering::Relaxed);
         });
         if results.len() != producers {

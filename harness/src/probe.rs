@@ -7,7 +7,7 @@
 //! crashing bus costs one cell and not the run, and the parent can enforce a
 //! time limit.
 
-use crate::drive::{Pace, Rig};
+use crate::drive::{Pace, Rig, Window};
 use crate::listener::{HarnessListener, LatencyRecorder, SpikeRecorder, new_histogram};
 use crate::stats;
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
@@ -211,7 +211,6 @@ where
     Rig::<B>::new(Arc::new(request.scenario.clone()), request.point, lossy, &no_recorder)
 }
 
-fn nothing(_: bool) {}
 
 /// Events per producer for a trial of about `ms` at `rate` events/s (all
 /// producers), at least 100 and at most the scenario limit.
@@ -229,12 +228,12 @@ where
     B::Event: Payload,
 {
     if let Some(events) = request.scenario.events {
-        rig.trial(events.min(10_000), Pace::Flat, &nothing)?; // warm-up
+        rig.trial(events.min(10_000), Pace::Flat, Window::None)?; // warm-up
         return Ok(events);
     }
     let mut events = 1_000;
     loop {
-        let trial = rig.trial(events, Pace::Flat, &nothing)?;
+        let trial = rig.trial(events, Pace::Flat, Window::None)?;
         let elapsed_ms = trial.elapsed_ns as f64 / 1e6;
         if elapsed_ms * 4.0 >= ms as f64 || events >= 100_000_000 {
             let rate = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
@@ -257,7 +256,7 @@ where
     let mut trial_ns = Vec::new();
     let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
     for _ in 0..request.budget.trials {
-        let trial = rig.trial(events, Pace::Flat, &nothing)?;
+        let trial = rig.trial(events, Pace::Flat, Window::None)?;
         let seconds = trial.elapsed_ns.max(1) as f64 / 1e9;
         rates.push(trial.events as f64 / seconds);
         delivery_rates.push((trial.deliveries - deliveries_before) as f64 / seconds);
@@ -324,7 +323,7 @@ where
         let plain = |i: usize| sampled.contains(&i).then(|| LatencyRecorder::new(point.producers, None));
         let mut rig = Rig::<B>::new(Arc::new(scenario.clone()), point, lossy, &plain)?;
         let events = calibrate(&mut rig, request, request.budget.latency_ms / 2)?;
-        let trial = rig.trial(events, Pace::Flat, &nothing)?;
+        let trial = rig.trial(events, Pace::Flat, Window::None)?;
         rig.finish();
         let instrumented = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
         if instrumented < capacity {
@@ -364,7 +363,7 @@ where
             Some(LatencyRecorder::new(point.producers, spikes))
         };
         let mut rig = Rig::<B>::new(Arc::new(scenario.clone()), point, lossy, &make)?;
-        rig.trial(events, pace, &nothing)?;
+        rig.trial(events, pace, Window::None)?;
         dropped += rig.bus.stats().dropped;
         out.push(summarize_latency(&rig, load, rate, pace));
         rig.finish();
@@ -451,11 +450,11 @@ where
 {
     let mut rig = new_rig::<B>(request, lossy)?;
     let n = request.budget.alloc_events;
-    rig.trial(n, Pace::Flat, &nothing)?; // warm-up: pools, lazily built structures
+    rig.trial(n, Pace::Flat, Window::None)?; // warm-up: pools, lazily built structures
     let before = instruments.heap().ok_or("dhat is not on in this process")?;
-    rig.trial(n, Pace::Flat, &nothing)?;
+    rig.trial(n, Pace::Flat, Window::None)?;
     let mid = instruments.heap().ok_or("dhat is not on in this process")?;
-    rig.trial(2 * n, Pace::Flat, &nothing)?;
+    rig.trial(2 * n, Pace::Flat, Window::None)?;
     let after = instruments.heap().ok_or("dhat is not on in this process")?;
     // (cost of 2N) − (cost of N) = cost of N events, with each trial's
     // fixed cost (thread spawns, barriers) cancelled out.
@@ -485,9 +484,13 @@ where
 {
     let mut rig = new_rig::<B>(request, lossy)?;
     let n = request.budget.callgrind_events_for(request.point.subscribers);
-    rig.trial(n.min(1_000), Pace::Flat, &nothing)?; // warm-up
-    let window = |open: bool| instruments.callgrind_window(open);
-    rig.trial(n, Pace::Flat, &window)?;
+    rig.trial(n.min(1_000), Pace::Flat, Window::None)?; // warm-up
+    // A single-threaded cell's window holds the producer's loop alone: the
+    // start barrier and the joins around it cost a number of instructions
+    // that depends on which thread arrives first.
+    let callgrind = |open: bool| instruments.callgrind_window(open);
+    let window = if multithreaded(request) { Window::Trial(&callgrind) } else { Window::Producer(&callgrind) };
+    rig.trial(n, Pace::Flat, window)?;
     let dropped = rig.bus.stats().dropped;
     rig.finish();
     Ok(ProbeResponse {
@@ -512,7 +515,7 @@ where
         .build()
         .map_err(|e| format!("starting the profiler: {e}"))?;
     let stop = AtomicBool::new(false);
-    rig.trial(events, Pace::Flat, &|open| stop.store(!open, Ordering::Relaxed))?;
+    rig.trial(events, Pace::Flat, Window::Trial(&|open| stop.store(!open, Ordering::Relaxed)))?;
     let report = guard.report().build().map_err(|e| format!("building the profile: {e}"))?;
     let (folded, samples) = fold(&report);
     let dropped = rig.bus.stats().dropped;
