@@ -211,7 +211,6 @@ where
     Rig::<B>::new(Arc::new(request.scenario.clone()), request.point, lossy, &no_recorder)
 }
 
-
 /// Events per producer for a trial of about `ms` at `rate` events/s (all
 /// producers), at least 100 and at most the scenario limit.
 fn events_for(rate: f64, ms: u64, producers: usize) -> u64 {
