@@ -412,6 +412,7 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
         scratch,
         corpus: args.corpus.clone(),
         corpus_summary: corpus,
+        valgrind_refused: Default::default(),
     };
     Ok((scenarios, cells, runner))
 }

@@ -11,7 +11,7 @@ use buslab_scenarios::{Scenario, SweepPoint};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// One cell of the matrix, planned.
@@ -99,7 +99,17 @@ pub struct ProbeRunner {
     pub corpus: Option<PathBuf>,
     /// That corpus described (name, counts, sizes), for the run metadata.
     pub corpus_summary: Option<buslab_scenarios::results::Corpus>,
+    /// Set once valgrind has refused this build (instructions it cannot
+    /// execute, e.g. AVX-512 from `-C target-cpu=native`): the instruction
+    /// pass is then skipped, with the reason, in this and every later cell,
+    /// and the other passes' figures are kept — the bus is not at fault.
+    pub valgrind_refused: Arc<OnceLock<String>>,
 }
+
+/// Why the instruction pass is skipped when valgrind cannot run this build.
+pub const VALGRIND_REFUSED: &str = "valgrind cannot execute this build's instructions (its CPU emulation lacks some the build \
+     uses, such as AVX-512 from -C target-cpu=native); instruction counts skipped. For them, build with \
+     RUSTFLAGS=\"-C target-cpu=x86-64-v3\" (AVX2, which valgrind runs) or without target-cpu";
 
 /// Finds `valgrind` on `PATH`.
 pub fn find_valgrind() -> Option<PathBuf> {
@@ -129,6 +139,12 @@ impl ProbeRunner {
                 result.skipped_passes.insert(pass.name().into(), "needs the throughput pass's capacity".into());
                 continue;
             }
+            if pass == Pass::Instructions
+                && let Some(reason) = self.valgrind_refused.get()
+            {
+                result.skipped_passes.insert(pass.name().into(), reason.clone());
+                continue;
+            }
             if pass == Pass::Instructions && self.valgrind.is_none() {
                 result.skipped_passes.insert(
                     pass.name().into(),
@@ -150,6 +166,13 @@ impl ProbeRunner {
                 Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
             };
             result.dropped += response.dropped;
+            if pass == Pass::Instructions
+                && response.error.is_some()
+                && let Some(reason) = self.valgrind_refused.get()
+            {
+                result.skipped_passes.insert(pass.name().into(), reason.clone());
+                continue;
+            }
             if let Some(error) = response.error {
                 // A failed check invalidates the whole cell: no figure is kept.
                 result.status = CellStatus::Failed(format!("{} pass: {error}", pass.name()));
@@ -220,6 +243,14 @@ impl ProbeRunner {
         }
         let input = serde_json::to_vec(request).map_err(|e| format!("encoding the request: {e}"))?;
         let out = run_with_timeout(&mut command, &input, timeout)?;
+        if request.pass == Pass::Instructions
+            && self.valgrind.is_some()
+            && out.stderr.contains("unhandled instruction bytes")
+        {
+            let reason = VALGRIND_REFUSED.to_owned();
+            let _ = self.valgrind_refused.set(reason.clone());
+            return Err(reason);
+        }
         let line = out.stdout.lines().rev().find(|l| l.starts_with('{'));
         match line {
             Some(line) => serde_json::from_str(line).map_err(|e| format!("unreadable probe answer ({e}): {line}")),

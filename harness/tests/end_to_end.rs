@@ -185,3 +185,39 @@ fn bad_input_gets_a_clear_error_and_no_panic() {
     assert!(text(&out).contains("bad.json"), "{}", text(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A valgrind that cannot execute the build (as valgrind 3.19 with an
+/// AVX-512 build from `-C target-cpu=native`) skips the instruction pass
+/// with the reason, once for all cells, and keeps the other passes' figures:
+/// the bus is not at fault.
+#[cfg(unix)]
+#[test]
+fn a_build_valgrind_cannot_run_skips_the_instruction_pass_not_the_cell() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp_dir("sigill");
+    let fake = write(
+        &dir,
+        "valgrind",
+        "#!/bin/sh\necho 'vex amd64->IR: unhandled instruction bytes: 0x62 0xF1 0x7C 0x48' >&2\nkill -ILL $$\n",
+    );
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let scenario = write(&dir, "tiny.toml", "name = \"tiny\"\nsubscribers = 2\nevents = 300\n");
+    let db = dir.join("results.sqlite");
+    let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = Command::new(env!("CARGO_BIN_EXE_buslab"))
+        .env("PATH", path)
+        .args(["run", "--quick", "--bus", "fixed_array,router", "--scenario", "tiny", "--no-report"])
+        .args(["--pass", "throughput,instructions", "--scenario-file", scenario.to_str().expect("utf-8")])
+        .args(["--db", db.to_str().expect("utf-8 path")])
+        .output()
+        .expect("buslab runs");
+    assert!(out.status.success(), "{}", text(&out));
+    let run = Store::open(&db).expect("store").latest_run().expect("readable").expect("one run");
+    assert_eq!(run.cells.len(), 2);
+    for cell in &run.cells {
+        assert_eq!(cell.status, CellStatus::Ok, "{}", cell.key.name());
+        assert!(cell.throughput.is_some() && cell.instructions.is_none());
+        let reason = cell.skipped_passes.get("instructions").expect("the pass is skipped with a reason");
+        assert!(reason.contains("valgrind cannot execute this build"), "{reason}");
+    }
+}
