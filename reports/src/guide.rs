@@ -16,7 +16,7 @@
 //!   allocation pass), and where not;
 //! - per CloudEvents scenario, what each choice (decoder, representation,
 //!   extension handling, router) is worth over matched pairs of cells, and
-//!   all of them together ([`levers`](crate::levers)).
+//!   all of them together ([`levers`]).
 
 use crate::format;
 use crate::levers::{self, LEVERS};
