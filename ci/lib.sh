@@ -60,10 +60,9 @@ build_buslab() {
     note "using the prebuilt $BUSLAB_BIN"
     return
   fi
-  # The whole workspace, as `cargo run --release` builds it: with `-p
-  # buslab-harness` cargo would resolve the dependencies' features for that
-  # one package, build every dependency a second time, and measure a binary
-  # other than the README's.
+  # The whole workspace, as `cargo run --release` builds it: built with `-p
+  # buslab-harness` instead, the smoke recompiled every dependency after
+  # .ci/run's `cargo run --release` (seen in CI's log).
   cargo build --release --locked
 }
 

@@ -475,13 +475,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
         let mut shortfall = 0;
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
-                let want = self.published[p].iter().enumerate().filter(|(t, _)| filter.accepts(*t as Topic)).fold(
-                    Published::default(),
-                    |acc, (_, s)| Published {
-                        count: acc.count + s.count,
-                        checksum: acc.checksum.wrapping_add(s.checksum),
-                    },
-                );
+                let want = Published::expected(&self.published[p], *filter);
                 let count = tally.count.load(Ordering::Acquire);
                 let disorder = tally.disorder.load(Ordering::Acquire);
                 let missing = tally.missing.load(Ordering::Acquire);
@@ -687,12 +681,7 @@ where
             let n = request.budget.callgrind_events_for(request.point.subscribers);
             rig.trial::<Fl>(&prepared, n.min(1_000), Window::None)?; // warm-up
             let callgrind = |open: bool| instruments.callgrind_window(open);
-            let window = if crate::probe::multithreaded(request) {
-                Window::Trial(&callgrind)
-            } else {
-                Window::Producer(&callgrind)
-            };
-            rig.trial::<Fl>(&prepared, n, window)?;
+            rig.trial::<Fl>(&prepared, n, crate::probe::instruction_window(request, &callgrind))?;
             ProbeResponse {
                 measured_events: n * producers as u64,
                 multithreaded: crate::probe::multithreaded(request),
@@ -722,14 +711,7 @@ where
 mod tests {
     use super::*;
     use crate::probe::Budget;
-
-    struct NoInstruments;
-    impl Instruments for NoInstruments {
-        fn heap(&self) -> Option<(u64, u64, u64)> {
-            None
-        }
-        fn callgrind_window(&self, _: bool) {}
-    }
+    use crate::probe::tests::NoInstruments;
 
     fn request(bus: &str, text: &str, index: usize) -> ProbeRequest {
         let scenario = buslab_scenarios::spec::parse("t.toml", text, buslab_scenarios::Origin::File("t".into()))

@@ -6,7 +6,7 @@
 
 use crate::listener::{Body, HarnessListener, LatencyRecorder, Subscriber, now_ns, spin_for};
 use buslab_impls::payload::Payload;
-use buslab_impls::{BusConfig, EventBus, Filter};
+use buslab_impls::{BusConfig, EventBus, Filter, Topic};
 use buslab_scenarios::{Scenario, SweepPoint};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -19,6 +19,17 @@ pub struct Published {
     pub count: u64,
     /// Wrapping sum of their checksums.
     pub checksum: u64,
+}
+
+impl Published {
+    /// What a subscriber with `filter` must have received of one producer
+    /// that published `by_topic` (indexed by topic).
+    pub(crate) fn expected(by_topic: &[Published], filter: Filter) -> Published {
+        by_topic.iter().enumerate().filter(|(t, _)| filter.accepts(*t as Topic)).fold(
+            Published::default(),
+            |acc, (_, s)| Published { count: acc.count + s.count, checksum: acc.checksum.wrapping_add(s.checksum) },
+        )
+    }
 }
 
 /// When each event is meant to be sent (open loop), or as fast as possible.
@@ -347,13 +358,7 @@ where
         let mut shortfall = 0;
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
-                let want = self.published[p].iter().enumerate().filter(|(t, _)| filter.accepts(*t as u16)).fold(
-                    Published::default(),
-                    |acc, (_, s)| Published {
-                        count: acc.count + s.count,
-                        checksum: acc.checksum.wrapping_add(s.checksum),
-                    },
-                );
+                let want = Published::expected(&self.published[p], *filter);
                 let count = tally.count.load(Ordering::Acquire);
                 let disorder = tally.disorder.load(Ordering::Acquire);
                 delivered += count;

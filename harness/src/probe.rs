@@ -484,12 +484,8 @@ where
     let mut rig = new_rig::<B>(request, lossy)?;
     let n = request.budget.callgrind_events_for(request.point.subscribers);
     rig.trial(n.min(1_000), Pace::Flat, Window::None)?; // warm-up
-    // A single-threaded cell's window holds the producer's loop alone: the
-    // start barrier and the joins around it cost a number of instructions
-    // that depends on which thread arrives first.
     let callgrind = |open: bool| instruments.callgrind_window(open);
-    let window = if multithreaded(request) { Window::Trial(&callgrind) } else { Window::Producer(&callgrind) };
-    rig.trial(n, Pace::Flat, window)?;
+    rig.trial(n, Pace::Flat, instruction_window(request, &callgrind))?;
     let dropped = rig.bus.stats().dropped;
     rig.finish();
     Ok(ProbeResponse {
@@ -547,18 +543,26 @@ pub fn fold(report: &pprof::Report) -> (String, u64) {
 /// asynchronous buses' consumers and the churn thread: callgrind serialises
 /// them, and how they interleave changes the counts. One producer
 /// publishing to an in-line bus without churn runs all the bus code on one
-/// thread (the main thread only waits for it, at the start and the end of
-/// the window); only such a cell's counts repeat.
+/// thread, within its publishing loop; only such a cell's counts repeat.
 pub(crate) fn multithreaded(request: &ProbeRequest) -> bool {
     let in_line = buslab_impls::find(&request.bus).is_some_and(|b| !b.capabilities.asynchronous);
     !(request.point.producers == 1 && in_line && request.scenario.churn.is_none())
 }
 
+/// The callgrind window of `request`'s instruction pass: around the whole
+/// trial when its bus code runs on several threads; otherwise around the
+/// producer's loop alone, since the start barrier and the joins cost a
+/// number of instructions that depends on which thread arrives first.
+pub(crate) fn instruction_window<'a>(request: &ProbeRequest, callgrind: &'a (dyn Fn(bool) + Sync)) -> Window<'a> {
+    if multithreaded(request) { Window::Trial(callgrind) } else { Window::Producer(callgrind) }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    struct NoInstruments;
+    /// Instruments of a test process: no dhat, no callgrind.
+    pub(crate) struct NoInstruments;
     impl Instruments for NoInstruments {
         fn heap(&self) -> Option<(u64, u64, u64)> {
             None
