@@ -134,9 +134,8 @@ pub fn verdict(lever: &Lever, pairs: &[Pair]) -> Option<(String, Vec<String>, bo
     let first = pairs.first()?;
     let helps = pairs.iter().filter(|p| p.lower > 1.0).count();
     let hurts = pairs.iter().filter(|p| p.upper < 1.0).count();
-    let mut saved: Vec<f64> = pairs.iter().map(|p| p.saved_ns).collect();
-    saved.sort_by(f64::total_cmp);
-    let saved = saved[saved.len() / 2];
+    let saved_ns: Vec<f64> = pairs.iter().map(|p| p.saved_ns).collect();
+    let saved = stats::median(&saved_ns)?;
     let time = if saved >= 0.0 {
         format!("{} less per event", format::nanos(saved))
     } else {
@@ -163,11 +162,10 @@ pub fn verdict(lever: &Lever, pairs: &[Pair]) -> Option<(String, Vec<String>, bo
     };
     // Allocations are named only where the lever changes them: the median
     // over pairs of baseline − better.
-    let mut fewer: Vec<f64> = pairs.iter().filter_map(|p| p.allocations).map(|(a, b)| b - a).collect();
-    fewer.sort_by(f64::total_cmp);
-    let allocations = match fewer.get(fewer.len() / 2) {
-        Some(&d) if d >= 0.01 => format!("; {} fewer allocations per event", format::si_number(d)),
-        Some(&d) if d <= -0.01 => format!("; {} more allocations per event", format::si_number(-d)),
+    let fewer: Vec<f64> = pairs.iter().filter_map(|p| p.allocations).map(|(a, b)| b - a).collect();
+    let allocations = match stats::median(&fewer) {
+        Some(d) if d >= 0.01 => format!("; {} fewer allocations per event", format::si_number(d)),
+        Some(d) if d <= -0.01 => format!("; {} more allocations per event", format::si_number(-d)),
         _ => String::new(),
     };
     let text = format!("{} ({} vs {}): {effect}{allocations}.", lever.what, lever.better, lever.baseline);
