@@ -624,6 +624,7 @@ where
             let (mut decode_rate, mut decode_bytes) = (Vec::new(), Vec::new());
             let (mut route_rate, mut route_bytes, mut delivery_rate, mut trial_ns) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let mut cpu = crate::cpu::PerEvent::default();
             let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
             // Interleaved, so that a drift of the machine touches both alike.
             for _ in 0..request.budget.trials {
@@ -631,7 +632,9 @@ where
                 let seconds = ns.max(1) as f64 / 1e9;
                 decode_rate.push(n as f64 / seconds);
                 decode_bytes.push(bytes as f64 / seconds);
+                let cpu_start = cpu.start();
                 let trial = rig.trial::<Fl>(&prepared, events, Window::None)?;
+                cpu.stop(cpu_start, trial.events);
                 let seconds = trial.elapsed_ns.max(1) as f64 / 1e9;
                 route_rate.push(trial.events as f64 / seconds);
                 route_bytes.push(trial.bytes as f64 / seconds);
@@ -650,6 +653,7 @@ where
                     deliveries_per_sec: stats::estimate(&delivery_rate),
                     events_per_trial: events,
                     trial_ns,
+                    cpu_ns_per_event: cpu.estimate(),
                 }),
                 cloudevents: Some(ce),
                 ..Default::default()

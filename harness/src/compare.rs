@@ -126,9 +126,9 @@ fn parse_gate(arg: &str) -> Result<regression::Gate, String> {
 
 /// Parses `METRIC=PERCENT` into the metric's slug and a fraction.
 pub(crate) fn parse_threshold(arg: &str) -> Result<(String, f64), String> {
-    let known = || regression::METRICS.iter().map(|m| m.slug).collect::<Vec<_>>().join(", ");
+    let known = || regression::compared_metrics().map(|m| m.slug).collect::<Vec<_>>().join(", ");
     let (slug, percent) = arg.split_once('=').ok_or_else(|| format!("expected METRIC=PERCENT, got `{arg}`"))?;
-    if !regression::METRICS.iter().any(|m| m.slug == slug) {
+    if !regression::compared_metrics().any(|m| m.slug == slug) {
         return Err(format!("unknown metric `{slug}`; known: {}", known()));
     }
     let percent: f64 = percent.trim_end_matches('%').parse().map_err(|e| format!("`{percent}`: {e}"))?;

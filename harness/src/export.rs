@@ -350,7 +350,12 @@ mod tests {
         let names: Vec<_> = benchmarks.keys().map(String::as_str).collect();
         assert_eq!(names, ["burst/ring_buffer/ring=1024/subscribers=4", "fanout/channel/subscribers=16"]);
         let fanout = benchmarks["fanout/channel/subscribers=16"].as_object().expect("measures");
-        assert_eq!(fanout.len(), store::MEASURES.len() - store::CLOUDEVENTS_MEASURES.len());
+        assert_eq!(fanout.len(), store::metrics(&sample::full_cell("fanout", "channel", 16)).len());
+        assert_eq!(
+            fanout.len(),
+            buslab_scenarios::metrics::ALL.len() - 3,
+            "every metric but the three CloudEvents ones"
+        );
         let throughput = &fanout["throughput"];
         assert_eq!(throughput["value"], 3.5e6);
         assert_eq!(throughput["lower_value"], 3.5e6 * 0.97);

@@ -25,10 +25,13 @@
 //! - `fastrand`: seeded resampling for the bootstrap.
 //! - `humantime`: RFC 3339 timestamps without a date-time library.
 //! - `indicatif` and `console`: progress bar with ETA and terminal width.
+//! - `libc`: `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`, the CPU time of every
+//!   thread of a probe (std has no process CPU clock).
 //! - `clap`, `anyhow`, `serde_json`: the CLI's edge.
 #![deny(missing_docs)]
 
 pub mod cloudevents;
+pub mod cpu;
 pub mod drive;
 pub mod export;
 pub mod listener;

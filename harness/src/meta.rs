@@ -115,6 +115,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         buses: buses(),
         label: None,
         shards: None,
+        methodology: buslab_scenarios::results::METHODOLOGY,
     }
 }
 

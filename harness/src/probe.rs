@@ -7,6 +7,7 @@
 //! crashing bus costs one cell and not the run, and the parent can enforce a
 //! time limit.
 
+use crate::cpu;
 use crate::drive::{Pace, Rig, Window};
 use crate::listener::{HarnessListener, LatencyRecorder, SpikeRecorder, new_histogram};
 use crate::stats;
@@ -18,37 +19,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Which pass a probe runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pass {
-    /// Events per second over timed trials.
-    Throughput,
-    /// Open-loop latency at fractions of the measured capacity.
-    Latency,
-    /// Heap allocations per event under dhat.
-    Allocations,
-    /// Instructions per event under callgrind.
-    Instructions,
-    /// Folded stacks from a sampling profiler.
-    Profile,
-}
-
-impl Pass {
-    /// Every pass, in the order a cell runs them.
-    pub const ALL: [Pass; 5] = [Pass::Throughput, Pass::Latency, Pass::Allocations, Pass::Instructions, Pass::Profile];
-
-    /// The pass's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pass::Throughput => "throughput",
-            Pass::Latency => "latency",
-            Pass::Allocations => "allocations",
-            Pass::Instructions => "instructions",
-            Pass::Profile => "profile",
-        }
-    }
-}
+pub use buslab_scenarios::metrics::Pass;
 
 /// Sizes of the passes: the defaults, or `--quick`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -253,9 +224,12 @@ where
     let mut rates = Vec::new();
     let mut delivery_rates = Vec::new();
     let mut trial_ns = Vec::new();
+    let mut cpu = cpu::PerEvent::default();
     let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
     for _ in 0..request.budget.trials {
+        let cpu_start = cpu.start();
         let trial = rig.trial(events, Pace::Flat, Window::None)?;
+        cpu.stop(cpu_start, trial.events);
         let seconds = trial.elapsed_ns.max(1) as f64 / 1e9;
         rates.push(trial.events as f64 / seconds);
         delivery_rates.push((trial.deliveries - deliveries_before) as f64 / seconds);
@@ -270,6 +244,7 @@ where
             deliveries_per_sec: stats::estimate(&delivery_rates),
             events_per_trial: events,
             trial_ns,
+            cpu_ns_per_event: cpu.estimate(),
         }),
         dropped,
         ..Default::default()

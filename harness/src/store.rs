@@ -19,7 +19,7 @@
 //!   the whole [`CellResult`] as JSON. `(run_id, name)` is unique.
 //! - `metrics (run_id, cell, measure, value, lower, upper)`: the headline
 //!   figures of each cell, one row per [`Metric`], derived from `cells` by
-//!   [`metrics`] when a cell is saved. It exists for trend queries (one
+//!   [`metrics()`] when a cell is saved. It exists for trend queries (one
 //!   measure of one cell over hundreds of runs) that must not parse the
 //!   cells' JSON; it is indexed on `(cell, measure)`.
 //!
@@ -61,6 +61,7 @@
 //!   JSON, the same encoding as the JSON export.
 //! - `thiserror`: the typed [`StoreError`], carrying the store's path.
 
+use buslab_scenarios::metrics;
 use buslab_scenarios::results::{CellResult, CellStatus, Run, RunMeta, Shards};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
@@ -309,9 +310,9 @@ fn sqlite_error(path: &Path, context: impl Into<String>, source: rusqlite::Error
 /// measure in the BMF export.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Metric {
-    /// The measure's slug, one of [`MEASURES`].
+    /// The metric's slug, one of [`metrics::ALL`].
     pub slug: &'static str,
-    /// The value, in the measure's unit.
+    /// The value, in the metric's unit.
     pub value: f64,
     /// Lower bound of the 95% confidence interval, where there is one.
     pub lower: Option<f64>,
@@ -319,86 +320,25 @@ pub struct Metric {
     pub upper: Option<f64>,
 }
 
-/// Every measure slug, in the order [`metrics`] emits them, with its unit.
-pub const MEASURES: [(&str, &str); 13] = [
-    ("throughput", "events/s"),
-    ("deliveries", "deliveries/s"),
-    ("latency-p50", "ns"),
-    ("latency-p99", "ns"),
-    ("latency-p999", "ns"),
-    ("allocs-per-event", "allocations"),
-    ("bytes-per-event", "bytes"),
-    ("instructions-per-event", "instructions"),
-    ("est-cycles-per-event", "cycles"),
-    ("branch-misses-per-event", "branch misses"),
-    ("decode-throughput", "events/s"),
-    ("decode-bytes", "bytes/s"),
-    ("route-bytes", "bytes/s"),
-];
-
-/// The measures only `cloudevents` cells have.
-pub const CLOUDEVENTS_MEASURES: [&str; 3] = ["decode-throughput", "decode-bytes", "route-bytes"];
-
 /// The offered load whose latency the headline metrics report.
 pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
 
-/// The headline figures of a cell, one per measure it has: the one place
-/// that turns a [`CellResult`] into measure slugs (the `metrics` table and
-/// the BMF export both use it).
-///
-/// - `throughput`, `deliveries`: medians per second with their CI.
-/// - `latency-p50`, `-p99`, `-p999`: ns, from the latency entry at load
-///   [`HEADLINE_LOAD`]; a burst cell, which has a single entry at load 0,
-///   reports that entry.
-/// - `allocs-per-event`, `bytes-per-event`: from the allocation pass.
-/// - `instructions-per-event`, `est-cycles-per-event`,
-///   `branch-misses-per-event`: from the instruction pass.
-/// - `decode-throughput` (documents decoded per second, no bus),
-///   `decode-bytes` and `route-bytes` (document bytes per second, decode
-///   only and decode + route): `cloudevents` cells, with their CI; their
-///   `throughput` is decode + route events/s.
-///
-/// A value that is not finite is left out (a bound that is not finite drops
-/// the interval): it is no measurement, and neither SQLite nor JSON can
-/// hold it.
+/// The headline figures of a cell, one per metric of [`metrics::ALL`] it
+/// measured, in that order: the one place that turns a [`CellResult`] into
+/// rows (the `metrics` table and the BMF export both use it). Each metric
+/// says how it is read (latency from the headline entry, CloudEvents rates
+/// from decode-only and decode + route). A value that is not finite is
+/// left out (a bound that is not finite drops the interval): it is no
+/// measurement, and neither SQLite nor JSON can hold it.
 pub fn metrics(cell: &CellResult) -> Vec<Metric> {
-    let mut out = Vec::new();
-    let mut push = |slug: &'static str, value: f64, ci: Option<(f64, f64)>| {
-        if value.is_finite() {
-            let (lower, upper) = ci.filter(|(l, u)| l.is_finite() && u.is_finite()).unzip();
-            out.push(Metric { slug, value, lower, upper });
-        }
-    };
-    if let Some(t) = &cell.throughput {
-        let e = &t.events_per_sec;
-        push("throughput", e.median, Some((e.lower, e.upper)));
-        let d = &t.deliveries_per_sec;
-        push("deliveries", d.median, Some((d.lower, d.upper)));
-    }
-    if let Some(l) = cell.headline_latency() {
-        push("latency-p50", l.p50_ns as f64, None);
-        push("latency-p99", l.p99_ns as f64, None);
-        push("latency-p999", l.p999_ns as f64, None);
-    }
-    if let Some(a) = &cell.allocations {
-        push("allocs-per-event", a.allocs_per_event, None);
-        push("bytes-per-event", a.bytes_per_event, None);
-    }
-    if let Some(i) = &cell.instructions {
-        push("instructions-per-event", i.ir_per_event, None);
-        push("est-cycles-per-event", i.est_cycles_per_event, None);
-        push("branch-misses-per-event", i.branch_misses_per_event, None);
-    }
-    if let Some(ce) = &cell.cloudevents {
-        for (slug, e) in [
-            ("decode-throughput", &ce.decode_events_per_sec),
-            ("decode-bytes", &ce.decode_bytes_per_sec),
-            ("route-bytes", &ce.route_bytes_per_sec),
-        ] {
-            push(slug, e.median, Some((e.lower, e.upper)));
-        }
-    }
-    out
+    metrics::ALL
+        .iter()
+        .filter_map(|m| {
+            let r = m.reading(cell)?;
+            let (lower, upper) = r.interval.unzip();
+            Some(Metric { slug: m.slug, value: r.value, lower, upper })
+        })
+        .collect()
 }
 
 /// A stored run in a listing: its metadata and how its cells ended.
@@ -530,7 +470,7 @@ impl Store {
     }
 
     /// Stores one cell of run `run_id` after the ones already stored, and
-    /// its [`metrics`]; committed before it returns, so the cell survives
+    /// its [`metrics()`]; committed before it returns, so the cell survives
     /// an interruption of the run.
     pub fn save_cell(&mut self, run_id: &str, cell: &CellResult) -> Result<(), StoreError> {
         let context = "saving a cell";
@@ -1287,6 +1227,7 @@ pub mod sample {
             deliveries_per_sec: estimate(3.5e6 * subscribers as f64),
             events_per_trial: 1_000_000,
             trial_ns: vec![285_000_000, 286_500_000, 284_900_000],
+            cpu_ns_per_event: Some(estimate(290.0)),
         });
         cell.latency = vec![latency(0.25, 180), latency(0.5, 240), latency(0.8, 610)];
         cell.allocations =
@@ -1325,6 +1266,7 @@ pub mod sample {
             deliveries_per_sec: estimate(4.8e6),
             events_per_trial: 500_000,
             trial_ns: vec![416_000_000, 417_100_000],
+            cpu_ns_per_event: None,
         });
         cell.latency = vec![latency(0.0, 900)];
         cell
@@ -1375,6 +1317,7 @@ pub mod sample {
                 buses: crate::meta::buses(),
                 label: None,
                 shards: None,
+                methodology: buslab_scenarios::results::METHODOLOGY,
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
@@ -1466,17 +1409,20 @@ mod tests {
         assert!(plan.contains("metrics_by_cell"), "{plan}");
     }
 
+    /// The metrics only `cloudevents` cells have.
+    const CLOUDEVENTS_METRICS: [&str; 3] = ["decode-throughput", "decode-bytes", "route-bytes"];
+
     #[test]
     fn metrics_pick_headline_load_burst_entry_and_skip_non_finite() {
         let run = sample::run("r", "m", "2026-05-01T12:00:00Z");
         let slugs = |c: &CellResult| metrics(c).iter().map(|m| m.slug).collect::<Vec<_>>();
-        let all: Vec<&str> =
-            MEASURES.iter().map(|(slug, _)| *slug).filter(|s| !CLOUDEVENTS_MEASURES.contains(s)).collect();
+        let all: Vec<&str> = metrics::ALL.iter().map(|m| m.slug).filter(|s| !CLOUDEVENTS_METRICS.contains(s)).collect();
         assert_eq!(slugs(&run.cells[0]), all);
         let full = metrics(&run.cells[0]);
-        assert_eq!(full[2].value, 240.0, "p50 at load 0.5");
-        assert_eq!(full[4].value, 240.0 * 12.0, "p999 at load 0.5");
-        assert!(full[2..].iter().all(|m| m.lower.is_none() && m.upper.is_none()));
+        let at = |slug: &str| full.iter().find(|m| m.slug == slug).expect("measured");
+        assert_eq!(at("latency-p50").value, 240.0, "p50 at load 0.5");
+        assert_eq!(at("latency-p999").value, 240.0 * 12.0, "p999 at load 0.5");
+        assert!(full.iter().skip_while(|m| m.slug != "latency-p50").all(|m| m.lower.is_none() && m.upper.is_none()));
         let burst = metrics(&run.cells[1]);
         assert_eq!(burst[2], Metric { slug: "latency-p50", value: 900.0, lower: None, upper: None });
         assert!(metrics(&run.cells[2]).is_empty(), "a failed cell keeps no numbers");
@@ -1504,7 +1450,7 @@ mod tests {
             route_bytes_per_sec: rate(0.8e9),
             ..CloudEvents::default()
         });
-        let all: Vec<&str> = MEASURES.iter().map(|(slug, _)| *slug).collect();
+        let all: Vec<&str> = metrics::ALL.iter().map(|m| m.slug).collect();
         let m = metrics(&cell);
         assert_eq!(m.iter().map(|m| m.slug).collect::<Vec<_>>(), all);
         let decode = m.iter().find(|m| m.slug == "decode-throughput").expect("decode");

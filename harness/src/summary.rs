@@ -30,20 +30,25 @@ pub fn duration_ns(ns: u64) -> String {
 }
 
 /// One row's cells, as text.
-fn row(cell: &CellResult) -> [String; 6] {
+fn row(cell: &CellResult) -> [String; 7] {
     let name = cell.key.name();
     match &cell.status {
         CellStatus::Skipped(reason) => {
-            [name, "skipped".into(), reason.clone(), String::new(), String::new(), String::new()]
+            [name, "skipped".into(), reason.clone(), String::new(), String::new(), String::new(), String::new()]
         }
         CellStatus::Failed(reason) => {
-            [name, "FAILED".into(), reason.clone(), String::new(), String::new(), String::new()]
+            [name, "FAILED".into(), reason.clone(), String::new(), String::new(), String::new(), String::new()]
         }
         CellStatus::Ok => {
             let tput = cell.throughput.as_ref().map_or_else(String::new, |t| {
                 let e = &t.events_per_sec;
                 format!("{} [{}, {}]", si(e.median), si(e.lower), si(e.upper))
             });
+            let cpu = cell
+                .throughput
+                .as_ref()
+                .and_then(|t| t.cpu_ns_per_event.as_ref())
+                .map_or_else(String::new, |c| format!("{:.1}ns", c.median));
             let p99 = cell
                 .latency_at(0.5)
                 .or_else(|| cell.latency.first())
@@ -52,15 +57,15 @@ fn row(cell: &CellResult) -> [String; 6] {
             let ir = cell.instructions.as_ref().map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
             // A lossy bus publishes faster than it delivers: say so.
             let status = if cell.dropped > 0 { "ok, lossy" } else { "ok" };
-            [name, status.into(), tput, p99, allocs, ir]
+            [name, status.into(), tput, cpu, p99, allocs, ir]
         }
     }
 }
 
 /// Writes the summary table for `cells`, at most `width` columns wide.
 pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Result<()> {
-    let header = ["cell", "status", "events/s [95% CI]", "p99@50%", "allocs/ev", "Ir/ev"];
-    let rows: Vec<[String; 6]> = cells.iter().map(row).collect();
+    let header = ["cell", "status", "events/s [95% CI]", "CPU/ev", "p99@50%", "allocs/ev", "Ir/ev"];
+    let rows: Vec<[String; 7]> = cells.iter().map(row).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -73,7 +78,7 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
         .len()
         .max(rows.iter().filter(|r| r[1].starts_with("ok")).map(|r| r[2].chars().count()).max().unwrap_or(0));
     let fixed: usize = widths[1..].iter().sum::<usize>() + 2 * (widths.len() - 1);
-    widths[0] = widths[0].min(width.saturating_sub(fixed).max(24));
+    widths[0] = widths[0].min(width.saturating_sub(fixed).max(16));
     let fit = |s: &str, w: usize| -> String {
         let n = s.chars().count();
         if n <= w { format!("{s:<w$}") } else { s.chars().take(w.saturating_sub(1)).collect::<String>() + "…" }
@@ -170,7 +175,12 @@ mod tests {
         write(&mut out, &[failed, skipped], 80).expect("writing to a Vec");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
-        assert!(text.contains("FAILED") && text.contains("(1 lost)") && text.contains("999 of 1000"), "{text}");
+        // The reason wraps at word boundaries, whole.
+        let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words.contains("FAILED throughput pass: subscriber 3, producer 0: got 999 of 1000 events (1 lost)"),
+            "{text}"
+        );
         assert!(text.contains("0 ok, 1 failed, 1 skipped"));
     }
 }

@@ -38,6 +38,7 @@ fn cell(bus: &str, subscribers: usize) -> CellResult {
         deliveries_per_sec: estimate,
         events_per_trial: 100_000,
         trial_ns: vec![28_000_000; 7],
+        cpu_ns_per_event: None,
     });
     cell.latency = [0.25, 0.5, 0.8]
         .into_iter()

@@ -1,6 +1,8 @@
 //! Numbers as people read them: SI prefixes, durations, ratios. One place,
 //! so the index, cell pages, guide and charts say "1.23 M/s" the same way.
 
+use buslab_scenarios::metrics::{self, Unit};
+
 /// `value` with an SI prefix (k, M, G) and three significant figures,
 /// followed by `unit` (which may be empty): `1.23 M events/s`.
 pub fn si(value: f64, unit: &str) -> String {
@@ -106,13 +108,13 @@ pub fn band(relative: f64) -> String {
     format!("±{}", unsigned_percent(relative))
 }
 
-/// A value formatted in the unit of metric `slug` (ns for latency, SI for
-/// the rest).
+/// A value formatted in the unit of metric `slug` ([`metrics::ALL`]):
+/// durations in ns/µs/ms, rates with their unit, counts per event as SI
+/// numbers.
 pub fn metric_value(slug: &str, value: f64) -> String {
-    match slug {
-        s if s.starts_with("latency") => nanos(value),
-        "throughput" | "decode-throughput" => si(value, "events/s"),
-        "deliveries" => si(value, "deliveries/s"),
+    match metrics::by_slug(slug).map(|m| m.unit) {
+        Some(Unit::Nanos) => nanos(value),
+        Some(unit @ (Unit::EventsPerSec | Unit::DeliveriesPerSec | Unit::BytesPerSec)) => si(value, unit.symbol()),
         _ => si_number(value),
     }
 }

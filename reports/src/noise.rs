@@ -33,7 +33,7 @@
 //!
 //! [`RunMeta::label`]: buslab_scenarios::results::RunMeta::label
 
-use crate::regression::{self, Gate, Kind, METRICS, Thresholds, Verdict};
+use crate::regression::{self, Gate, Kind, Metric, Thresholds, Verdict};
 use crate::stats;
 use buslab_scenarios::results::{CellStatus, Run};
 use serde::Serialize;
@@ -142,10 +142,10 @@ pub struct Calibration {
     pub pairs_with_deterministic_regression: usize,
     /// Pairs with at least one regression or improvement.
     pub pairs_flagged: usize,
-    /// Per metric, in [`METRICS`] order (metrics no cell measured left
+    /// Per metric, in [`regression::compared_metrics`] order (metrics no cell measured left
     /// out).
     pub metrics: Vec<MetricNoise>,
-    /// Per cell and metric, by cell then [`METRICS`] order.
+    /// Per cell and metric, by cell then [`regression::compared_metrics`] order.
     pub cells: Vec<CellSpread>,
 }
 
@@ -173,11 +173,12 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
     let machines = distinct(&|r| Some(r.meta.machine.clone()));
 
     // Values per (cell, metric), in run order, Ok cells only.
+    let compared_metrics: Vec<&Metric> = regression::compared_metrics().collect();
     let mut values: BTreeMap<(String, usize), Vec<f64>> = BTreeMap::new();
     for run in &runs {
         for cell in run.cells.iter().filter(|c| c.status == CellStatus::Ok) {
-            for (m, spec) in METRICS.iter().enumerate() {
-                if let Some(v) = regression::value(cell, spec.slug) {
+            for (m, spec) in compared_metrics.iter().enumerate() {
+                if let Some(v) = spec.value(cell) {
                     values.entry((cell.key.name(), m)).or_default().push(v);
                 }
             }
@@ -186,11 +187,11 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
     let cells: Vec<CellSpread> = values
         .into_iter()
         .filter(|(_, v)| v.len() >= 2)
-        .map(|((cell, m), v)| spread(cell, METRICS[m].slug, &v))
+        .map(|((cell, m), v)| spread(cell, compared_metrics[m].slug, &v))
         .collect();
 
-    let mut compared = [0_usize; METRICS.len()];
-    let mut flagged = [0_usize; METRICS.len()];
+    let mut compared = vec![0_usize; compared_metrics.len()];
+    let mut flagged = vec![0_usize; compared_metrics.len()];
     let (mut pairs, mut pairs_with_regression, mut pairs_flagged, mut pairs_deterministic) = (0, 0, 0, 0);
     let indexed: Vec<regression::Indexed<'_>> = runs.iter().map(|r| regression::Indexed::new(r)).collect();
     for (i, base) in indexed.iter().enumerate() {
@@ -204,7 +205,7 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
             pairs_deterministic += usize::from(comparison.gated(Gate::Deterministic).next().is_some());
             pairs_flagged += usize::from(comparison.changes.iter().any(|c| c.verdict != Verdict::Noise));
             for change in &comparison.changes {
-                if let Some(m) = METRICS.iter().position(|s| s.slug == change.metric) {
+                if let Some(m) = compared_metrics.iter().position(|s| s.slug == change.metric) {
                     compared[m] += 1;
                     flagged[m] += usize::from(change.is_significant());
                 }
@@ -212,7 +213,7 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
         }
     }
 
-    let metrics = METRICS
+    let metrics = compared_metrics
         .iter()
         .enumerate()
         .filter_map(|(m, spec)| {

@@ -11,7 +11,7 @@
 //!
 //! Each metric of a matched cell gives one [`Change`], with the relative
 //! change `new / base − 1`. The metrics and their slugs are the harness
-//! store's: see [`METRICS`]. `deliveries` is left out: it is the throughput
+//! store's: see [`compared_metrics`]. `deliveries` is left out: it is the throughput
 //! times the fan-out, and would repeat every throughput verdict.
 //!
 //! # Deterministic metrics: a fixed threshold
@@ -120,57 +120,18 @@
 //! [`Estimate::samples`]: buslab_scenarios::results::Estimate::samples
 
 use crate::stats;
+use buslab_scenarios::metrics;
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
-/// How a metric is judged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A count per event: a fixed threshold.
-    Deterministic,
-    /// Throughput: Mann–Whitney U on the trial samples and the noise band.
-    Sampled,
-    /// A latency percentile, one figure per run: the noise band.
-    SingleFigure,
+pub use buslab_scenarios::metrics::{Kind, Metric};
+
+/// Every compared metric, in the order the changes of a cell are listed:
+/// the metrics of [`metrics::ALL`] that are [`Metric::compared`].
+pub fn compared_metrics() -> impl Iterator<Item = &'static Metric> {
+    metrics::compared()
 }
-
-/// A compared metric: its slug (the store's measure), whether higher is
-/// better, and how it is judged.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct MetricSpec {
-    /// The measure slug, as in the store's `metrics` table and the BMF export.
-    pub slug: &'static str,
-    /// A higher value is better (throughput); otherwise lower is better.
-    pub higher_is_better: bool,
-    /// How a change is judged.
-    pub kind: Kind,
-}
-
-const fn spec(slug: &'static str, higher_is_better: bool, kind: Kind) -> MetricSpec {
-    MetricSpec { slug, higher_is_better, kind }
-}
-
-/// Every compared metric, in the order the changes of a cell are listed.
-pub const METRICS: [MetricSpec; 9] = [
-    spec("throughput", true, Kind::Sampled),
-    spec("latency-p50", false, Kind::SingleFigure),
-    spec("latency-p99", false, Kind::SingleFigure),
-    spec("latency-p999", false, Kind::SingleFigure),
-    spec("allocs-per-event", false, Kind::Deterministic),
-    spec("bytes-per-event", false, Kind::Deterministic),
-    spec("instructions-per-event", false, Kind::Deterministic),
-    spec("est-cycles-per-event", false, Kind::Deterministic),
-    spec("branch-misses-per-event", false, Kind::Deterministic),
-];
-
-/// The counts that repeat from run to run of the same code on one thread
-/// (the cache and branch simulations depend on addresses, which change).
-const REPEATABLE_METRICS: [&str; 3] = ["instructions-per-event", "allocs-per-event", "bytes-per-event"];
-
-/// The instruction metrics, whose determinism depends on the cell's threads.
-const CALLGRIND_METRICS: [&str; 3] = ["instructions-per-event", "est-cycles-per-event", "branch-misses-per-event"];
 
 /// The offered load whose latency is compared (as in the store's metrics).
 pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
@@ -221,7 +182,7 @@ impl Default for Thresholds {
 impl Thresholds {
     /// The configured threshold (deterministic) or default noise band
     /// (wall-clock) of `metric`.
-    pub fn for_metric(&self, metric: &MetricSpec) -> f64 {
+    pub fn for_metric(&self, metric: &Metric) -> f64 {
         let default = match metric.kind {
             Kind::Deterministic => self.deterministic,
             Kind::Sampled | Kind::SingleFigure => self.noise_band,
@@ -263,7 +224,7 @@ pub enum Method {
 pub struct Change {
     /// The cell's [`CellKey::name`](buslab_scenarios::results::CellKey::name).
     pub cell: String,
-    /// The metric's slug (one of [`METRICS`]).
+    /// The metric's slug (one of [`compared_metrics`]).
     pub metric: &'static str,
     /// The base run's value (the median, for throughput).
     pub base: f64,
@@ -304,7 +265,9 @@ impl Change {
     /// or allocations per event of a single-threaded cell (see
     /// [`Gate::Deterministic`]).
     pub fn is_deterministic(&self) -> bool {
-        REPEATABLE_METRICS.contains(&self.metric) && self.method == Method::Deterministic && !self.multithreaded
+        metrics::by_slug(self.metric).is_some_and(|m| m.repeatable)
+            && self.method == Method::Deterministic
+            && !self.multithreaded
     }
 }
 
@@ -409,7 +372,7 @@ pub struct Comparison {
     /// How many earlier runs were given as history.
     pub history_runs: usize,
     /// Every compared metric of every matched cell, in the new run's cell
-    /// order and [`METRICS`] order.
+    /// order and [`compared_metrics`] order.
     pub changes: Vec<Change>,
     /// Cells that were not compared.
     pub unmatched: Vec<Unmatched>,
@@ -418,6 +381,10 @@ pub struct Comparison {
     /// Cells measured on different machines in the two runs, whose
     /// wall-clock metrics were therefore not compared.
     pub other_machine: Vec<OtherMachine>,
+    /// The two runs were made with different measurement methods
+    /// (`(base, new)` [`RunMeta::methodology`](buslab_scenarios::results::RunMeta::methodology)):
+    /// nothing is compared across the break.
+    pub methodology_break: Option<(u32, u32)>,
 }
 
 impl Comparison {
@@ -498,10 +465,12 @@ pub fn compare_indexed(
     config: &Thresholds,
 ) -> Comparison {
     let (base_run, new_run) = (base_ix.run, new_ix.run);
+    // Noise bands are learned only from runs made the way the new one was.
     let mut past: Vec<&Indexed<'_>> = history
         .iter()
         .copied()
         .filter(|r| r.run.meta.id != base_run.meta.id && r.run.meta.id != new_run.meta.id)
+        .filter(|r| r.run.meta.methodology == new_run.meta.methodology)
         .collect();
     past.sort_by(|a, b| (&a.run.meta.started_at, &a.run.meta.id).cmp(&(&b.run.meta.started_at, &b.run.meta.id)));
     let history_runs = past.len();
@@ -519,7 +488,12 @@ pub fn compare_indexed(
         unmatched: Vec::new(),
         missing: Vec::new(),
         other_machine: Vec::new(),
+        methodology_break: None,
     };
+    if base.meta.methodology != new.meta.methodology {
+        comparison.methodology_break = Some((base.meta.methodology, new.meta.methodology));
+        return comparison;
+    }
     for name in &base_ix.names {
         if !new_ix.cells.contains_key(name) {
             comparison.unmatched.push(Unmatched::OnlyInBase { cell: name.clone() });
@@ -558,7 +532,7 @@ pub fn compare_indexed(
                     .filter(|c| c.status == CellStatus::Ok && c.measured_on(run_machine) == new_machine)
             })
             .collect();
-        for metric in &METRICS {
+        for metric in compared_metrics() {
             if !same_machine && metric.kind != Kind::Deterministic {
                 continue;
             }
@@ -589,7 +563,7 @@ type PastRun<'a> = (&'a str, &'a HashMap<String, &'a CellResult>);
 #[allow(clippy::too_many_arguments)]
 fn judge(
     name: &str,
-    metric: &MetricSpec,
+    metric: &Metric,
     b: &CellResult,
     n: &CellResult,
     base: f64,
@@ -625,7 +599,7 @@ fn judge(
     };
     match metric.kind {
         Kind::Deterministic => {
-            if change.multithreaded && CALLGRIND_METRICS.contains(&metric.slug) {
+            if change.multithreaded && metric.callgrind {
                 change.method = Method::Multithreaded;
                 change.threshold = configured.max(config.multithreaded);
             }
@@ -635,7 +609,7 @@ fn judge(
             let (band, history) = noise_band(metric.slug, past, config).unwrap_or((configured, 0));
             change.threshold = band;
             change.history = history;
-            let test = if metric.kind == Kind::Sampled { samples(b).zip(samples(n)) } else { None };
+            let test = if metric.kind == Kind::Sampled { samples(metric, b).zip(samples(metric, n)) } else { None };
             match test.and_then(|(bs, ns)| stats::mann_whitney_u(bs, ns).ok()) {
                 Some(mwu) => {
                     change.method = Method::MannWhitney;
@@ -673,26 +647,14 @@ fn noise_band(slug: &str, past: &[&CellResult], config: &Thresholds) -> Option<(
     stats::noise_band(recent).map(|band| (band, recent.len()))
 }
 
-/// The trial samples of the throughput pass, if any.
-fn samples(cell: &CellResult) -> Option<&[f64]> {
-    cell.throughput.as_ref().map(|t| t.events_per_sec.samples.as_slice()).filter(|s| !s.is_empty())
+/// The trial samples of `metric` in `cell`, if any.
+fn samples<'a>(metric: &Metric, cell: &'a CellResult) -> Option<&'a [f64]> {
+    metric.reading(cell).map(|r| r.samples).filter(|s| !s.is_empty())
 }
 
 /// The value of metric `slug` in `cell`, if measured and finite.
 pub fn value(cell: &CellResult, slug: &str) -> Option<f64> {
-    let v = match slug {
-        "throughput" => cell.throughput.as_ref()?.events_per_sec.median,
-        "latency-p50" => cell.headline_latency()?.p50_ns as f64,
-        "latency-p99" => cell.headline_latency()?.p99_ns as f64,
-        "latency-p999" => cell.headline_latency()?.p999_ns as f64,
-        "allocs-per-event" => cell.allocations.as_ref()?.allocs_per_event,
-        "bytes-per-event" => cell.allocations.as_ref()?.bytes_per_event,
-        "instructions-per-event" => cell.instructions.as_ref()?.ir_per_event,
-        "est-cycles-per-event" => cell.instructions.as_ref()?.est_cycles_per_event,
-        "branch-misses-per-event" => cell.instructions.as_ref()?.branch_misses_per_event,
-        _ => return None,
-    };
-    v.is_finite().then_some(v)
+    metrics::by_slug(slug)?.value(cell)
 }
 
 #[cfg(test)]
@@ -717,6 +679,7 @@ mod tests {
         cell.throughput = Some(Throughput {
             events_per_sec: trials(3.5e6),
             deliveries_per_sec: trials(3.5e6),
+            cpu_ns_per_event: Some(trials(290.0)),
             ..Throughput::default()
         });
         cell.latency = vec![latency(240)];
@@ -764,7 +727,7 @@ mod tests {
     #[test]
     fn a_run_compared_with_itself_changes_nothing() {
         let c = compare(&base(), &base(), &[], &Thresholds::default());
-        assert_eq!(c.changes.len(), 2 * METRICS.len());
+        assert_eq!(c.changes.len(), 2 * compared_metrics().count());
         assert!(c.significant().is_empty(), "{:?}", c.significant());
         assert!(!c.has_regression());
         assert!(c.unmatched.is_empty() && c.missing.is_empty());
@@ -1011,14 +974,14 @@ mod tests {
             ]
         );
         assert!(c.changes.iter().all(|ch| ch.cell == "spsc/ring_buffer"));
-        assert_eq!(c.changes.len(), METRICS.len() - 2);
+        assert_eq!(c.changes.len(), compared_metrics().count() - 2);
         assert_eq!(c.missing.len(), 2);
         assert!(c.missing.iter().all(|m| m.in_base && m.cell == "spsc/ring_buffer"));
         assert_eq!(c.cells_compared(), 1);
         assert!(!c.has_regression(), "a failed cell is listed, not judged");
     }
 
-    const WALL_CLOCK: [&str; 4] = ["throughput", "latency-p50", "latency-p99", "latency-p999"];
+    const WALL_CLOCK: [&str; 5] = ["throughput", "cpu-time-per-event", "latency-p50", "latency-p99", "latency-p999"];
 
     #[test]
     fn wall_clock_metrics_of_cells_measured_on_other_machines_are_not_compared() {
@@ -1037,11 +1000,11 @@ mod tests {
         );
         let channel: Vec<&Change> = c.changes.iter().filter(|ch| ch.cell == "spsc/channel").collect();
         assert!(channel.iter().all(|ch| !WALL_CLOCK.contains(&ch.metric)), "{channel:?}");
-        assert_eq!(channel.len(), METRICS.len() - WALL_CLOCK.len());
+        assert_eq!(channel.len(), compared_metrics().count() - WALL_CLOCK.len());
         assert_eq!(the(&c, "instructions-per-event").verdict, Verdict::Regression, "counts are still judged");
         assert_eq!(c.count(Verdict::Regression), 1);
         // The other cell, measured on the run's machine in both, is compared in full.
-        assert_eq!(c.changes.iter().filter(|ch| ch.cell == "spsc/fixed_array").count(), METRICS.len());
+        assert_eq!(c.changes.iter().filter(|ch| ch.cell == "spsc/fixed_array").count(), compared_metrics().count());
         // Naming the run's own machine is the same as naming none.
         let same = doctored(|c| c.machine = Some(String::new()));
         assert!(compared(&same).other_machine.is_empty());
@@ -1084,5 +1047,18 @@ mod tests {
         let c = compare(&run("00", vec![burst(900)]), &run("01", vec![burst(1800)]), &[], &Thresholds::default());
         let ch = c.changes.iter().find(|c| c.metric == "latency-p99").expect("the burst entry is compared");
         assert_eq!(ch.verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn runs_of_different_methodologies_are_never_compared() {
+        let base = run("01", vec![cell("fixed_array")]);
+        let mut new = run("02", vec![cell("fixed_array")]);
+        new.cells[0].instructions.as_mut().expect("measured").ir_per_event *= 2.0;
+        assert!(compare(&base, &new, &[], &Thresholds::default()).has_regression(), "same method: judged");
+        new.meta.methodology = base.meta.methodology + 1;
+        let c = compare(&base, &new, &[], &Thresholds::default());
+        assert!(c.changes.is_empty() && !c.has_regression(), "{c:?}");
+        assert_eq!(c.methodology_break, Some((base.meta.methodology, new.meta.methodology)));
+        assert!(crate::render::text(&c).contains("methodology"), "the break is said");
     }
 }

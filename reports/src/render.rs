@@ -147,6 +147,13 @@ fn counts(comparison: &Comparison, strong: &str) -> String {
         let cells = plural(comparison.other_machine.len(), "cell", "cells");
         let _ = write!(line, "; wall-clock metrics of {cells} not compared (measured on other machines)");
     }
+    if let Some((base, new)) = comparison.methodology_break {
+        let _ = write!(
+            line,
+            "; nothing compared: the base run was measured with methodology {base} and the new run with \
+             {new} (a break in the history, not a change)"
+        );
+    }
     line
 }
 
@@ -410,6 +417,7 @@ mod tests {
             unmatched: vec![Unmatched::OnlyInBase { cell: "gone/z".to_owned() }],
             missing: vec![Missing { cell: "spsc/x".to_owned(), metric: "latency-p99", in_base: true }],
             other_machine: Vec::new(),
+            methodology_break: None,
         }
     }
 

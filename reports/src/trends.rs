@@ -67,7 +67,7 @@ impl Trend {
 }
 
 /// Every metric of every cell named in `cells` over `history` (runs on one
-/// machine, oldest first): cell name → trends in [`regression::METRICS`]
+/// machine, oldest first): cell name → trends in [`regression::compared_metrics`]
 /// order (metrics the cell never measured are left out).
 pub fn trends(history: &[Run], cells: &[String], config: &Thresholds) -> BTreeMap<String, Vec<Trend>> {
     // The verdict of each (run index, cell, metric).
@@ -102,7 +102,7 @@ pub fn trends(history: &[Run], cells: &[String], config: &Thresholds) -> BTreeMa
     let wanted: HashMap<&str, usize> = cells.iter().enumerate().map(|(i, c)| (c.as_str(), i)).collect();
     let mut out: Vec<Vec<Trend>> = cells
         .iter()
-        .map(|_| regression::METRICS.iter().map(|m| Trend { metric: m.slug, points: Vec::new() }).collect())
+        .map(|_| regression::compared_metrics().map(|m| Trend { metric: m.slug, points: Vec::new() }).collect())
         .collect();
     for (i, run) in history.iter().enumerate() {
         for cell in &run.cells {
@@ -111,13 +111,10 @@ pub fn trends(history: &[Run], cells: &[String], config: &Thresholds) -> BTreeMa
             }
             let name = cell.key.name();
             let Some(&slot) = wanted.get(name.as_str()) else { continue };
-            for (m, metric) in regression::METRICS.iter().enumerate() {
-                let Some(value) = regression::value(cell, metric.slug) else { continue };
-                let (lower, upper) = if metric.slug == "throughput" {
-                    cell.throughput.as_ref().map(|t| (t.events_per_sec.lower, t.events_per_sec.upper)).unzip()
-                } else {
-                    (None, None)
-                };
+            for (m, metric) in regression::compared_metrics().enumerate() {
+                let Some(reading) = metric.reading(cell) else { continue };
+                let value = reading.value;
+                let (lower, upper) = reading.interval.unzip();
                 let judged = verdicts.get(&(i, name.as_str(), metric.slug));
                 out[slot][m].points.push(Point {
                     run: run.meta.id.clone(),

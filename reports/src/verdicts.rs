@@ -18,7 +18,7 @@
 //!   - allocations and instructions (counts): the values differ by no more
 //!     than the regression rule's threshold for the metric (1%; 5% for the
 //!     instructions of a cell whose instruction pass ran several threads,
-//!     see [`regression`]);
+//!     see [`regression`](crate::regression));
 //!   - p99 latency, one figure per run without an interval: the values
 //!     differ by no more than the rule's default noise band (5%).
 //!
@@ -26,7 +26,8 @@
 //! otherwise the group reports the tie (every tied bus), never a winner the
 //! data does not support.
 
-use crate::regression::{self, Thresholds};
+use crate::regression::Thresholds;
+use buslab_scenarios::metrics::{self, Metric};
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -34,22 +35,25 @@ use std::collections::BTreeMap;
 /// A column of the matrix: a headline metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Column {
-    /// The metric's slug, as in the store and [`regression::METRICS`].
+    /// The metric's slug, as in [`metrics::ALL`].
     pub slug: &'static str,
     /// The column heading.
     pub title: &'static str,
-    /// The unit of its values.
-    pub unit: &'static str,
-    /// Higher values are better.
-    pub higher_is_better: bool,
+}
+
+impl Column {
+    /// The metric of the column (its unit, direction and rule).
+    pub fn metric(&self) -> &'static Metric {
+        metrics::by_slug(self.slug).expect("every column is a listed metric")
+    }
 }
 
 /// The four headline metrics of the matrix, in column order.
 pub const COLUMNS: [Column; 4] = [
-    Column { slug: "throughput", title: "Throughput", unit: "events/s", higher_is_better: true },
-    Column { slug: "latency-p99", title: "p99 at 50% load", unit: "ns", higher_is_better: false },
-    Column { slug: "allocs-per-event", title: "Allocations/event", unit: "allocations", higher_is_better: false },
-    Column { slug: "instructions-per-event", title: "Instructions/event", unit: "Ir", higher_is_better: false },
+    Column { slug: "throughput", title: "Throughput" },
+    Column { slug: "latency-p99", title: "p99 at 50% load" },
+    Column { slug: "allocs-per-event", title: "Allocations/event" },
+    Column { slug: "instructions-per-event", title: "Instructions/event" },
 ];
 
 /// One bus's value of one metric in a group.
@@ -182,16 +186,14 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
         .iter()
         .map(|cell| {
             let cell = (*cell)?;
-            let value = regression::value(cell, column.slug)?;
-            let ci = (column.slug == "throughput")
-                .then(|| cell.throughput.as_ref().map(|t| (t.events_per_sec.lower, t.events_per_sec.upper)))
-                .flatten()
-                .filter(|(l, u)| l.is_finite() && u.is_finite() && l <= u);
+            let reading = column.metric().reading(cell)?;
+            let value = reading.value;
+            let ci = reading.interval.filter(|(l, u)| l <= u);
             let multithreaded = cell.instructions.as_ref().is_some_and(|i| i.multithreaded);
             Some((value, ci, multithreaded))
         })
         .collect();
-    let better = |a: f64, b: f64| if column.higher_is_better { a > b } else { a < b };
+    let better = |a: f64, b: f64| if column.metric().higher_is_better { a > b } else { a < b };
     let mut best: Option<usize> = None;
     for (i, v) in values.iter().enumerate() {
         if let Some((value, ..)) = v
@@ -231,7 +233,7 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
             .filter_map(|(_, v)| v.map(|v| v.0))
             .reduce(|a, b| if better(a, b) { a } else { b });
         let margin = runner_up.map(|r| {
-            let (num, den) = if column.higher_is_better { (best_value, r) } else { (r, best_value) };
+            let (num, den) = if column.metric().higher_is_better { (best_value, r) } else { (r, best_value) };
             if den == 0.0 { f64::INFINITY } else { num / den }
         });
         Outcome::Winner { bus: best_bus, margin }
@@ -256,13 +258,10 @@ fn indistinguishable(
         let (lo, hi) = if a < b { (a, b) } else { (b, a) };
         lo > 0.0 && hi / lo - 1.0 <= threshold
     };
-    let spec = regression::METRICS.iter().find(|m| m.slug == column.slug).expect("every column is a compared metric");
-    match column.slug {
-        "throughput" => match (a_ci, b_ci) {
-            (Some((al, au)), Some((bl, bu))) => al <= bu && bl <= au,
-            _ => within(config.for_metric(spec)),
-        },
-        "instructions-per-event" if a_mt || b_mt => within(config.for_metric(spec).max(config.multithreaded)),
+    let spec = column.metric();
+    match (a_ci, b_ci) {
+        (Some((al, au)), Some((bl, bu))) => al <= bu && bl <= au,
+        _ if spec.callgrind && (a_mt || b_mt) => within(config.for_metric(spec).max(config.multithreaded)),
         _ => within(config.for_metric(spec)),
     }
 }

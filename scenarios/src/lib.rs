@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 
 pub mod cloudevents;
+pub mod metrics;
 pub mod results;
 pub mod spec;
 

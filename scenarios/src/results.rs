@@ -72,6 +72,23 @@ pub struct RunMeta {
     /// (`buslab run --shard I/N`); `None` for a run of the whole matrix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<Shards>,
+    /// The version of the measurement method ([`METHODOLOGY`]) the run was
+    /// made with; runs stored before it was recorded are version 1. Runs of
+    /// different versions are never compared: their figures mean different
+    /// things.
+    #[serde(default = "first_methodology")]
+    pub methodology: u32,
+}
+
+/// The current version of the measurement method. Bump it, with a line in
+/// this list, whenever a change makes figures incomparable with earlier
+/// runs (`compare` and the trends then show a break instead of a change):
+/// 1. the original harness;
+/// 2. CPU time per event; the metric list.
+pub const METHODOLOGY: u32 = 2;
+
+fn first_methodology() -> u32 {
+    1
 }
 
 /// A bus as recorded with a run: its self-description from the registry.
@@ -183,6 +200,11 @@ pub struct Throughput {
     pub events_per_trial: u64,
     /// Trial durations, ns.
     pub trial_ns: Vec<u64>,
+    /// CPU time (user + system, every thread of the probe) per published
+    /// event over each trial, ns: a spinning consumer is not free. `None`
+    /// in runs stored before it was measured, or where the OS cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_ns_per_event: Option<Estimate>,
 }
 
 /// The latency pass at one offered load.
@@ -413,4 +435,19 @@ pub struct Run {
     pub meta: RunMeta,
     /// The cells, in the order they ran.
     pub cells: Vec<CellResult>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_stored_before_the_methodology_was_recorded_are_version_1() {
+        let mut json = serde_json::to_value(RunMeta { methodology: METHODOLOGY, ..RunMeta::default() }).expect("json");
+        assert_eq!(json["methodology"], METHODOLOGY);
+        json.as_object_mut().expect("an object").remove("methodology");
+        let old: RunMeta = serde_json::from_value(json).expect("an old run loads");
+        assert_eq!(old.methodology, 1);
+        const { assert!(METHODOLOGY > 1) };
+    }
 }

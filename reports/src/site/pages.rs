@@ -768,7 +768,7 @@ fn trend_pages(
     runs: usize,
     writer: &Writer,
 ) -> Result<(), SiteError> {
-    let metrics: Vec<&'static str> = regression::METRICS.iter().map(|m| m.slug).collect();
+    let metrics: Vec<&'static str> = regression::compared_metrics().map(|m| m.slug).collect();
     // One table per scenario, in run order, each with the metrics its
     // cells have: a cloudevents scenario has decode figures and no
     // latency, the others the reverse. Cells with no metric at all
