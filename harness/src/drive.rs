@@ -183,10 +183,21 @@ pub fn bus_config(scenario: &Scenario, point: SweepPoint) -> BusConfig {
     BusConfig {
         capacity: scenario.bus.capacity,
         wait: scenario.bus.wait,
-        max_threads: buslab_impls::cores(),
+        max_threads: consumer_threads(scenario, point, buslab_impls::cores()),
         producers: point.producers,
         topics: scenario.topics,
     }
+}
+
+/// The threads an asynchronous bus may run its listeners on at `point` of
+/// `scenario` on `cores` cores: what the producers leave (at least one), so
+/// that producers + consumer threads never exceed the cores — a spinning or
+/// descheduled thread would otherwise measure the OS scheduler — unless the
+/// scenario sets `oversubscribe = true`, which gives every bus all cores.
+/// Cells where the producers alone take every core skip asynchronous buses
+/// ([`crate::runner::skip_reason`]).
+pub fn consumer_threads(scenario: &Scenario, point: SweepPoint, cores: usize) -> usize {
+    if scenario.oversubscribe { cores.max(1) } else { cores.saturating_sub(point.producers).max(1) }
 }
 
 impl<B> Rig<B>

@@ -52,6 +52,13 @@ pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores:
             point.producers
         ));
     }
+    if caps.asynchronous && point.producers >= cores && !scenario.oversubscribe {
+        return Some(format!(
+            "{} producers and at least one consumer thread of {} exceed {cores} cores (set `oversubscribe = true` \
+             in the scenario to allow it)",
+            point.producers, bus.name
+        ));
+    }
     None
 }
 
@@ -478,6 +485,25 @@ mod tests {
         bus.capabilities.multi_producer = false;
         let point = SweepPoint::new(2, 4);
         assert!(skip_reason(&bus, &scenario, point, 2).expect("single").contains("single producer"));
+    }
+
+    #[test]
+    fn producers_and_consumer_threads_fit_the_cores_unless_oversubscribed() {
+        let text = "name = \"x\"\nproducers = 2\nsubscribers = 4\n";
+        let mut scenario =
+            buslab_scenarios::spec::parse("x.toml", text, buslab_scenarios::Origin::File("x".into())).expect("valid");
+        let point = scenario.points()[0];
+        let ring = buslab_impls::find("ring").expect("ring exists");
+        let inline = buslab_impls::find("fixed_array").expect("fixed_array exists");
+        let reason = skip_reason(&ring, &scenario, point, 2).expect("2 producers + a consumer on 2 cores");
+        assert!(reason.contains("consumer thread") && reason.contains("oversubscribe"), "{reason}");
+        assert_eq!(skip_reason(&inline, &scenario, point, 2), None, "an in-line bus needs no thread of its own");
+        assert_eq!(skip_reason(&ring, &scenario, point, 4), None);
+        assert_eq!(crate::drive::consumer_threads(&scenario, point, 4), 2);
+        assert_eq!(crate::drive::consumer_threads(&scenario, point, 2), 1, "at least one");
+        scenario.oversubscribe = true;
+        assert_eq!(skip_reason(&ring, &scenario, point, 2), None);
+        assert_eq!(crate::drive::consumer_threads(&scenario, point, 2), 2, "every core");
     }
 
     #[test]
