@@ -378,7 +378,8 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
         all_buses
     } else {
         for name in &args.bus {
-            if buslab_impls::find(name).is_none() {
+            let reference = buslab_harness::reference::all().iter().any(|r| r.name == name);
+            if buslab_impls::find(name).is_none() && !reference {
                 let known: Vec<_> = all_buses.iter().map(|b| b.name).collect();
                 bail!("unknown bus `{name}`; known: {}", known.join(", "));
             }
@@ -401,7 +402,7 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
         Some(path) => Some(describe_corpus(path, &scenarios)?),
         None => None,
     };
-    let cells = runner::plan(&scenarios, &buses);
+    let cells = runner::plan(&scenarios, &buses, &buslab_harness::reference::all());
     let scratch = std::env::temp_dir().join(format!("buslab-{}", std::process::id()));
     let runner = ProbeRunner {
         exe: std::env::current_exe().context("locating the buslab executable")?,
@@ -466,10 +467,6 @@ pub(crate) fn execute(
     meta.label = label;
     meta.shards = shards;
     meta.corpus = runner.corpus_summary.clone();
-    meta.harness_overhead_ns = harness_overhead(runner);
-    if let Some(ns) = meta.harness_overhead_ns {
-        eprintln!("buslab: harness overhead {ns:.1} ns per event (null bus, spsc: producer loop + verifying listener)");
-    }
     store.begin_run(&meta).with_context(|| {
         format!("starting run `{}` (shards of one run go to separate stores and merge with `buslab import`)", meta.id)
     })?;
@@ -484,7 +481,19 @@ pub(crate) fn execute(
     let mut results = Vec::with_capacity(cells.len());
     for cell in cells {
         let name = cell.key.name();
-        let result = runner.run_cell(cell, &mut |pass| bar.set_message(format!("{name} · {}", pass.name())));
+        let mut result = runner.run_cell(cell, &mut |pass| bar.set_message(format!("{name} · {}", pass.name())));
+        // The floor of this point, measured first (the plan opens each
+        // point with the references).
+        let reference =
+            |r: &&buslab_scenarios::results::CellResult| meta.buses.iter().any(|b| b.reference && b.name == r.key.bus);
+        if !meta.buses.iter().any(|b| b.reference && b.name == result.key.bus)
+            && let Some(floor) = results
+                .iter()
+                .filter(reference)
+                .find(|r| r.key.params == result.key.params && r.key.scenario == result.key.scenario)
+        {
+            result.set_floor(floor, !cell.bus.capabilities.asynchronous);
+        }
         if !interactive {
             eprintln!("[{}/{}] {name}: {}", results.len() + 1, cells.len(), status_word(&result));
         }
@@ -567,23 +576,6 @@ fn describe_corpus(
         bail!("the corpus {} has no valid CloudEvent: nothing to measure", path.display());
     }
     Ok(summary)
-}
-
-/// The harness's own cost per event: the throughput pass over the `null`
-/// bus (one in-line listener, nothing in between) on the `spsc` scenario.
-fn harness_overhead(runner: &ProbeRunner) -> Option<f64> {
-    let scenario = buslab_scenarios::catalog().ok()?.into_iter().find(|s| s.name == "spsc")?;
-    let request = ProbeRequest {
-        pass: Pass::Throughput,
-        bus: "null".into(),
-        point: scenario.points()[0],
-        scenario,
-        budget: runner.budget,
-        capacity: None,
-        corpus: None,
-    };
-    let rate = runner.probe(&request).ok()?.throughput?.events_per_sec.median;
-    (rate > 0.0).then(|| 1e9 / rate)
 }
 
 fn status_word(result: &buslab_scenarios::results::CellResult) -> String {

@@ -119,10 +119,14 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
     }
 }
 
-/// Every bus of this build as the registry describes it.
+/// Every bus of this build as the registry describes it, then the
+/// references ([`crate::reference::all`]) marked as such.
 pub fn buses() -> Vec<BusMeta> {
+    let references = crate::reference::all();
+    let names: Vec<&str> = references.iter().map(|r| r.name).collect();
     buslab_impls::all()
         .into_iter()
+        .chain(references.clone())
         .map(|info| {
             let g = info.guarantees;
             let guarantees = [
@@ -143,6 +147,7 @@ pub fn buses() -> Vec<BusMeta> {
                 lossy: info.capabilities.lossy,
                 asynchronous: info.capabilities.asynchronous,
                 multi_producer: info.capabilities.multi_producer,
+                reference: names.contains(&info.name),
                 guarantees,
             }
         })

@@ -7,8 +7,8 @@
 //!   prove that delivery verification fails a cell that loses events.
 
 use buslab_impls::{
-    BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
-    StrategyVisitor, SubscriptionId,
+    BusConfig, BusError, BusInfo, BusStats, Capabilities, Event, EventBus, Filter, Full, Guarantees, Listener,
+    PanicPolicy, Strategy, StrategyVisitor, SubscriptionId,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -127,6 +127,27 @@ impl<E: Event, L: Listener<E>, const DROP: bool> EventBus for Direct<E, L, DROP>
     fn shutdown(self) -> BusStats {
         BusStats::default()
     }
+}
+
+/// The reference buses every run measures beside the buses under test, as
+/// the plan and the run metadata list them (`drops_one` is for tests only
+/// and is not among them).
+pub fn all() -> Vec<BusInfo> {
+    vec![BusInfo {
+        name: Null::NAME,
+        summary: "The harness's floor: the producer loop and the verifying listener, called in-line with nothing \
+                  in between"
+            .to_owned(),
+        capabilities: Null::CAPABILITIES,
+        guarantees: Guarantees {
+            ordering: "per producer, in publish order (in-line)".to_owned(),
+            delivery: "exactly once, on the publisher's thread".to_owned(),
+            backpressure: "none: a publish returns when every listener has run".to_owned(),
+            allocations: "none per event".to_owned(),
+            threads: "none of its own".to_owned(),
+            based_on: "buslab's harness: a reference, never a winner".to_owned(),
+        },
+    }]
 }
 
 /// Calls `visitor` with a harness-only bus named `name`.

@@ -64,7 +64,13 @@ pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores:
 
 /// Plans the matrix in a deterministic order: scenarios, then sweep points,
 /// then buses (those the scenario names in `buses`, if it names any).
-pub fn plan(scenarios: &[Scenario], buses: &[BusInfo]) -> Vec<PlannedCell> {
+///
+/// Each point opens with the `references` (the `null` floor) that can run
+/// there, whatever buses were chosen, as rows of their own: a cell's figure
+/// is read against the floor of the same point in the same run. A reference
+/// that cannot run a point (it cannot subscribe while publishing, say) is
+/// left out rather than listed as skipped.
+pub fn plan(scenarios: &[Scenario], buses: &[BusInfo], references: &[BusInfo]) -> Vec<PlannedCell> {
     let cores = buslab_impls::cores();
     let mut cells = Vec::new();
     for scenario in scenarios {
@@ -72,7 +78,13 @@ pub fn plan(scenarios: &[Scenario], buses: &[BusInfo]) -> Vec<PlannedCell> {
         for point in scenario.points() {
             let chosen =
                 buses.iter().filter(|b| scenario.buses.as_ref().is_none_or(|only| only.iter().any(|n| n == b.name)));
-            for bus in chosen {
+            let runnable_references = references.iter().filter(|r| skip_reason(r, scenario, point, cores).is_none());
+            let mut at_point: Vec<&BusInfo> = runnable_references.collect();
+            at_point.extend(chosen.filter(|b| !references.iter().any(|r| r.name == b.name)));
+            if at_point.len() == references.len() && !references.is_empty() {
+                continue; // no bus under test here: a floor alone measures nothing
+            }
+            for bus in at_point {
                 let params = scenario.sweep_params(point).into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
                 cells.push(PlannedCell {
                     key: CellKey { scenario: scenario.name.clone(), bus: bus.name.to_owned(), params },
@@ -511,9 +523,33 @@ mod tests {
         let text = "name = \"x\"\nsubscribers = 1\nbuses = [\"any_router\", \"router\"]\n";
         let scenario =
             buslab_scenarios::spec::parse("x.toml", text, buslab_scenarios::Origin::File("x".into())).expect("valid");
-        let cells = plan(&[scenario], &buslab_impls::all());
+        let cells = plan(std::slice::from_ref(&scenario), &buslab_impls::all(), &[]);
         let buses: Vec<_> = cells.iter().map(|c| c.bus.name).collect();
         assert_eq!(buses, ["router", "any_router"], "in registry order");
+        let cells = plan(&[scenario], &buslab_impls::all(), &crate::reference::all());
+        let buses: Vec<_> = cells.iter().map(|c| c.bus.name).collect();
+        assert_eq!(buses, ["null", "router", "any_router"], "the floor opens the point");
+    }
+
+    #[test]
+    fn every_point_opens_with_the_floor_where_it_can_run() {
+        let catalog = buslab_scenarios::catalog().expect("catalog");
+        let only = |name: &str| catalog.iter().find(|s| s.name == name).expect("in the catalog").clone();
+        let buses: Vec<BusInfo> =
+            ["ring", "fixed_array"].iter().map(|n| buslab_impls::find(n).expect("a bus")).collect();
+        let cells = plan(&[only("fanout")], &buses, &crate::reference::all());
+        let points = only("fanout").points().len();
+        assert_eq!(cells.len(), 3 * points);
+        for chunk in cells.chunks(3) {
+            assert_eq!(chunk.iter().map(|c| c.bus.name).collect::<Vec<_>>(), ["null", "ring", "fixed_array"]);
+            assert!(chunk.iter().all(|c| c.key.params == chunk[0].key.params && c.skip.is_none()));
+        }
+        // `null` cannot subscribe while publishing: churn has no floor row.
+        let churn = plan(&[only("churn")], &buses, &crate::reference::all());
+        assert!(churn.iter().all(|c| c.bus.name != "null"), "{churn:?}");
+        // Asking for the reference alone plans it once per point, not twice.
+        let null = crate::reference::all();
+        assert!(plan(&[only("spsc")], &null, &null).is_empty(), "a floor alone measures nothing");
     }
 
     #[test]

@@ -13,12 +13,15 @@
 //!   point, the bus's capabilities and the pass budget — never from the
 //!   machine (its core count, which decides some skips, is left out).
 //!
-//! The cut is greedy "longest processing time first": cells sorted by
-//! decreasing cost (ties by name) go one by one to the slice with the least
-//! cost so far (ties to the lowest slice). Every cell goes to exactly one
-//! slice; the slices together are the whole matrix; and no slice exceeds an
-//! even share of the total by more than the costliest cell. Within a slice,
-//! cells run in plan order.
+//! The cut moves whole scenario points: every bus at a point (and the
+//! point's `null` floor, which its buses are read against, and the shared
+//! offered rates of its latency pass) stays in one slice. It is greedy
+//! "longest processing time first": points sorted by decreasing cost (the
+//! sum of their cells'; ties by name) go one by one to the slice with the
+//! least cost so far (ties to the lowest slice). Every cell goes to exactly
+//! one slice; the slices together are the whole matrix; and no slice
+//! exceeds an even share of the total by more than the costliest point.
+//! Within a slice, cells run in plan order.
 //!
 //! [`CellKey::name`]: buslab_scenarios::results::CellKey::name
 
@@ -162,20 +165,45 @@ pub fn assign(cells: &[(String, u64)], count: u32) -> Vec<u32> {
 /// The cells of `plan` that slice `spec` runs, in plan order, and the
 /// expected cost of the slice and of the whole plan.
 pub fn select(plan: Vec<PlannedCell>, spec: ShardSpec, budget: &Budget) -> (Vec<PlannedCell>, u64, u64) {
-    let costed: Vec<(String, u64)> = plan.iter().map(|c| (c.key.name(), expected_cost(c, budget))).collect();
-    let total = costed.iter().map(|(_, c)| c).fold(0, |a: u64, &c| a.saturating_add(c));
-    let slices = assign(&costed, spec.count);
+    let costs: Vec<u64> = plan.iter().map(|c| expected_cost(c, budget)).collect();
+    let total = costs.iter().fold(0, |a: u64, &c| a.saturating_add(c));
+    // Points by name, with the sum of their cells' costs.
+    let mut points: Vec<(String, u64)> = Vec::new();
+    let point_of: Vec<usize> = plan
+        .iter()
+        .zip(&costs)
+        .map(|(cell, &cost)| {
+            let name = point_name(cell);
+            match points.iter().position(|(n, _)| *n == name) {
+                Some(i) => {
+                    points[i].1 = points[i].1.saturating_add(cost);
+                    i
+                }
+                None => {
+                    points.push((name, cost));
+                    points.len() - 1
+                }
+            }
+        })
+        .collect();
+    let slices = assign(&points, spec.count);
     let mut mine = 0_u64;
     let cells = plan
         .into_iter()
-        .zip(slices.iter().zip(&costed))
-        .filter(|(_, (slice, _))| **slice == spec.index)
-        .map(|(cell, (_, (_, cost)))| {
+        .zip(point_of.iter().zip(&costs))
+        .filter(|(_, (point, _))| slices[**point] == spec.index)
+        .map(|(cell, (_, cost))| {
             mine = mine.saturating_add(*cost);
             cell
         })
         .collect();
     (cells, mine, total)
+}
+
+/// A cell's scenario point, named the same way on every machine.
+fn point_name(cell: &PlannedCell) -> String {
+    let params: Vec<String> = cell.key.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{}/{}", cell.key.scenario, params.join("/"))
 }
 
 #[cfg(test)]
@@ -187,7 +215,7 @@ mod tests {
 
     fn catalog_plan() -> Vec<PlannedCell> {
         let scenarios = buslab_scenarios::catalog().expect("the catalog parses");
-        runner::plan(&scenarios, &buslab_impls::all())
+        runner::plan(&scenarios, &buslab_impls::all(), &crate::reference::all())
     }
 
     #[test]
@@ -221,11 +249,21 @@ mod tests {
                         slice.iter().map(|n| names.iter().position(|m| m == n).expect("planned")).collect();
                     assert!(positions.windows(2).all(|w| w[0] < w[1]), "plan order within a slice");
                     assert!(count == 1 || cost < total, "{spec}: a slice of several is less than the whole");
-                    let costliest = plan.iter().map(|c| expected_cost(c, &budget)).max().unwrap_or(0);
+                    let mut by_point: std::collections::BTreeMap<String, u64> = Default::default();
+                    for c in &plan {
+                        *by_point.entry(point_name(c)).or_default() += expected_cost(c, &budget);
+                    }
+                    let costliest = by_point.values().copied().max().unwrap_or(0);
                     assert!(
                         cost <= total / u64::from(count) + costliest,
-                        "{spec}: {cost} of {total} is beyond an even share plus the costliest cell ({costliest})"
+                        "{spec}: {cost} of {total} is beyond an even share plus the costliest point ({costliest})"
                     );
+                    // Whole points: a slice holds every cell of its points.
+                    for c in &cells {
+                        let point = point_name(c);
+                        let all = plan.iter().filter(|p| point_name(p) == point).count();
+                        assert_eq!(cells.iter().filter(|m| point_name(m) == point).count(), all, "{spec}: {point}");
+                    }
                     total_seen += cost;
                     assert_eq!(total, plan.iter().map(|c| expected_cost(c, &budget)).sum::<u64>());
                     seen.extend(slice);
@@ -324,13 +362,17 @@ mod tests {
 
     /// Cut in two, the catalog's matrix gives each half its cloudevents
     /// cells' share, within the greedy bound (an even share plus the
-    /// costliest cell).
+    /// costliest point).
     #[test]
     fn two_slices_of_the_catalog_share_its_cloudevents_cells() {
         let plan = catalog_plan();
         let budget = Budget::QUICK;
         let total: u64 = plan.iter().map(|c| expected_cost(c, &budget)).sum();
-        let costliest = plan.iter().map(|c| expected_cost(c, &budget)).max().expect("cells");
+        let mut by_point: std::collections::BTreeMap<String, u64> = Default::default();
+        for c in &plan {
+            *by_point.entry(point_name(c)).or_default() += expected_cost(c, &budget);
+        }
+        let costliest = by_point.values().copied().max().expect("points");
         let is_ce = |c: &PlannedCell| c.point.cloudevents.is_some() && c.skip.is_none();
         let ce_cells = plan.iter().filter(|c| is_ce(c)).count();
         for index in 1..=2 {

@@ -576,7 +576,11 @@ impl Store {
             let (name, json) = row.map_err(|e| sqlite_error(&self.path, context, e))?;
             cells.push(parse_cell(&self.path, id, &name, &json)?);
         }
-        Ok(Run { meta, cells })
+        // Shards merged into one run may bring a point's floor and its
+        // buses from different slices.
+        let mut run = Run { meta, cells };
+        run.attach_floors();
+        Ok(run)
     }
 
     /// The id of the most recently started ordinary run (one without a
@@ -1246,6 +1250,11 @@ pub mod sample {
             samples: 4_000,
             frequency_hz: 999,
             folded: "main;drive;publish 3100\nmain;drive;listener 900\n".to_owned(),
+        });
+        cell.floor = Some(buslab_scenarios::results::Floor {
+            ns_per_event: Some((150.0, 148.0, 153.0)),
+            ir_per_event: Some(28.0),
+            in_line: true,
         });
         cell.skipped_passes = map(&[("latency-0.95", "above capacity")]);
         cell.dropped = 3;

@@ -47,15 +47,25 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("2 ok, 0 failed, 0 skipped"), "{stdout}");
+    assert!(stdout.contains("3 ok, 0 failed, 0 skipped"), "the null floor and the two buses: {stdout}");
 
     let store = Store::open(&db).expect("the run created the store");
     let run = store.latest_run().expect("readable").expect("one run");
     assert!(run.meta.complete && run.meta.finished_at.is_some());
     assert!(run.meta.rustc.starts_with("rustc"));
-    assert!(run.meta.harness_overhead_ns.is_some_and(|ns| ns > 0.0), "{:?}", run.meta.harness_overhead_ns);
     assert_eq!(run.meta.scenario_hashes.len(), 1);
-    assert_eq!(run.cells.len(), 2);
+    let names: Vec<&str> = run.cells.iter().map(|c| c.key.bus.as_str()).collect();
+    assert_eq!(names, ["null", "fixed_array", "pooled"], "the floor opens the point");
+    assert!(run.meta.buses.iter().any(|b| b.name == "null" && b.reference));
+    // The floor is measured beside the buses: subtracted for the in-line
+    // bus, shown beside the one with threads of its own.
+    let null_ns = run.cells[0].ns_per_event().expect("the floor's throughput").0;
+    let fixed = &run.cells[1];
+    let floor = fixed.floor.expect("a floor at the point");
+    assert!(floor.in_line && floor.ns_per_event.is_some_and(|(ns, _, _)| ns == null_ns), "{floor:?}");
+    let (cost, lower, upper) = fixed.bus_cost_ns().expect("an in-line bus has a cost");
+    assert!(lower <= cost && cost <= upper, "{lower} {cost} {upper}");
+    assert!(run.cells[2].floor.is_some_and(|f| !f.in_line) && run.cells[2].bus_cost_ns().is_none());
     let valgrind = buslab_harness::runner::find_valgrind().is_some();
     for cell in &run.cells {
         assert_eq!(cell.status, CellStatus::Ok, "{}", cell.key.name());
@@ -124,8 +134,14 @@ fn a_cloudevents_cell_decodes_routes_and_records_its_corpus() {
     let run = store.latest_run().expect("readable").expect("one run");
     let corpus = run.meta.corpus.as_ref().expect("the corpus is in the run metadata");
     assert_eq!((corpus.name.as_str(), corpus.documents, corpus.invalid), ("events.ndjson", 4, 2));
-    assert_eq!(run.cells.len(), 4);
-    for cell in &run.cells {
+    // Each of the two points opens with the floor, which decodes and routes
+    // through the null reference.
+    let floors: Vec<_> = run.cells.iter().filter(|c| c.key.bus == "null").collect();
+    assert_eq!(floors.len(), 2, "{:?}", run.cells.iter().map(|c| c.key.name()).collect::<Vec<_>>());
+    assert!(floors.iter().all(|c| c.status == CellStatus::Ok && c.cloudevents.is_some()), "{floors:?}");
+    let buses: Vec<_> = run.cells.iter().filter(|c| c.key.bus != "null").collect();
+    assert_eq!(buses.len(), 4);
+    for cell in buses {
         let name = cell.key.name();
         assert_eq!(cell.key.params.get("decoder").map(String::as_str), Some("sonic_rs"), "{name}");
         if cell.key.bus == "channel" && cell.key.params.get("representation").map(String::as_str) == Some("borrowed") {
@@ -213,7 +229,7 @@ fn a_build_valgrind_cannot_run_skips_the_instruction_pass_not_the_cell() {
         .expect("buslab runs");
     assert!(out.status.success(), "{}", text(&out));
     let run = Store::open(&db).expect("store").latest_run().expect("readable").expect("one run");
-    assert_eq!(run.cells.len(), 2);
+    assert_eq!(run.cells.len(), 3, "the null floor, fixed_array and router");
     for cell in &run.cells {
         assert_eq!(cell.status, CellStatus::Ok, "{}", cell.key.name());
         assert!(cell.throughput.is_some() && cell.instructions.is_none());

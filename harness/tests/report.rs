@@ -65,7 +65,10 @@ fn folded(bus: &str, rng: &mut Rng) -> String {
 fn catalog_keys() -> Vec<CellKey> {
     let scenarios = buslab_scenarios::catalog().expect("the catalog parses");
     let buses = buslab_impls::all();
-    buslab_harness::runner::plan(&scenarios, &buses).into_iter().map(|c| c.key).collect()
+    buslab_harness::runner::plan(&scenarios, &buses, &buslab_harness::reference::all())
+        .into_iter()
+        .map(|c| c.key)
+        .collect()
 }
 
 /// A run over `keys` on day `day`, with noise and a step change in one cell

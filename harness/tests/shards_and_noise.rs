@@ -86,14 +86,27 @@ fn two_shards_run_apart_and_merge_into_one_run() {
 
     let out = buslab(&["import", path(&json), "--db", path(&a)]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("merged 1 cells") && text(&out).contains("all 2 shards now held"), "{}", text(&out));
+    // Whole points go to a shard: each holds one point's floor and bus.
+    assert!(text(&out).contains("merged 2 cells") && text(&out).contains("all 2 shards now held"), "{}", text(&out));
     let store = Store::open(&a).expect("store");
     let runs = store.list_runs().expect("list");
     assert_eq!(runs.len(), 1, "one run");
     let run = store.load_run("nightly-test").expect("the shared id");
     let mut names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
     names.sort();
-    assert_eq!(names, ["tiny/fixed_array/subscribers=1", "tiny/fixed_array/subscribers=2"]);
+    assert_eq!(
+        names,
+        [
+            "tiny/fixed_array/subscribers=1",
+            "tiny/fixed_array/subscribers=2",
+            "tiny/null/subscribers=1",
+            "tiny/null/subscribers=2"
+        ]
+    );
+    assert!(
+        run.cells.iter().filter(|c| c.key.bus == "fixed_array").all(|c| c.floor.is_some_and(|f| f.in_line)),
+        "each shard measured its point's floor beside the bus"
+    );
     assert_eq!(run.meta.shards, Some(Shards { count: 2, held: vec![1, 2] }));
     assert!(run.meta.complete);
     assert!(run.cells.iter().all(|c| c.machine.is_none()), "both shards ran on this machine");

@@ -90,7 +90,12 @@ pub struct Guide {
 pub fn guide(run: &Run, groups: &[Group]) -> Guide {
     let cells: BTreeMap<String, &CellResult> = run.cells.iter().map(|c| (c.key.name(), c)).collect();
     let peer_names: Vec<&str> = run.meta.buses.iter().filter(|b| b.peer).map(|b| b.name.as_str()).collect();
-    let has_peers = !peer_names.is_empty() && run.cells.iter().any(|c| !peer_names.contains(&c.key.bus.as_str()));
+    let references: Vec<&str> = run.meta.buses.iter().filter(|b| b.reference).map(|b| b.name.as_str()).collect();
+    let has_peers = !peer_names.is_empty()
+        && run
+            .cells
+            .iter()
+            .any(|c| !peer_names.contains(&c.key.bus.as_str()) && !references.contains(&c.key.bus.as_str()));
     let mut sections: Vec<Section> = Vec::new();
     for group in groups {
         // CloudEvents cells have no latency pass by design: no claim that
@@ -123,7 +128,7 @@ pub fn guide(run: &Run, groups: &[Group]) -> Guide {
             section.points.insert(0, Point { label: "What each choice is worth (decode + route)".to_owned(), claims });
         }
     }
-    Guide { sections, zero_allocation: zero_allocation(run, &peer_names), has_peers }
+    Guide { sections, zero_allocation: zero_allocation(run, &peer_names, &references), has_peers }
 }
 
 /// The [levers](crate::levers) of one CloudEvents scenario's `cells`, and
@@ -236,7 +241,7 @@ fn home_vs_peer(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Option<
         group
             .rows
             .iter()
-            .filter(|r| r.peer == peer && r.status == CellStatus::Ok)
+            .filter(|r| r.peer == peer && !r.reference && r.status == CellStatus::Ok)
             .filter_map(|r| r.entries[0].as_ref().map(|e| (r, e.value)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(r, _)| r)
@@ -267,10 +272,11 @@ fn home_vs_peer(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Option<
     Some(Claim { topic: "peers".to_owned(), text, cells: vec![home.cell.clone(), peer.cell.clone()], undecided })
 }
 
-/// Per bus, the cells with and without allocations per event.
-fn zero_allocation(run: &Run, peers: &[&str]) -> Vec<ZeroAllocation> {
+/// Per bus under test (references left out), the cells with and without
+/// allocations per event.
+fn zero_allocation(run: &Run, peers: &[&str], references: &[&str]) -> Vec<ZeroAllocation> {
     let mut out: Vec<ZeroAllocation> = Vec::new();
-    for cell in run.cells.iter().filter(|c| c.status == CellStatus::Ok) {
+    for cell in run.cells.iter().filter(|c| c.status == CellStatus::Ok && !references.contains(&c.key.bus.as_str())) {
         let Some(a) = &cell.allocations else { continue };
         let entry = match out.iter().position(|z| z.bus == cell.key.bus) {
             Some(i) => &mut out[i],

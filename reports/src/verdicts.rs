@@ -81,6 +81,14 @@ pub struct Row {
     pub bus: String,
     /// The bus is a peer crate's adapter.
     pub peer: bool,
+    /// The row is a reference of the harness's (the `null` floor): shown
+    /// with its values, never best, tied or a winner.
+    pub reference: bool,
+    /// What the bus adds to the floor of this point, ns per event (in-line
+    /// buses, where the floor ran): [`CellResult::bus_cost_ns`].
+    pub bus_cost_ns: Option<f64>,
+    /// What the bus adds to the floor, instructions per event.
+    pub bus_cost_ir: Option<f64>,
     /// The cell's name ([`CellKey::name`](buslab_scenarios::results::CellKey::name)).
     pub cell: String,
     /// How the cell ended.
@@ -137,6 +145,7 @@ impl Group {
 /// appear. `peers` lists the buses that are peer adapters.
 pub fn matrix(run: &Run, thresholds: &Thresholds) -> Vec<Group> {
     let peers: Vec<&str> = run.meta.buses.iter().filter(|b| b.peer).map(|b| b.name.as_str()).collect();
+    let references: Vec<&str> = run.meta.buses.iter().filter(|b| b.reference).map(|b| b.name.as_str()).collect();
     let mut groups: Vec<Group> = Vec::new();
     for cell in &run.cells {
         let position = groups
@@ -155,6 +164,9 @@ pub fn matrix(run: &Run, thresholds: &Thresholds) -> Vec<Group> {
         groups[position].rows.push(Row {
             bus: cell.key.bus.clone(),
             peer: peers.contains(&cell.key.bus.as_str()),
+            reference: references.contains(&cell.key.bus.as_str()),
+            bus_cost_ns: cell.bus_cost_ns().map(|(ns, _, _)| ns),
+            bus_cost_ir: cell.bus_cost_ir(),
             cell: cell.key.name(),
             status: cell.status.clone(),
             entries: Vec::new(),
@@ -194,9 +206,12 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
         })
         .collect();
     let better = |a: f64, b: f64| if column.metric().higher_is_better { a > b } else { a < b };
+    // References are measured beside the buses, never ranked among them.
+    let candidate: Vec<bool> = group.rows.iter().map(|r| !r.reference).collect();
     let mut best: Option<usize> = None;
     for (i, v) in values.iter().enumerate() {
         if let Some((value, ..)) = v
+            && candidate[i]
             && best.is_none_or(|b| better(*value, values[b].expect("best has a value").0))
         {
             best = Some(i);
@@ -216,8 +231,9 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
             continue;
         };
         let ratio = if best_value == 0.0 { if value == 0.0 { 1.0 } else { f64::INFINITY } } else { value / best_value };
-        let is_tied =
-            i != best && indistinguishable(column, (value, ci, multithreaded), (best_value, best_ci, best_mt), config);
+        let is_tied = i != best
+            && candidate[i]
+            && indistinguishable(column, (value, ci, multithreaded), (best_value, best_ci, best_mt), config);
         if is_tied {
             tied.push(row.bus.clone());
         }
@@ -229,7 +245,7 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
         let runner_up = values
             .iter()
             .enumerate()
-            .filter(|(i, _)| *i != best)
+            .filter(|(i, _)| *i != best && candidate[*i])
             .filter_map(|(_, v)| v.map(|v| v.0))
             .reduce(|a, b| if better(a, b) { a } else { b });
         let margin = runner_up.map(|r| {
@@ -318,6 +334,23 @@ mod tests {
         assert_eq!(g.outcomes[3], Outcome::Tie { buses: vec!["peer".to_owned(), "a".to_owned()] });
         // No latency measured.
         assert_eq!(g.outcomes[1], Outcome::NoData);
+    }
+
+    #[test]
+    fn the_floor_is_shown_never_ranked() {
+        let mut r = run(vec![
+            cell("null", "1", (500.0, 495.0, 505.0), 0.0, 20.0),
+            cell("a", "1", (100.0, 95.0, 105.0), 0.0, 50.0),
+            cell("b", "1", (99.0, 97.0, 101.0), 2.0, 100.0),
+        ]);
+        r.meta.buses.push(BusMeta { name: "null".to_owned(), reference: true, ..BusMeta::default() });
+        let g = &matrix(&r, &Thresholds::default())[0];
+        let null = g.row("null").expect("the floor is a row");
+        assert!(null.reference && null.entries[0].as_ref().is_some_and(|e| !e.best && !e.tied && e.ratio == 5.0));
+        // Without the floor, a and b tie on throughput and a wins the rest.
+        assert_eq!(g.outcomes[0], Outcome::Tie { buses: vec!["a".to_owned(), "b".to_owned()] });
+        assert_eq!(g.outcomes[3], Outcome::Winner { bus: "a".to_owned(), margin: Some(2.0) });
+        assert_eq!(g.outcomes[2], Outcome::Winner { bus: "a".to_owned(), margin: Some(f64::INFINITY) });
     }
 
     #[test]

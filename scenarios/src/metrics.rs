@@ -227,6 +227,19 @@ pub const ALL: &[Metric] = &[
         ..BASE
     },
     Metric {
+        slug: "bus-cost",
+        title: "Bus cost/event",
+        unit: Unit::Nanos,
+        kind: Kind::SingleFigure,
+        pass: Pass::Throughput,
+        compared: false,
+        read: |c| {
+            let (value, lower, upper) = c.bus_cost_ns()?;
+            Some(Reading { value, interval: Some((lower, upper)), samples: &[] })
+        },
+        ..BASE
+    },
+    Metric {
         slug: "latency-p50",
         title: "p50 latency",
         unit: Unit::Nanos,
@@ -278,6 +291,14 @@ pub const ALL: &[Metric] = &[
         repeatable: true,
         callgrind: true,
         read: |c| Some(Reading::figure(c.instructions.as_ref()?.ir_per_event)),
+        ..BASE
+    },
+    Metric {
+        slug: "bus-cost-instructions",
+        title: "Bus cost, Ir/event",
+        unit: Unit::Instructions,
+        compared: false,
+        read: |c| Some(Reading::figure(c.bus_cost_ir()?)),
         ..BASE
     },
     Metric {

@@ -107,6 +107,11 @@ pub struct BusMeta {
     pub asynchronous: bool,
     /// Several threads may publish at once.
     pub multi_producer: bool,
+    /// A reference of the harness's own (`null`: the floor), measured
+    /// beside the buses and never a winner; `false` in runs stored before
+    /// references were rows.
+    #[serde(default)]
+    pub reference: bool,
     /// Its guarantees from its module doc: `ordering`, `delivery`,
     /// `backpressure`, `allocations`, `threads`, `based_on`.
     pub guarantees: BTreeMap<String, String>,
@@ -372,6 +377,11 @@ pub struct CellResult {
     /// holds decode + route events/s.
     #[serde(default)]
     pub cloudevents: Option<CloudEvents>,
+    /// The harness's floor at this cell's scenario point in the same run
+    /// (the `null` reference's figures), set by [`Run::attach_floors`];
+    /// `None` where no reference ran at the point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floor: Option<Floor>,
     /// The machine that measured this cell, when it is not the run's
     /// ([`RunMeta::machine`]): a shard imported from another machine into
     /// the run. `None` means the run's machine. Wall-clock figures of cells
@@ -397,6 +407,7 @@ impl CellResult {
             dropped: 0,
             listener_panics: 0,
             cloudevents: None,
+            floor: None,
             machine: None,
         }
     }
@@ -421,6 +432,88 @@ impl CellResult {
             _ => None,
         };
         self.latency_at(HEADLINE_LOAD).or(burst)
+    }
+}
+
+/// The harness's own cost at a scenario point: what the `null` reference
+/// (one in-line call per listener, nothing in between) measured there in the
+/// same run. For a bus that delivers in-line on the publisher's thread,
+/// *bus cost = cell − floor* is what the bus itself adds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Floor {
+    /// The reference's wall time per event, ns (1 / its median throughput),
+    /// with the 95% interval from its throughput interval.
+    pub ns_per_event: Option<(f64, f64, f64)>,
+    /// The reference's instructions per event.
+    pub ir_per_event: Option<f64>,
+    /// The cell's bus delivers in-line (on the publisher's thread), so that
+    /// subtracting the floor gives the bus's own cost; for a bus with
+    /// threads of its own the floor is shown beside it, not subtracted.
+    pub in_line: bool,
+}
+
+impl CellResult {
+    /// Wall time per event, ns (1 / median throughput), with its 95%
+    /// interval as `(value, lower, upper)`.
+    pub fn ns_per_event(&self) -> Option<(f64, f64, f64)> {
+        let e = &self.throughput.as_ref()?.events_per_sec;
+        (e.median > 0.0)
+            .then(|| (1e9 / e.median, 1e9 / e.upper.max(e.median), 1e9 / e.lower.clamp(f64::MIN_POSITIVE, e.median)))
+    }
+
+    /// What the bus adds to the floor per event, ns, with an interval that
+    /// holds both intervals' width: `(cost, lower, upper)`. Only for an
+    /// in-line bus with a floor measured at its point.
+    pub fn bus_cost_ns(&self) -> Option<(f64, f64, f64)> {
+        let floor = self.floor.filter(|f| f.in_line)?;
+        let (f, fl, fu) = floor.ns_per_event?;
+        let (c, cl, cu) = self.ns_per_event()?;
+        Some((c - f, cl - fu, cu - fl))
+    }
+
+    /// What the bus adds to the floor in instructions per event (in-line
+    /// buses with a floor at their point).
+    pub fn bus_cost_ir(&self) -> Option<f64> {
+        let floor = self.floor.filter(|f| f.in_line)?;
+        Some(self.instructions.as_ref()?.ir_per_event - floor.ir_per_event?)
+    }
+
+    /// Sets this cell's floor from `reference`, the reference cell of the
+    /// same scenario point, when both ended Ok; `in_line`: this cell's bus
+    /// delivers on the publisher's thread.
+    pub fn set_floor(&mut self, reference: &CellResult, in_line: bool) {
+        let same_point = reference.key.scenario == self.key.scenario && reference.key.params == self.key.params;
+        if same_point && self.status == CellStatus::Ok && reference.status == CellStatus::Ok {
+            self.floor = Some(Floor {
+                ns_per_event: reference.ns_per_event(),
+                ir_per_event: reference.instructions.as_ref().map(|i| i.ir_per_event),
+                in_line,
+            });
+        }
+    }
+}
+
+impl Run {
+    /// Sets every Ok cell's [`CellResult::floor`] from the reference cell
+    /// (`reference` in [`RunMeta::buses`]) of the same scenario and sweep
+    /// point that ended Ok, where the run holds one (a floor already set is
+    /// kept otherwise: a shard may hold a point's buses without its
+    /// reference). Reference cells get no floor.
+    pub fn attach_floors(&mut self) {
+        let is = |names: &[&str], bus: &str| names.contains(&bus);
+        let reference: Vec<&str> = self.meta.buses.iter().filter(|b| b.reference).map(|b| b.name.as_str()).collect();
+        let asynchronous: Vec<&str> =
+            self.meta.buses.iter().filter(|b| b.asynchronous).map(|b| b.name.as_str()).collect();
+        let references: Vec<CellResult> =
+            self.cells.iter().filter(|c| is(&reference, &c.key.bus) && c.status == CellStatus::Ok).cloned().collect();
+        for cell in self.cells.iter_mut().filter(|c| !is(&reference, &c.key.bus)) {
+            let at_point =
+                references.iter().find(|r| r.key.scenario == cell.key.scenario && r.key.params == cell.key.params);
+            if let Some(r) = at_point {
+                let in_line = !is(&asynchronous, &cell.key.bus);
+                cell.set_floor(r, in_line);
+            }
+        }
     }
 }
 

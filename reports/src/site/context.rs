@@ -72,7 +72,13 @@ impl Header {
             rustc: meta.rustc.clone(),
             buslab: meta.buslab_version.clone(),
             args: meta.args.join(" "),
-            overhead: meta.harness_overhead_ns.map(format::nanos).unwrap_or_else(|| "not measured".to_owned()),
+            overhead: match meta.harness_overhead_ns {
+                Some(ns) => format!("{} per event (measured once, with a no-op bus at spsc)", format::nanos(ns)),
+                None if meta.buses.iter().any(|b| b.reference) => {
+                    "the floor row (null) at each point, with each in-line bus's cost above it".to_owned()
+                }
+                None => "not measured".to_owned(),
+            },
             build: meta.build.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
             crates: meta.crate_versions.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
         }
@@ -99,6 +105,11 @@ pub(crate) struct MatrixValue {
 pub(crate) struct MatrixRow {
     pub bus: String,
     pub peer: bool,
+    /// The harness's floor (`null`): shown, never ranked.
+    pub reference: bool,
+    /// What the bus adds to the floor of the point (in-line buses), or
+    /// empty.
+    pub cost: String,
     pub href: String,
     pub status: &'static str,
     pub reason: String,
@@ -123,12 +134,18 @@ pub(crate) fn status(status: &CellStatus) -> (&'static str, String) {
     }
 }
 
-fn matrix_value(slug: &str, entry: &Entry) -> MatrixValue {
+fn matrix_value(slug: &str, entry: &Entry, reference: bool) -> MatrixValue {
     let ci = match (entry.lower, entry.upper) {
         (Some(l), Some(u)) => format!("{} – {}", format::metric_value(slug, l), format::metric_value(slug, u)),
         _ => String::new(),
     };
-    let ratio = if entry.best { "best".to_owned() } else { format!("{} best", format::ratio(entry.ratio)) };
+    let ratio = if reference {
+        "floor".to_owned()
+    } else if entry.best {
+        "best".to_owned()
+    } else {
+        format!("{} best", format::ratio(entry.ratio))
+    };
     MatrixValue {
         text: format::metric_value(slug, entry.value),
         ci,
@@ -161,16 +178,26 @@ impl MatrixGroup {
             .iter()
             .map(|row| {
                 let (status, reason) = status(&row.status);
+                let cost = match (row.bus_cost_ns, row.bus_cost_ir) {
+                    (Some(ns), Some(ir)) => {
+                        format!("bus cost {} · {} Ir/event", format::nanos(ns), format::si_number(ir))
+                    }
+                    (Some(ns), None) => format!("bus cost {}", format::nanos(ns)),
+                    (None, Some(ir)) => format!("bus cost {} Ir/event", format::si_number(ir)),
+                    (None, None) => String::new(),
+                };
                 MatrixRow {
                     bus: row.bus.clone(),
                     peer: row.peer,
+                    reference: row.reference,
+                    cost,
                     href: cell_href(root, &row.cell),
                     status,
                     reason,
                     values: COLUMNS
                         .iter()
                         .zip(&row.entries)
-                        .map(|(c, e)| e.as_ref().map(|e| matrix_value(c.slug, e)))
+                        .map(|(c, e)| e.as_ref().map(|e| matrix_value(c.slug, e, row.reference)))
                         .collect(),
                 }
             })
