@@ -44,4 +44,4 @@ pub mod store;
 pub mod summary;
 
 /// The name of the callgrind dump that holds the measured region.
-pub const CALLGRIND_TRIGGER: &str = "buslab-measure";
+pub const CALLGRIND_TRIGGER: &std::ffi::CStr = c"buslab-measure";
