@@ -12,11 +12,12 @@ step() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 phase="${BUSLAB_CHECK_PHASE:-all}"
 
 if [ "$phase" != after-tests ]; then
-  step "system packages (valgrind for the instruction pass, libclang for valgrind-requests' bindings, shellcheck)"
+  # Building needs none of them (the `bindgen` step below keeps it so).
+  step "system packages (valgrind for the instruction pass, shellcheck and a Python venv for the lint)"
   need=()
   command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
   command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
-  ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq
@@ -35,6 +36,21 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+
+# Two commands on a machine with only a Rust toolchain: bindgen needs
+# libclang, so it must not be in the build. `cargo tree -i` fails when
+# nothing matches; any other failure must not pass for that.
+step "no bindgen in the dependency tree (it would need libclang)"
+if tree=$(cargo tree --workspace -e all -i bindgen --locked 2>&1); then
+  printf '%s\n' "$tree"
+  echo "error: bindgen is in the dependency tree (above): building would need libclang" >&2
+  exit 1
+elif ! grep -q "did not match any packages" <<<"$tree"; then
+  printf '%s\n' "$tree" >&2
+  echo "error: cargo tree failed" >&2
+  exit 1
+fi
+echo "bindgen: not in the tree"
 
 step "cargo fmt --all --check"
 cargo fmt --all --check

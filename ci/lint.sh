@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lints what CI itself runs: shellcheck over ci/*.sh, the workflows parsed
-# as YAML and checked for structure (actionlint too, when it is installed),
-# and ci/check_site.py checked against a good and a broken site.
+# as YAML and checked for structure (actionlint too, when it is installed)
+# and audited by zizmor (no medium or high finding), and ci/check_site.py
+# checked against a good and a broken site.
 #   bash ci/lint.sh
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -61,6 +62,37 @@ if command -v actionlint >/dev/null 2>&1; then
 else
   note "actionlint is not installed: structure checked by the script above only"
 fi
+
+step "workflows: zizmor (fails on any medium or high finding)"
+# Pinned: a new zizmor brings new audits, which should arrive in a commit
+# that also fixes what they find, not fail CI on an unrelated day. From
+# PyPI (a prebuilt wheel: seconds) rather than `cargo install` (minutes of
+# compiling on a 2-core runner), into a venv of its own since CI images'
+# Python refuses system-wide pip installs (PEP 668).
+zizmor_version=1.32.0
+zizmor=$(command -v zizmor || true)
+if [ -z "$zizmor" ] || [ "$("$zizmor" --version)" != "zizmor $zizmor_version" ]; then
+  venv="${XDG_CACHE_HOME:-$HOME/.cache}/buslab-ci/zizmor-$zizmor_version"
+  if [ ! -x "$venv/bin/zizmor" ]; then
+    python3 -m venv "$venv" || die "cannot make a venv for zizmor at $venv (apt-get install python3-venv)"
+    "$venv/bin/pip" install -q "zizmor==$zizmor_version" || die "cannot install zizmor $zizmor_version from PyPI"
+  fi
+  zizmor="$venv/bin/zizmor"
+fi
+zizmor_dir=$(mktemp -d)
+# A workflow with an unpinned action and persisted credentials must fail.
+mkdir -p "$zizmor_dir/.github/workflows"
+printf 'name: t\non: push\npermissions: {}\njobs:\n  t:\n    runs-on: ubuntu-24.04\n    steps:\n      - uses: actions/checkout@v4\n' \
+  >"$zizmor_dir/.github/workflows/t.yml"
+if "$zizmor" --offline --min-severity medium --no-progress "$zizmor_dir/.github/workflows/" >"$zizmor_dir/out.txt" 2>&1; then
+  die "zizmor passed an unpinned action"
+fi
+for expected in unpinned-uses artipacked; do
+  grep -q "$expected" "$zizmor_dir/out.txt" || die "zizmor did not report $expected: $(cat "$zizmor_dir/out.txt")"
+done
+rm -rf "$zizmor_dir"
+"$zizmor" --offline --min-severity medium --no-progress .github/workflows/
+echo "zizmor $zizmor_version: no medium or high finding (and a bad workflow fails)"
 
 step "ci/check_site.py catches what it must"
 site=$(mktemp -d)

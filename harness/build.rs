@@ -25,7 +25,6 @@ const UNDER_TEST: &[&str] = &[
     "kanal",
     "hdrhistogram",
     "dhat",
-    "valgrind-requests",
     "pprof",
     "serde_json",
     "simd-json",

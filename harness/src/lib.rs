@@ -16,9 +16,9 @@
 //!   across threads and serialisable for the store.
 //! - `dhat`: heap profiling for the allocation pass (its allocator is switched
 //!   on only in that pass's child process).
-//! - `valgrind-requests` (from the gungraun project, the maintained successor
-//!   of iai-callgrind): callgrind client requests that bracket the measured
-//!   loop.
+//! - No crate for the callgrind client requests: [`callgrind`] issues them
+//!   with inline assembly, since the bindings crate built them with bindgen,
+//!   which needs libclang.
 //! - `pprof`: in-process sampling profiler for the profile pass's folded
 //!   stacks.
 //! - `seq-macro`: generates the distinct listener bodies.
@@ -30,6 +30,7 @@
 //! - `clap`, `anyhow`, `serde_json`: the CLI's edge.
 #![deny(missing_docs)]
 
+pub mod callgrind;
 pub mod cloudevents;
 pub mod cpu;
 pub mod drive;
@@ -46,4 +47,4 @@ pub mod store;
 pub mod summary;
 
 /// The name of the callgrind dump that holds the measured region.
-pub const CALLGRIND_TRIGGER: &str = "buslab-measure";
+pub const CALLGRIND_TRIGGER: &std::ffi::CStr = c"buslab-measure";

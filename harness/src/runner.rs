@@ -291,7 +291,7 @@ impl ProbeRunner {
                 continue;
             }
             let text = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-            if text.contains(&format!("Trigger: Client Request: {}", crate::CALLGRIND_TRIGGER)) {
+            if text.contains(&format!("Trigger: Client Request: {}", crate::CALLGRIND_TRIGGER.to_string_lossy())) {
                 found = Some(text);
             }
         }
