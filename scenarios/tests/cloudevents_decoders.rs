@@ -53,6 +53,86 @@ fn every_generated_event_decodes_identically() {
     }
 }
 
+/// The first generated document (from `seed`) whose `data` is a JSON object.
+fn document_with_data(seed: u64) -> String {
+    generate::documents(seed, 50)
+        .into_iter()
+        .map(|d| String::from_utf8(d).expect("generated documents are UTF-8"))
+        .find(|d| d.contains("\"data\":{"))
+        .expect("one in six documents carries data_base64, not all fifty")
+}
+
+/// Each decoder's verdict as a slug (`ok` for an event), after checking
+/// that all three agree on it and, where they accept, on the event.
+fn agreed_reason(doc: &str) -> &'static str {
+    assert_agree(doc.as_bytes());
+    let reasons: Vec<_> =
+        verdicts(doc.as_bytes()).iter().map(|v| v.as_ref().map_or_else(|e| e.reason(), |_| "ok")).collect();
+    assert!(reasons.windows(2).all(|w| w[0] == w[1]), "decoders disagree on {doc}: {reasons:?}");
+    reasons[0]
+}
+
+#[test]
+fn numbers_beyond_binary64_are_malformed_everywhere_and_others_are_not() {
+    let doc = document_with_data(544);
+    // The number in `data` (skipped by serde_json and sonic-rs), as an
+    // extension value, as a context attribute, and at the top level.
+    let places = |n: &str| {
+        [
+            doc.replacen("\"data\":{", &format!("\"data\":{{\"n\":[{n}],"), 1),
+            doc.replacen('{', &format!("{{\"ext\":{n},"), 1),
+            doc.replacen('{', &format!("{{\"subject\":{n},"), 1),
+            n.to_owned(),
+        ]
+    };
+    let nines = "9".repeat(400);
+    let max = format!("{:.0}", f64::MAX);
+    let beyond = [
+        "1e9999".to_owned(),
+        "-1e9999".to_owned(),
+        "1E+309".to_owned(),
+        "1.7976931348623159e308".to_owned(),
+        nines.clone(),
+        format!("-{nines}"),
+        format!("{max}0"),
+    ];
+    for n in &beyond {
+        for (place, doc) in places(n).iter().enumerate() {
+            assert_eq!(agreed_reason(doc), "malformed-json", "{n} at place {place}");
+        }
+    }
+    let within = [
+        "1e-9999".to_owned(),
+        "-1e-9999".to_owned(),
+        "0e99999".to_owned(),
+        "1e308".to_owned(),
+        "1.7976931348623158e308".to_owned(),
+        max,
+        "0.1000000000000000055511151231257827".to_owned(),
+        "18446744073709551616".to_owned(),
+        "-9223372036854775809".to_owned(),
+        format!("0.{nines}"),
+    ];
+    for n in &within {
+        let [data, ext, attribute, top] = places(n);
+        assert_eq!(agreed_reason(&data), "ok", "{n} in data");
+        assert_eq!(agreed_reason(&ext), "bad-extension-value", "{n} as an extension");
+        assert_eq!(agreed_reason(&attribute), "mistyped-attribute", "{n} as subject");
+        assert_eq!(agreed_reason(&top), "not-an-object", "{n} alone");
+    }
+}
+
+#[test]
+fn the_mutation_proptest_once_found_1e999_spliced_into_data() {
+    // Its minimal failing input (simd-json refused, the others accepted).
+    let mut doc = generate::documents(544, 1).remove(0);
+    for m in [Mutation::Insert(682094441507687819, 35), Mutation::Splice(14787842255225812654, "1e999")] {
+        apply(&mut doc, &m);
+    }
+    assert!(String::from_utf8_lossy(&doc).contains("1e999"));
+    assert_agree(&doc);
+}
+
 /// A byte-level mutation of a document.
 #[derive(Clone, Debug)]
 enum Mutation {
@@ -75,6 +155,8 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         ":",
         "null",
         "1e999",
+        "1e-999",
+        "99999999999999999999",
         "-0",
         "\"data\":1,",
         "\"data_base64\":\"AA==\",",

@@ -21,12 +21,44 @@
 //! Where the decoders differ in strictness, the stricter rule holds for all:
 //! the whole document must be UTF-8 (serde_json would not look inside the
 //! `data` it skips, so it gets a `std::str::from_utf8` first), nest at most
-//! [`MAX_DEPTH`] levels, and carry no lone UTF-16 surrogate escape (both
-//! checked before serde_json and sonic-rs parse; simd-json checks them in
-//! its tape builder).
+//! [`MAX_DEPTH`] levels, carry no `\u` escape without four hexadecimal
+//! digits and no lone UTF-16 surrogate escape, and no number beyond
+//! binary64's range (all checked before serde_json and sonic-rs parse, by
+//! scans that settle a typical document in one SIMD pass each; simd-json
+//! checks them in its tape builder).
+//!
+//! # Numbers
+//! RFC 8259 (§6) allows any number literal and lets an implementation limit
+//! range and precision; IEEE 754 binary64 is what it names for
+//! interoperability. simd-json refuses a number whose magnitude rounds to
+//! infinity (`1e309`, `-1e9999`, an integer of 310 digits) wherever it is,
+//! and has no option to accept it. So the rule for all three is binary64's
+//! range: such a number makes the document [`DecodeError::MalformedJson`],
+//! even inside the `data` serde_json and sonic-rs skip. Every other number
+//! is accepted: one that underflows rounds to zero (`1e-9999`), one with
+//! more digits than binary64 keeps is rounded
+//! (`0.1000000000000000055511151231257827`), and an integer beyond 64 bits
+//! becomes a float (`18446744073709551616`: simd-json's `big-int-as-float`
+//! feature, as serde_json and sonic-rs do), so it is a
+//! [`DecodeError::BadExtensionValue`] as an extension, like `1.5`. serde_json
+//! is built with `float_roundtrip`, so that it rounds as the other two at
+//! the edge (`1.7976931348623158e308` is `f64::MAX`, `…59e308` infinite).
+//!
+//! # Which reason wins
+//! simd-json validates the whole document before the visitor sees any of
+//! it: invalid UTF-8 first, then syntax, depth, escapes and numbers in
+//! document order. serde_json and sonic-rs run the checks above before they
+//! parse, in the order size, depth, escapes and numbers, and report invalid
+//! UTF-8 before an escape or a number, as simd-json does; then they stream,
+//! so a spec rule broken early in the document (a mistyped `id`) is
+//! reported before a syntax error later in it, where simd-json reports the
+//! syntax error. The decoders agree on whether a document is valid (the
+//! property tests in `tests/cloudevents_decoders.rs` hold them to it); on a
+//! document that breaks several rules they may name different ones.
 
 use super::Decoder;
 use super::event::{CloudEvent, ExtValue, Extensions};
+use super::prescan::{bad_unicode_escape, nests_deeper, number_out_of_range};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -522,82 +554,6 @@ fn sextet(c: u8) -> u8 {
     }
 }
 
-/// Whether `doc` opens more than `limit` arrays or objects inside one
-/// another (strings are skipped; malformed input gives some answer, never a
-/// panic). Counting the opening brackets first (a loop the compiler
-/// vectorises) settles almost every document without the exact scan.
-fn nests_deeper(doc: &[u8], limit: usize) -> bool {
-    // `[` (0x5B) and `{` (0x7B) differ only in bit 0x20. Byte counters per
-    // chunk of 255 keep the loop in SIMD lanes.
-    let opens: usize = doc
-        .chunks(255)
-        .map(|chunk| usize::from(chunk.iter().fold(0u8, |n, &b| n + u8::from((b | 0x20) == b'{'))))
-        .sum();
-    if opens <= limit {
-        return false;
-    }
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in doc {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return true;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
-}
-
-/// Whether a `\\uXXXX` escape of `doc` is a UTF-16 surrogate without its
-/// partner (a high one not followed by `\\u` and a low one, or a low one
-/// alone): JSON's grammar allows it, but it encodes no character, and
-/// simd-json refuses it wherever it is. Only backslashes are visited
-/// (`memchr`), so an escape-free document costs one SIMD pass.
-fn lone_surrogate(doc: &[u8]) -> bool {
-    let hex = |at: usize| -> Option<u16> {
-        let digits = doc.get(at..at + 4)?;
-        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
-    };
-    let mut from = 0;
-    while let Some(found) = memchr::memchr(b'\\', &doc[from..]) {
-        let at = from + found;
-        match doc.get(at + 1) {
-            Some(b'u') => match hex(at + 2) {
-                Some(0xD800..=0xDBFF) => {
-                    let low = (doc.get(at + 6..at + 8) == Some(b"\\u")).then(|| hex(at + 8)).flatten();
-                    if !matches!(low, Some(0xDC00..=0xDFFF)) {
-                        return true;
-                    }
-                    from = at + 12;
-                }
-                Some(0xDC00..=0xDFFF) => return true,
-                _ => from = at + 6,
-            },
-            // Any other escape is two bytes (a bad one the parser refuses).
-            _ => from = at + 2,
-        }
-        if from >= doc.len() {
-            break;
-        }
-    }
-    false
-}
-
 /// Limits a document must respect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -664,8 +620,8 @@ impl Decoders {
             if nests_deeper(document, MAX_DEPTH) {
                 return Err(DecodeError::TooDeep);
             }
-            if lone_surrogate(document) {
-                return Err(DecodeError::MalformedJson);
+            if bad_unicode_escape(document) || number_out_of_range(document) {
+                return Err(refused_by_the_parser(document));
             }
         }
         let result = match decoder {
@@ -702,12 +658,16 @@ impl Decoders {
                 }
             }
         };
-        result.map_err(|()| match why.get() {
-            Some(reason) => reason,
-            None if std::str::from_utf8(&document[..len]).is_err() => DecodeError::InvalidUtf8,
-            None => DecodeError::MalformedJson,
-        })
+        result.map_err(|()| why.get().unwrap_or_else(|| refused_by_the_parser(document)))
     }
+}
+
+/// The reason for a refusal by the parser itself (or by a scan standing in
+/// for simd-json's parser): [`DecodeError::InvalidUtf8`] when the document
+/// is not UTF-8 (simd-json validates the whole of it first),
+/// [`DecodeError::MalformedJson`] otherwise.
+fn refused_by_the_parser(document: &[u8]) -> DecodeError {
+    if std::str::from_utf8(document).is_err() { DecodeError::InvalidUtf8 } else { DecodeError::MalformedJson }
 }
 
 /// The extension container as a family over lifetimes, so that generic code
@@ -885,11 +845,16 @@ mod tests {
     }
 
     #[test]
-    fn lone_surrogates_are_refused_by_all_three_even_in_skipped_data() {
+    fn bad_unicode_escapes_are_refused_by_all_three_even_in_skipped_data() {
         assert_eq!(reason(&with(r#","data":{"k":"\ud83d\ude80"}"#)), "ok", "a pair is a character");
         assert_eq!(reason(&with(r#","data":{"k":"\\ud800"}"#)), "ok", "an escaped backslash, then text");
+        assert_eq!(reason(&with(r#","data":{"k":"\u00E9\u00e9\uFFFF"}"#)), "ok", "hex digits of either case");
         for lone in [r#"\ud800"#, r#"\udc00"#, r#"\ud800\u0041"#, r#"\ud800x"#, r#"\ud8"#] {
             assert_eq!(reason(&with(&format!(r#","data":{{"k":"{lone}"}}"#))), "malformed-json", "{lone}");
+        }
+        // Found by fuzzing: sonic-rs skipped these in `data` unchecked.
+        for short in [r#"\useñor"#, r#"\uİstanbul"#, r#"\u+123"#, r#"\u12"#, r#"\u12g4"#, r#"\u"#] {
+            assert_eq!(reason(&with(&format!(r#","data":{{"k":"{short}"}}"#))), "malformed-json", "{short}");
         }
     }
 

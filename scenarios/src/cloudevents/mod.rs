@@ -17,6 +17,7 @@ pub mod corpus;
 pub mod decode;
 pub mod event;
 pub mod generate;
+mod prescan;
 
 pub use corpus::{Corpus, CorpusError};
 pub use decode::{Borrow, DecodeError, Decoders, Limits, Own};
