@@ -23,6 +23,7 @@ const UNDER_TEST: &[&str] = &[
     "bus",
     "flume",
     "kanal",
+    "rtrb",
     "hdrhistogram",
     "dhat",
     "pprof",

@@ -316,6 +316,9 @@ fn spsc<S: Strategy>(c: &mut Criterion) {
 }
 
 fn heavy<S: Strategy>(c: &mut Criterion) {
+    if S::CAPABILITIES.max_subscribers.is_some_and(|m| m < 16) {
+        return;
+    }
     let config = BusConfig::default();
     let event = HeavyEvent::make(0, 0, 0);
     let mut group = c.benchmark_group("heavy");

@@ -22,8 +22,8 @@
 //!
 //! # Dependencies and why
 //! - `crossbeam-channel`: the channel bus's per-subscriber queues (the best-kept
-//!   bounded MPMC channel in Rust; also the reference the channel bus is
-//!   measured against).
+//!   bounded MPMC channel in Rust), and, used plainly, the `crossbeam_channel`
+//!   peer the channel bus is measured against.
 //! - `crossbeam-utils`: `CachePadded` for sequences and counters, `Backoff` for
 //!   the spin phase of wait strategies.
 //! - `crossbeam-epoch`: safe memory reclamation for the fixed-array bus, whose
@@ -32,7 +32,7 @@
 //! - `arc-swap`: copy-on-write listener tables read without locks by the router
 //!   (and the subscriber lists of the peers' fan-out).
 //! - `tokio`: the `tokio_broadcast` bus is `tokio::sync::broadcast`.
-//! - `disruptor`, `bus`, `flume`, `kanal`: measured as *peers* (module
+//! - `disruptor`, `bus`, `flume`, `kanal`, `rtrb`: measured as *peers* (module
 //!   [`peers`]): the crates an engineer would otherwise pick, each wrapped as
 //!   thinly as the contract allows. They are what is measured, not helpers.
 //!   `flume` and `kanal` without default features (their async halves are not
@@ -50,14 +50,13 @@ pub mod peers;
 pub mod pooled;
 pub mod ring;
 pub mod router;
-pub mod tokio_broadcast;
 pub mod wait;
 
 mod registry;
 mod util;
 
 #[doc(no_inline)]
-pub use peers::{bus, disruptor, flume, kanal, std_mpsc};
+pub use peers::{bus, crossbeam_channel, disruptor, flume, kanal, rtrb, std_mpsc, tokio_broadcast};
 pub use registry::{BusInfo, Guarantees, StrategyVisitor, all, find, visit};
 pub use wait::WaitStrategy;
 
@@ -92,7 +91,7 @@ macro_rules! for_each_bus {
     (@list $mode:ident $callback:ident) => {
         $crate::for_each_bus! { @$mode $callback {
             channel => Channel in "channel.rs",
-            tokio_broadcast => TokioBroadcast in "tokio_broadcast.rs",
+            tokio_broadcast => TokioBroadcast in "peers/tokio_broadcast.rs",
             fixed_array => FixedArray in "fixed_array.rs",
             pooled => Pooled in "pooled.rs",
             ring => Ring in "ring.rs",
@@ -103,6 +102,8 @@ macro_rules! for_each_bus {
             flume => Flume in "peers/flume.rs",
             kanal => Kanal in "peers/kanal.rs",
             std_mpsc => StdMpsc in "peers/std_mpsc.rs",
+            crossbeam_channel => CrossbeamChannel in "peers/crossbeam_channel.rs",
+            rtrb => Rtrb in "peers/rtrb.rs",
         }}
     };
     (@strip $callback:ident { $($module:ident => $strategy:ident in $file:literal),* $(,)? }) => {

@@ -9,17 +9,17 @@
 //! peers from strategies. They are re-exported at the crate root under their
 //! stable names (`buslab_impls::disruptor`, ...), like every other bus.
 //!
-//! `tokio_broadcast` is a peer too; it predates this folder and stays at the
-//! crate root.
-//!
 //! What the adapters do *not* do: batch behind the caller's back (one
 //! `publish` is one hand-off to the crate), drop silently, or leave threads
 //! running after `shutdown`/`Drop` — except threads the crate itself spawns
 //! and does not let us join, which the module doc names.
 
 pub mod bus;
+pub mod crossbeam_channel;
 pub mod disruptor;
 pub mod fanout;
 pub mod flume;
 pub mod kanal;
+pub mod rtrb;
 pub mod std_mpsc;
+pub mod tokio_broadcast;

@@ -17,7 +17,7 @@ pub use recorder::Recorder;
 pub use tally::{Tally, seq_sum};
 
 use buslab_impls::payload::{Payload, SmallEvent};
-use buslab_impls::{EventBus, Filter};
+use buslab_impls::{EventBus, Filter, Strategy};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex, Once};
 use std::thread;
@@ -32,6 +32,17 @@ pub type Listener = Boxed<SmallEvent>;
 /// The stress multiplier from `BUSLAB_STRESS` (default 1).
 pub fn stress() -> u64 {
     std::env::var("BUSLAB_STRESS").ok().and_then(|s| s.parse().ok()).filter(|&n| n >= 1).unwrap_or(1)
+}
+
+/// `n` subscribers, or as many as `S` holds if fewer: a test about several
+/// subscribers checks what a bus limited to fewer can do with its limit.
+pub fn at_most<S: Strategy>(n: usize) -> usize {
+    S::CAPABILITIES.max_subscribers.map_or(n, |max| n.min(max))
+}
+
+/// Whether `S` holds `n` subscribers at once.
+pub fn holds<S: Strategy>(n: usize) -> bool {
+    at_most::<S>(n) == n
 }
 
 /// Unwraps with the error in the message.

@@ -168,6 +168,23 @@ impl Recorder {
         self.state().streams.get(&producer).map(|s| s.next - 1)
     }
 
+    /// The first seq received from `producer`.
+    pub fn first_seq(&self, producer: u32) -> Option<u64> {
+        self.state().streams.get(&producer).map(|s| s.first)
+    }
+
+    /// How many of `producer`'s seqs from `start` (at most the first one
+    /// received) up to the last one received did not arrive; 0 if none
+    /// arrived. With [`Recorder::assert_increasing`], what a lossy bus must
+    /// have counted as dropped for this subscriber over that range.
+    #[track_caller]
+    pub fn missing_since(&self, producer: u32, start: u64) -> u64 {
+        let state = self.state();
+        let Some(s) = state.streams.get(&producer) else { return 0 };
+        assert!(start <= s.first, "missing_since({start}) after the first seq received ({})", s.first);
+        s.next - start - s.count
+    }
+
     /// Panics with every violation recorded.
     #[track_caller]
     pub fn assert_no_violations(&self, what: &str) {
