@@ -20,7 +20,8 @@
 //!
 //! # Safety
 //!
-//! [`request`] holds the only `unsafe` block. Its argument:
+//! The private `request` holds the `unsafe` asm block (one per
+//! architecture). Its argument:
 //! - *On a real CPU the sequence has no effect but on the flags.* x86_64:
 //!   `rol rdi` by 3, 13, 61 and 51 bits rotates `rdi` by 128 bits, a
 //!   multiple of 64, so `rdi` ends as it began; `xchg rbx, rbx` swaps a
@@ -32,7 +33,9 @@
 //!   clobbered unless told otherwise (`valgrind.h`'s `"cc"`).
 //! - *Under valgrind the request reads what we hand it, and nothing else.*
 //!   The address register (`rax`, `x4`) points to a `[usize; 6]` local that
-//!   lives until the block ends. The block is not `nomem`, so the compiler
+//!   lives until the block ends (on x86_64 it may sit in the red zone below
+//!   the stack pointer, as it does when GCC compiles `valgrind.h`; valgrind
+//!   reads it there and pushes nothing on the guest stack). The block is not `nomem`, so the compiler
 //!   writes the array to memory before the asm runs and forgets what it
 //!   knew about memory after it (`valgrind.h`'s `"memory"` clobber); that
 //!   also keeps the requests in program order with the measured code.
