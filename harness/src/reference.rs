@@ -25,6 +25,7 @@ const CAPS: Capabilities = Capabilities {
     zero_alloc_small: true,
     zero_alloc_heavy: true,
     peer: false,
+    thread_per_subscriber: false,
 };
 
 /// The `null` reference bus.

@@ -52,6 +52,13 @@ pub fn skip_reason(bus: &BusInfo, scenario: &Scenario, point: SweepPoint, cores:
             point.producers
         ));
     }
+    if caps.thread_per_subscriber && point.producers + point.subscribers > cores && !scenario.oversubscribe {
+        return Some(format!(
+            "{} runs a thread per subscriber: {} producers and {} subscriber threads exceed {cores} cores (set \
+             `oversubscribe = true` in the scenario to allow it)",
+            bus.name, point.producers, point.subscribers
+        ));
+    }
     if caps.asynchronous && point.producers >= cores && !scenario.oversubscribe {
         return Some(format!(
             "{} producers and at least one consumer thread of {} exceed {cores} cores (set `oversubscribe = true` \
@@ -513,7 +520,14 @@ mod tests {
         assert_eq!(skip_reason(&ring, &scenario, point, 4), None);
         assert_eq!(crate::drive::consumer_threads(&scenario, point, 4), 2);
         assert_eq!(crate::drive::consumer_threads(&scenario, point, 2), 1, "at least one");
+        let mut plain = buslab_impls::find("crossbeam_channel").expect("the plain crossbeam peer exists");
+        assert!(plain.capabilities.thread_per_subscriber);
+        plain.capabilities.multi_producer = true;
+        let reason = skip_reason(&plain, &scenario, point, 4).expect("2 producers + 4 subscriber threads on 4 cores");
+        assert!(reason.contains("thread per subscriber"), "{reason}");
+        assert_eq!(skip_reason(&plain, &scenario, point, 6), None);
         scenario.oversubscribe = true;
+        assert_eq!(skip_reason(&plain, &scenario, point, 4), None);
         assert_eq!(skip_reason(&ring, &scenario, point, 2), None);
         assert_eq!(crate::drive::consumer_threads(&scenario, point, 2), 2, "every core");
     }

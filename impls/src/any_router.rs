@@ -61,6 +61,7 @@ impl Strategy for AnyRouter {
         zero_alloc_small: true,
         zero_alloc_heavy: true,
         peer: false,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = AnyRouterBus<E, L>;
 }

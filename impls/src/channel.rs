@@ -120,6 +120,7 @@ impl Strategy for Channel {
         zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: false,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = ChannelBus<E, L>;
 }

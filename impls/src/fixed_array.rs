@@ -60,6 +60,7 @@ impl Strategy for FixedArray {
         zero_alloc_small: true,
         zero_alloc_heavy: true,
         peer: false,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = FixedArrayBus<E, L>;
 }

@@ -350,6 +350,11 @@ pub struct Capabilities {
     /// A well-known crate wrapped as an adapter, rather than a strategy of
     /// ours.
     pub peer: bool,
+    /// The bus runs one thread per subscriber whatever
+    /// [`BusConfig::max_threads`] says (as a peer's users would wire it):
+    /// the harness skips cells where those threads and the producers exceed
+    /// the cores, unless the scenario allows oversubscribing.
+    pub thread_per_subscriber: bool,
 }
 
 /// Counters a bus keeps that the harness reads after each trial.

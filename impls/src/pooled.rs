@@ -102,6 +102,7 @@ impl Strategy for Pooled {
         zero_alloc_small: true,
         zero_alloc_heavy: true,
         peer: false,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = PooledBus<E, L>;
 }

@@ -104,6 +104,7 @@ impl Strategy for Ring {
         zero_alloc_small: true,
         zero_alloc_heavy: true,
         peer: false,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = RingBus<E, L>;
 }

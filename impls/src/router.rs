@@ -69,6 +69,7 @@ impl Strategy for Router {
         zero_alloc_small: true,
         zero_alloc_heavy: true,
         peer: false,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = RouterBus<E, L>;
 }

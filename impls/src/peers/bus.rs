@@ -94,6 +94,7 @@ impl Strategy for BusCrate {
         zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: true,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = BusCrateBus<E, L>;
 }

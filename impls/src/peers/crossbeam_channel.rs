@@ -100,6 +100,7 @@ impl Strategy for CrossbeamChannel {
         zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: true,
+        thread_per_subscriber: true,
     };
     type Bus<E: Event, L: Listener<E>> = CrossbeamChannelBus<E, L>;
 }

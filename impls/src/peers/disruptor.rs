@@ -114,6 +114,7 @@ impl Strategy for Disruptor {
         zero_alloc_small: true,
         zero_alloc_heavy: true,
         peer: true,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = DisruptorBus<E, L>;
 }

@@ -64,6 +64,7 @@ impl Strategy for Flume {
         zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: true,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = FlumeBus<E, L>;
 }

@@ -69,6 +69,7 @@ impl Strategy for Kanal {
         zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: true,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = KanalBus<E, L>;
 }

@@ -102,6 +102,7 @@ impl Strategy for Rtrb {
         zero_alloc_small: true,
         zero_alloc_heavy: false,
         peer: true,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = RtrbBus<E, L>;
 }

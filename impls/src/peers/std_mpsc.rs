@@ -68,6 +68,7 @@ impl Strategy for StdMpsc {
         zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: true,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = StdMpscBus<E, L>;
 }

@@ -84,6 +84,7 @@ impl Strategy for TokioBroadcast {
         zero_alloc_small: false,
         zero_alloc_heavy: false,
         peer: true,
+        thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = TokioBroadcastBus<E, L>;
 }
