@@ -89,7 +89,7 @@
 //!   channel per subscriber), built on crossbeam-channel's bounded array flavor
 //!   (Vyukov's bounded MPMC queue) and its `Select`.
 
-use crate::util::{call_isolated, check_filter};
+use crate::util::{call_isolated, check_filter, join_spawned};
 use crate::wait::Notifier;
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
@@ -578,20 +578,9 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
                 // The consumer holds the receiver until it has seen this.
                 let _ = shard.control.send(Command::Shutdown);
             }
-            let me = std::thread::current().id();
             for shard in &mut reg.shards {
-                let Some(thread) = shard.thread.take() else {
-                    continue;
-                };
-                // Dropped from a listener (the last owner was one): that
-                // consumer finishes after the listener returns, unjoined.
-                if thread.thread().id() == me {
-                    continue;
-                }
-                if let Err(panic) = thread.join()
-                    && !std::thread::panicking()
-                {
-                    std::panic::resume_unwind(panic);
+                if let Some(thread) = shard.thread.take() {
+                    join_spawned(thread);
                 }
             }
             self.snapshot.store(Arc::new(Vec::new()));

@@ -76,6 +76,21 @@ pub(crate) fn deliver_isolated(len: usize, mut deliver: impl FnMut(usize)) -> u6
     panics
 }
 
+/// Joins a thread the bus spawned, re-raising its panic unless this thread
+/// is already unwinding. The current thread itself is not joined: a bus
+/// dropped from one of its own listeners (its last owner was one) lets that
+/// thread finish after the listener returns, unjoined.
+pub(crate) fn join_spawned(thread: std::thread::JoinHandle<()>) {
+    if thread.thread().id() == std::thread::current().id() {
+        return;
+    }
+    if let Err(panic) = thread.join()
+        && !std::thread::panicking()
+    {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// Calls `f` once; true if it panicked (the panic is caught).
 #[inline]
 pub(crate) fn call_isolated(f: impl FnOnce()) -> bool {

@@ -284,9 +284,14 @@ fn slow_subscriber<S: Strategy>() {
                 Ok(()) => seq += 1,
                 Err(Full(event)) => {
                     assert_eq!(event.seq, seq, "{}: Full must hand back the very event", S::NAME);
-                    // The fast subscriber may have been momentarily behind (a
-                    // consumer waking from a park): only a refusal that lasts
-                    // is the stuck one's doing.
+                    // The fast subscriber may have been behind (a consumer
+                    // waking from a park, or not scheduled on a loaded
+                    // machine): once it has every accepted event, a refusal
+                    // that lasts is the stuck one's doing.
+                    let deadline = Instant::now() + Duration::from_secs(10);
+                    while with_fast && fast.count() < seq && Instant::now() < deadline {
+                        thread::sleep(Duration::from_millis(1));
+                    }
                     thread::sleep(Duration::from_millis(20));
                     match bus.try_publish(event) {
                         Ok(()) => seq += 1,

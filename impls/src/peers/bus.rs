@@ -63,7 +63,7 @@
 //! Based on: `bus` 2.4.1 (crates.io, Jon Gjengset): a lock-free bounded
 //!   single-producer broadcast ring with per-seat reader counts.
 
-use crate::util::{call_isolated, check_filter};
+use crate::util::{call_isolated, check_filter, join_spawned};
 use crate::wait::Notifier;
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
@@ -259,20 +259,9 @@ impl<E: Event, L: Listener<E>> BusCrateBus<E, L> {
             for shard in &reg.shards {
                 let _ = shard.control.send(Command::Shutdown);
             }
-            let me = std::thread::current().id();
             for shard in &mut reg.shards {
-                let Some(thread) = shard.thread.take() else {
-                    continue;
-                };
-                // Dropped from a listener: that consumer finishes after the
-                // listener returns, unjoined.
-                if thread.thread().id() == me {
-                    continue;
-                }
-                if let Err(panic) = thread.join()
-                    && !std::thread::panicking()
-                {
-                    std::panic::resume_unwind(panic);
+                if let Some(thread) = shard.thread.take() {
+                    join_spawned(thread);
                 }
             }
             reg.entries.clear();

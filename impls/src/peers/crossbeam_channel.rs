@@ -69,7 +69,7 @@
 //! Based on: `crossbeam-channel` 0.5 (crates.io), `bounded` (the array
 //!   flavour), as in its documentation's examples.
 
-use crate::util::check_filter;
+use crate::util::{check_filter, join_spawned};
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
     SubscriptionId,
@@ -246,19 +246,7 @@ impl<E: Event, L: Listener<E>> CrossbeamChannelBus<E, L> {
         if !reg.closed {
             reg.closed = true;
             reg.subs.clear();
-            let me = std::thread::current().id();
-            for thread in reg.threads.drain(..) {
-                // Dropped from a listener (its last owner was one): that
-                // thread finishes after the listener returns, unjoined.
-                if thread.thread().id() == me {
-                    continue;
-                }
-                if let Err(panic) = thread.join()
-                    && !std::thread::panicking()
-                {
-                    std::panic::resume_unwind(panic);
-                }
-            }
+            reg.threads.drain(..).for_each(join_spawned);
         }
         self.stats()
     }

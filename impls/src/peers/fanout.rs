@@ -46,7 +46,7 @@
 //!   the snapshot; its consumer drops the receiver and the listener when it
 //!   next reads its commands. It does not wait for that.
 
-use crate::util::{call_isolated, check_filter};
+use crate::util::{call_isolated, check_filter, join_spawned};
 use crate::wait::Notifier;
 use crate::{BusConfig, BusError, BusStats, Event, EventBus, Filter, Full, Listener, SubscriptionId, WaitStrategy};
 use arc_swap::ArcSwap;
@@ -302,20 +302,9 @@ impl<Q: Queue<E>, E: Event, L: Listener<E>> FanoutBus<Q, E, L> {
                 let _ = shard.control.send(Command::Shutdown);
                 shard.shared.doorbell.notify_all();
             }
-            let me = std::thread::current().id();
             for shard in &mut reg.shards {
-                let Some(thread) = shard.thread.take() else {
-                    continue;
-                };
-                // Dropped from a listener (its last owner was one): that
-                // consumer finishes after the listener returns, unjoined.
-                if thread.thread().id() == me {
-                    continue;
-                }
-                if let Err(panic) = thread.join()
-                    && !std::thread::panicking()
-                {
-                    std::panic::resume_unwind(panic);
+                if let Some(thread) = shard.thread.take() {
+                    join_spawned(thread);
                 }
             }
             self.snapshot.store(Arc::new(Vec::new()));

@@ -70,7 +70,7 @@
 //! Based on: `rtrb` 0.4.1 (crates.io, Matthias Geier), after Lamport's
 //!   single-producer single-consumer queue with cached head and tail indices.
 
-use crate::util::{check_filter, deliver_isolated};
+use crate::util::{check_filter, deliver_isolated, join_spawned};
 use crate::wait::Notifier;
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
@@ -332,19 +332,7 @@ impl<E: Event, L: Listener<E>> RtrbBus<E, L> {
         let reg = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
         if !reg.closed {
             reg.closed = true;
-            let me = std::thread::current().id();
-            for thread in reg.threads.drain(..) {
-                // Dropped from the listener (its last owner was it): that
-                // thread finishes after the listener returns, unjoined.
-                if thread.thread().id() == me {
-                    continue;
-                }
-                if let Err(panic) = thread.join()
-                    && !std::thread::panicking()
-                {
-                    std::panic::resume_unwind(panic);
-                }
-            }
+            reg.threads.drain(..).for_each(join_spawned);
         }
         self.stats()
     }
