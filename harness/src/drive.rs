@@ -143,6 +143,56 @@ fn wait_until(deadline_ns: u64) {
     }
 }
 
+/// The throughput pass's producer loop: `events` back-to-back publishes
+/// of `templates[seq % topics]` from `first_seq` on, with nothing per event
+/// but setting the seq, choosing the template (a wrapping index, no
+/// division) and publishing. What was published is recounted after the
+/// trial ([`Rig::trial`]).
+#[inline(never)]
+fn publish_flat<B>(bus: &B, templates: &mut [B::Event], first_seq: u64, events: u64)
+where
+    B: EventBus,
+    B::Event: Payload,
+{
+    let end = first_seq + events;
+    if let [event] = templates {
+        for seq in first_seq..end {
+            event.set_seq(seq);
+            bus.publish_clone(event);
+        }
+        return;
+    }
+    let mut topic = (first_seq % templates.len() as u64) as usize;
+    for seq in first_seq..end {
+        let event = &mut templates[topic];
+        event.set_seq(seq);
+        bus.publish_clone(event);
+        topic += 1;
+        if topic == templates.len() {
+            topic = 0;
+        }
+    }
+}
+
+/// The paced producer loop (open loop: each event waits for its intended
+/// send time and carries it as its stamp).
+fn publish_paced<B>(bus: &B, templates: &mut [B::Event], first_seq: u64, events: u64, schedule: &Schedule)
+where
+    B: EventBus,
+    B::Event: Payload,
+{
+    let topics = templates.len() as u64;
+    for i in 0..events {
+        let seq = first_seq + i;
+        let event = &mut templates[(seq % topics) as usize];
+        event.set_seq(seq);
+        let intended = schedule.intended(i);
+        wait_until(intended);
+        event.set_stamp(intended);
+        bus.publish_clone(event);
+    }
+}
+
 /// The outcome of one verified trial.
 #[derive(Clone, Copy, Debug)]
 pub struct Trial {
@@ -215,16 +265,14 @@ where
         recorder: MakeRecorder<'_>,
     ) -> Result<Self, String> {
         let bus = B::new(&bus_config(&scenario, point)).map_err(|e| e.to_string())?;
-        let mut subscribers = Vec::with_capacity(point.subscribers);
+        let subscribers = Subscriber::group(point.subscribers, point.producers, 0, recorder);
         let mut filters = Vec::with_capacity(point.subscribers);
         let slow_from = scenario.slow.map_or(usize::MAX, |s| point.subscribers.saturating_sub(s.count as usize));
-        for i in 0..point.subscribers {
-            let sub = Subscriber::new(point.producers, 0, recorder(i));
+        for (i, sub) in subscribers.iter().enumerate() {
             let filter = if scenario.topics > 1 { Filter::Topic((i % scenario.topics) as u16) } else { Filter::All };
             let work = if i >= slow_from { scenario.slow.map_or(0, |s| s.work_ns) } else { scenario.listener_work_ns };
             let listener = HarnessListener::new(sub.clone(), Body::for_listener(scenario.bodies, i), work);
             bus.subscribe(filter, listener).map_err(|e| format!("subscribing listener {i}: {e}"))?;
-            subscribers.push(sub);
             filters.push(filter);
         }
         let templates = (0..point.producers)
@@ -251,7 +299,6 @@ where
     /// instruction and profile passes). An error names what failed.
     pub fn trial(&mut self, events: u64, pace: Pace, window: Window<'_>) -> Result<Trial, String> {
         let producers = self.point.producers;
-        let topics = self.scenario.topics as u64;
         let barrier = Barrier::new(producers + 1);
         let done = AtomicBool::new(false);
         let churned: Mutex<Vec<Arc<Subscriber>>> = Mutex::new(Vec::new());
@@ -263,7 +310,7 @@ where
             }
         }
         let bus = &self.bus;
-        let mut results = Vec::with_capacity(producers);
+        let (mut started, mut panicked) = (0, false);
         let mut first_ns = u64::MAX;
         let mut elapsed_ns = 0;
         std::thread::scope(|s| {
@@ -274,27 +321,15 @@ where
                     let barrier = &barrier;
                     s.spawn(move || {
                         let schedule = Schedule { pace, start_ns, producers: producers as f64, producer: p as f64 };
-                        let mut published = vec![Published::default(); templates.len()];
                         barrier.wait();
                         window.producer(true);
                         let begin = now_ns();
-                        for i in 0..events {
-                            let seq = first_seq + i;
-                            let topic = (seq % topics) as usize;
-                            let event = &mut templates[topic];
-                            event.set_seq(seq);
-                            if !matches!(pace, Pace::Flat) {
-                                let intended = schedule.intended(i);
-                                wait_until(intended);
-                                event.set_stamp(intended);
-                            }
-                            let sum = &mut published[topic];
-                            sum.count += 1;
-                            sum.checksum = sum.checksum.wrapping_add(event.checksum());
-                            bus.publish_clone(event);
+                        match pace {
+                            Pace::Flat => publish_flat(bus, &mut templates, first_seq, events),
+                            _ => publish_paced(bus, &mut templates, first_seq, events, &schedule),
                         }
                         window.producer(false);
-                        (begin, published)
+                        begin
                     })
                 })
                 .collect();
@@ -327,11 +362,11 @@ where
             barrier.wait();
             for h in handles {
                 match h.join() {
-                    Ok((begin, published)) => {
+                    Ok(begin) => {
                         first_ns = first_ns.min(begin);
-                        results.push(published);
+                        started += 1;
                     }
-                    Err(_) => results.clear(),
+                    Err(_) => panicked = true,
                 }
             }
             bus.flush();
@@ -339,22 +374,38 @@ where
             window.trial(false);
             done.store(true, Ordering::Relaxed);
         });
-        if results.len() != producers {
+        if panicked || started != producers {
             return Err("a producer thread panicked".into());
         }
-        for (p, published) in results.into_iter().enumerate() {
-            for (t, sum) in published.into_iter().enumerate() {
-                let total = &mut self.published[p][t];
-                total.count += sum.count;
-                total.checksum = total.checksum.wrapping_add(sum.checksum);
-            }
-            self.next_seq[p] += events;
+        for p in 0..producers {
+            self.count_published(p, events);
         }
         if let Some(e) = churn_error.into_inner().expect("not poisoned") {
             return Err(format!("churn: {e}"));
         }
         let deliveries = self.verify(&churned.into_inner().expect("not poisoned"))?;
         Ok(Trial { events: events * producers as u64, deliveries, elapsed_ns })
+    }
+
+    /// Adds producer `p`'s next `events` events to what it published, and
+    /// advances its stream. Run after the trial, outside every measured
+    /// region: the producer loop publishes `templates[seq % topics]` with
+    /// its seq set, nothing else, so the events and their checksums are
+    /// recomputed here rather than summed in the loop.
+    fn count_published(&mut self, p: usize, events: u64) {
+        let mut events_by_topic = self.templates[p].clone();
+        let topics = events_by_topic.len() as u64;
+        let first = self.next_seq[p];
+        let sums = &mut self.published[p];
+        for seq in first..first + events {
+            let topic = (seq % topics) as usize;
+            let event = &mut events_by_topic[topic];
+            event.set_seq(seq);
+            let sum = &mut sums[topic];
+            sum.count += 1;
+            sum.checksum = sum.checksum.wrapping_add(event.checksum());
+        }
+        self.next_seq[p] = first + events;
     }
 
     /// Checks every subscriber against what was published; returns the

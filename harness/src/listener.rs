@@ -12,6 +12,7 @@ use buslab_impls::Listener;
 use buslab_impls::payload::Payload;
 use buslab_scenarios::Bodies;
 use hdrhistogram::Histogram;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -23,51 +24,66 @@ pub fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
-/// Busy-waits `ns` nanoseconds (simulated listener work).
-#[inline]
+/// Busy-waits `ns` nanoseconds (simulated listener work): one comparison
+/// when `ns` is 0.
+#[inline(always)]
 pub fn spin_for(ns: u64) {
-    if ns == 0 {
-        return;
+    if ns != 0 {
+        spin(ns);
     }
+}
+
+#[inline(never)]
+fn spin(ns: u64) {
     let end = now_ns() + ns;
     while now_ns() < end {
         std::hint::spin_loop();
     }
 }
 
-/// A (subscriber, producer) pair's running verification.
+/// A (subscriber, producer) pair's running verification, on a cache line
+/// of its own. The fields a regular delivery touches come first.
 #[derive(Default)]
 #[repr(align(64))]
 pub struct Tally {
+    /// The seq expected next; `u64::MAX` until the first delivery of a
+    /// subscriber whose start is unknown (churned subscribers).
+    pub next: AtomicU64,
     /// Deliveries.
     pub count: AtomicU64,
     /// Wrapping sum of `Payload::checksum` of what arrived.
     pub checksum: AtomicU64,
-    /// The seq expected next; `u64::MAX` until the first delivery of a
-    /// subscriber whose start is unknown (churned subscribers).
-    pub next: AtomicU64,
+    /// The listener body's accumulator (keeps the body's work observable).
+    pub acc: AtomicU64,
     /// Sequence numbers skipped (a gap: lost events).
     pub missing: AtomicU64,
     /// Deliveries out of order or duplicated.
     pub disorder: AtomicU64,
-    /// The listener body's accumulator (keeps the body's work observable).
-    pub acc: AtomicU64,
 }
 
 impl Tally {
-    #[inline]
+    /// A tally expecting its producer's stream to start at `first_seq`.
+    fn starting_at(first_seq: u64) -> Tally {
+        Tally { next: AtomicU64::new(first_seq), ..Tally::default() }
+    }
+
+    #[inline(always)]
     fn bump(cell: &AtomicU64, by: u64) {
+        // A relaxed load and store of the one writer, not a read-modify-write:
+        // x86 folds the pair into one `add` to memory.
         cell.store(cell.load(Ordering::Relaxed).wrapping_add(by), Ordering::Relaxed);
     }
 
-    #[inline]
-    fn record<E: Payload>(&self, event: &E) {
-        self.record_parts(event.seq(), event.checksum());
+    /// Runs `body` over the event's seq and records its delivery.
+    #[inline(always)]
+    fn deliver(&self, body: Kernel, seq: u64, checksum: u64) {
+        self.acc.store(body.run(self.acc.load(Ordering::Relaxed), seq), Ordering::Relaxed);
+        self.record_parts(seq, checksum);
     }
 
     /// Records one delivery of the event with `seq` and `checksum` (from the
     /// one producer this tally belongs to).
-    #[inline]
+    #[inline(always)]
     pub fn record_parts(&self, seq: u64, checksum: u64) {
         let next = self.next.load(Ordering::Relaxed);
         if seq != next {
@@ -92,11 +108,29 @@ impl Tally {
     }
 }
 
+/// One subscriber's tallies, one per producer: a slice of a block that
+/// holds the tallies of a whole group of subscribers back to back (a rig's
+/// permanent subscribers share one block, so a fan-out's deliveries walk
+/// contiguous memory).
+pub struct Tallies {
+    block: Arc<[Tally]>,
+    first: usize,
+    len: usize,
+}
+
+impl std::ops::Deref for Tallies {
+    type Target = [Tally];
+
+    fn deref(&self) -> &[Tally] {
+        &self.block[self.first..self.first + self.len]
+    }
+}
+
 /// All tallies of one subscriber, one per producer, plus its latency
 /// recorder if it is sampled.
 pub struct Subscriber {
     /// Indexed by producer.
-    pub tallies: Box<[Tally]>,
+    pub tallies: Tallies,
     /// Latency histograms (one per producer, so that concurrent producers do
     /// not contend), present on sampled subscribers in the latency pass.
     pub latency: Option<LatencyRecorder>,
@@ -104,13 +138,27 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// A subscriber expecting each producer's stream to start at `first_seq`
-    /// (`u64::MAX`: at whatever arrives first).
+    /// (`u64::MAX`: at whatever arrives first), with a block of its own.
     pub fn new(producers: usize, first_seq: u64, latency: Option<LatencyRecorder>) -> Arc<Subscriber> {
-        let tallies: Box<[Tally]> = (0..producers).map(|_| Tally::default()).collect();
-        for t in tallies.iter() {
-            t.next.store(first_seq, Ordering::Relaxed);
-        }
-        Arc::new(Subscriber { tallies, latency })
+        let mut latency = Some(latency);
+        Subscriber::group(1, producers, first_seq, |_| latency.take().flatten()).remove(0)
+    }
+
+    /// `count` subscribers whose tallies share one contiguous block;
+    /// `latency(i)` gives subscriber `i` its recorder.
+    pub fn group(
+        count: usize,
+        producers: usize,
+        first_seq: u64,
+        mut latency: impl FnMut(usize) -> Option<LatencyRecorder>,
+    ) -> Vec<Arc<Subscriber>> {
+        let block: Arc<[Tally]> = (0..count * producers).map(|_| Tally::starting_at(first_seq)).collect();
+        (0..count)
+            .map(|i| {
+                let tallies = Tallies { block: block.clone(), first: i * producers, len: producers };
+                Arc::new(Subscriber { tallies, latency: latency(i) })
+            })
+            .collect()
     }
 
     /// Deliveries over all producers.
@@ -218,45 +266,113 @@ impl Body {
         }
     }
 
-    #[inline]
+    /// The kind of code this body runs, with one tag to match on.
+    fn kernel(self) -> Kernel {
+        match self {
+            Body::Same | Body::Four(0) => Kernel::Add,
+            Body::Four(1) => Kernel::Rotate,
+            Body::Four(2) => Kernel::Max,
+            Body::Four(_) => Kernel::MulAdd,
+            Body::Own(f) => Kernel::Own(f),
+        }
+    }
+}
+
+/// A [`Body`] as the listener runs it: `Same` and the first of `Four` are
+/// the same inlined code; one flat tag selects among the four (a `match`,
+/// static dispatch) or the generated function (an indirect call).
+#[derive(Clone, Copy)]
+enum Kernel {
+    Add,
+    Rotate,
+    Max,
+    MulAdd,
+    Own(fn(u64, u64) -> u64),
+}
+
+impl Kernel {
+    #[inline(always)]
     fn run(self, acc: u64, x: u64) -> u64 {
         match self {
-            Body::Same => acc.wrapping_add(x),
-            Body::Four(0) => acc.wrapping_add(x),
-            Body::Four(1) => acc ^ x.rotate_left(7),
-            Body::Four(2) => acc.max(x),
-            Body::Four(_) => acc.wrapping_mul(31).wrapping_add(x),
-            Body::Own(f) => f(acc, x),
+            Kernel::Add => acc.wrapping_add(x),
+            Kernel::Rotate => acc ^ x.rotate_left(7),
+            Kernel::Max => acc.max(x),
+            Kernel::MulAdd => acc.wrapping_mul(31).wrapping_add(x),
+            Kernel::Own(f) => f(acc, x),
         }
     }
 }
 
 /// The listener type every bus is instantiated with.
+///
+/// It points straight at its subscriber's tallies, so that a delivery reads
+/// the listener (which the bus has just read to call it) and writes one
+/// tally line: no chase through the subscriber. Listener work and latency
+/// recording take an out-of-line path, chosen by the same comparison that
+/// checks the producer index.
 pub struct HarnessListener {
-    subscriber: Arc<Subscriber>,
-    body: Body,
+    /// The first of the subscriber's tallies (one per producer, contiguous).
+    tallies: NonNull<Tally>,
+    /// Producers below this index take the in-line path: the number of
+    /// producers, or 0 when the listener works or records latency.
+    inline_below: usize,
+    body: Kernel,
     work_ns: u64,
+    /// Owns the block `tallies` points into.
+    subscriber: Arc<Subscriber>,
 }
+
+// SAFETY: `tallies` points into the block of `Tally`s (atomics: `Sync`)
+// kept alive by `subscriber`, and is only used for shared references; every
+// other field is `Send + Sync`.
+unsafe impl Send for HarnessListener {}
+// SAFETY: as above.
+unsafe impl Sync for HarnessListener {}
 
 impl HarnessListener {
     /// A listener for `subscriber` running `body` plus `work_ns` of work.
     pub fn new(subscriber: Arc<Subscriber>, body: Body, work_ns: u64) -> HarnessListener {
-        HarnessListener { subscriber, body, work_ns }
+        let producers = subscriber.tallies.len();
+        let plain = work_ns == 0 && subscriber.latency.is_none();
+        HarnessListener {
+            tallies: NonNull::from(&*subscriber.tallies).cast(),
+            inline_below: if plain { producers } else { 0 },
+            body: body.kernel(),
+            work_ns,
+            subscriber,
+        }
+    }
+
+    /// Deliveries with work or a latency recorder, and unknown producers.
+    /// It takes the event's fields, not the event: a pointer to the event
+    /// that escaped here would keep the compiler from keeping its fields in
+    /// registers across the in-line path's stores.
+    #[cold]
+    #[inline(never)]
+    fn with_extras(&self, producer: usize, seq: u64, checksum: u64, stamp: u64) {
+        let Some(tally) = self.subscriber.tallies.get(producer) else {
+            return; // an unknown producer: counted as missing deliveries at verification
+        };
+        tally.deliver(self.body, seq, checksum);
+        spin_for(self.work_ns);
+        if let Some(latency) = &self.subscriber.latency {
+            latency.record(producer, stamp);
+        }
     }
 }
 
 impl<E: Payload> Listener<E> for HarnessListener {
-    #[inline]
+    #[inline(always)]
     fn on_event(&self, event: &E) {
         let producer = event.producer() as usize;
-        let Some(tally) = self.subscriber.tallies.get(producer) else {
-            return; // an unknown producer: counted as missing deliveries at verification
-        };
-        tally.acc.store(self.body.run(tally.acc.load(Ordering::Relaxed), event.seq()), Ordering::Relaxed);
-        spin_for(self.work_ns);
-        tally.record(event);
-        if let Some(latency) = &self.subscriber.latency {
-            latency.record(producer, event.stamp());
+        let (seq, checksum) = (event.seq(), event.checksum());
+        if producer < self.inline_below {
+            // SAFETY: `inline_below` ≤ the number of tallies `tallies`
+            // points to, which `subscriber` keeps alive.
+            let tally = unsafe { self.tallies.add(producer).as_ref() };
+            tally.deliver(self.body, seq, checksum);
+        } else {
+            self.with_extras(producer, seq, checksum, event.stamp());
         }
     }
 }

@@ -520,7 +520,10 @@ pub fn fold(report: &pprof::Report) -> (String, u64) {
 /// publishing to an in-line bus without churn runs all the bus code on one
 /// thread, within its publishing loop; only such a cell's counts repeat.
 pub(crate) fn multithreaded(request: &ProbeRequest) -> bool {
-    let in_line = buslab_impls::find(&request.bus).is_some_and(|b| !b.capabilities.asynchronous);
+    let capabilities = buslab_impls::find(&request.bus)
+        .map(|b| b.capabilities)
+        .or_else(|| crate::reference::capabilities(&request.bus));
+    let in_line = capabilities.is_some_and(|c| !c.asynchronous);
     !(request.point.producers == 1 && in_line && request.scenario.churn.is_none())
 }
 
@@ -562,7 +565,7 @@ pub(crate) mod tests {
     #[test]
     fn a_bus_that_loses_events_gets_a_failed_cell_not_a_number() {
         let r = run(
-            &request("drops_one", Pass::Throughput, "name = \"t\"\nsubscribers = 2\nevents = 5000\n"),
+            &request("drops_one", Pass::Throughput, "name = \"t\"\nsubscribers = 2\nevents = 600000\n"),
             &NoInstruments,
         );
         let error = r.error.expect("the loss must be caught");

@@ -1,10 +1,15 @@
 //! Buses that exist only for the harness itself, outside the list of buses
 //! under test:
-//! - `null`: calls the one listener in-line with nothing in between — the
+//! - `null`: calls its listeners in-line with nothing in between — the
 //!   cost of the harness's own producer loop and verifying listener, measured
 //!   with every run and subtracted by no one (it is reported).
-//! - `drops_one` (tests only): silently loses one event in a thousand, to
-//!   prove that delivery verification fails a cell that loses events.
+//! - Planted faults, for the tests that prove the harness catches them
+//!   (reachable by name through the probe; `buslab run` never lists them).
+//!   Each is `null` with one fault:
+//!   - `drops_one`: one delivery in a million reaches nobody, silently;
+//!   - `duplicates_one`: one delivery in a million is made twice;
+//!   - `extra_work`: a few extra instructions per publish;
+//!   - `delays_one`: one publish in 200 waits 100 µs before delivering.
 
 use buslab_impls::{
     BusConfig, BusError, BusInfo, BusStats, Capabilities, Event, EventBus, Filter, Full, Guarantees, Listener,
@@ -28,69 +33,178 @@ const CAPS: Capabilities = Capabilities {
     thread_per_subscriber: false,
 };
 
-/// The `null` reference bus.
-pub struct Null;
-
-impl Strategy for Null {
-    const NAME: &'static str = "null";
-    const CAPABILITIES: Capabilities = CAPS;
-    type Bus<E: Event, L: Listener<E>> = Direct<E, L, false>;
+/// Which fault a [`Direct`] bus carries.
+mod fault {
+    pub const NONE: u8 = 0;
+    pub const DROP: u8 = 1;
+    pub const DUPLICATE: u8 = 2;
+    pub const EXTRA_WORK: u8 = 3;
+    pub const DELAY: u8 = 4;
 }
 
-/// The `drops_one` test bus.
-pub struct DropsOne;
+/// `drops_one` and `duplicates_one` hit one delivery in this many.
+pub const FAULT_PERIOD: u64 = 1_000_000;
+/// `delays_one` delays one publish in this many.
+pub const DELAY_PERIOD: u64 = 200;
+/// How long `delays_one` delays, ns.
+pub const DELAY_NS: u64 = 100_000;
 
-impl Strategy for DropsOne {
-    const NAME: &'static str = "drops_one";
-    const CAPABILITIES: Capabilities = CAPS;
-    type Bus<E: Event, L: Listener<E>> = Direct<E, L, true>;
+macro_rules! reference_buses {
+    ($($(#[$doc:meta])* $ty:ident = $name:literal, $fault:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub struct $ty;
+
+            impl Strategy for $ty {
+                const NAME: &'static str = $name;
+                const CAPABILITIES: Capabilities = CAPS;
+                type Bus<E: Event, L: Listener<E>> = Direct<E, L, { $fault }>;
+            }
+        )*
+
+        /// Calls `visitor` with a harness-only bus named `name`.
+        pub fn visit<V: StrategyVisitor>(name: &str, visitor: V) -> Option<V::Output> {
+            match name {
+                $($name => Some(visitor.visit::<$ty>()),)*
+                _ => None,
+            }
+        }
+
+        /// The declared capabilities of the harness-only bus `name`.
+        pub fn capabilities(name: &str) -> Option<Capabilities> {
+            [$($name),*].contains(&name).then_some(CAPS)
+        }
+    };
 }
 
-/// Listeners called in-line, in subscription order; with `DROP`, every
-/// 1000th publish reaches nobody.
-pub struct Direct<E, L, const DROP: bool> {
+reference_buses! {
+    /// The `null` reference bus.
+    Null = "null", fault::NONE;
+    /// The `drops_one` planted fault.
+    DropsOne = "drops_one", fault::DROP;
+    /// The `duplicates_one` planted fault.
+    DuplicatesOne = "duplicates_one", fault::DUPLICATE;
+    /// The `extra_work` planted fault.
+    ExtraWork = "extra_work", fault::EXTRA_WORK;
+    /// The `delays_one` planted fault.
+    DelaysOne = "delays_one", fault::DELAY;
+}
+
+/// The listeners of a [`Direct`] bus, frozen at its first publish and
+/// grouped by topic so that a publish checks no filter.
+struct Frozen<L> {
+    /// By topic: the listeners of that topic, in subscription order (with a
+    /// single topic, every listener).
+    by_topic: Vec<Vec<L>>,
+    /// With several topics, the listeners of every topic, in subscription
+    /// order.
+    everywhere: Vec<L>,
+}
+
+/// Listeners called in-line, in subscription order among those of one
+/// topic (then those of every topic, when there are several topics), with
+/// the fault `FAULT` (see [`fault`]).
+pub struct Direct<E, L, const FAULT: u8> {
     /// Frozen at the first publish (this bus does not subscribe while
     /// publishing; reading a `OnceLock` is one load).
-    listeners: OnceLock<Vec<(u64, Filter, L)>>,
-    pending: Mutex<Vec<(u64, Filter, L)>>,
-    published: AtomicU64,
+    frozen: OnceLock<Frozen<L>>,
+    pending: Mutex<Vec<(Filter, L)>>,
+    topics: usize,
+    /// Deliveries (`drops_one`, `duplicates_one`) or publishes
+    /// (`delays_one`) so far; untouched by `null`.
+    ticks: AtomicU64,
     next_id: AtomicU64,
     _event: std::marker::PhantomData<fn(&E)>,
 }
 
-impl<E: Event, L: Listener<E>, const DROP: bool> Direct<E, L, DROP> {
-    #[inline]
-    fn deliver(&self, event: &E) {
-        if DROP && self.published.fetch_add(1, Ordering::Relaxed) % 1000 == 999 {
-            return;
+impl<E: Event, L: Listener<E>, const FAULT: u8> Direct<E, L, FAULT> {
+    fn freeze(&self) -> Frozen<L> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut frozen = Frozen { by_topic: (0..self.topics).map(|_| Vec::new()).collect(), everywhere: Vec::new() };
+        for (filter, listener) in pending {
+            match filter {
+                Filter::Topic(topic) => frozen.by_topic[usize::from(topic)].push(listener),
+                Filter::All if self.topics == 1 => frozen.by_topic[0].push(listener),
+                Filter::All => frozen.everywhere.push(listener),
+            }
         }
-        let listeners =
-            self.listeners.get_or_init(|| std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())));
-        for (_, filter, listener) in listeners {
-            if filter.accepts(event.topic()) {
+        frozen
+    }
+
+    /// Counts one tick; true on the last of every `period`.
+    #[inline(always)]
+    fn tick(&self, period: u64) -> bool {
+        self.ticks.fetch_add(1, Ordering::Relaxed) % period == period - 1
+    }
+
+    #[inline(always)]
+    fn call(&self, listener: &L, event: &E) {
+        match FAULT {
+            fault::DROP if self.tick(FAULT_PERIOD) => {}
+            fault::DUPLICATE if self.tick(FAULT_PERIOD) => {
+                listener.on_event(event);
                 listener.on_event(event);
             }
+            _ => listener.on_event(event),
+        }
+    }
+
+    #[inline(always)]
+    fn deliver(&self, event: &E) {
+        match FAULT {
+            fault::EXTRA_WORK => {
+                let mut x = std::hint::black_box(u64::from(event.topic()));
+                for _ in 0..2 {
+                    x = std::hint::black_box(x.wrapping_mul(3).wrapping_add(1));
+                }
+            }
+            fault::DELAY if self.tick(DELAY_PERIOD) => crate::listener::spin_for(DELAY_NS),
+            _ => {}
+        }
+        let frozen = self.frozen.get_or_init(|| self.freeze());
+        if let Some(listeners) = frozen.by_topic.get(usize::from(event.topic())) {
+            for listener in listeners {
+                self.call(listener, event);
+            }
+        }
+        if !frozen.everywhere.is_empty() {
+            self.deliver_everywhere(&frozen.everywhere, event);
+        }
+    }
+
+    /// Several topics and listeners of every topic: not the harness's
+    /// cells, kept off the in-line path.
+    #[inline(never)]
+    fn deliver_everywhere(&self, listeners: &[L], event: &E) {
+        for listener in listeners {
+            self.call(listener, event);
         }
     }
 }
 
-impl<E: Event, L: Listener<E>, const DROP: bool> EventBus for Direct<E, L, DROP> {
+impl<E: Event, L: Listener<E>, const FAULT: u8> EventBus for Direct<E, L, FAULT> {
     type Event = E;
     type Listener = L;
 
     fn new(config: &BusConfig) -> Result<Self, BusError> {
         config.validate("null")?;
         Ok(Direct {
-            listeners: OnceLock::new(),
+            frozen: OnceLock::new(),
             pending: Mutex::new(Vec::new()),
-            published: AtomicU64::new(0),
+            topics: config.topics,
+            ticks: AtomicU64::new(0),
             next_id: AtomicU64::new(0),
             _event: std::marker::PhantomData,
         })
     }
 
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
-        if self.listeners.get().is_some() {
+        if let Filter::Topic(topic) = filter
+            && usize::from(topic) >= self.topics
+        {
+            return Err(BusError::UnknownTopic { bus: "null", topic, topics: self.topics });
+        }
+        if self.frozen.get().is_some() {
             return Err(BusError::Config {
                 bus: "null",
                 field: "subscribe",
@@ -98,7 +212,7 @@ impl<E: Event, L: Listener<E>, const DROP: bool> EventBus for Direct<E, L, DROP>
             });
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push((id, filter, listener));
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).push((filter, listener));
         Ok(SubscriptionId(id))
     }
 
@@ -106,15 +220,20 @@ impl<E: Event, L: Listener<E>, const DROP: bool> EventBus for Direct<E, L, DROP>
         Err(BusError::UnknownSubscription { bus: "null", id })
     }
 
+    #[inline]
     fn publish(&self, event: E) {
         self.deliver(&event);
     }
 
+    #[inline]
     fn try_publish(&self, event: E) -> Result<(), Full<E>> {
         self.deliver(&event);
         Ok(())
     }
 
+    // Always in-line: the floor is the harness's loop, not a call into the
+    // reference bus.
+    #[inline(always)]
     fn publish_clone(&self, event: &E) {
         self.deliver(event);
     }
@@ -149,13 +268,4 @@ pub fn all() -> Vec<BusInfo> {
             based_on: "buslab's harness: a reference, never a winner".to_owned(),
         },
     }]
-}
-
-/// Calls `visitor` with a harness-only bus named `name`.
-pub fn visit<V: StrategyVisitor>(name: &str, visitor: V) -> Option<V::Output> {
-    match name {
-        "null" => Some(visitor.visit::<Null>()),
-        "drops_one" => Some(visitor.visit::<DropsOne>()),
-        _ => None,
-    }
 }
