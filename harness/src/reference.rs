@@ -103,7 +103,7 @@ struct Frozen<L> {
 
 /// Listeners called in-line, in subscription order among those of one
 /// topic (then those of every topic, when there are several topics), with
-/// the fault `FAULT` (see [`fault`]).
+/// the fault `FAULT` (one of the `fault` constants).
 pub struct Direct<E, L, const FAULT: u8> {
     /// Frozen at the first publish (this bus does not subscribe while
     /// publishing; reading a `OnceLock` is one load).
