@@ -816,7 +816,14 @@ impl Store {
         }
         let incoming: Vec<CellResult> =
             run.cells.iter().map(|c| on_machine(c, &run.meta.machine, &stored.machine)).collect();
-        if incoming.iter().all(|c| present.get(&c.key.name()) == Some(c)) {
+        // Already stored: every cell, and every shard it says it holds (a
+        // shard may hold no cell at all: shards cut whole scenario points,
+        // and a matrix can have fewer points than shards).
+        let shards_held = match (&stored.shards, &run.meta.shards) {
+            (Some(have), Some(new)) => new.held.iter().all(|s| have.held.contains(s)),
+            _ => true,
+        };
+        if shards_held && incoming.iter().all(|c| present.get(&c.key.name()) == Some(c)) {
             return Ok(Imported::AlreadyPresent);
         }
         let conflict = |detail: String| StoreError::ConflictingRun { path: path.to_path_buf(), id: id.clone(), detail };
@@ -1734,6 +1741,21 @@ mod tests {
         let mut names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
         names.sort();
         names
+    }
+
+    #[test]
+    fn a_shard_that_got_no_point_still_counts_as_held() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut store, _) = store_in(&dir);
+        let one = shard_of(1, &[0, 1, 2, 3], "box-1", "2026-05-01T12:00:00Z");
+        let mut empty = shard_of(2, &[], "box-1", "2026-05-01T12:01:00Z");
+        empty.cells.clear();
+        assert_eq!(store.import_run(&one).expect("first shard"), Imported::Imported { cells: 4 });
+        assert_eq!(store.import_run(&empty).expect("the empty shard"), Imported::Merged { cells: 0 });
+        let merged = store.load_run("nightly").expect("load");
+        assert_eq!(merged.meta.shards, Some(Shards { count: 2, held: vec![1, 2] }));
+        assert_eq!(merged.cells.len(), 4);
+        assert_eq!(store.import_run(&empty).expect("again"), Imported::AlreadyPresent);
     }
 
     #[test]
