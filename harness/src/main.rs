@@ -484,16 +484,7 @@ pub(crate) fn execute(
         let mut result = runner.run_cell(cell, &mut |pass| bar.set_message(format!("{name} · {}", pass.name())));
         // The floor of this point, measured first (the plan opens each
         // point with the references).
-        let reference =
-            |r: &&buslab_scenarios::results::CellResult| meta.buses.iter().any(|b| b.reference && b.name == r.key.bus);
-        if !meta.buses.iter().any(|b| b.reference && b.name == result.key.bus)
-            && let Some(floor) = results
-                .iter()
-                .filter(reference)
-                .find(|r| r.key.params == result.key.params && r.key.scenario == result.key.scenario)
-        {
-            result.set_floor(floor, !cell.bus.capabilities.asynchronous);
-        }
+        meta.attach_floor(&mut result, &results);
         if !interactive {
             eprintln!("[{}/{}] {name}: {}", results.len() + 1, cells.len(), status_word(&result));
         }

@@ -500,19 +500,37 @@ impl Run {
     /// kept otherwise: a shard may hold a point's buses without its
     /// reference). Reference cells get no floor.
     pub fn attach_floors(&mut self) {
-        let is = |names: &[&str], bus: &str| names.contains(&bus);
-        let reference: Vec<&str> = self.meta.buses.iter().filter(|b| b.reference).map(|b| b.name.as_str()).collect();
-        let asynchronous: Vec<&str> =
-            self.meta.buses.iter().filter(|b| b.asynchronous).map(|b| b.name.as_str()).collect();
         let references: Vec<CellResult> =
-            self.cells.iter().filter(|c| is(&reference, &c.key.bus) && c.status == CellStatus::Ok).cloned().collect();
-        for cell in self.cells.iter_mut().filter(|c| !is(&reference, &c.key.bus)) {
-            let at_point =
-                references.iter().find(|r| r.key.scenario == cell.key.scenario && r.key.params == cell.key.params);
-            if let Some(r) = at_point {
-                let in_line = !is(&asynchronous, &cell.key.bus);
-                cell.set_floor(r, in_line);
-            }
+            self.cells.iter().filter(|c| self.meta.is_reference(&c.key.bus)).cloned().collect();
+        for i in 0..self.cells.len() {
+            self.meta.attach_floor(&mut self.cells[i], &references);
+        }
+    }
+}
+
+impl RunMeta {
+    /// `bus` is one of the run's references (the `null` floor).
+    pub fn is_reference(&self, bus: &str) -> bool {
+        self.buses.iter().any(|b| b.reference && b.name == bus)
+    }
+
+    /// Sets `cell`'s floor from the reference among `measured` at its
+    /// scenario point, if one ended Ok there (references get none): the
+    /// one rule the runner (as cells finish) and [`Run::attach_floors`]
+    /// (on load) both apply.
+    pub fn attach_floor(&self, cell: &mut CellResult, measured: &[CellResult]) {
+        if self.is_reference(&cell.key.bus) {
+            return;
+        }
+        let at_point = measured.iter().find(|r| {
+            self.is_reference(&r.key.bus)
+                && r.status == CellStatus::Ok
+                && r.key.scenario == cell.key.scenario
+                && r.key.params == cell.key.params
+        });
+        if let Some(r) = at_point {
+            let in_line = !self.buses.iter().any(|b| b.asynchronous && b.name == cell.key.bus);
+            cell.set_floor(r, in_line);
         }
     }
 }
