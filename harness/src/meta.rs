@@ -116,6 +116,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         label: None,
         shards: None,
         methodology: buslab_scenarios::results::METHODOLOGY,
+        work_ns_per_iteration: Some(crate::work::ns_per_iteration()),
     }
 }
 

@@ -1334,6 +1334,7 @@ pub mod sample {
                 label: None,
                 shards: None,
                 methodology: buslab_scenarios::results::METHODOLOGY,
+                work_ns_per_iteration: Some(1.4),
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }

@@ -78,6 +78,13 @@ pub struct RunMeta {
     /// things.
     #[serde(default = "first_methodology")]
     pub methodology: u32,
+    /// Nanoseconds one iteration of the listener-work loop took on this
+    /// machine, measured at the start of the run: a scenario's nominal
+    /// `listener_work_ns` runs a fixed number of iterations everywhere, and
+    /// this says what they cost here. `None` in runs stored before it was
+    /// measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_ns_per_iteration: Option<f64>,
 }
 
 /// The current version of the measurement method. Bump it, with a line in
@@ -85,7 +92,9 @@ pub struct RunMeta {
 /// runs (`compare` and the trends then show a break instead of a change):
 /// 1. the original harness;
 /// 2. CPU time per event; the metric list.
-pub const METHODOLOGY: u32 = 2;
+/// 3. listener work as a fixed count of loop iterations, not a wall-clock
+///    wait.
+pub const METHODOLOGY: u32 = 3;
 
 fn first_methodology() -> u32 {
     1

@@ -12,7 +12,7 @@
 //! | `topics` | integer | `1` | events spread round-robin over topics; subscriber *i* takes topic *i mod topics* |
 //! | `payload` | `"small"` / `"heavy"` / `"cloudevents"` | `"small"` | the event type |
 //! | `events` | integer | calibrated | events per producer per trial (else the harness sizes trials to ≥ 200 ms) |
-//! | `listener_work_ns` | integer | `0` | simulated work per delivery (busy wait) |
+//! | `listener_work_ns` | integer | `0` | simulated work per delivery, in nominal ns: that many iterations of a fixed loop, the same instructions on every machine (each run records what an iteration took there) |
 //! | `listener_bodies` | `1`, `4` or `"each"` | `1` | distinct listener bodies (generated code) |
 //! | `oversubscribe` | bool | `false` | allow more threads than cores |
 //! | `buses` | list of names | every bus | only these buses run the scenario (see `buslab list`) |
@@ -110,7 +110,8 @@ pub struct Burst {
 pub struct Slow {
     /// How many subscribers are slow (the last ones).
     pub count: u64,
-    /// Their simulated work per delivery.
+    /// Their simulated work per delivery, in nominal ns (iterations of
+    /// the harness's work loop, like `listener_work_ns`).
     pub work_ns: u64,
 }
 
@@ -168,7 +169,9 @@ pub struct Scenario {
     pub payload: PayloadKind,
     /// Events per producer per trial, if fixed.
     pub events: Option<u64>,
-    /// Simulated work per delivery.
+    /// Simulated work per delivery, in nominal ns: the harness runs that
+    /// many iterations of a fixed loop, the same on every machine, and
+    /// records what an iteration took on the machine at hand.
     pub listener_work_ns: u64,
     /// Distinct listener bodies.
     pub bodies: Bodies,

@@ -47,6 +47,8 @@ pub(crate) struct Header {
     pub buslab: String,
     pub args: String,
     pub overhead: String,
+    /// What the listener-work loop cost on this machine.
+    pub work: String,
     pub build: Vec<Pair>,
     pub crates: Vec<Pair>,
 }
@@ -78,6 +80,15 @@ impl Header {
                     "the floor row (null) at each point, with each in-line bus's cost above it".to_owned()
                 }
                 None => "not measured".to_owned(),
+            },
+            work: match meta.work_ns_per_iteration {
+                Some(ns) => format!(
+                    "a fixed loop, 1 iteration per nominal ns of a scenario's work; one iteration took {} here, so \
+                     1 µs of nominal work took {}",
+                    format::nanos(ns),
+                    format::nanos(ns * 1000.0)
+                ),
+                None => "a wall-clock wait (runs before methodology 3)".to_owned(),
             },
             build: meta.build.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
             crates: meta.crate_versions.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
