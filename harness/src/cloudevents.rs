@@ -629,6 +629,7 @@ where
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let mut cpu = crate::cpu::PerEvent::default();
             let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
+            let (deliveries_at_start, dropped_at_start) = (deliveries_before, rig.bus.stats().dropped);
             // Interleaved, so that a drift of the machine touches both alike.
             for _ in 0..request.budget.trials {
                 let (n, bytes, ns) = decode_trial::<Fl>(&prepared, producers, events)?;
@@ -645,6 +646,8 @@ where
                 deliveries_before = trial.deliveries;
                 trial_ns.push(trial.elapsed_ns);
             }
+            let dropped = rig.bus.stats().dropped - dropped_at_start;
+            let loss_rate = crate::probe::loss_rate(deliveries_before - deliveries_at_start, dropped);
             let mut ce = prepared.result.clone();
             ce.decode_events_per_sec = stats::estimate(&decode_rate);
             ce.decode_bytes_per_sec = stats::estimate(&decode_bytes);
@@ -657,6 +660,7 @@ where
                     events_per_trial: events,
                     trial_ns,
                     cpu_ns_per_event: cpu.estimate(),
+                    loss_rate,
                 }),
                 cloudevents: Some(ce),
                 ..Default::default()

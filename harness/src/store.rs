@@ -1239,6 +1239,7 @@ pub mod sample {
             events_per_trial: 1_000_000,
             trial_ns: vec![285_000_000, 286_500_000, 284_900_000],
             cpu_ns_per_event: Some(estimate(290.0)),
+            loss_rate: Some(0.0),
         });
         cell.latency = vec![latency(0.25, 180), latency(0.5, 240), latency(0.8, 610)];
         cell.allocations =
@@ -1283,6 +1284,7 @@ pub mod sample {
             events_per_trial: 500_000,
             trial_ns: vec![416_000_000, 417_100_000],
             cpu_ns_per_event: None,
+            loss_rate: Some(0.125),
         });
         cell.latency = vec![latency(0.0, 900)];
         cell
@@ -1335,6 +1337,7 @@ pub mod sample {
                 shards: None,
                 methodology: buslab_scenarios::results::METHODOLOGY,
                 work_ns_per_iteration: Some(1.4),
+                loss_acceptable: Default::default(),
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
@@ -1441,7 +1444,10 @@ mod tests {
         assert_eq!(at("latency-p999").value, 240.0 * 12.0, "p999 at load 0.5");
         assert!(full.iter().skip_while(|m| m.slug != "latency-p50").all(|m| m.lower.is_none() && m.upper.is_none()));
         let burst = metrics(&run.cells[1]);
-        assert_eq!(burst[2], Metric { slug: "latency-p50", value: 900.0, lower: None, upper: None });
+        let burst_p50 = burst.iter().find(|m| m.slug == "latency-p50").expect("burst p50");
+        assert_eq!(*burst_p50, Metric { slug: "latency-p50", value: 900.0, lower: None, upper: None });
+        let loss = burst.iter().find(|m| m.slug == "loss-rate").expect("burst loss rate");
+        assert_eq!(loss.value, 0.125);
         assert!(metrics(&run.cells[2]).is_empty(), "a failed cell keeps no numbers");
         assert!(metrics(&run.cells[3]).is_empty());
 

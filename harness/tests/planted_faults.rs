@@ -169,11 +169,14 @@ fn listener_work_is_a_fixed_count_of_instructions() {
         cell.instructions.as_ref().expect("counted").ir_per_event
     };
     let (none, some, again, double, triple) = (ir(0), ir(200), ir(200), ir(400), ir(600));
-    assert_eq!(some, again, "the same work counts the same instructions");
-    // Exactly linear in the iterations (a debug build runs many more
-    // instructions per iteration than a release build, both fixed).
+    // A callgrind window of a single-threaded cell repeats to within a few
+    // hundred instructions in all (a fraction of one per event: the window's
+    // edges), while 200 iterations are thousands per event.
+    assert!((some - again).abs() < 1.0, "the same work counts the same instructions: {some} vs {again}");
+    // Linear in the iterations (a debug build runs many more instructions
+    // per iteration than a release build, each build a fixed number).
     let per_iteration = (double - some) / 200.0;
     assert!(per_iteration >= 2.0, "{per_iteration} instructions per iteration ({some} vs {double})");
-    assert!(((triple - double) - (double - some)).abs() < 0.01, "not linear: {some}, {double}, {triple}");
+    assert!(((triple - double) - (double - some)).abs() < 1.0, "not linear: {some}, {double}, {triple}");
     assert!(some - none >= 200.0 * per_iteration, "work 200 costs {} over none, less than its loop", some - none);
 }

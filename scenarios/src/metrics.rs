@@ -64,6 +64,8 @@ pub enum Unit {
     Cycles,
     /// Mispredicted branches per event.
     BranchMisses,
+    /// A share of deliveries, 0 to 1.
+    Fraction,
 }
 
 impl Unit {
@@ -79,6 +81,7 @@ impl Unit {
             Unit::Instructions => "instructions",
             Unit::Cycles => "cycles",
             Unit::BranchMisses => "branch misses",
+            Unit::Fraction => "of deliveries",
         }
     }
 }
@@ -215,6 +218,16 @@ pub const ALL: &[Metric] = &[
         pass: Pass::Throughput,
         compared: false,
         read: |c| Some(Reading::estimate(&c.throughput.as_ref()?.deliveries_per_sec)),
+        ..BASE
+    },
+    Metric {
+        slug: "loss-rate",
+        title: "Loss",
+        unit: Unit::Fraction,
+        kind: Kind::SingleFigure,
+        pass: Pass::Throughput,
+        compared: false,
+        read: |c| Some(Reading::figure(c.loss_rate()?)),
         ..BASE
     },
     Metric {

@@ -15,6 +15,7 @@
 //! | `listener_work_ns` | integer | `0` | simulated work per delivery, in nominal ns: that many iterations of a fixed loop, the same instructions on every machine (each run records what an iteration took there) |
 //! | `listener_bodies` | `1`, `4` or `"each"` | `1` | distinct listener bodies (generated code) |
 //! | `oversubscribe` | bool | `false` | allow more threads than cores |
+//! | `loss_acceptable` | bool | `false` | losing deliveries is acceptable for this workload: lossy buses are ranked (and may be recommended) beside lossless ones; otherwise a cell that lost anything is never a winner |
 //! | `buses` | list of names | every bus | only these buses run the scenario (see `buslab list`) |
 //! | `[burst]` | table | none | `base_rate` (events/s), `spike_factor`, `spike_ms`, `period_ms` |
 //! | `[slow]` | table | none | `count` subscribers doing `work_ns` each per delivery |
@@ -177,6 +178,11 @@ pub struct Scenario {
     pub bodies: Bodies,
     /// More threads than cores allowed.
     pub oversubscribe: bool,
+    /// Losing deliveries is acceptable for this workload: lossy buses are
+    /// ranked beside lossless ones. Otherwise a cell that lost anything is
+    /// never a winner.
+    #[serde(default)]
+    pub loss_acceptable: bool,
     /// Only these buses run the scenario (`None`: every bus).
     #[serde(default)]
     pub buses: Option<Vec<String>>,
@@ -330,6 +336,8 @@ struct RawScenario {
     listener_bodies: Option<Spanned<RawBodies>>,
     #[serde(default)]
     oversubscribe: bool,
+    #[serde(default)]
+    loss_acceptable: bool,
     buses: Option<Spanned<Vec<String>>>,
     burst: Option<Spanned<RawBurst>>,
     slow: Option<Spanned<RawSlow>>,
@@ -624,6 +632,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         listener_work_ns,
         bodies,
         oversubscribe: raw.oversubscribe,
+        loss_acceptable: raw.loss_acceptable,
         buses,
         burst,
         slow,
