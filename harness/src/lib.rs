@@ -22,7 +22,7 @@
 //! - `pprof`: in-process sampling profiler for the profile pass's folded
 //!   stacks.
 //! - `seq-macro`: generates the distinct listener bodies.
-//! - `fastrand`: seeded resampling for the bootstrap.
+//! - `fastrand`: the run id's random suffix.
 //! - `humantime`: RFC 3339 timestamps without a date-time library.
 //! - `indicatif` and `console`: progress bar with ETA and terminal width.
 //! - `libc`: `clock_gettime(CLOCK_PROCESS_CPUTIME_ID)`, the CPU time of every
@@ -42,7 +42,9 @@ pub mod reference;
 pub mod report;
 pub mod runner;
 pub mod shard;
-pub mod stats;
+/// buslab's one statistics module, shared with the reports (medians,
+/// intervals, ratios): [`buslab_reports::stats`].
+pub use buslab_reports::stats;
 pub mod store;
 pub mod summary;
 pub mod work;

@@ -401,7 +401,7 @@ where
                 .filter(|(_, last)| **last != 0)
                 .map(|(k, last)| last.saturating_sub(spike_start + k as u64 * period_ns + spike_ns) as f64)
                 .collect();
-            (!drains.is_empty()).then(|| stats::median(&drains) as u64)
+            stats::median(&drains).map(|m| m as u64)
         }
         _ => None,
     };

@@ -23,6 +23,9 @@
 //! # Dependencies and why
 //! - `libm`: `erfc` for the normal approximation of the Mann–Whitney U
 //!   p-value (std has no error function).
+//! - `fastrand`: the seeded resampling of the bootstrap intervals and the
+//!   coverage simulation of [`stats`] (the same data always give the same
+//!   interval).
 //! - `serde`: comparisons serialise for JSON output and report templates.
 //! - `thiserror`: the typed [`stats::StatsError`], [`charts::ChartError`]
 //!   and [`flame::FlameError`].
