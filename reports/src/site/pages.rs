@@ -733,10 +733,24 @@ struct PointRow {
     threshold: String,
 }
 
+/// A change point as the trend page lists it.
+#[derive(Serialize)]
+struct StepRow {
+    run: String,
+    started_at: String,
+    commit: String,
+    before: String,
+    after: String,
+    change: String,
+    regression: bool,
+}
+
 #[derive(Serialize)]
 struct MetricTrend {
     slug: &'static str,
     figure: Option<Figure>,
+    /// Where the level moved, newest first.
+    steps: Vec<StepRow>,
     regressions: usize,
     improvements: usize,
     band: String,
@@ -823,6 +837,20 @@ fn trend_pages(
                 .map(|t| MetricTrend {
                     slug: t.metric,
                     figure: figures::trend(&name, t),
+                    steps: t
+                        .steps
+                        .iter()
+                        .rev()
+                        .map(|s| StepRow {
+                            run: s.run.clone(),
+                            started_at: s.started_at.clone(),
+                            commit: s.commit.as_deref().map(short).unwrap_or("").to_owned(),
+                            before: format::metric_value(t.metric, s.before),
+                            after: format::metric_value(t.metric, s.after),
+                            change: format::percent(s.relative),
+                            regression: s.regression,
+                        })
+                        .collect(),
                     regressions: t.regressions(),
                     improvements: t.improvements(),
                     band: t.points.last().and_then(|p| p.threshold).map(format::band).unwrap_or_else(|| "—".to_owned()),
