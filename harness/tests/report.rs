@@ -378,6 +378,10 @@ fn a_level_move_is_shown_on_its_trend_page() {
     assert!(section.contains("badge regression\">worse</span> +15.0% at"), "{section}");
     assert!(section.contains(&runs[5].meta.id), "the run of day 180 is named: {section}");
     assert!(section.contains("level moved: worse"), "the chart draws the step: {section}");
+    // The overview marks the metrics whose level is worse: only cell 3's
+    // instructions and estimated cycles (computed from them) moved.
+    let overview = std::fs::read_to_string(out.join("trends.html")).expect("trends page");
+    assert_eq!(overview.matches(">level worse</span>").count(), 3, "the legend and cell 3's two counts");
     // A cell whose level never moved says so.
     let other = page(4);
     let section = other.split("<h2>instructions-per-event</h2>").nth(1).expect("the instructions trend");

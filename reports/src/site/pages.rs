@@ -693,6 +693,9 @@ fn profile_note(cell: &CellResult) -> String {
 struct TrendCell {
     latest: String,
     verdict: &'static str,
+    /// The latest change point is a regression: the commit (short) where
+    /// the level moved the wrong way, else empty.
+    worse_at: String,
 }
 
 #[derive(Serialize)]
@@ -804,7 +807,14 @@ fn trend_pages(
                 .map(|m| {
                     let t = cell_trends.iter().find(|t| t.metric == *m)?;
                     let last = t.points.last()?;
-                    Some(TrendCell { latest: format::metric_value(m, last.value), verdict: verdict_of(last.verdict) })
+                    Some(TrendCell {
+                        latest: format::metric_value(m, last.value),
+                        verdict: verdict_of(last.verdict),
+                        worse_at: t
+                            .latest_regression()
+                            .map(|s| s.commit.as_deref().map(short).unwrap_or("no commit").to_owned())
+                            .unwrap_or_default(),
+                    })
                 })
                 .collect(),
             regressions: cell_trends.iter().map(Trend::regressions).sum(),
