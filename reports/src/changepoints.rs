@@ -435,6 +435,38 @@ mod tests {
         assert_eq!(steps(&[1.0, f64::NAN, 2.0, 2.0, 2.0]), []);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn fits_are_well_formed_and_scale_free(
+            y in proptest::collection::vec(0.5..2.0_f64, 0..60),
+            k in -20..20_i32,
+        ) {
+            let found = steps(&y);
+            let mut last = 0;
+            for s in &found {
+                proptest::prop_assert!(s.index >= last + 2 && s.index + 2 <= y.len(), "{found:?}");
+                proptest::prop_assert!(s.before != s.after);
+                last = s.index;
+            }
+            // Scaling by a power of two is exact: the same fit.
+            let scaled: Vec<f64> = y.iter().map(|v| v * 2f64.powi(k)).collect();
+            proptest::prop_assert_eq!(indices(&steps(&scaled)), indices(&found));
+        }
+
+        #[test]
+        fn a_step_far_beyond_the_noise_is_always_found(
+            left in proptest::collection::vec(-1.0..1.0_f64, 2..30),
+            right in proptest::collection::vec(-1.0..1.0_f64, 2..30),
+        ) {
+            let y: Vec<f64> = left.iter().map(|e| 100.0 + e).chain(right.iter().map(|e| 200.0 + e)).collect();
+            let found = steps(&y);
+            let step = found.iter().find(|s| s.index == left.len());
+            proptest::prop_assert!(step.is_some(), "{found:?}");
+            let step = step.expect("checked");
+            proptest::prop_assert!((step.before - 100.0).abs() <= 1.0 && (step.after - 200.0).abs() <= 1.0);
+        }
+    }
+
     #[test]
     fn relative_changes() {
         let s = |before, after| Step { index: 1, before, after };
