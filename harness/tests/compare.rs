@@ -165,6 +165,40 @@ fn a_run_against_itself_or_a_copy_has_no_significant_change() {
 }
 
 #[test]
+fn a_level_that_moved_the_wrong_way_is_listed_without_failing() {
+    // Six runs: +3% instructions per event in one cell from the fifth on.
+    // The latest run against the one before shows no change; the change
+    // points over the history show the step, at its commit.
+    let dir = temp_dir("steps");
+    let db = dir.join("results.sqlite");
+    let mut store = Store::open(&db).expect("a new store");
+    for i in 0..6 {
+        let mut run = sample_run(&format!("run-{i}"), &format!("2026-06-0{}T10:00:00Z", i + 1));
+        run.meta.git_commit = Some(format!("commit{i}"));
+        if i >= 4 {
+            run.cells[1].instructions.as_mut().expect("measured").ir_per_event *= 1.03;
+        }
+        store.import_run(&run).expect("import");
+    }
+    let db = db.to_str().expect("utf-8 path");
+    let md = dir.join("steps.md");
+    let out = buslab(&["compare", "--db", db, "--fail-on-regression", "--markdown", md.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "the pairwise rule is the gate: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("no significant changes"), "{stdout}");
+    assert!(stdout.contains("change points over 6 run(s): 1 metric(s)"), "{stdout}");
+    let line = stdout.lines().find(|l| l.contains("fanout/channel/subscribers=4")).expect("the cell is listed");
+    assert!(line.contains("instructions-per-event") && line.contains("+3.00%"), "{line}");
+    assert!(line.contains("at commit4 (run run-4)") && line.contains("2 run(s) at the new level"), "{line}");
+    let markdown = std::fs::read_to_string(&md).expect("written");
+    assert!(markdown.contains("### Change points") && markdown.contains("at commit4"), "{markdown}");
+    // Judged at the fifth run, one run at the new level is not a level yet.
+    let out = buslab(&["compare", "--db", db, "--new", "run-4"]);
+    assert!(text(&out).contains("no cell's latest level move is a regression"), "{}", text(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn errors_exit_1_and_usage_errors_exit_2() {
     let dir = temp_dir("errors");
     let db = dir.join("missing.sqlite");

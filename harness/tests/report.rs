@@ -347,6 +347,47 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
     assert_eq!(std::fs::read_to_string(dir.path().join("mine.txt")).expect("kept"), "keep");
 }
 
+#[test]
+fn a_level_move_is_shown_on_its_trend_page() {
+    // Ten nightly runs around day 180, where cell 3's instructions per
+    // event rise by 15%.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys: Vec<CellKey> = catalog_keys().into_iter().take(5).collect();
+    let runs: Vec<Run> = (175..185)
+        .map(|day| {
+            let mut run = synthetic_run(day, &keys, false);
+            fix_times(&mut run, day);
+            run
+        })
+        .collect();
+    let (store, _) = store_with(dir.path(), &runs);
+    let out = dir.path().join("report");
+    report::render(&store, &runs[9].meta.id, &out).expect("rendered");
+    let problems = problems(&out);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let page = |i: usize| {
+        std::fs::read_to_string(
+            out.join("trends").join(format!("{}.html", buslab_reports::site::slug(&keys[i].name()))),
+        )
+        .expect("trend page")
+    };
+    let trend = page(3);
+    let section = trend.split("<h2>instructions-per-event</h2>").nth(1).expect("the instructions trend");
+    let section = section.split("<h2>").next().expect("one section");
+    assert!(section.contains("Where the level moved"), "{section}");
+    assert!(section.contains("badge regression\">worse</span> +15.0% at"), "{section}");
+    assert!(section.contains(&runs[5].meta.id), "the run of day 180 is named: {section}");
+    assert!(section.contains("level moved: worse"), "the chart draws the step: {section}");
+    // The overview marks the metrics whose level is worse: only cell 3's
+    // instructions and estimated cycles (computed from them) moved.
+    let overview = std::fs::read_to_string(out.join("trends.html")).expect("trends page");
+    assert_eq!(overview.matches(">level worse</span>").count(), 3, "the legend and cell 3's two counts");
+    // A cell whose level never moved says so.
+    let other = page(4);
+    let section = other.split("<h2>instructions-per-event</h2>").nth(1).expect("the instructions trend");
+    assert!(section.split("<h2>").next().expect("one section").contains("No change point"), "{other}");
+}
+
 /// A year of nightly runs over the whole catalog and every bus: renders and
 /// prints how long it took (the issue's bar is 5 s). Run it in release:
 /// `cargo test --release -p buslab-harness --test report -- --ignored --nocapture`.
@@ -400,4 +441,5 @@ fn a_year_of_nightly_runs() {
     let page = out.join("trends").join(format!("{}.html", buslab_reports::site::slug(&keys[3].name())));
     let trend = std::fs::read_to_string(page).expect("trend page");
     assert!(trend.contains("<span class=\"badge regression\">regression</span>"), "the step is marked");
+    assert!(trend.contains("Where the level moved"), "the change point is listed");
 }

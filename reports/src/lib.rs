@@ -8,6 +8,8 @@
 //!
 //! - [`regression`]: the regression rule, written out in its docs, and
 //!   [`regression::compare`], which applies it to two runs.
+//! - [`changepoints`]: the step detector (an L1 Potts fit with a stated
+//!   penalty) that finds where a metric's level moved over the history.
 //! - [`stats`]: the statistics it uses (Mann–Whitney U, the Q3 + 3·IQR
 //!   noise band).
 //! - [`noise`]: noise calibration from A/A runs (`buslab noise`): the
@@ -56,6 +58,7 @@
 //! Ours is exact for small samples without ties and has property tests.
 #![deny(missing_docs)]
 
+pub mod changepoints;
 pub mod charts;
 pub mod flame;
 pub mod format;

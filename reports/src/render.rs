@@ -2,10 +2,14 @@
 //! pull-request comment) and a plain table for the terminal. Both list the
 //! significant changes only, regressions first and each group by
 //! decreasing magnitude, and count the rest. A noise [`Calibration`] gets
-//! the same two forms ([`calibration_text`], [`calibration_markdown`]).
+//! the same two forms ([`calibration_text`], [`calibration_markdown`]), and
+//! so do the cells whose latest change point is a regression
+//! ([`steps_text`], [`steps_markdown`]).
 
+use crate::format;
 use crate::noise::Calibration;
 use crate::regression::{Change, Comparison, Kind, Method, OtherMachine, Unmatched, Verdict};
+use crate::trends::StepRegression;
 use buslab_scenarios::results::CellStatus;
 use std::fmt::Write;
 
@@ -57,6 +61,58 @@ pub fn markdown(comparison: &Comparison) -> String {
             let _ = writeln!(w, "- `{}` wall-clock metrics: {}", o.cell.replace('|', "\\|"), other_machine_reason(o));
         }
         let _ = writeln!(w, "\n</details>");
+    }
+    out
+}
+
+/// The heading line of the change-point section, over `runs` runs.
+fn steps_heading(steps: &[StepRegression], runs: usize) -> String {
+    if steps.is_empty() {
+        format!("change points over {runs} run(s): no cell's latest level move is a regression")
+    } else {
+        format!(
+            "change points over {runs} run(s): {} metric(s) whose latest level move is a regression \
+             (informational: the pairwise verdicts above are the gate)",
+            steps.len()
+        )
+    }
+}
+
+/// One change point: cell, metric, the move and where it happened.
+fn step_line(s: &StepRegression) -> [String; 5] {
+    [
+        s.cell.clone(),
+        s.metric.to_owned(),
+        format!(
+            "{} → {} ({})",
+            format::metric_value(s.metric, s.step.before),
+            format::metric_value(s.metric, s.step.after),
+            format::percent(s.step.relative)
+        ),
+        format!("at {} (run {})", s.step.commit.as_deref().unwrap_or("no commit"), s.step.run),
+        format!("{} run(s) at the new level", s.runs_since),
+    ]
+}
+
+/// The cells whose latest change point over `runs` runs is a regression
+/// (see [`crate::trends::latest_regressions`]), for the terminal: a heading
+/// line, then one line each.
+pub fn steps_text(steps: &[StepRegression], runs: usize) -> String {
+    let mut out = steps_heading(steps, runs);
+    out.push('\n');
+    for s in steps {
+        let [cell, metric, change, at, since] = step_line(s);
+        let _ = writeln!(out, "  {cell}  {metric}  {change}  {at}; {since}");
+    }
+    out
+}
+
+/// The same as [`steps_text`], as a Markdown section.
+pub fn steps_markdown(steps: &[StepRegression], runs: usize) -> String {
+    let mut out = format!("\n### Change points\n\n{}.\n", steps_heading(steps, runs));
+    for s in steps {
+        let [cell, metric, change, at, since] = step_line(s);
+        let _ = writeln!(out, "- `{}` {metric}: {change} {at}; {since}", cell.replace('|', "\\|"));
     }
     out
 }

@@ -196,6 +196,10 @@ pub struct TrendPoint {
     pub upper: Option<f64>,
     /// A verdict marker.
     pub marker: Marker,
+    /// The level moved at this point (a change point): a dashed vertical
+    /// line, red when the move is a regression ([`Marker::Regression`]),
+    /// green when an improvement.
+    pub step: Marker,
     /// The hover text, e.g. `"2026-11-21 · 1a2b3c4 · 1.23 M events/s"`.
     pub tooltip: String,
 }
@@ -731,6 +735,7 @@ pub(crate) mod tests {
                     lower: Some(value * 0.98),
                     upper: Some(value * 1.02),
                     marker: if i % 90 == 3 { Marker::Regression } else { Marker::None },
+                    step: if i % 90 == 5 { Marker::Regression } else { Marker::None },
                     tooltip: format!("2026-01-01 · 1a2b3c{i} · {} events/s", format_value(value, Unit::Si)),
                 }
             })
@@ -820,6 +825,7 @@ pub(crate) mod tests {
             lower: Some(0.5),
             upper: Some(2.0),
             marker: Marker::None,
+            step: Marker::Improvement,
             tooltip: evil.into(),
         };
         let charts = [

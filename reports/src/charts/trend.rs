@@ -1,5 +1,6 @@
 //! A metric over stored runs: x = run date, the CI as a shaded band, the
-//! noise band, and regression (red ▼) and improvement (green ▲) markers.
+//! noise band, regression (red ▼) and improvement (green ▲) markers, and
+//! dashed vertical lines where the level moved (change points).
 
 use super::scale::{Fit, Scale};
 use super::{
@@ -22,6 +23,9 @@ const DOTS_UP_TO: usize = 60;
 ///   are within noise of the latest run.
 /// - [`Marker::Regression`] draws a red ▼ above the point,
 ///   [`Marker::Improvement`] a green ▲ below it.
+/// - [`TrendPoint::step`] draws a dashed vertical line through the point
+///   where the level moved: red for a regression, green for an
+///   improvement.
 /// - Every point has a tooltip: [`TrendPoint::tooltip`] (or the date and
 ///   value when empty), the CI and the verdict.
 /// - The legend (a row under the title) names the line, the bands and the
@@ -77,6 +81,13 @@ pub fn trend(title: &str, axis: &Axis, points: &[TrendPoint], band: Option<(f64,
         entries
             .push(LegendEntry { label: "improvement".into(), swatch: Swatch::Triangle { color: GREEN, down: false } });
     }
+    for (marker, label, c) in
+        [(Marker::Regression, "level moved: worse", RED), (Marker::Improvement, "level moved: better", GREEN)]
+    {
+        if points.iter().any(|p| p.step == marker) {
+            entries.push(LegendEntry { label: label.into(), swatch: Swatch::Line { color: c, dashed: true } });
+        }
+    }
     let legend = entries.len() > 1;
     let mut layout = super::Layout::standard(&y);
     layout.right = 28;
@@ -113,6 +124,14 @@ pub fn trend(title: &str, axis: &Axis, points: &[TrendPoint], band: Option<(f64,
                     chart.draw_series(std::iter::once(Polygon::new(outline, line.mix(0.25).filled())))?;
                 }
             }
+        }
+        for (p, &(px, _)) in points.iter().zip(&xy) {
+            let c = match p.step {
+                Marker::Regression => RED,
+                Marker::Improvement => GREEN,
+                Marker::None => continue,
+            };
+            chart.draw_series(DashedLineSeries::new([(px, y.lo), (px, y.hi)], 5, 4, c.stroke_width(2)))?;
         }
         chart.draw_series(LineSeries::new(xy.iter().copied(), line.stroke_width(2)))?;
         let pixels: Vec<(i32, i32)> = xy.iter().map(|c| chart.backend_coord(c)).collect();
@@ -165,6 +184,11 @@ fn tooltip(tip: &mut String, p: &TrendPoint, axis: &Axis) {
     match p.marker {
         Marker::Regression => tip.push_str("\n▼ regression"),
         Marker::Improvement => tip.push_str("\n▲ improvement"),
+        Marker::None => {}
+    }
+    match p.step {
+        Marker::Regression => tip.push_str("\nthe level moved here: worse"),
+        Marker::Improvement => tip.push_str("\nthe level moved here: better"),
         Marker::None => {}
     }
 }
@@ -271,6 +295,11 @@ mod tests {
                     marker: match i % 50 {
                         7 => Marker::Regression,
                         30 => Marker::Improvement,
+                        _ => Marker::None,
+                    },
+                    step: match i % 50 {
+                        9 => Marker::Regression,
+                        40 => Marker::Improvement,
                         _ => Marker::None,
                     },
                     tooltip: format!("{} · abc{i:04} · <b>", date(JAN_2026 + i as i64 * DAY)),

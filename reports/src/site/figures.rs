@@ -287,7 +287,9 @@ pub(crate) fn trend(cell: &str, trend: &Trend) -> Option<Figure> {
     let points: Vec<TrendPoint> = trend
         .points
         .iter()
-        .filter_map(|p| {
+        .enumerate()
+        .filter_map(|(i, p)| {
+            let step = trend.steps.iter().find(|s| s.index == i);
             let time = unix_seconds(&p.started_at)?;
             let verdict = match p.verdict {
                 Some(Verdict::Regression) => " · regression",
@@ -303,6 +305,11 @@ pub(crate) fn trend(cell: &str, trend: &Trend) -> Option<Figure> {
                     Some(Verdict::Regression) => Marker::Regression,
                     Some(Verdict::Improvement) => Marker::Improvement,
                     _ => Marker::None,
+                },
+                step: match step {
+                    Some(s) if s.regression => Marker::Regression,
+                    Some(_) => Marker::Improvement,
+                    None => Marker::None,
                 },
                 tooltip: format!(
                     "{} · {} · {}{verdict}",
@@ -320,7 +327,8 @@ pub(crate) fn trend(cell: &str, trend: &Trend) -> Option<Figure> {
     Some(figure(
         &title,
         charts::trend(&title, &metric_axis(trend.metric), &points, trend.latest_band()),
-        "Shaded: the latest threshold or noise band. ▼ regression, ▲ improvement (as buslab compare judges them).",
+        "Shaded: the latest threshold or noise band. ▼ regression, ▲ improvement (as buslab compare judges them). \
+         Dashed line: the level moved there (a change point; red worse, green better).",
     ))
 }
 

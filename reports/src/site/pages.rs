@@ -693,6 +693,9 @@ fn profile_note(cell: &CellResult) -> String {
 struct TrendCell {
     latest: String,
     verdict: &'static str,
+    /// The latest change point is a regression: the commit (short) where
+    /// the level moved the wrong way, else empty.
+    worse_at: String,
 }
 
 #[derive(Serialize)]
@@ -733,10 +736,24 @@ struct PointRow {
     threshold: String,
 }
 
+/// A change point as the trend page lists it.
+#[derive(Serialize)]
+struct StepRow {
+    run: String,
+    started_at: String,
+    commit: String,
+    before: String,
+    after: String,
+    change: String,
+    regression: bool,
+}
+
 #[derive(Serialize)]
 struct MetricTrend {
     slug: &'static str,
     figure: Option<Figure>,
+    /// Where the level moved, newest first.
+    steps: Vec<StepRow>,
     regressions: usize,
     improvements: usize,
     band: String,
@@ -790,7 +807,14 @@ fn trend_pages(
                 .map(|m| {
                     let t = cell_trends.iter().find(|t| t.metric == *m)?;
                     let last = t.points.last()?;
-                    Some(TrendCell { latest: format::metric_value(m, last.value), verdict: verdict_of(last.verdict) })
+                    Some(TrendCell {
+                        latest: format::metric_value(m, last.value),
+                        verdict: verdict_of(last.verdict),
+                        worse_at: t
+                            .latest_regression()
+                            .map(|s| s.commit.as_deref().map(short).unwrap_or("no commit").to_owned())
+                            .unwrap_or_default(),
+                    })
                 })
                 .collect(),
             regressions: cell_trends.iter().map(Trend::regressions).sum(),
@@ -823,6 +847,20 @@ fn trend_pages(
                 .map(|t| MetricTrend {
                     slug: t.metric,
                     figure: figures::trend(&name, t),
+                    steps: t
+                        .steps
+                        .iter()
+                        .rev()
+                        .map(|s| StepRow {
+                            run: s.run.clone(),
+                            started_at: s.started_at.clone(),
+                            commit: s.commit.as_deref().map(short).unwrap_or("").to_owned(),
+                            before: format::metric_value(t.metric, s.before),
+                            after: format::metric_value(t.metric, s.after),
+                            change: format::percent(s.relative),
+                            regression: s.regression,
+                        })
+                        .collect(),
                     regressions: t.regressions(),
                     improvements: t.improvements(),
                     band: t.points.last().and_then(|p| p.threshold).map(format::band).unwrap_or_else(|| "—".to_owned()),
