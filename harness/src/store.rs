@@ -320,7 +320,8 @@ pub struct Metric {
     pub upper: Option<f64>,
 }
 
-/// The offered load whose latency the headline metrics report.
+/// Runs from before shared rates: the offered load (a fraction of the
+/// bus's own capacity) whose latency the headline metrics report.
 pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
 
 /// The headline figures of a cell, one per metric of [`metrics::ALL`] it
@@ -686,6 +687,13 @@ impl Store {
     /// trends and regression verdicts never read. This is what a report
     /// loads a year of history with.
     pub fn load_history(&self, id: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
+        // The query below blanks the histograms of the first 8 latency
+        // entries: as many as a cell can have (named rates, or the grid and
+        // the rates beyond it).
+        const _: () = assert!(
+            buslab_scenarios::spec::MAX_LATENCY_RATES <= 8
+                && crate::rates::GRID_RATES + crate::rates::BEYOND_RATES <= 8
+        );
         let context = "loading the history of runs";
         let mut ids = self.earlier_run_ids(id, limit.saturating_sub(1))?;
         ids.push(id.to_owned());
@@ -714,7 +722,9 @@ impl Store {
                         json_replace(result,
                             '$.profile', json('null'),
                             '$.latency[0].histogram', '', '$.latency[1].histogram', '',
-                            '$.latency[2].histogram', '', '$.latency[3].histogram', '')
+                            '$.latency[2].histogram', '', '$.latency[3].histogram', '',
+                            '$.latency[4].histogram', '', '$.latency[5].histogram', '',
+                            '$.latency[6].histogram', '', '$.latency[7].histogram', '')
                  FROM cells
                  WHERE run_id IN (SELECT value FROM json_each(?1))
                  ORDER BY run_id, ordinal",
@@ -1222,6 +1232,7 @@ pub mod sample {
             histogram: "HISTFAAAACl4nJNpmSzMwMDAxAABzFCaEUzOmNZg/wEi0NzIyszUzNjMyNTMwtDAwA==".to_owned(),
             spike_p99_ns: (load == 0.0).then_some(base * 40),
             drain_ns: (load == 0.0).then_some(1_250_000),
+            ..Latency::default()
         }
     }
 
@@ -1240,7 +1251,10 @@ pub mod sample {
             trial_ns: vec![285_000_000, 286_500_000, 284_900_000],
             cpu_ns_per_event: Some(estimate(290.0)),
         });
-        cell.latency = vec![latency(0.25, 180), latency(0.5, 240), latency(0.8, 610)];
+        // Two deliveries missed at the headline load (a loss rate to store),
+        // too few to reach p99.99.
+        let headline = Latency { misses: 2, loss_rate: 2.0 / 200_002.0, ..latency(0.5, 240) };
+        cell.latency = vec![latency(0.25, 180), headline, latency(0.8, 610)];
         cell.allocations =
             Some(Allocations { allocs_per_event: 0.0, bytes_per_event: 0.0, peak_bytes: 65_536, events: 100_000 });
         cell.instructions = Some(Instructions {
@@ -1438,6 +1452,7 @@ mod tests {
         let at = |slug: &str| full.iter().find(|m| m.slug == slug).expect("measured");
         assert_eq!(at("latency-p50").value, 240.0, "p50 at load 0.5");
         assert_eq!(at("latency-p999").value, 240.0 * 12.0, "p999 at load 0.5");
+        assert_eq!(at("loss-rate").value, 2.0 / 200_002.0, "missed ÷ owed at load 0.5");
         assert!(full.iter().skip_while(|m| m.slug != "latency-p50").all(|m| m.lower.is_none() && m.upper.is_none()));
         let burst = metrics(&run.cells[1]);
         assert_eq!(burst[2], Metric { slug: "latency-p50", value: 900.0, lower: None, upper: None });

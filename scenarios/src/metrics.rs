@@ -64,6 +64,8 @@ pub enum Unit {
     Cycles,
     /// Mispredicted branches per event.
     BranchMisses,
+    /// A share of a whole (0 to 1).
+    Ratio,
 }
 
 impl Unit {
@@ -79,6 +81,7 @@ impl Unit {
             Unit::Instructions => "instructions",
             Unit::Cycles => "cycles",
             Unit::BranchMisses => "branch misses",
+            Unit::Ratio => "",
         }
     }
 }
@@ -245,7 +248,7 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Nanos,
         kind: Kind::SingleFigure,
         pass: Pass::Latency,
-        read: |c| Some(Reading::figure(c.headline_latency()?.p50_ns as f64)),
+        read: |c| Some(Reading::figure(c.headline_latency()?.percentile_ns(0.5)? as f64)),
         ..BASE
     },
     Metric {
@@ -254,7 +257,7 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Nanos,
         kind: Kind::SingleFigure,
         pass: Pass::Latency,
-        read: |c| Some(Reading::figure(c.headline_latency()?.p99_ns as f64)),
+        read: |c| Some(Reading::figure(c.headline_latency()?.percentile_ns(0.99)? as f64)),
         ..BASE
     },
     Metric {
@@ -263,7 +266,22 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Nanos,
         kind: Kind::SingleFigure,
         pass: Pass::Latency,
-        read: |c| Some(Reading::figure(c.headline_latency()?.p999_ns as f64)),
+        read: |c| Some(Reading::figure(c.headline_latency()?.percentile_ns(0.999)? as f64)),
+        ..BASE
+    },
+    Metric {
+        slug: "loss-rate",
+        title: "Loss rate",
+        unit: Unit::Ratio,
+        kind: Kind::SingleFigure,
+        pass: Pass::Latency,
+        compared: false,
+        // Where the bus missed deliveries at the headline rate (a lossy
+        // bus): missed ÷ (delivered + missed) at the sampled subscribers.
+        read: |c| {
+            let l = c.headline_latency()?;
+            (l.misses > 0).then(|| Reading::figure(l.loss_rate))
+        },
         ..BASE
     },
     Metric {
