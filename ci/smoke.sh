@@ -27,7 +27,7 @@ db="$tmp/smoke.sqlite"
 # `run` renders its report beside the store ($tmp/report) unless this
 # buslab predates the report.
 buslab run --quick --scenario "$scenarios" --run-id smoke-run --db "$db" >"$tmp/run.txt" 2>&1 \
-  || { tail -n 30 "$tmp/run.txt"; die "buslab run failed"; }
+  || { tail -n 30 "$tmp/run.txt"; note "failed cells:"; grep -F -A3 "FAILED" "$tmp/run.txt" || true; die "buslab run failed"; }
 tail -n 3 "$tmp/run.txt"
 id=$(run_ids "$db" | tail -n 1)
 [ "$id" = smoke-run ] || die "expected the run smoke-run in $db, found '$id'"

@@ -23,7 +23,7 @@
 //!   counted by reason before, untimed.
 
 use crate::drive::{Published, Window};
-use crate::listener::{Subscriber, now_ns, spin_for};
+use crate::listener::{Subscriber, now_ns};
 use crate::probe::{Instruments, Pass, ProbeRequest, ProbeResponse};
 use crate::stats;
 use buslab_impls::{BusConfig, Event, EventBus, Filter, Listener, Strategy, Topic};
@@ -108,7 +108,8 @@ struct EpochSlot(AtomicU64);
 /// attribute), runs the scenario's work and records the delivery.
 pub(crate) struct CeListener {
     subscriber: Arc<Subscriber>,
-    work_ns: u64,
+    /// Iterations of the work loop per delivery ([`crate::work`]).
+    work: u64,
     epochs: Arc<[EpochSlot]>,
     stale: Arc<AtomicU64>,
 }
@@ -117,7 +118,9 @@ impl CeListener {
     #[inline]
     fn deliver(&self, producer: u32, seq: u64, checksum: u64) {
         let Some(tally) = self.subscriber.tallies.get(producer as usize) else { return };
-        spin_for(self.work_ns);
+        if self.work != 0 {
+            tally.keep(crate::work::run(self.work, seq));
+        }
         tally.record_parts(seq, checksum);
     }
 }
@@ -355,7 +358,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
             let filter = Filter::Topic((i % topics) as Topic);
             let listener = CeListener {
                 subscriber: subscriber.clone(),
-                work_ns: request.scenario.listener_work_ns,
+                work: crate::work::iterations(request.scenario.listener_work_ns),
                 epochs: epochs.clone(),
                 stale: stale.clone(),
             };
@@ -626,6 +629,7 @@ where
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let mut cpu = crate::cpu::PerEvent::default();
             let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
+            let (deliveries_at_start, dropped_at_start) = (deliveries_before, rig.bus.stats().dropped);
             // Interleaved, so that a drift of the machine touches both alike.
             for _ in 0..request.budget.trials {
                 let (n, bytes, ns) = decode_trial::<Fl>(&prepared, producers, events)?;
@@ -642,6 +646,8 @@ where
                 deliveries_before = trial.deliveries;
                 trial_ns.push(trial.elapsed_ns);
             }
+            let dropped = rig.bus.stats().dropped - dropped_at_start;
+            let loss_rate = crate::probe::loss_rate(deliveries_before - deliveries_at_start, dropped);
             let mut ce = prepared.result.clone();
             ce.decode_events_per_sec = stats::estimate(&decode_rate);
             ce.decode_bytes_per_sec = stats::estimate(&decode_bytes);
@@ -654,6 +660,7 @@ where
                     events_per_trial: events,
                     trial_ns,
                     cpu_ns_per_event: cpu.estimate(),
+                    loss_rate,
                 }),
                 cloudevents: Some(ce),
                 ..Default::default()
@@ -770,7 +777,7 @@ mod tests {
         let stale = Arc::new(AtomicU64::new(0));
         let listener = CeListener {
             subscriber: Subscriber::new(1, 0, None),
-            work_ns: 0,
+            work: 0,
             epochs: epochs.clone(),
             stale: stale.clone(),
         };

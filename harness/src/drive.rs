@@ -303,7 +303,9 @@ where
         let slow_from = scenario.slow.map_or(usize::MAX, |s| point.subscribers.saturating_sub(s.count as usize));
         for (i, sub) in subscribers.iter().enumerate() {
             let filter = if scenario.topics > 1 { Filter::Topic((i % scenario.topics) as u16) } else { Filter::All };
-            let work = if i >= slow_from { scenario.slow.map_or(0, |s| s.work_ns) } else { scenario.listener_work_ns };
+            let work_ns =
+                if i >= slow_from { scenario.slow.map_or(0, |s| s.work_ns) } else { scenario.listener_work_ns };
+            let work = crate::work::iterations(work_ns);
             let listener = HarnessListener::new(sub.clone(), Body::for_listener(scenario.bodies, i), work);
             bus.subscribe(filter, listener).map_err(|e| format!("subscribing listener {i}: {e}"))?;
             filters.push(filter);

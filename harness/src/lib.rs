@@ -50,6 +50,7 @@ pub mod shard;
 pub mod stats;
 pub mod store;
 pub mod summary;
+pub mod work;
 
 /// The name of the callgrind dump that holds the measured region.
 pub const CALLGRIND_TRIGGER: &std::ffi::CStr = c"buslab-measure";

@@ -26,8 +26,9 @@ pub fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
-/// Busy-waits `ns` nanoseconds (simulated listener work): one comparison
-/// when `ns` is 0.
+/// Busy-waits `ns` nanoseconds of wall-clock time (the pacer, and the
+/// `delays_one` fault): one comparison when `ns` is 0. Listener work is not
+/// a wait: it is [`crate::work`]'s fixed loop.
 #[inline(always)]
 pub fn spin_for(ns: u64) {
     if ns != 0 {
@@ -81,6 +82,13 @@ impl Tally {
     fn deliver(&self, body: Kernel, seq: u64, checksum: u64) {
         self.acc.store(body.run(self.acc.load(Ordering::Relaxed), seq), Ordering::Relaxed);
         self.record_parts(seq, checksum);
+    }
+
+    /// Folds a result of listener work into the accumulator, so that the
+    /// work is observable and cannot be optimised away.
+    #[inline(always)]
+    pub(crate) fn keep(&self, value: u64) {
+        self.acc.store(self.acc.load(Ordering::Relaxed) ^ value, Ordering::Relaxed);
     }
 
     /// Records one delivery of the event with `seq` and `checksum` (from the
@@ -329,7 +337,8 @@ pub struct HarnessListener {
     /// producers, or 0 when the listener works or records latency.
     inline_below: usize,
     body: Kernel,
-    work_ns: u64,
+    /// Iterations of the work loop per delivery ([`crate::work`]).
+    work: u64,
     /// Owns the block `tallies` points into.
     subscriber: Arc<Subscriber>,
 }
@@ -342,15 +351,17 @@ unsafe impl Send for HarnessListener {}
 unsafe impl Sync for HarnessListener {}
 
 impl HarnessListener {
-    /// A listener for `subscriber` running `body` plus `work_ns` of work.
-    pub fn new(subscriber: Arc<Subscriber>, body: Body, work_ns: u64) -> HarnessListener {
+    /// A listener for `subscriber` running `body` plus `work` iterations of
+    /// the work loop ([`crate::work::iterations`] of the scenario's nominal
+    /// ns).
+    pub fn new(subscriber: Arc<Subscriber>, body: Body, work: u64) -> HarnessListener {
         let producers = subscriber.tallies.len();
-        let plain = work_ns == 0 && subscriber.latency.is_none();
+        let plain = work == 0 && subscriber.latency.is_none();
         HarnessListener {
             tallies: NonNull::from(&*subscriber.tallies).cast(),
             inline_below: if plain { producers } else { 0 },
             body: body.kernel(),
-            work_ns,
+            work,
             subscriber,
         }
     }
@@ -366,7 +377,9 @@ impl HarnessListener {
             return; // an unknown producer: counted as missing deliveries at verification
         };
         tally.deliver(self.body, seq, checksum);
-        spin_for(self.work_ns);
+        if self.work != 0 {
+            tally.keep(crate::work::run(self.work, seq));
+        }
         if let Some(latency) = &self.subscriber.latency {
             latency.record(producer, stamp);
         }

@@ -116,6 +116,8 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         label: None,
         shards: None,
         methodology: buslab_scenarios::results::METHODOLOGY,
+        work_ns_per_iteration: Some(crate::work::ns_per_iteration()),
+        loss_acceptable: scenarios.iter().filter(|s| s.loss_acceptable).map(|s| s.name.clone()).collect(),
     }
 }
 

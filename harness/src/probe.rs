@@ -230,6 +230,7 @@ where
     let mut trial_ns = Vec::new();
     let mut cpu = cpu::PerEvent::default();
     let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
+    let deliveries_at_start = deliveries_before;
     for _ in 0..request.budget.trials {
         let cpu_start = cpu.start();
         let trial = rig.trial(events, Pace::Flat, Window::None)?;
@@ -241,9 +242,11 @@ where
         trial_ns.push(trial.elapsed_ns);
     }
     let dropped = rig.bus.stats().dropped - dropped_before;
+    let delivered = deliveries_before - deliveries_at_start;
     rig.finish();
     Ok(ProbeResponse {
         throughput: Some(Throughput {
+            loss_rate: loss_rate(delivered, dropped),
             events_per_sec: stats::estimate(&rates),
             deliveries_per_sec: stats::estimate(&delivery_rates),
             events_per_trial: events,
@@ -253,6 +256,13 @@ where
         dropped,
         ..Default::default()
     })
+}
+
+/// The share of deliveries lost: `dropped ÷ (delivered + dropped)`, `None`
+/// when nothing was due.
+pub fn loss_rate(delivered: u64, dropped: u64) -> Option<f64> {
+    let due = delivered.saturating_add(dropped);
+    (due > 0).then(|| dropped as f64 / due as f64)
 }
 
 /// Subscribers whose latency is recorded: at most 16, spread evenly and

@@ -154,6 +154,13 @@ pub fn find_valgrind() -> Option<PathBuf> {
 }
 
 impl ProbeRunner {
+    /// Runs every pass of `cell` alone, as a point of one bus (its latency
+    /// loads judged on its own lateness, with no `null` row beside it);
+    /// `progress(pass)` is told which pass starts.
+    pub fn run_cell(&self, cell: &PlannedCell, progress: &mut dyn FnMut(Pass)) -> CellResult {
+        self.run_point(&[cell], &mut |_, pass| progress(pass)).pop().expect("one cell in, one result out")
+    }
+
     /// Runs the cells of one sweep point (same scenario and point, in plan
     /// order): the throughput pass of every bus first, then the latency
     /// pass of every bus at rates shared by all of them (see

@@ -1250,11 +1250,9 @@ pub mod sample {
             events_per_trial: 1_000_000,
             trial_ns: vec![285_000_000, 286_500_000, 284_900_000],
             cpu_ns_per_event: Some(estimate(290.0)),
+            loss_rate: Some(0.0),
         });
-        // Two deliveries missed at the headline load (a loss rate to store),
-        // too few to reach p99.99.
-        let headline = Latency { misses: 2, loss_rate: 2.0 / 200_002.0, ..latency(0.5, 240) };
-        cell.latency = vec![latency(0.25, 180), headline, latency(0.8, 610)];
+        cell.latency = vec![latency(0.25, 180), latency(0.5, 240), latency(0.8, 610)];
         cell.allocations =
             Some(Allocations { allocs_per_event: 0.0, bytes_per_event: 0.0, peak_bytes: 65_536, events: 100_000 });
         cell.instructions = Some(Instructions {
@@ -1297,6 +1295,7 @@ pub mod sample {
             events_per_trial: 500_000,
             trial_ns: vec![416_000_000, 417_100_000],
             cpu_ns_per_event: None,
+            loss_rate: Some(0.125),
         });
         cell.latency = vec![latency(0.0, 900)];
         cell
@@ -1348,6 +1347,8 @@ pub mod sample {
                 label: None,
                 shards: None,
                 methodology: buslab_scenarios::results::METHODOLOGY,
+                work_ns_per_iteration: Some(1.4),
+                loss_acceptable: Default::default(),
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
@@ -1452,10 +1453,12 @@ mod tests {
         let at = |slug: &str| full.iter().find(|m| m.slug == slug).expect("measured");
         assert_eq!(at("latency-p50").value, 240.0, "p50 at load 0.5");
         assert_eq!(at("latency-p999").value, 240.0 * 12.0, "p999 at load 0.5");
-        assert_eq!(at("loss-rate").value, 2.0 / 200_002.0, "missed ÷ owed at load 0.5");
         assert!(full.iter().skip_while(|m| m.slug != "latency-p50").all(|m| m.lower.is_none() && m.upper.is_none()));
         let burst = metrics(&run.cells[1]);
-        assert_eq!(burst[2], Metric { slug: "latency-p50", value: 900.0, lower: None, upper: None });
+        let burst_p50 = burst.iter().find(|m| m.slug == "latency-p50").expect("burst p50");
+        assert_eq!(*burst_p50, Metric { slug: "latency-p50", value: 900.0, lower: None, upper: None });
+        let loss = burst.iter().find(|m| m.slug == "loss-rate").expect("burst loss rate");
+        assert_eq!(loss.value, 0.125);
         assert!(metrics(&run.cells[2]).is_empty(), "a failed cell keeps no numbers");
         assert!(metrics(&run.cells[3]).is_empty());
 

@@ -57,8 +57,12 @@ fn row(cell: &CellResult) -> [String; 7] {
             let allocs = cell.allocations.as_ref().map_or_else(String::new, |a| format!("{:.2}", a.allocs_per_event));
             let ir = cell.instructions.as_ref().map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
             // A lossy bus publishes faster than it delivers: say so.
-            let status = if cell.dropped > 0 { "ok, lossy" } else { "ok" };
-            [name, status.into(), tput, cpu, p99, allocs, ir]
+            let status = match cell.loss_rate() {
+                Some(rate) if rate > 0.0 => format!("ok, {:.1}% lost", rate * 100.0),
+                _ if cell.lossy() => "ok, lossy".to_owned(),
+                _ => "ok".to_owned(),
+            };
+            [name, status, tput, cpu, p99, allocs, ir]
         }
     }
 }
@@ -133,12 +137,13 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
     for note in latency_notes(cells) {
         writeln!(out, "{note}")?;
     }
-    let lossy = cells.iter().filter(|c| c.dropped > 0).count();
+    let lossy = cells.iter().filter(|c| c.status == CellStatus::Ok && c.lossy()).count();
     if lossy > 0 {
         writeln!(
             out,
-            "{lossy} cell(s) ok, lossy: the bus dropped deliveries (each counted); events/s counts publishes, \
-             deliveries/s what arrived (`buslab export`)"
+            "{lossy} cell(s) ok but lossy: the bus dropped deliveries (each counted, share shown); events/s counts \
+             publishes, deliveries/s what arrived (`buslab export`); never a winner unless the scenario sets \
+             `loss_acceptable`"
         )?;
     }
     writeln!(out, "{ok} ok, {failed} failed, {skipped} skipped")

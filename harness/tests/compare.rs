@@ -39,6 +39,7 @@ fn cell(bus: &str, subscribers: usize) -> CellResult {
         events_per_trial: 100_000,
         trial_ns: vec![28_000_000; 7],
         cpu_ns_per_event: None,
+        loss_rate: None,
     });
     cell.latency = [0.25, 0.5, 0.8]
         .into_iter()

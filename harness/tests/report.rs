@@ -100,6 +100,7 @@ fn synthetic_run(day: usize, keys: &[CellKey], full: bool) -> Run {
             events_per_trial: 1_000_000,
             trial_ns: (0..7).map(|_| rng.around(2.5e8, 0.03) as u64).collect(),
             cpu_ns_per_event: None,
+            loss_rate: None,
         });
         for load in [0.25, 0.5, 0.8] {
             let (text, q) = histogram((200.0 * (1.0 + load)) as u64 + i as u64, &mut rng);

@@ -114,8 +114,8 @@ pub fn band(relative: f64) -> String {
 pub fn metric_value(slug: &str, value: f64) -> String {
     match metrics::by_slug(slug).map(|m| m.unit) {
         Some(Unit::Nanos) => nanos(value),
+        Some(Unit::Fraction) => unsigned_percent(value),
         Some(unit @ (Unit::EventsPerSec | Unit::DeliveriesPerSec | Unit::BytesPerSec)) => si(value, unit.symbol()),
-        Some(Unit::Ratio) => unsigned_percent(value),
         _ => si_number(value),
     }
 }

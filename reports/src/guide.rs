@@ -32,7 +32,7 @@ const RESAMPLES: usize = 2000;
 /// A statement and the cells it rests on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Claim {
-    /// The metric it is about (a [`COLUMNS`] slug), or `peers`.
+    /// The metric it is about (a [`COLUMNS`] slug), `peers`, or `loss`.
     pub topic: String,
     /// The statement, in plain text.
     pub text: String,
@@ -108,6 +108,9 @@ pub fn guide(run: &Run, groups: &[Group]) -> Guide {
             .map(|(c, o)| claim(c, o, group))
             .collect();
         if has_peers && let Some(claim) = home_vs_peer(group, &cells) {
+            claims.push(claim);
+        }
+        if let Some(claim) = losses(group) {
             claims.push(claim);
         }
         let point = Point { label: group.label.clone(), claims };
@@ -235,13 +238,47 @@ fn claim(column: &Column, outcome: &Outcome, group: &Group) -> Claim {
     }
 }
 
+/// The buses that dropped deliveries at this point, and what that means for
+/// the verdicts above.
+fn losses(group: &Group) -> Option<Claim> {
+    let lossy: Vec<_> = group.rows.iter().filter(|r| r.lossy && !r.reference).collect();
+    if lossy.is_empty() {
+        return None;
+    }
+    let each: Vec<String> = lossy
+        .iter()
+        .map(|r| match r.loss_rate {
+            Some(rate) if rate > 0.0 => format!("{} ({} of deliveries lost)", r.bus, format::unsigned_percent(rate)),
+            _ => format!("{} (lost deliveries)", r.bus),
+        })
+        .collect();
+    let text = if group.loss_acceptable {
+        format!(
+            "Lossy here, ranked because this scenario accepts loss: {}. Their throughput counts publishes, not \
+             deliveries.",
+            each.join(", ")
+        )
+    } else {
+        format!(
+            "Lossy here, so never a winner or a recommendation (the scenario does not set `loss_acceptable`): {}.",
+            each.join(", ")
+        )
+    };
+    Some(Claim {
+        topic: "loss".to_owned(),
+        text,
+        cells: lossy.iter().map(|r| r.cell.clone()).collect(),
+        undecided: false,
+    })
+}
+
 /// The best home-grown bus against the best peer on throughput.
 fn home_vs_peer(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Option<Claim> {
     let best = |peer: bool| {
         group
             .rows
             .iter()
-            .filter(|r| r.peer == peer && !r.reference && r.status == CellStatus::Ok)
+            .filter(|r| r.peer == peer && r.ranked && r.status == CellStatus::Ok)
             .filter_map(|r| r.entries[0].as_ref().map(|e| (r, e.value)))
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(r, _)| r)
@@ -370,5 +407,18 @@ mod tests {
         assert!(claims[2].text.contains("all allocate nothing"), "{}", claims[2].text);
         let peers = claims.iter().find(|c| c.topic == "peers").expect("a peer claim");
         assert!(peers.undecided, "{}", peers.text);
+    }
+
+    #[test]
+    fn a_lossy_bus_is_named_and_never_recommended() {
+        let mut lossy = cell("flume", &[900.0, 910.0, 905.0], 0.0);
+        lossy.dropped = 10;
+        let run = run(vec![cell("ring", &[100.0, 101.0, 99.0], 0.0), lossy]);
+        let groups = crate::verdicts::matrix(&run, &crate::regression::Thresholds::default());
+        let guide = guide(&run, &groups);
+        let claims = &guide.sections[0].points[0].claims;
+        let loss = claims.iter().find(|c| c.topic == "loss").expect("a loss claim");
+        assert!(loss.text.contains("never a winner") && loss.text.contains("flume"), "{}", loss.text);
+        assert!(claims.iter().all(|c| c.topic == "loss" || !c.text.contains("flume")), "{claims:#?}");
     }
 }

@@ -25,6 +25,15 @@
 //! A group's **winner** is the best bus when no other bus is tied with it;
 //! otherwise the group reports the tie (every tied bus), never a winner the
 //! data does not support.
+//!
+//! Two kinds of row are shown with their values but never best, tied or a
+//! winner: the harness's references (the `null` floor), and *lossy* cells —
+//! a bus that dropped any delivery in the cell (a lossy bus's throughput
+//! counts publishes it did not deliver, and its latency leaves out what it
+//! lost) — unless the scenario's file says loss is acceptable
+//! (`loss_acceptable = true`, recorded in
+//! [`RunMeta::loss_acceptable`](buslab_scenarios::results::RunMeta::loss_acceptable)),
+//! where lossy cells are ranked beside the others and keep their badge.
 
 use crate::regression::Thresholds;
 use buslab_scenarios::metrics::{self, Metric};
@@ -89,6 +98,15 @@ pub struct Row {
     pub bus_cost_ns: Option<f64>,
     /// What the bus adds to the floor, instructions per event.
     pub bus_cost_ir: Option<f64>,
+    /// The bus dropped deliveries in this cell
+    /// ([`CellResult::lossy`]).
+    pub lossy: bool,
+    /// The share of deliveries it dropped in the throughput pass, where
+    /// measured.
+    pub loss_rate: Option<f64>,
+    /// The row takes part in the ranking: not a reference, and not lossy
+    /// unless the scenario accepts loss.
+    pub ranked: bool,
     /// The cell's name ([`CellKey::name`](buslab_scenarios::results::CellKey::name)).
     pub cell: String,
     /// How the cell ended.
@@ -128,6 +146,8 @@ pub struct Group {
     pub params: BTreeMap<String, String>,
     /// `subscribers=500, producers=2`, or empty.
     pub label: String,
+    /// The scenario accepts loss: lossy rows are ranked.
+    pub loss_acceptable: bool,
     /// One row per bus, in the run's order.
     pub rows: Vec<Row>,
     /// One outcome per [`COLUMNS`] metric.
@@ -156,15 +176,22 @@ pub fn matrix(run: &Run, thresholds: &Thresholds) -> Vec<Group> {
                     scenario: cell.key.scenario.clone(),
                     params: cell.key.params.clone(),
                     label: label(&cell.key.params),
+                    loss_acceptable: run.meta.loss_acceptable.contains(&cell.key.scenario),
                     rows: Vec::new(),
                     outcomes: Vec::new(),
                 });
                 groups.len() - 1
             });
+        let reference = references.contains(&cell.key.bus.as_str());
+        let lossy = cell.lossy();
+        let ranked = !reference && (!lossy || groups[position].loss_acceptable);
         groups[position].rows.push(Row {
             bus: cell.key.bus.clone(),
             peer: peers.contains(&cell.key.bus.as_str()),
-            reference: references.contains(&cell.key.bus.as_str()),
+            reference,
+            lossy,
+            loss_rate: cell.loss_rate(),
+            ranked,
             bus_cost_ns: cell.bus_cost_ns().map(|(ns, _, _)| ns),
             bus_cost_ir: cell.bus_cost_ir(),
             cell: cell.key.name(),
@@ -206,8 +233,9 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
         })
         .collect();
     let better = |a: f64, b: f64| if column.metric().higher_is_better { a > b } else { a < b };
-    // References are measured beside the buses, never ranked among them.
-    let candidate: Vec<bool> = group.rows.iter().map(|r| !r.reference).collect();
+    // References, and lossy cells where loss is not acceptable, are shown
+    // beside the buses, never ranked among them.
+    let candidate: Vec<bool> = group.rows.iter().map(|r| r.ranked).collect();
     let mut best: Option<usize> = None;
     for (i, v) in values.iter().enumerate() {
         if let Some((value, ..)) = v
@@ -378,5 +406,28 @@ mod tests {
         let groups = matrix(&run, &Thresholds::default());
         assert_eq!(groups.iter().map(|g| g.rows.len()).collect::<Vec<_>>(), [2, 1]);
         assert_eq!(groups[1].outcomes[0], Outcome::Winner { bus: "a".to_owned(), margin: None });
+    }
+
+    #[test]
+    fn a_lossy_cell_is_never_a_winner_unless_the_scenario_accepts_loss() {
+        let mut lossy = cell("b", "1", (900.0, 890.0, 910.0), 0.0, 10.0);
+        lossy.dropped = 782;
+        if let Some(t) = lossy.throughput.as_mut() {
+            t.loss_rate = Some(0.25);
+        }
+        let mut r = run(vec![cell("a", "1", (100.0, 95.0, 105.0), 1.0, 50.0), lossy]);
+        let g = &matrix(&r, &Thresholds::default())[0];
+        let b = g.row("b").expect("the lossy row is shown");
+        assert!(b.lossy && !b.ranked && b.loss_rate == Some(0.25));
+        assert!(b.entries[0].as_ref().is_some_and(|e| !e.best && !e.tied), "shown with its value, never best");
+        for outcome in &g.outcomes[..] {
+            assert!(!matches!(outcome, Outcome::Winner { bus, .. } if bus == "b"), "{outcome:?}");
+        }
+        assert_eq!(g.outcomes[0], Outcome::Winner { bus: "a".to_owned(), margin: None });
+
+        r.meta.loss_acceptable.insert("fanout".to_owned());
+        let g = &matrix(&r, &Thresholds::default())[0];
+        assert!(g.loss_acceptable && g.row("b").expect("b").ranked);
+        assert_eq!(g.outcomes[0], Outcome::Winner { bus: "b".to_owned(), margin: Some(9.0) });
     }
 }

@@ -64,8 +64,8 @@ pub enum Unit {
     Cycles,
     /// Mispredicted branches per event.
     BranchMisses,
-    /// A share of a whole (0 to 1).
-    Ratio,
+    /// A share of deliveries, 0 to 1.
+    Fraction,
 }
 
 impl Unit {
@@ -81,7 +81,7 @@ impl Unit {
             Unit::Instructions => "instructions",
             Unit::Cycles => "cycles",
             Unit::BranchMisses => "branch misses",
-            Unit::Ratio => "",
+            Unit::Fraction => "of deliveries",
         }
     }
 }
@@ -221,6 +221,16 @@ pub const ALL: &[Metric] = &[
         ..BASE
     },
     Metric {
+        slug: "loss-rate",
+        title: "Loss",
+        unit: Unit::Fraction,
+        kind: Kind::SingleFigure,
+        pass: Pass::Throughput,
+        compared: false,
+        read: |c| Some(Reading::figure(c.loss_rate()?)),
+        ..BASE
+    },
+    Metric {
         slug: "cpu-time-per-event",
         title: "CPU time/event",
         unit: Unit::Nanos,
@@ -267,21 +277,6 @@ pub const ALL: &[Metric] = &[
         kind: Kind::SingleFigure,
         pass: Pass::Latency,
         read: |c| Some(Reading::figure(c.headline_latency()?.percentile_ns(0.999)? as f64)),
-        ..BASE
-    },
-    Metric {
-        slug: "loss-rate",
-        title: "Loss rate",
-        unit: Unit::Ratio,
-        kind: Kind::SingleFigure,
-        pass: Pass::Latency,
-        compared: false,
-        // Where the bus missed deliveries at the headline rate (a lossy
-        // bus): missed ÷ (delivered + missed) at the sampled subscribers.
-        read: |c| {
-            let l = c.headline_latency()?;
-            (l.misses > 0).then(|| Reading::figure(l.loss_rate))
-        },
         ..BASE
     },
     Metric {

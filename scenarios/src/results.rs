@@ -78,6 +78,18 @@ pub struct RunMeta {
     /// things.
     #[serde(default = "first_methodology")]
     pub methodology: u32,
+    /// Nanoseconds one iteration of the listener-work loop took on this
+    /// machine, measured at the start of the run: a scenario's nominal
+    /// `listener_work_ns` runs a fixed number of iterations everywhere, and
+    /// this says what they cost here. `None` in runs stored before it was
+    /// measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_ns_per_iteration: Option<f64>,
+    /// The scenarios of the run whose file says losing deliveries is
+    /// acceptable (`loss_acceptable = true`): only there may a lossy bus be
+    /// ranked, and recommended. Empty in runs stored before it was recorded.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub loss_acceptable: std::collections::BTreeSet<String>,
 }
 
 /// The current version of the measurement method. Bump it, with a line in
@@ -85,10 +97,12 @@ pub struct RunMeta {
 /// runs (`compare` and the trends then show a break instead of a change):
 /// 1. the original harness;
 /// 2. CPU time per event; the metric list.
-/// 3. latency at offered rates shared by a point's buses (not fractions of
+/// 3. listener work as a fixed count of loop iterations, not a wall-clock
+///    wait.
+/// 4. latency at offered rates shared by a point's buses (not fractions of
 ///    each bus's own capacity), judged against the `null` reference; a
 ///    lossy bus's misses count in its percentiles.
-pub const METHODOLOGY: u32 = 3;
+pub const METHODOLOGY: u32 = 4;
 
 fn first_methodology() -> u32 {
     1
@@ -224,6 +238,12 @@ pub struct Throughput {
     /// in runs stored before it was measured, or where the OS cannot say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_ns_per_event: Option<Estimate>,
+    /// The share of deliveries a lossy bus dropped over the measured trials:
+    /// dropped ÷ (delivered + dropped), 0 when nothing was lost. `None` in
+    /// runs stored before it was measured (their cells' `dropped` still says
+    /// whether anything was lost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_rate: Option<f64>,
 }
 
 /// The latency pass at one offered load.
@@ -520,6 +540,18 @@ pub struct CellResult {
 }
 
 impl CellResult {
+    /// The bus dropped deliveries in this cell (any pass): a lossy cell is
+    /// never a winner unless its scenario accepts loss.
+    pub fn lossy(&self) -> bool {
+        self.dropped > 0 || self.throughput.as_ref().and_then(|t| t.loss_rate).is_some_and(|r| r > 0.0)
+    }
+
+    /// The share of deliveries dropped in the throughput pass, where it was
+    /// measured.
+    pub fn loss_rate(&self) -> Option<f64> {
+        self.throughput.as_ref()?.loss_rate
+    }
+
     /// A cell with no measurements yet.
     pub fn new(key: CellKey, producers: usize, subscribers: usize) -> CellResult {
         CellResult {

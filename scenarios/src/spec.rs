@@ -12,9 +12,10 @@
 //! | `topics` | integer | `1` | events spread round-robin over topics; subscriber *i* takes topic *i mod topics* |
 //! | `payload` | `"small"` / `"heavy"` / `"cloudevents"` | `"small"` | the event type |
 //! | `events` | integer | calibrated | events per producer per trial (else the harness sizes trials to ≥ 200 ms) |
-//! | `listener_work_ns` | integer | `0` | simulated work per delivery (busy wait) |
+//! | `listener_work_ns` | integer | `0` | simulated work per delivery, in nominal ns: that many iterations of a fixed loop, the same instructions on every machine (each run records what an iteration took there) |
 //! | `listener_bodies` | `1`, `4` or `"each"` | `1` | distinct listener bodies (generated code) |
 //! | `oversubscribe` | bool | `false` | allow more threads than cores |
+//! | `loss_acceptable` | bool | `false` | losing deliveries is acceptable for this workload: lossy buses are ranked (and may be recommended) beside lossless ones; otherwise a cell that lost anything is never a winner |
 //! | `buses` | list of names | every bus | only these buses run the scenario (see `buslab list`) |
 //! | `latency_rates` | list of numbers | a shared grid | offered rates (events/s, all producers) of the latency pass, the same for every bus; the first is the headline rate |
 //! | `[burst]` | table | none | `base_rate` (events/s), `spike_factor`, `spike_ms`, `period_ms` |
@@ -118,7 +119,8 @@ pub struct Burst {
 pub struct Slow {
     /// How many subscribers are slow (the last ones).
     pub count: u64,
-    /// Their simulated work per delivery.
+    /// Their simulated work per delivery, in nominal ns (iterations of
+    /// the harness's work loop, like `listener_work_ns`).
     pub work_ns: u64,
 }
 
@@ -176,12 +178,19 @@ pub struct Scenario {
     pub payload: PayloadKind,
     /// Events per producer per trial, if fixed.
     pub events: Option<u64>,
-    /// Simulated work per delivery.
+    /// Simulated work per delivery, in nominal ns: the harness runs that
+    /// many iterations of a fixed loop, the same on every machine, and
+    /// records what an iteration took on the machine at hand.
     pub listener_work_ns: u64,
     /// Distinct listener bodies.
     pub bodies: Bodies,
     /// More threads than cores allowed.
     pub oversubscribe: bool,
+    /// Losing deliveries is acceptable for this workload: lossy buses are
+    /// ranked beside lossless ones. Otherwise a cell that lost anything is
+    /// never a winner.
+    #[serde(default)]
+    pub loss_acceptable: bool,
     /// Only these buses run the scenario (`None`: every bus).
     #[serde(default)]
     pub buses: Option<Vec<String>>,
@@ -358,6 +367,8 @@ struct RawScenario {
     listener_bodies: Option<Spanned<RawBodies>>,
     #[serde(default)]
     oversubscribe: bool,
+    #[serde(default)]
+    loss_acceptable: bool,
     buses: Option<Spanned<Vec<String>>>,
     latency_rates: Option<Spanned<Vec<RawRate>>>,
     burst: Option<Spanned<RawBurst>>,
@@ -654,6 +665,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         listener_work_ns,
         bodies,
         oversubscribe: raw.oversubscribe,
+        loss_acceptable: raw.loss_acceptable,
         buses,
         burst,
         latency_rates,

@@ -47,6 +47,8 @@ pub(crate) struct Header {
     pub buslab: String,
     pub args: String,
     pub overhead: String,
+    /// What the listener-work loop cost on this machine.
+    pub work: String,
     pub build: Vec<Pair>,
     pub crates: Vec<Pair>,
 }
@@ -79,6 +81,15 @@ impl Header {
                 }
                 None => "not measured".to_owned(),
             },
+            work: match meta.work_ns_per_iteration {
+                Some(ns) => format!(
+                    "a fixed loop, 1 iteration per nominal ns of a scenario's work; one iteration took {} here, so \
+                     1 µs of nominal work took {}",
+                    format::nanos(ns),
+                    format::nanos(ns * 1000.0)
+                ),
+                None => "a wall-clock wait (runs before methodology 3)".to_owned(),
+            },
             build: meta.build.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
             crates: meta.crate_versions.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
         }
@@ -107,6 +118,8 @@ pub(crate) struct MatrixRow {
     pub peer: bool,
     /// The harness's floor (`null`): shown, never ranked.
     pub reference: bool,
+    /// `lossy, 12.5% lost` for a cell that dropped deliveries, or empty.
+    pub lossy: String,
     /// What the bus adds to the floor of the point (in-line buses), or
     /// empty.
     pub cost: String,
@@ -134,13 +147,14 @@ pub(crate) fn status(status: &CellStatus) -> (&'static str, String) {
     }
 }
 
-fn matrix_value(slug: &str, entry: &Entry, reference: bool) -> MatrixValue {
+/// What a row that is shown but not ranked says instead of its ratio.
+fn matrix_value(slug: &str, entry: &Entry, unranked: Option<&str>) -> MatrixValue {
     let ci = match (entry.lower, entry.upper) {
         (Some(l), Some(u)) => format!("{} – {}", format::metric_value(slug, l), format::metric_value(slug, u)),
         _ => String::new(),
     };
-    let ratio = if reference {
-        "floor".to_owned()
+    let ratio = if let Some(instead) = unranked {
+        instead.to_owned()
     } else if entry.best {
         "best".to_owned()
     } else {
@@ -186,10 +200,21 @@ impl MatrixGroup {
                     (None, Some(ir)) => format!("bus cost {} Ir/event", format::si_number(ir)),
                     (None, None) => String::new(),
                 };
+                let lossy = match (row.lossy, row.loss_rate) {
+                    (false, _) => String::new(),
+                    (true, Some(rate)) if rate > 0.0 => format!("lossy, {} lost", format::unsigned_percent(rate)),
+                    (true, _) => "lossy".to_owned(),
+                };
+                let unranked = match (row.reference, row.ranked) {
+                    (true, _) => Some("floor"),
+                    (false, false) => Some("lossy: not ranked"),
+                    (false, true) => None,
+                };
                 MatrixRow {
                     bus: row.bus.clone(),
                     peer: row.peer,
                     reference: row.reference,
+                    lossy,
                     cost,
                     href: cell_href(root, &row.cell),
                     status,
@@ -197,7 +222,7 @@ impl MatrixGroup {
                     values: COLUMNS
                         .iter()
                         .zip(&row.entries)
-                        .map(|(c, e)| e.as_ref().map(|e| matrix_value(c.slug, e, row.reference)))
+                        .map(|(c, e)| e.as_ref().map(|e| matrix_value(c.slug, e, unranked)))
                         .collect(),
                 }
             })

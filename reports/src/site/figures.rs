@@ -307,7 +307,6 @@ fn metric_axis(slug: &str) -> Axis {
         "instructions-per-event" => Axis::new("instructions per event"),
         "est-cycles-per-event" => Axis::new("estimated cycles per event"),
         "branch-misses-per-event" => Axis::new("branch misses per event"),
-        "loss-rate" => Axis::new("loss rate at the headline rate (missed ÷ owed deliveries)"),
         other => Axis::new(other.to_owned()),
     }
 }
