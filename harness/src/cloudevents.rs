@@ -733,7 +733,7 @@ mod tests {
             point: scenario.points()[index],
             scenario,
             budget: Budget::QUICK,
-            capacity: None,
+            rates: Vec::new(),
             corpus: None,
         }
     }

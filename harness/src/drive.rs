@@ -4,7 +4,8 @@
 //! delivery with `flush`, and verifies every subscriber's count, checksum
 //! and order before any number is kept.
 
-use crate::listener::{Body, HarnessListener, LatencyRecorder, Subscriber, now_ns, spin_for};
+use crate::buckets::LocalBuckets;
+use crate::listener::{Body, HarnessListener, LatencyRecorder, Subscriber, now_ns};
 use buslab_impls::payload::Payload;
 use buslab_impls::{BusConfig, EventBus, Filter, Topic};
 use buslab_scenarios::{Scenario, SweepPoint};
@@ -123,22 +124,24 @@ impl Schedule {
     }
 }
 
-/// Waits until `deadline_ns` (sleeping while it is far, spinning the last
-/// stretch). Returns at once when already late: an open-loop sender never
-/// waits to catch up, so lateness shows as latency.
-fn wait_until(deadline_ns: u64) {
+/// Waits until `deadline_ns` and returns the time it returned at: sleeping
+/// while the deadline is more than [`SLEEP_ABOVE_NS`] away (waking that
+/// much early), spinning the last stretch. It never yields: on a busy
+/// machine `yield_now` hands the core to another runnable thread for a
+/// whole time slice (milliseconds), which made the pacer, not the bus, the
+/// source of latency. Returns at once when already late: an open-loop
+/// sender never waits to catch up, so lateness shows as latency.
+fn wait_until(deadline_ns: u64) -> u64 {
     loop {
         let now = now_ns();
         if now >= deadline_ns {
-            return;
+            return now;
         }
         let left = deadline_ns - now;
-        if left > 200_000 {
-            std::thread::sleep(Duration::from_nanos(left - 100_000));
-        } else if left > 20_000 {
-            std::thread::yield_now();
+        if left > 2 * SLEEP_ABOVE_NS {
+            std::thread::sleep(Duration::from_nanos(left - SLEEP_ABOVE_NS));
         } else {
-            spin_for(left);
+            std::hint::spin_loop();
         }
     }
 }
@@ -175,26 +178,45 @@ where
 }
 
 /// The paced producer loop (open loop: each event waits for its intended
-/// send time and carries it as its stamp).
-fn publish_paced<B>(bus: &B, templates: &mut [B::Event], first_seq: u64, events: u64, schedule: &Schedule)
-where
+/// send time and carries it as its stamp). Every event's send lateness
+/// (actual − intended send time) goes into `lateness`, the producer's own
+/// buckets (no lock). The clock is read only while the producer is on
+/// schedule: an event whose intended time had already passed at the last
+/// reading is sent at once and counted as late by that reading, a lower
+/// bound when the producer is behind.
+fn publish_paced<B>(
+    bus: &B,
+    templates: &mut [B::Event],
+    first_seq: u64,
+    events: u64,
+    schedule: &Schedule,
+    lateness: &mut LocalBuckets,
+) where
     B: EventBus,
     B::Event: Payload,
 {
     let topics = templates.len() as u64;
+    let mut now = 0;
     for i in 0..events {
         let seq = first_seq + i;
         let event = &mut templates[(seq % topics) as usize];
         event.set_seq(seq);
         let intended = schedule.intended(i);
-        wait_until(intended);
+        if intended > now {
+            now = wait_until(intended);
+        }
+        lateness.record(now - intended);
         event.set_stamp(intended);
         bus.publish_clone(event);
     }
 }
 
+/// How far ahead of a deadline the pacer stops sleeping and spins, ns
+/// (sleeps overshoot by tens of microseconds, more on a loaded machine).
+const SLEEP_ABOVE_NS: u64 = 1_000_000;
+
 /// The outcome of one verified trial.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Trial {
     /// Events published (all producers).
     pub events: u64,
@@ -202,6 +224,17 @@ pub struct Trial {
     pub deliveries: u64,
     /// Wall time from the first publish to the end of `flush`, ns.
     pub elapsed_ns: u64,
+    /// Paced trials: the producers' send lateness (actual − intended send
+    /// time), every event. The clock is read only while a producer is on
+    /// schedule: an event whose intended time has already passed at the
+    /// last reading is sent at once and counted as late by that reading's
+    /// measure, a lower bound when the producer is behind.
+    pub lateness: Option<hdrhistogram::Histogram<u64>>,
+    /// Paced trials: from the last intended send of the schedule to the end
+    /// of `flush`, ns (the backlog left when the schedule ended).
+    pub backlog_ns: u64,
+    /// Paced trials: from the first to the last intended send, ns.
+    pub schedule_ns: u64,
 }
 
 /// Latency recorders to attach to sampled subscribers.
@@ -315,6 +348,10 @@ where
         let (mut started, mut panicked) = (0, false);
         let mut first_ns = u64::MAX;
         let mut elapsed_ns = 0;
+        let mut lateness: Option<hdrhistogram::Histogram<u64>> = None;
+        let mut schedule_end_ns = 0;
+        let mut backlog_ns = 0;
+        let mut schedule_ns = 0;
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..producers)
                 .map(|p| {
@@ -323,15 +360,16 @@ where
                     let barrier = &barrier;
                     s.spawn(move || {
                         let schedule = Schedule { pace, start_ns, producers: producers as f64, producer: p as f64 };
+                        let mut lateness = (!matches!(pace, Pace::Flat)).then(LocalBuckets::default);
                         barrier.wait();
                         window.producer(true);
                         let begin = now_ns();
-                        match pace {
-                            Pace::Flat => publish_flat(bus, &mut templates, first_seq, events),
-                            _ => publish_paced(bus, &mut templates, first_seq, events, &schedule),
+                        match lateness.as_mut() {
+                            None => publish_flat(bus, &mut templates, first_seq, events),
+                            Some(late) => publish_paced(bus, &mut templates, first_seq, events, &schedule, late),
                         }
                         window.producer(false);
-                        begin
+                        (begin, lateness, schedule.intended(events.saturating_sub(1)))
                     })
                 })
                 .collect();
@@ -364,15 +402,24 @@ where
             barrier.wait();
             for h in handles {
                 match h.join() {
-                    Ok(begin) => {
+                    Ok((begin, late, last_intended)) => {
                         first_ns = first_ns.min(begin);
                         started += 1;
+                        if let Some(late) = late {
+                            late.add_to(lateness.get_or_insert_with(crate::listener::new_histogram));
+                            schedule_end_ns = schedule_end_ns.max(last_intended);
+                        }
                     }
                     Err(_) => panicked = true,
                 }
             }
             bus.flush();
-            elapsed_ns = now_ns().saturating_sub(first_ns);
+            let end_ns = now_ns();
+            elapsed_ns = end_ns.saturating_sub(first_ns);
+            if lateness.is_some() {
+                backlog_ns = end_ns.saturating_sub(schedule_end_ns);
+                schedule_ns = schedule_end_ns.saturating_sub(start_ns);
+            }
             window.trial(false);
             done.store(true, Ordering::Relaxed);
         });
@@ -386,7 +433,7 @@ where
             return Err(format!("churn: {e}"));
         }
         let deliveries = self.verify(&churned.into_inner().expect("not poisoned"))?;
-        Ok(Trial { events: events * producers as u64, deliveries, elapsed_ns })
+        Ok(Trial { events: events * producers as u64, deliveries, elapsed_ns, lateness, backlog_ns, schedule_ns })
     }
 
     /// Adds producer `p`'s next `events` events to what it published, and
@@ -479,6 +526,12 @@ where
             }
         }
         Ok(delivered)
+    }
+
+    /// Deliveries subscriber `i` must have received over this rig's life
+    /// (all trials), from what was published and its filter.
+    pub fn expected_deliveries(&self, i: usize) -> u64 {
+        self.published.iter().map(|by_topic| Published::expected(by_topic, self.filters[i]).count).sum()
     }
 
     /// Shuts the bus down (joining its threads).

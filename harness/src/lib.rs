@@ -7,13 +7,16 @@
 //! distorts another. The measured loops ([`drive`]) are generic over the bus;
 //! every trial verifies delivery through the harness's listener
 //! ([`listener`]) before any number is kept; `cloudevents` cells decode
-//! documents and route them by type ([`cloudevents`]); estimates carry bootstrap
-//! confidence intervals ([`stats`]); every run records where it came from
-//! ([`meta`]).
+//! documents and route them by type ([`cloudevents`]); the latency pass
+//! offers every bus of a sweep point the same rates and judges each load
+//! against the `null` reference ([`rates`]), recording without a lock
+//! ([`buckets`]); estimates carry bootstrap confidence intervals
+//! ([`stats`]); every run records where it came from ([`meta`]).
 //!
 //! # Dependencies and why
-//! - `hdrhistogram`: latency histograms with bounded relative error, mergeable
-//!   across threads and serialisable for the store.
+//! - `hdrhistogram`: latency histograms with bounded relative error,
+//!   serialisable for the store (filled after each trial from the lock-free
+//!   bucket counts of [`buckets`]).
 //! - `dhat`: heap profiling for the allocation pass (its allocator is switched
 //!   on only in that pass's child process).
 //! - No crate for the callgrind client requests: [`callgrind`] issues them
@@ -30,6 +33,7 @@
 //! - `clap`, `anyhow`, `serde_json`: the CLI's edge.
 #![deny(missing_docs)]
 
+pub mod buckets;
 pub mod callgrind;
 pub mod cloudevents;
 pub mod cpu;
@@ -38,6 +42,7 @@ pub mod export;
 pub mod listener;
 pub mod meta;
 pub mod probe;
+pub mod rates;
 pub mod reference;
 pub mod report;
 pub mod runner;

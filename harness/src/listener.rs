@@ -1,6 +1,7 @@
 //! The listener every cell subscribes: it runs the scenario's listener body
 //! and work, verifies delivery (count, checksum and per-producer order) and,
-//! in the latency pass, records latency into HdrHistograms.
+//! in the latency pass, records latency into lock-free bucket counts
+//! ([`crate::buckets`]) turned into HdrHistograms after the trial.
 //!
 //! Verification state is one cache-line-padded [`Tally`] per (subscriber,
 //! producer). The bus contract says one producer's events reach a subscriber
@@ -8,13 +9,14 @@
 //! plain atomic loads and stores suffice — no read-modify-write in the
 //! measured path.
 
+use crate::buckets::Buckets;
 use buslab_impls::Listener;
 use buslab_impls::payload::Payload;
 use buslab_scenarios::Bodies;
 use hdrhistogram::Histogram;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 /// Nanoseconds since the process's measurement epoch (monotonic).
@@ -175,10 +177,14 @@ impl Subscriber {
     }
 }
 
-/// Records delivery latency (now − intended send time) for one subscriber.
+/// Records delivery latency (now − intended send time) for one subscriber,
+/// without a lock: one [`Buckets`] per producer, written only by the thread
+/// delivering that producer's events to this subscriber (the producer's
+/// own thread for an in-line bus, a consumer thread for an asynchronous
+/// one), merged after the trial.
 pub struct LatencyRecorder {
     /// All deliveries, per producer.
-    pub all: Box<[Mutex<Histogram<u64>>]>,
+    pub all: Box<[Buckets]>,
     /// Burst scenarios: deliveries of events intended during a spike.
     pub spikes: Option<SpikeRecorder>,
 }
@@ -193,8 +199,9 @@ pub struct SpikeRecorder {
     pub period_ns: u64,
     /// Spike length, ns.
     pub spike_ns: u64,
-    /// Histogram of spike events' latency.
-    pub histogram: Mutex<Histogram<u64>>,
+    /// Latency of spike events, per producer (single writer, like
+    /// [`LatencyRecorder::all`]).
+    pub histogram: Box<[Buckets]>,
     /// Per spike: the latest delivery time of its events, ns.
     pub last_delivery: Box<[AtomicU64]>,
 }
@@ -207,24 +214,29 @@ pub fn new_histogram() -> Histogram<u64> {
 impl LatencyRecorder {
     /// A recorder for `producers` producers.
     pub fn new(producers: usize, spikes: Option<SpikeRecorder>) -> LatencyRecorder {
-        LatencyRecorder { all: (0..producers).map(|_| Mutex::new(new_histogram())).collect(), spikes }
+        LatencyRecorder { all: (0..producers).map(|_| Buckets::default()).collect(), spikes }
+    }
+
+    /// Forgets what was recorded (after a warm-up).
+    pub fn reset(&self) {
+        self.all.iter().for_each(Buckets::reset);
+        if let Some(s) = &self.spikes {
+            s.histogram.iter().for_each(Buckets::reset);
+            s.last_delivery.iter().for_each(|d| d.store(0, Ordering::Relaxed));
+        }
     }
 
     #[inline]
     fn record(&self, producer: usize, intended: u64) {
         let now = now_ns();
         let latency = now.saturating_sub(intended).max(1);
-        if let Ok(mut h) = self.all[producer].lock() {
-            h.saturating_record(latency);
-        }
+        self.all[producer].record(latency);
         if let Some(s) = &self.spikes
             && intended >= s.start_ns.load(Ordering::Relaxed)
         {
             let since = intended - s.start_ns.load(Ordering::Relaxed);
             if since % s.period_ns < s.spike_ns {
-                if let Ok(mut h) = s.histogram.lock() {
-                    h.saturating_record(latency);
-                }
+                s.histogram[producer].record(latency);
                 if let Some(last) = s.last_delivery.get((since / s.period_ns) as usize) {
                     last.fetch_max(now, Ordering::Relaxed);
                 }

@@ -479,19 +479,22 @@ pub(crate) fn execute(
     );
     let interactive = console::Term::stderr().is_term();
     let mut results = Vec::with_capacity(cells.len());
-    for cell in cells {
-        let name = cell.key.name();
-        let mut result = runner.run_cell(cell, &mut |pass| bar.set_message(format!("{name} · {}", pass.name())));
-        // The floor of this point, measured first (the plan opens each
-        // point with the references).
-        meta.attach_floor(&mut result, &results);
-        if !interactive {
-            eprintln!("[{}/{}] {name}: {}", results.len() + 1, cells.len(), status_word(&result));
+    for point in runner::points(cells) {
+        let point: Vec<&PlannedCell> = point.iter().collect();
+        let mut progress =
+            |cell: &PlannedCell, pass: Pass| bar.set_message(format!("{} · {}", cell.key.name(), pass.name()));
+        for (cell, mut result) in point.iter().zip(runner.run_point(&point, &mut progress)) {
+            // The floor of this point, measured first (the plan opens each
+            // point with the references).
+            meta.attach_floor(&mut result, &results);
+            if !interactive {
+                eprintln!("[{}/{}] {}: {}", results.len() + 1, cells.len(), cell.key.name(), status_word(&result));
+            }
+            bar.inc(1);
+            // Committed as its point finishes: an interrupted run keeps them.
+            store.save_cell(&meta.id, &result)?;
+            results.push(result);
         }
-        bar.inc(1);
-        // Committed as it finishes: an interrupted run keeps its cells.
-        store.save_cell(&meta.id, &result)?;
-        results.push(result);
     }
     bar.finish_and_clear();
     let _ = std::fs::remove_dir_all(&runner.scratch);

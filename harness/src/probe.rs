@@ -7,13 +7,14 @@
 //! crashing bus costs one cell and not the run, and the parent can enforce a
 //! time limit.
 
+use crate::buckets::Buckets;
 use crate::cpu;
 use crate::drive::{Pace, Rig, Window};
 use crate::listener::{HarnessListener, LatencyRecorder, SpikeRecorder, new_histogram};
 use crate::stats;
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
 use buslab_impls::{Strategy, StrategyVisitor};
-use buslab_scenarios::results::{Allocations, CloudEvents, Latency, Profile, Throughput};
+use buslab_scenarios::results::{Allocations, CloudEvents, Latency, Lateness, Profile, Throughput, percentile_lost};
 use buslab_scenarios::{PayloadKind, Scenario, SweepPoint};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -81,8 +82,11 @@ pub struct ProbeRequest {
     pub point: SweepPoint,
     /// Pass sizes.
     pub budget: Budget,
-    /// Latency pass: the capacity measured by the throughput pass, events/s.
-    pub capacity: Option<f64>,
+    /// Latency pass: the rates to offer, events/s over all producers (see
+    /// [`crate::rates`]); ignored by a burst scenario, whose rate is its
+    /// pattern's.
+    #[serde(default)]
+    pub rates: Vec<f64>,
     /// `cloudevents` cells: the engineer's corpus (`--corpus`), else the
     /// scenario's generated one.
     #[serde(default)]
@@ -261,9 +265,6 @@ pub fn loss_rate(delivered: u64, dropped: u64) -> Option<f64> {
     (due > 0).then(|| dropped as f64 / due as f64)
 }
 
-/// The offered loads of the latency pass, as fractions of capacity.
-pub const LOADS: [f64; 3] = [0.25, 0.5, 0.8];
-
 /// Subscribers whose latency is recorded: at most 16, spread evenly and
 /// including the first and the last (recording at all 500 of a fan-out
 /// would make the harness, not the bus, the bottleneck).
@@ -277,6 +278,9 @@ pub fn sampled(subscribers: usize) -> Vec<usize> {
     picks
 }
 
+/// The latency pass: for each offered rate (or the burst pattern), a fresh
+/// rig, a warm-up at that rate, then a measured open-loop trial whose
+/// sampled deliveries and send lateness are recorded without a lock.
 fn latency<B>(request: &ProbeRequest, lossy: bool) -> Result<ProbeResponse, String>
 where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
@@ -284,39 +288,20 @@ where
 {
     let scenario = &request.scenario;
     let point = request.point;
-    let capacity = request.capacity.ok_or("the latency pass needs the measured capacity")?;
-    let mut paces: Vec<(f64, Pace)> = Vec::new();
-    match scenario.burst {
-        Some(b) => paces.push((
-            0.0,
-            Pace::Burst {
-                base: b.base_rate as f64,
-                factor: b.spike_factor as f64,
-                spike_ns: b.spike_ms * 1_000_000,
-                period_ns: b.period_ms * 1_000_000,
-            },
-        )),
-        None => paces.extend(LOADS.iter().map(|&load| (load, Pace::Rate(capacity * load)))),
-    }
+    let paces: Vec<Pace> = match scenario.burst {
+        Some(b) => vec![Pace::Burst {
+            base: b.base_rate as f64,
+            factor: b.spike_factor as f64,
+            spike_ns: b.spike_ms * 1_000_000,
+            period_ns: b.period_ms * 1_000_000,
+        }],
+        None if request.rates.is_empty() => return Err("the latency pass needs the rates to offer".into()),
+        None => request.rates.iter().map(|&r| Pace::Rate(r)).collect(),
+    };
     let sampled = sampled(point.subscribers);
-    if scenario.burst.is_none() {
-        // The capacity under latency instrumentation: recording a latency
-        // costs a clock read and a histogram update per sampled delivery, so
-        // the offered loads are fractions of what the bus sustains *with*
-        // them — otherwise the harness, not the bus, would be saturated.
-        let plain = |i: usize| sampled.contains(&i).then(|| LatencyRecorder::new(point.producers, None));
-        let mut rig = Rig::<B>::new(Arc::new(scenario.clone()), point, lossy, &plain)?;
-        let events = calibrate(&mut rig, request, request.budget.latency_ms / 2)?;
-        let trial = rig.trial(events, Pace::Flat, Window::None)?;
-        rig.finish();
-        let instrumented = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
-        if instrumented < capacity {
-            paces = LOADS.iter().map(|&load| (load, Pace::Rate(instrumented * load))).collect();
-        }
-    }
     let mut out = Vec::new();
     let mut dropped = 0;
-    for (load, pace) in paces {
+    for pace in paces {
         let (rate, duration_ms) = match pace {
             Pace::Burst { base, factor, spike_ns, period_ns } => {
                 let per_period = base * factor * spike_ns as f64 / 1e9 + base * (period_ns - spike_ns) as f64 / 1e9;
@@ -328,6 +313,7 @@ where
             Pace::Flat => unreachable!("latency paces are open loop"),
         };
         let events = events_for(rate, duration_ms, point.producers);
+        let warm_up = events_for(rate, (duration_ms / 4).max(20), point.producers);
         let make = |i: usize| -> Option<LatencyRecorder> {
             if !sampled.contains(&i) {
                 return None;
@@ -337,7 +323,7 @@ where
                     start_ns: std::sync::atomic::AtomicU64::new(0),
                     period_ns,
                     spike_ns,
-                    histogram: std::sync::Mutex::new(new_histogram()),
+                    histogram: (0..point.producers).map(|_| Buckets::default()).collect(),
                     last_delivery: (0..duration_ms * 1_000_000 / period_ns + 2)
                         .map(|_| std::sync::atomic::AtomicU64::new(0))
                         .collect(),
@@ -347,15 +333,37 @@ where
             Some(LatencyRecorder::new(point.producers, spikes))
         };
         let mut rig = Rig::<B>::new(Arc::new(scenario.clone()), point, lossy, &make)?;
-        rig.trial(events, pace, Window::None)?;
+        rig.trial(warm_up, pace, Window::None)?;
+        for sub in &rig.subscribers {
+            if let Some(recorder) = &sub.latency {
+                recorder.reset();
+            }
+        }
+        let owed = |rig: &Rig<B>| -> u64 {
+            sampled.iter().map(|&i| rig.expected_deliveries(i).saturating_sub(rig.subscribers[i].count())).sum()
+        };
+        let owed_before = owed(&rig);
+        let trial = rig.trial(events, pace, Window::None)?;
+        let misses = owed(&rig) - owed_before;
         dropped += rig.bus.stats().dropped;
-        out.push(summarize_latency(&rig, load, rate, pace));
+        out.push(summarize_latency(&rig, rate, pace, &trial, misses));
         rig.finish();
     }
     Ok(ProbeResponse { latency: out, dropped, ..Default::default() })
 }
 
-fn summarize_latency<B>(rig: &Rig<B>, load: f64, rate: f64, pace: Pace) -> Latency
+/// The `q` quantile of `delivered` latencies and `misses` deliveries that
+/// never came (ranked above every delivery), or 0 when it falls among the
+/// misses (see [`Latency::percentile_ns`]).
+fn percentile(delivered: &hdrhistogram::Histogram<u64>, misses: u64, q: f64) -> u64 {
+    let n = delivered.len();
+    if percentile_lost(n, misses, q) || n == 0 {
+        return 0;
+    }
+    delivered.value_at_quantile((q * (n + misses) as f64 / n as f64).min(1.0))
+}
+
+fn summarize_latency<B>(rig: &Rig<B>, rate: f64, pace: Pace, trial: &crate::drive::Trial, misses: u64) -> Latency
 where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
     B::Event: Payload,
@@ -367,16 +375,9 @@ where
     let mut spike_start = 0;
     for sub in &rig.subscribers {
         let Some(rec) = &sub.latency else { continue };
-        for h in rec.all.iter() {
-            if let Ok(h) = h.lock() {
-                all.add(&*h).expect("histograms share bounds");
-            }
-        }
-        if let (Some(s), Pace::Burst { spike_ns, period_ns, .. }) = (&rec.spikes, pace) {
-            if let Ok(h) = s.histogram.lock() {
-                spikes.add(&*h).expect("histograms share bounds");
-            }
-            let _ = (spike_ns, period_ns);
+        rec.all.iter().for_each(|b| b.add_to(&mut all));
+        if let Some(s) = &rec.spikes {
+            s.histogram.iter().for_each(|b| b.add_to(&mut spikes));
             spike_start = s.start_ns.load(Ordering::Acquire);
             last_by_spike.resize(s.last_delivery.len(), 0);
             for (slot, d) in last_by_spike.iter_mut().zip(s.last_delivery.iter()) {
@@ -405,19 +406,32 @@ where
         }
         _ => None,
     };
+    let lateness = trial.lateness.as_ref().map(|h| Lateness {
+        p50_ns: q(h, 0.5),
+        p99_ns: q(h, 0.99),
+        max_ns: h.max(),
+        backlog_ns: trial.backlog_ns,
+        schedule_ns: trial.schedule_ns,
+    });
+    let delivered = all.len();
     Latency {
-        load,
+        load: 0.0,
         offered_per_sec: rate,
-        p50_ns: q(&all, 0.5),
-        p90_ns: q(&all, 0.9),
-        p99_ns: q(&all, 0.99),
-        p999_ns: q(&all, 0.999),
-        p9999_ns: q(&all, 0.9999),
+        p50_ns: percentile(&all, misses, 0.5),
+        p90_ns: percentile(&all, misses, 0.9),
+        p99_ns: percentile(&all, misses, 0.99),
+        p999_ns: percentile(&all, misses, 0.999),
+        p9999_ns: percentile(&all, misses, 0.9999),
         max_ns: all.max(),
-        count: all.len(),
+        count: delivered,
         histogram: base64_encode(&serialized),
         spike_p99_ns: is_burst.then(|| q(&spikes, 0.99)),
         drain_ns,
+        misses,
+        loss_rate: if delivered + misses == 0 { 0.0 } else { misses as f64 / (delivered + misses) as f64 },
+        lateness,
+        saturation: None,
+        beyond_headline: false,
     }
 }
 
@@ -567,7 +581,7 @@ pub(crate) mod tests {
             point: scenario.points()[0],
             scenario,
             budget: Budget::QUICK,
-            capacity: Some(1e6),
+            rates: vec![2e4, 5e4],
             corpus: None,
         }
     }
@@ -593,11 +607,16 @@ pub(crate) mod tests {
         assert!(t.events_per_sec.median > 0.0 && t.deliveries_per_sec.median > 0.0);
         let r = run(&request("pooled", Pass::Latency, text), &NoInstruments);
         assert_eq!(r.error, None);
-        assert_eq!(r.latency.len(), LOADS.len());
+        assert_eq!(r.latency.iter().map(|l| l.offered_per_sec).collect::<Vec<_>>(), [2e4, 5e4], "the rates asked");
         for l in &r.latency {
             assert!(l.count > 0 && l.p50_ns <= l.p99_ns && l.p99_ns <= l.max_ns, "{l:?}");
             assert!(!l.histogram.is_empty());
+            let late = l.lateness.expect("the pacer records its lateness");
+            assert!(late.p50_ns <= late.p99_ns && late.p99_ns <= late.max_ns && late.schedule_ns > 0, "{late:?}");
+            assert_eq!((l.misses, l.loss_rate), (0, 0.0), "a lossless bus misses nothing");
         }
+        let no_rates = ProbeRequest { rates: Vec::new(), ..request("pooled", Pass::Latency, text) };
+        assert!(run(&no_rates, &NoInstruments).error.expect("refused").contains("rates"));
     }
 
     #[test]
@@ -623,6 +642,39 @@ pub(crate) mod tests {
     fn the_allocation_pass_needs_dhat() {
         let r = run(&request("router", Pass::Allocations, "name = \"t\"\nsubscribers = 1\n"), &NoInstruments);
         assert!(r.error.expect("no dhat here").contains("dhat"));
+    }
+
+    /// A lossy bus offered more than its subscriber can take: every event
+    /// owed to the sampled subscriber is a delivery or a miss, the loss
+    /// rate is the misses' share, and the percentiles among the misses are
+    /// lost, not numbers.
+    #[test]
+    fn a_lossy_bus_s_drops_are_counted_as_misses() {
+        let text = "name = \"t\"\nsubscribers = 1\nlistener_work_ns = 20000\n[bus]\ncapacity = 4\n";
+        let request = ProbeRequest { rates: vec![2e5], ..request("tokio_broadcast", Pass::Latency, text) };
+        let r = run(&request, &NoInstruments);
+        assert_eq!(r.error, None);
+        let [l] = r.latency.as_slice() else { panic!("one load: {:?}", r.latency) };
+        let owed = events_for(2e5, Budget::QUICK.latency_ms, 1);
+        assert_eq!(l.count + l.misses, owed, "{l:?}");
+        assert!(l.misses > 0, "20 µs per delivery cannot take 200 k/s: {l:?}");
+        assert_eq!(l.loss_rate, l.misses as f64 / owed as f64);
+        assert!(l.percentile_lost(0.9999) && l.percentile_ns(0.9999).is_none() && l.p9999_ns == 0, "{l:?}");
+    }
+
+    #[test]
+    fn percentiles_count_misses_and_those_among_them_are_lost() {
+        let mut h = new_histogram();
+        for v in 1..=990 {
+            h.record(v * 1000).expect("in range");
+        }
+        // Without misses, p99 is the 990th smallest's neighbour; with 10
+        // misses among 1000, p99 is the largest delivery and p99.9 is lost.
+        assert!(percentile(&h, 0, 0.99) < percentile(&h, 10, 0.99));
+        assert_eq!(percentile(&h, 10, 0.99), h.max());
+        assert_eq!(percentile(&h, 10, 0.999), 0);
+        assert!(percentile_lost(990, 10, 0.999));
+        assert_eq!(percentile(&new_histogram(), 0, 0.5), 0);
     }
 
     #[test]

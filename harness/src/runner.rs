@@ -1,12 +1,15 @@
 //! The parent side of a run: plans the matrix (bus × scenario × sweep
 //! point), skips the cells a bus's capabilities exclude (saying why), and
-//! runs each cell's passes one after another, each in its own `buslab probe`
-//! child process with a time limit. Cells never run concurrently: they would
-//! disturb each other.
+//! runs the passes of each sweep point's cells one after another, each in
+//! its own `buslab probe` child process with a time limit: the throughput
+//! pass of every bus of the point, then their latency passes at rates
+//! shared by all of them ([`crate::rates`]), then each bus's other passes.
+//! Cells never run concurrently: they would disturb each other.
 
 use crate::probe::{Budget, Pass, ProbeRequest, ProbeResponse};
+use crate::rates::Member;
 use buslab_impls::BusInfo;
-use buslab_scenarios::results::{CellKey, CellResult, CellStatus, Instructions};
+use buslab_scenarios::results::{CellKey, CellResult, CellStatus, Instructions, Latency};
 use buslab_scenarios::{Scenario, SweepPoint};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -106,6 +109,13 @@ pub fn plan(scenarios: &[Scenario], buses: &[BusInfo], references: &[BusInfo]) -
     cells
 }
 
+/// `cells` (in plan order) cut into sweep points: runs of consecutive
+/// cells of the same scenario and point, each run by
+/// [`ProbeRunner::run_point`].
+pub fn points(cells: &[PlannedCell]) -> impl Iterator<Item = &[PlannedCell]> {
+    cells.chunk_by(|a, b| a.key.scenario == b.key.scenario && a.key.params == b.key.params)
+}
+
 /// How probes are run.
 #[derive(Clone, Debug)]
 pub struct ProbeRunner {
@@ -144,91 +154,185 @@ pub fn find_valgrind() -> Option<PathBuf> {
 }
 
 impl ProbeRunner {
-    /// Runs every pass of `cell`; `progress(pass)` is told which pass starts.
+    /// Runs every pass of `cell` alone, as a point of one bus (its latency
+    /// loads judged on its own lateness, with no `null` row beside it);
+    /// `progress(pass)` is told which pass starts.
     pub fn run_cell(&self, cell: &PlannedCell, progress: &mut dyn FnMut(Pass)) -> CellResult {
-        let mut result = CellResult::new(cell.key.clone(), cell.point.producers, cell.point.subscribers);
-        if let Some(reason) = &cell.skip {
-            result.status = CellStatus::Skipped(reason.clone());
-            return result;
-        }
-        let mut capacity = None;
-        for &pass in &self.passes {
-            progress(pass);
-            if pass == Pass::Latency && cell.point.cloudevents.is_some() {
-                result.skipped_passes.insert(
-                    pass.name().into(),
-                    "cloudevents cells measure decode and decode + route throughput, not dispatch latency".into(),
-                );
-                continue;
-            }
-            if pass == Pass::Latency && capacity.is_none() {
-                result.skipped_passes.insert(pass.name().into(), "needs the throughput pass's capacity".into());
-                continue;
-            }
-            if pass == Pass::Instructions
-                && let Some(reason) = self.valgrind_refused.get()
-            {
-                result.skipped_passes.insert(pass.name().into(), reason.clone());
-                continue;
-            }
-            if pass == Pass::Instructions && self.valgrind.is_none() {
-                result.skipped_passes.insert(
-                    pass.name().into(),
-                    "valgrind is not installed (apt-get install valgrind) — instruction counts skipped".into(),
-                );
-                continue;
-            }
-            let request = ProbeRequest {
-                pass,
-                bus: cell.bus.name.to_owned(),
-                scenario: (*cell.scenario).clone(),
-                point: cell.point,
-                budget: self.budget,
-                capacity,
-                corpus: self.corpus.clone(),
-            };
-            let response = match self.probe(&request) {
-                Ok(r) => r,
-                Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
-            };
-            result.dropped += response.dropped;
-            if pass == Pass::Instructions
-                && response.error.is_some()
-                && let Some(reason) = self.valgrind_refused.get()
-            {
-                result.skipped_passes.insert(pass.name().into(), reason.clone());
-                continue;
-            }
-            if let Some(error) = response.error {
-                // A failed check invalidates the whole cell: no figure is kept.
-                result.status = CellStatus::Failed(format!("{} pass: {error}", pass.name()));
-                result.throughput = None;
-                result.latency.clear();
-                result.allocations = None;
-                result.instructions = None;
-                result.profile = None;
-                result.cloudevents = None;
-                return result;
-            }
-            match pass {
-                Pass::Throughput => {
-                    capacity = response.throughput.as_ref().map(|t| t.events_per_sec.median);
-                    result.throughput = response.throughput;
-                    result.cloudevents = response.cloudevents;
+        self.run_point(&[cell], &mut |_, pass| progress(pass)).pop().expect("one cell in, one result out")
+    }
+
+    /// Runs the cells of one sweep point (same scenario and point, in plan
+    /// order): the throughput pass of every bus first, then the latency
+    /// pass of every bus at rates shared by all of them (see
+    /// [`crate::rates`]), judged against the `null` reference, then each
+    /// bus's other passes. Every pass runs in its own child process.
+    /// `progress(cell, pass)` is told which pass starts.
+    pub fn run_point(&self, cells: &[&PlannedCell], progress: &mut dyn FnMut(&PlannedCell, Pass)) -> Vec<CellResult> {
+        let mut results: Vec<CellResult> = cells
+            .iter()
+            .map(|cell| {
+                let mut result = CellResult::new(cell.key.clone(), cell.point.producers, cell.point.subscribers);
+                if let Some(reason) = &cell.skip {
+                    result.status = CellStatus::Skipped(reason.clone());
                 }
-                Pass::Latency => result.latency = response.latency,
-                Pass::Allocations => result.allocations = response.allocations,
-                Pass::Instructions => match self.take_callgrind(&response) {
-                    Ok(i) => result.instructions = Some(i),
-                    Err(e) => {
-                        result.status = CellStatus::Failed(format!("instructions pass: {e}"));
-                        return result;
-                    }
-                },
-                Pass::Profile => result.profile = response.profile,
+                result
+            })
+            .collect();
+        let runs = |result: &CellResult| result.status == CellStatus::Ok;
+        if self.passes.contains(&Pass::Throughput) {
+            for (cell, result) in cells.iter().zip(results.iter_mut()).filter(|(_, r)| runs(r)) {
+                progress(cell, Pass::Throughput);
+                self.run_pass(cell, Pass::Throughput, result, &[]);
             }
         }
-        result
+        if self.passes.contains(&Pass::Latency) {
+            self.latency_of_point(cells, &mut results, progress);
+        }
+        for (cell, result) in cells.iter().zip(results.iter_mut()) {
+            for &pass in self.passes.iter().filter(|p| !matches!(p, Pass::Throughput | Pass::Latency)) {
+                if !runs(result) {
+                    break;
+                }
+                progress(cell, pass);
+                self.run_pass(cell, pass, result, &[]);
+            }
+        }
+        results
+    }
+
+    /// The latency pass of one point: the shared rates from the measured
+    /// capacities, each bus's loads, then the judgement of every load
+    /// against the point's `null` reference (its row: the plan opens each
+    /// point where it can run with it) and the headline rate
+    /// ([`crate::rates`]).
+    fn latency_of_point(
+        &self,
+        cells: &[&PlannedCell],
+        results: &mut [CellResult],
+        progress: &mut dyn FnMut(&PlannedCell, Pass),
+    ) {
+        let Some(first) = cells.first() else { return };
+        let scenario = &first.scenario;
+        let pass = Pass::Latency.name();
+        let skip_all = |results: &mut [CellResult], why: &str| {
+            for r in results.iter_mut().filter(|r| r.status == CellStatus::Ok) {
+                r.skipped_passes.insert(pass.into(), why.into());
+            }
+        };
+        if first.point.cloudevents.is_some() {
+            return skip_all(
+                results,
+                "cloudevents cells measure decode and decode + route throughput, not dispatch latency",
+            );
+        }
+        let null = <crate::reference::Null as buslab_impls::Strategy>::NAME;
+        let members: Vec<Member> = cells
+            .iter()
+            .zip(results.iter())
+            .map(|(c, r)| Member {
+                capacity: r.throughput.as_ref().map(|t| t.events_per_sec.median).filter(|_| r.status == CellStatus::Ok),
+                lossy: c.bus.capabilities.lossy,
+                reference: c.bus.name == null,
+            })
+            .collect();
+        let named = scenario.latency_rates.as_deref();
+        let burst = scenario.burst.is_some();
+        // A burst scenario's rate is its pattern's: nothing to share.
+        let crate::rates::Offer { shared, per_member } = if burst {
+            crate::rates::Offer { shared: Vec::new(), per_member: vec![Some(Vec::new()); members.len()] }
+        } else {
+            match crate::rates::offer(named, &members) {
+                Ok(offer) => offer,
+                Err(why) => return skip_all(results, why),
+            }
+        };
+        for ((cell, result), rates) in cells.iter().zip(results.iter_mut()).zip(per_member) {
+            if result.status != CellStatus::Ok {
+                continue;
+            }
+            let Some(rates) = rates else {
+                result.skipped_passes.insert(pass.into(), "needs the throughput pass's capacity".into());
+                continue;
+            };
+            progress(cell, Pass::Latency);
+            self.run_pass(cell, Pass::Latency, result, &rates);
+        }
+        let mut loads: Vec<Vec<Latency>> = results.iter_mut().map(|r| std::mem::take(&mut r.latency)).collect();
+        let headline = crate::rates::judge(&members, &mut loads, &shared, named.is_some(), burst);
+        for (result, loads) in results.iter_mut().zip(loads) {
+            if !loads.is_empty() {
+                result.headline_rate = headline;
+            }
+            result.latency = loads;
+        }
+    }
+
+    /// The probe request of `pass` for `bus` at `cell`'s point.
+    fn request(&self, cell: &PlannedCell, pass: Pass, bus: &str, rates: Vec<f64>) -> ProbeRequest {
+        ProbeRequest {
+            pass,
+            bus: bus.to_owned(),
+            scenario: (*cell.scenario).clone(),
+            point: cell.point,
+            budget: self.budget,
+            rates,
+            corpus: self.corpus.clone(),
+        }
+    }
+
+    /// Runs one pass of `cell` into `result` (`rates`: the latency pass's
+    /// offered rates). A failed check fails the cell and clears its figures.
+    fn run_pass(&self, cell: &PlannedCell, pass: Pass, result: &mut CellResult, rates: &[f64]) {
+        if pass == Pass::Instructions
+            && let Some(reason) = self.valgrind_refused.get()
+        {
+            result.skipped_passes.insert(pass.name().into(), reason.clone());
+            return;
+        }
+        if pass == Pass::Instructions && self.valgrind.is_none() {
+            result.skipped_passes.insert(
+                pass.name().into(),
+                "valgrind is not installed (apt-get install valgrind) — instruction counts skipped".into(),
+            );
+            return;
+        }
+        let request = self.request(cell, pass, cell.bus.name, rates.to_vec());
+        let response = match self.probe(&request) {
+            Ok(r) => r,
+            Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
+        };
+        result.dropped += response.dropped;
+        if pass == Pass::Instructions
+            && response.error.is_some()
+            && let Some(reason) = self.valgrind_refused.get()
+        {
+            result.skipped_passes.insert(pass.name().into(), reason.clone());
+            return;
+        }
+        if let Some(error) = response.error {
+            // A failed check invalidates the whole cell: no figure is kept.
+            result.status = CellStatus::Failed(format!("{} pass: {error}", pass.name()));
+            result.throughput = None;
+            result.latency.clear();
+            result.allocations = None;
+            result.instructions = None;
+            result.profile = None;
+            result.cloudevents = None;
+            return;
+        }
+        match pass {
+            Pass::Throughput => {
+                result.throughput = response.throughput;
+                result.cloudevents = response.cloudevents;
+            }
+            Pass::Latency => result.latency = response.latency,
+            Pass::Allocations => result.allocations = response.allocations,
+            Pass::Instructions => match self.take_callgrind(&response) {
+                Ok(i) => result.instructions = Some(i),
+                Err(e) => result.status = CellStatus::Failed(format!("instructions pass: {e}")),
+            },
+            Pass::Profile => result.profile = response.profile,
+        }
     }
 
     fn callgrind_out(&self) -> PathBuf {

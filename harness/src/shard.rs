@@ -89,7 +89,8 @@ const PASSES: u64 = 5;
 /// What a cell is expected to cost to measure, in milliseconds of a
 /// nominal machine: a model for balancing slices, not a prediction. The
 /// timed passes cost their budgeted durations (throughput trials plus a
-/// warm-up and a calibration, three latency loads, the profile); the
+/// warm-up and a calibration, the latency pass's loads — each a warm-up
+/// and a trial —, the profile); the
 /// allocation and instruction passes cost in proportion to the events they
 /// publish (a warm-up of N, then N and 2N, for allocations; the budget's
 /// [`callgrind_events_for`](Budget::callgrind_events_for) the cell's
@@ -133,7 +134,9 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     // Each decode-only trial decodes what one decode + route trial of
     // `trial_ms` decodes and routes.
     let decode_only = trials.saturating_mul(budget.trial_ms).saturating_mul(decode_ns) / per_event;
-    let latency = if documents.is_some() { 0 } else { 3 * budget.latency_ms };
+    let loads = (crate::rates::GRID_RATES + crate::rates::BEYOND_RATES) as u64;
+    // Each load is a warm-up of a quarter of its trial, then the trial.
+    let latency = if documents.is_some() { 0 } else { loads * budget.latency_ms * 5 / 4 };
     let allocations = work_ms(budget.alloc_events.saturating_mul(4));
     let measured = budget.callgrind_events_for(cell.point.subscribers);
     let callgrind = work_ms(measured.saturating_add(measured.min(1_000))).saturating_add(prepare_ms);
@@ -202,8 +205,7 @@ pub fn select(plan: Vec<PlannedCell>, spec: ShardSpec, budget: &Budget) -> (Vec<
 
 /// A cell's scenario point, named the same way on every machine.
 fn point_name(cell: &PlannedCell) -> String {
-    let params: Vec<String> = cell.key.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!("{}/{}", cell.key.scenario, params.join("/"))
+    cell.key.point()
 }
 
 #[cfg(test)]
@@ -331,7 +333,8 @@ mod tests {
     }
 
     /// A cloudevents cell decodes every document: it costs more than the
-    /// same cell publishing small events, the more so the more documents
+    /// same cell publishing small events (their latency pass aside), the
+    /// more so the more documents
     /// its scenario generates; each throughput trial costs it more than a
     /// small cell (the decode-only trial beside it); and the latency pass,
     /// which it does not run, costs it nothing.
@@ -339,7 +342,10 @@ mod tests {
     fn the_cost_model_charges_cloudevents_cells_for_decoding() {
         let (ce, small) = cloudevents_cell_and_small_twin();
         for budget in [Budget::DEFAULT, Budget::QUICK] {
-            let (ce_cost, small_cost) = (expected_cost(&ce, &budget), expected_cost(&small, &budget));
+            // The latency pass aside: its five loads can outweigh the
+            // decoding at the quick budget.
+            let no_latency = Budget { latency_ms: 0, ..budget };
+            let (ce_cost, small_cost) = (expected_cost(&ce, &budget), expected_cost(&small, &no_latency));
             assert!(ce_cost > small_cost, "{}: {ce_cost} <= {small_cost} with small events", ce.key.name());
             let more_documents = growth(&ce, &budget, |cell, _| {
                 let mut scenario = (*cell.scenario).clone();

@@ -320,7 +320,8 @@ pub struct Metric {
     pub upper: Option<f64>,
 }
 
-/// The offered load whose latency the headline metrics report.
+/// Runs from before shared rates: the offered load (a fraction of the
+/// bus's own capacity) whose latency the headline metrics report.
 pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
 
 /// The headline figures of a cell, one per metric of [`metrics::ALL`] it
@@ -686,6 +687,13 @@ impl Store {
     /// trends and regression verdicts never read. This is what a report
     /// loads a year of history with.
     pub fn load_history(&self, id: &str, limit: usize) -> Result<Vec<Run>, StoreError> {
+        // The query below blanks the histograms of the first 8 latency
+        // entries: as many as a cell can have (named rates, or the grid and
+        // the rates beyond it).
+        const _: () = assert!(
+            buslab_scenarios::spec::MAX_LATENCY_RATES <= 8
+                && crate::rates::GRID_RATES + crate::rates::BEYOND_RATES <= 8
+        );
         let context = "loading the history of runs";
         let mut ids = self.earlier_run_ids(id, limit.saturating_sub(1))?;
         ids.push(id.to_owned());
@@ -714,7 +722,9 @@ impl Store {
                         json_replace(result,
                             '$.profile', json('null'),
                             '$.latency[0].histogram', '', '$.latency[1].histogram', '',
-                            '$.latency[2].histogram', '', '$.latency[3].histogram', '')
+                            '$.latency[2].histogram', '', '$.latency[3].histogram', '',
+                            '$.latency[4].histogram', '', '$.latency[5].histogram', '',
+                            '$.latency[6].histogram', '', '$.latency[7].histogram', '')
                  FROM cells
                  WHERE run_id IN (SELECT value FROM json_each(?1))
                  ORDER BY run_id, ordinal",
@@ -1222,6 +1232,7 @@ pub mod sample {
             histogram: "HISTFAAAACl4nJNpmSzMwMDAxAABzFCaEUzOmNZg/wEi0NzIyszUzNjMyNTMwtDAwA==".to_owned(),
             spike_p99_ns: (load == 0.0).then_some(base * 40),
             drain_ns: (load == 0.0).then_some(1_250_000),
+            ..Latency::default()
         }
     }
 

@@ -49,10 +49,11 @@ fn row(cell: &CellResult) -> [String; 7] {
                 .as_ref()
                 .and_then(|t| t.cpu_ns_per_event.as_ref())
                 .map_or_else(String::new, |c| format!("{:.1}ns", c.median));
-            let p99 = cell
-                .latency_at(0.5)
-                .or_else(|| cell.latency.first())
-                .map_or_else(String::new, |l| duration_ns(l.p99_ns));
+            let p99 = match cell.headline_latency() {
+                Some(l) => l.percentile_ns(0.99).map_or_else(|| "lost".to_owned(), duration_ns),
+                None if cell.latency.is_empty() => String::new(),
+                None => "—".to_owned(),
+            };
             let allocs = cell.allocations.as_ref().map_or_else(String::new, |a| format!("{:.2}", a.allocs_per_event));
             let ir = cell.instructions.as_ref().map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
             // A lossy bus publishes faster than it delivers: say so.
@@ -68,7 +69,7 @@ fn row(cell: &CellResult) -> [String; 7] {
 
 /// Writes the summary table for `cells`, at most `width` columns wide.
 pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Result<()> {
-    let header = ["cell", "status", "events/s [95% CI]", "CPU/ev", "p99@50%", "allocs/ev", "Ir/ev"];
+    let header = ["cell", "status", "events/s [95% CI]", "CPU/ev", "p99@head", "allocs/ev", "Ir/ev"];
     let rows: Vec<[String; 7]> = cells.iter().map(row).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
@@ -133,6 +134,9 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
         CellStatus::Failed(_) => (o, f + 1, s),
         CellStatus::Skipped(_) => (o, f, s + 1),
     });
+    for note in latency_notes(cells) {
+        writeln!(out, "{note}")?;
+    }
     let lossy = cells.iter().filter(|c| c.status == CellStatus::Ok && c.lossy()).count();
     if lossy > 0 {
         writeln!(
@@ -143,6 +147,37 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
         )?;
     }
     writeln!(out, "{ok} ok, {failed} failed, {skipped} skipped")
+}
+
+/// The lines under the table about latency: each scenario point's
+/// headline rate (where `p99@head` was read), then every saturated load
+/// with its state and reason — a saturated load is no latency and is never
+/// shown as one.
+fn latency_notes(cells: &[CellResult]) -> Vec<String> {
+    let mut notes = Vec::new();
+    let mut points: Vec<String> = Vec::new();
+    for cell in cells.iter().filter(|c| !c.latency.is_empty()) {
+        let point = cell.key.point();
+        if !points.contains(&point) {
+            notes.push(match cell.headline_rate {
+                Some(rate) => format!("{point}: latency headline rate {} events/s", si(rate)),
+                None => format!("{point}: no latency headline rate (no shared rate every lossless bus sustains)"),
+            });
+            points.push(point);
+        }
+        for l in &cell.latency {
+            if let Some(s) = &l.saturation {
+                notes.push(format!(
+                    "  {} at {} events/s: {}: {}",
+                    cell.key.bus,
+                    si(l.offered_per_sec),
+                    s.state(),
+                    s.reason()
+                ));
+            }
+        }
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -162,6 +197,33 @@ mod tests {
         assert_eq!(duration_ns(850), "850ns");
         assert_eq!(duration_ns(12_400), "12.4µs");
         assert_eq!(duration_ns(3_100_000), "3.1ms");
+    }
+
+    #[test]
+    fn the_headline_rate_saturated_loads_and_lost_percentiles_are_said() {
+        use buslab_scenarios::results::{Latency, Saturation};
+        let key = CellKey { scenario: "spsc".into(), bus: "ring".into(), params: Default::default() };
+        let mut cell = CellResult::new(key, 1, 1);
+        cell.headline_rate = Some(1e6);
+        let harness = Saturation::HarnessSaturated("null is late".into());
+        cell.latency = vec![
+            // 20 misses in 1010: p99 (rank 999.9) falls among them.
+            Latency { offered_per_sec: 1e6, count: 990, misses: 20, p99_ns: 0, ..Latency::default() },
+            Latency { offered_per_sec: 2e6, p99_ns: 5, saturation: Some(harness), ..Latency::default() },
+        ];
+        let mut out = Vec::new();
+        write(&mut out, &[cell.clone()], 200).expect("writing to a Vec");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("spsc: latency headline rate 1.00M events/s"), "{text}");
+        assert!(text.contains("ring at 2.00M events/s: harness saturated: null is late"), "{text}");
+        let row = text.lines().find(|l| l.starts_with("spsc/ring")).expect("a row");
+        assert!(row.contains("lost") && !row.contains("0ns"), "{row}");
+        // At a saturated headline the cell shows no latency at all.
+        cell.headline_rate = Some(2e6);
+        let mut out = Vec::new();
+        write(&mut out, &[cell], 200).expect("writing to a Vec");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(!text.lines().find(|l| l.starts_with("spsc/ring")).expect("a row").contains("5ns"), "{text}");
     }
 
     #[test]

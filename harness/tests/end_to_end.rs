@@ -71,7 +71,23 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
         assert_eq!(cell.status, CellStatus::Ok, "{}", cell.key.name());
         let t = cell.throughput.as_ref().expect("throughput pass");
         assert!(t.events_per_sec.median > 0.0 && t.events_per_sec.lower <= t.events_per_sec.upper);
-        assert_eq!(cell.latency.len(), 3, "latency at three loads");
+        let rates: Vec<f64> = cell.latency.iter().map(|l| l.offered_per_sec).collect();
+        let grid = &run.cells[0].latency[..buslab_harness::rates::GRID_RATES];
+        assert!(rates.len() >= grid.len(), "{}: {rates:?}", cell.key.name());
+        assert!(
+            grid.iter().zip(&rates).all(|(g, r)| g.offered_per_sec == *r),
+            "{}: offered {rates:?}, not the point's shared grid",
+            cell.key.name()
+        );
+        assert!(cell.latency.iter().all(|l| l.lateness.is_some()), "the pacer records its lateness");
+        // One headline for the point (none where the machine's load kept
+        // `null` or a bus from every shared rate), and at it every load is
+        // a latency.
+        assert_eq!(cell.headline_rate, run.cells[0].headline_rate, "{}: one headline", cell.key.name());
+        if let Some(h) = cell.headline_rate {
+            let at = cell.latency.iter().find(|l| l.offered_per_sec == h).expect("a load at the headline");
+            assert!(at.judged() && cell.headline_latency().is_some(), "{}: {:?}", cell.key.name(), at.saturation);
+        }
         let a = cell.allocations.as_ref().expect("allocation pass");
         assert!(a.allocs_per_event >= 0.0 && a.peak_bytes > 0);
         assert!(cell.profile.as_ref().is_some_and(|p| p.frequency_hz > 0), "profile pass");

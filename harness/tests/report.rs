@@ -117,6 +117,7 @@ fn synthetic_run(day: usize, keys: &[CellKey], full: bool) -> Run {
                 histogram: if full { text } else { String::new() },
                 spike_p99_ns: None,
                 drain_ns: None,
+                ..Latency::default()
             });
         }
         cell.allocations = Some(Allocations {

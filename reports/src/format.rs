@@ -109,8 +109,8 @@ pub fn band(relative: f64) -> String {
 }
 
 /// A value formatted in the unit of metric `slug` ([`metrics::ALL`]):
-/// durations in ns/µs/ms, rates with their unit, counts per event as SI
-/// numbers.
+/// durations in ns/µs/ms, rates with their unit, shares as percentages,
+/// counts per event as SI numbers.
 pub fn metric_value(slug: &str, value: f64) -> String {
     match metrics::by_slug(slug).map(|m| m.unit) {
         Some(Unit::Nanos) => nanos(value),

@@ -182,7 +182,7 @@ fn shown(column: &Column, group: &Group, bus: &str) -> String {
 fn claim(column: &Column, outcome: &Outcome, group: &Group) -> Claim {
     let what = match column.slug {
         "throughput" => "Highest throughput",
-        "latency-p99" => "Lowest p99 latency at 50% of capacity",
+        "latency-p99" => "Lowest p99 latency at the headline rate",
         "allocs-per-event" => "Fewest allocations per event",
         _ => "Fewest instructions per event",
     };

@@ -133,7 +133,8 @@ pub fn compared_metrics() -> impl Iterator<Item = &'static Metric> {
     metrics::compared()
 }
 
-/// The offered load whose latency is compared (as in the store's metrics).
+/// Runs from before shared rates: the offered load whose latency is
+/// compared (as in the store's metrics).
 pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
 
 /// The knobs of the rule. [`Thresholds::default`] is the rule as the

@@ -9,7 +9,7 @@
 //! measured the metric take part:
 //!
 //! - the **best** is the highest throughput, or the lowest p99 latency at
-//!   50% load, allocations per event or instructions per event;
+//!   the headline rate, allocations per event or instructions per event;
 //! - each bus's **ratio** is its value divided by the best (≤ 1 for
 //!   throughput, ≥ 1 for the costs); when the best cost is 0 and a bus's is
 //!   not, the ratio is infinite;
@@ -60,7 +60,7 @@ impl Column {
 /// The four headline metrics of the matrix, in column order.
 pub const COLUMNS: [Column; 4] = [
     Column { slug: "throughput", title: "Throughput" },
-    Column { slug: "latency-p99", title: "p99 at 50% load" },
+    Column { slug: "latency-p99", title: "p99 at the headline rate" },
     Column { slug: "allocs-per-event", title: "Allocations/event" },
     Column { slug: "instructions-per-event", title: "Instructions/event" },
 ];

@@ -258,7 +258,7 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Nanos,
         kind: Kind::SingleFigure,
         pass: Pass::Latency,
-        read: |c| Some(Reading::figure(c.headline_latency()?.p50_ns as f64)),
+        read: |c| Some(Reading::figure(c.headline_latency()?.percentile_ns(0.5)? as f64)),
         ..BASE
     },
     Metric {
@@ -267,7 +267,7 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Nanos,
         kind: Kind::SingleFigure,
         pass: Pass::Latency,
-        read: |c| Some(Reading::figure(c.headline_latency()?.p99_ns as f64)),
+        read: |c| Some(Reading::figure(c.headline_latency()?.percentile_ns(0.99)? as f64)),
         ..BASE
     },
     Metric {
@@ -276,7 +276,7 @@ pub const ALL: &[Metric] = &[
         unit: Unit::Nanos,
         kind: Kind::SingleFigure,
         pass: Pass::Latency,
-        read: |c| Some(Reading::figure(c.headline_latency()?.p999_ns as f64)),
+        read: |c| Some(Reading::figure(c.headline_latency()?.percentile_ns(0.999)? as f64)),
         ..BASE
     },
     Metric {

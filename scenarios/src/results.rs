@@ -99,7 +99,10 @@ pub struct RunMeta {
 /// 2. CPU time per event; the metric list.
 /// 3. listener work as a fixed count of loop iterations, not a wall-clock
 ///    wait.
-pub const METHODOLOGY: u32 = 3;
+/// 4. latency at offered rates shared by a point's buses (not fractions of
+///    each bus's own capacity), judged against the `null` reference; a
+///    lossy bus's misses count in its percentiles.
+pub const METHODOLOGY: u32 = 4;
 
 fn first_methodology() -> u32 {
     1
@@ -181,6 +184,17 @@ impl CellKey {
         }
         name
     }
+
+    /// `<scenario>` plus `/<param>=<value>` per swept parameter: the
+    /// scenario point the cell belongs to, named the same way on every
+    /// machine (its buses share its floor and its latency rates).
+    pub fn point(&self) -> String {
+        let mut name = self.scenario.clone();
+        for (k, v) in &self.params {
+            name.push_str(&format!("/{k}={v}"));
+        }
+        name
+    }
 }
 
 /// How a cell ended.
@@ -235,12 +249,16 @@ pub struct Throughput {
 /// The latency pass at one offered load.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
-    /// Offered load as a fraction of the measured capacity (0.25, 0.5, 0.8),
-    /// or 0 for a burst pattern.
+    /// Runs before offered rates were shared across buses: the offered load
+    /// as a fraction of the bus's own capacity (0.25, 0.5, 0.8). Since then
+    /// 0: the load is [`Latency::offered_per_sec`], the same for every bus
+    /// of a point (a burst pattern's mean rate for burst cells).
     pub load: f64,
     /// Offered rate, events per second (all producers).
     pub offered_per_sec: f64,
-    /// Percentiles of (delivery time − intended send time), ns.
+    /// Percentiles of (delivery time − intended send time), ns, over
+    /// delivered and missed deliveries (see [`Latency::percentile_ns`]; 0
+    /// where the percentile falls among the misses).
     pub p50_ns: u64,
     /// 90th percentile, ns.
     pub p90_ns: u64,
@@ -254,13 +272,117 @@ pub struct Latency {
     pub max_ns: u64,
     /// Recorded deliveries.
     pub count: u64,
-    /// The HdrHistogram, V2 serialized, base64.
+    /// The HdrHistogram of delivered events, V2 serialized, base64.
     pub histogram: String,
     /// Burst scenarios: p99 of events sent during spikes, ns.
     pub spike_p99_ns: Option<u64>,
     /// Burst scenarios: median time from the end of a spike until the
     /// backlog drained (the last spike event delivered), ns.
     pub drain_ns: Option<u64>,
+    /// Deliveries to the recorded subscribers that a lossy bus dropped:
+    /// they count as infinitely late in the percentiles.
+    #[serde(default)]
+    pub misses: u64,
+    /// `misses` ÷ (`count` + `misses`).
+    #[serde(default)]
+    pub loss_rate: f64,
+    /// How late the paced producers sent (actual − intended send time).
+    #[serde(default)]
+    pub lateness: Option<Lateness>,
+    /// Why this load is not judged as a latency, if it is not.
+    #[serde(default)]
+    pub saturation: Option<Saturation>,
+    /// Offered above the point's headline rate (a rate some lossless bus of
+    /// the point does not sustain): shown, never ranked.
+    #[serde(default)]
+    pub beyond_headline: bool,
+}
+
+impl Latency {
+    /// The `q` quantile of latency over delivered and missed deliveries,
+    /// ns, or `None` when it falls among the misses ("lost"): misses rank
+    /// above every delivery. `q` is one of the stored quantiles (0.5, 0.9,
+    /// 0.99, 0.999, 0.9999); another rounds up to the next stored one.
+    pub fn percentile_ns(&self, q: f64) -> Option<u64> {
+        if self.percentile_lost(q) {
+            return None;
+        }
+        Some(match q {
+            q if q <= 0.5 => self.p50_ns,
+            q if q <= 0.9 => self.p90_ns,
+            q if q <= 0.99 => self.p99_ns,
+            q if q <= 0.999 => self.p999_ns,
+            _ => self.p9999_ns,
+        })
+    }
+
+    /// Whether the `q` quantile falls among the misses.
+    pub fn percentile_lost(&self, q: f64) -> bool {
+        percentile_lost(self.count, self.misses, q)
+    }
+
+    /// A latency to compare: neither saturation state holds.
+    pub fn judged(&self) -> bool {
+        self.saturation.is_none()
+    }
+}
+
+/// Two offered rates (events/s) are the same, up to floating-point
+/// rounding.
+pub fn same_rate(a: f64, b: f64) -> bool {
+    (a - b).abs() <= a.abs().max(b.abs()) * 1e-9
+}
+
+/// Whether quantile `q` of `delivered` deliveries and `misses` misses (ranked
+/// above every delivery) falls among the misses.
+pub fn percentile_lost(delivered: u64, misses: u64, q: f64) -> bool {
+    let total = delivered + misses;
+    misses > 0 && (total == 0 || q * total as f64 > delivered as f64)
+}
+
+/// Send lateness of a paced trial: actual − intended send time, over every
+/// event of every producer, ns.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lateness {
+    /// Median, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// Maximum, ns.
+    pub max_ns: u64,
+    /// How long after the schedule's last intended send the last delivery
+    /// was made (the backlog left when the schedule ended), ns.
+    pub backlog_ns: u64,
+    /// Length of the trial's schedule (first to last intended send), ns.
+    pub schedule_ns: u64,
+}
+
+/// Why a load's figures are not a latency of the bus.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum Saturation {
+    /// The `null` reference could not keep the schedule at this rate: the
+    /// harness, not the bus, is the limit, and no bus is judged here.
+    HarnessSaturated(String),
+    /// The bus itself fell behind the schedule while the reference kept it.
+    OverCapacity(String),
+}
+
+impl Saturation {
+    /// `harness saturated` or `over capacity`.
+    pub fn state(&self) -> &'static str {
+        match self {
+            Saturation::HarnessSaturated(_) => "harness saturated",
+            Saturation::OverCapacity(_) => "over capacity",
+        }
+    }
+
+    /// The reason, with its figures.
+    pub fn reason(&self) -> &str {
+        match self {
+            Saturation::HarnessSaturated(r) | Saturation::OverCapacity(r) => r,
+        }
+    }
 }
 
 /// The allocation pass (dhat).
@@ -408,6 +530,13 @@ pub struct CellResult {
     /// measured on different machines are never compared with each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<String>,
+    /// The headline rate of this cell's sweep point, events/s: the rate
+    /// the scenario names first, else the highest rate of the point's
+    /// shared grid that every lossless bus sustains. `None` in runs from
+    /// before shared rates (their headline is [`HEADLINE_LOAD`]) and where
+    /// no rate was sustained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline_rate: Option<f64>,
 }
 
 impl CellResult {
@@ -441,6 +570,7 @@ impl CellResult {
             cloudevents: None,
             floor: None,
             machine: None,
+            headline_rate: None,
         }
     }
 
@@ -455,15 +585,26 @@ impl CellResult {
         self.latency.iter().find(|l| (l.load - load).abs() < 1e-9)
     }
 
+    /// The latency entry at offered rate `rate` (events/s), if measured.
+    pub fn latency_at_rate(&self, rate: f64) -> Option<&Latency> {
+        self.latency.iter().find(|l| same_rate(l.offered_per_sec, rate))
+    }
+
     /// The latency entry the headline metrics (store, exports, regression
-    /// verdicts, report) use: the one at [`HEADLINE_LOAD`], or a burst
-    /// cell's single entry at load 0.
+    /// verdicts, report) use, when it is a latency of the bus (not
+    /// saturated): the one at the point's [`CellResult::headline_rate`];
+    /// in runs from before shared rates, the one at [`HEADLINE_LOAD`] of
+    /// the bus's own capacity; a burst cell's single entry.
     pub fn headline_latency(&self) -> Option<&Latency> {
         let burst = match self.latency.as_slice() {
-            [only] if only.load == 0.0 => Some(only),
+            [only] if only.load == 0.0 && self.headline_rate.is_none() => Some(only),
             _ => None,
         };
-        self.latency_at(HEADLINE_LOAD).or(burst)
+        let entry = match self.headline_rate {
+            Some(rate) => self.latency_at_rate(rate),
+            None => self.latency_at(HEADLINE_LOAD).or(burst),
+        };
+        entry.filter(|l| l.judged())
     }
 }
 
@@ -567,8 +708,8 @@ impl RunMeta {
     }
 }
 
-/// The offered load (a fraction of capacity) whose latency the headline
-/// metrics report.
+/// Runs from before shared rates: the offered load (a fraction of the
+/// bus's own capacity) whose latency the headline metrics report.
 pub const HEADLINE_LOAD: f64 = 0.5;
 
 /// A whole run: its metadata and every cell.
@@ -583,6 +724,47 @@ pub struct Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(rate: f64, p99: u64) -> Latency {
+        Latency { offered_per_sec: rate, p99_ns: p99, count: 1000, ..Latency::default() }
+    }
+
+    #[test]
+    fn percentiles_that_fall_among_misses_are_lost() {
+        // 990 delivered, 10 missed: p99 is the 990th of 1000, a delivery;
+        // p99.9 is the 999th, a miss.
+        assert!(!percentile_lost(990, 10, 0.99));
+        assert!(percentile_lost(990, 10, 0.999));
+        assert!(!percentile_lost(1000, 0, 0.9999));
+        assert!(percentile_lost(0, 5, 0.5));
+        let l = Latency { count: 990, misses: 10, p99_ns: 700, p999_ns: 0, ..Latency::default() };
+        assert_eq!((l.percentile_ns(0.99), l.percentile_ns(0.999)), (Some(700), None));
+    }
+
+    #[test]
+    fn the_headline_entry_is_at_the_headline_rate_and_judged() {
+        let mut cell =
+            CellResult::new(CellKey { scenario: "s".into(), bus: "b".into(), params: BTreeMap::new() }, 1, 1);
+        cell.latency = vec![at(1e5, 100), at(2e5, 200), at(5e5, 500)];
+        assert_eq!(cell.headline_latency(), None, "no headline rate: no entry at load 0.5");
+        cell.headline_rate = Some(2e5);
+        assert_eq!(cell.headline_latency().map(|l| l.p99_ns), Some(200));
+        cell.latency[1].saturation = Some(Saturation::OverCapacity("fell behind".into()));
+        assert_eq!(cell.headline_latency(), None, "an over-capacity load is not a latency");
+        // A run from before shared rates: the entry at half of capacity.
+        let mut old = cell.clone();
+        old.headline_rate = None;
+        old.latency = vec![Latency { load: 0.25, ..at(1e5, 1) }, Latency { load: 0.5, ..at(3e5, 2) }];
+        assert_eq!(old.headline_latency().map(|l| l.p99_ns), Some(2));
+    }
+
+    #[test]
+    fn runs_stored_before_the_new_fields_still_load() {
+        let old = r#"{"load":0.5,"offered_per_sec":1.0,"p50_ns":1,"p90_ns":2,"p99_ns":3,"p999_ns":4,"p9999_ns":5,
+            "max_ns":6,"count":7,"histogram":"","spike_p99_ns":null,"drain_ns":null}"#;
+        let l: Latency = serde_json::from_str(old).expect("an old entry loads");
+        assert_eq!((l.misses, l.saturation, l.beyond_headline), (0, None, false));
+    }
 
     #[test]
     fn runs_stored_before_the_methodology_was_recorded_are_version_1() {

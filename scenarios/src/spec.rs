@@ -17,6 +17,7 @@
 //! | `oversubscribe` | bool | `false` | allow more threads than cores |
 //! | `loss_acceptable` | bool | `false` | losing deliveries is acceptable for this workload: lossy buses are ranked (and may be recommended) beside lossless ones; otherwise a cell that lost anything is never a winner |
 //! | `buses` | list of names | every bus | only these buses run the scenario (see `buslab list`) |
+//! | `latency_rates` | list of numbers | a shared grid | offered rates (events/s, all producers) of the latency pass, the same for every bus; the first is the headline rate |
 //! | `[burst]` | table | none | `base_rate` (events/s), `spike_factor`, `spike_ms`, `period_ms` |
 //! | `[slow]` | table | none | `count` subscribers doing `work_ns` each per delivery |
 //! | `[churn]` | table | none | `per_second` subscribe/unsubscribe pairs while publishing |
@@ -44,6 +45,13 @@ pub const MAX_EVENTS: u64 = 1_000_000_000;
 pub const MAX_WORK_NS: u64 = 10_000_000;
 /// Largest bus capacity (2^24 events).
 pub const MAX_CAPACITY: u64 = 1 << 24;
+/// Highest offered rate a scenario may name for the latency pass, events/s.
+pub const MAX_LATENCY_RATE: f64 = 1e9;
+/// Lowest offered rate a scenario may name, events/s (a trial of a few
+/// hundred milliseconds must hold events to measure).
+pub const MIN_LATENCY_RATE: f64 = 100.0;
+/// Most rates a scenario may name for the latency pass.
+pub const MAX_LATENCY_RATES: usize = 8;
 
 /// The event type a scenario publishes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -188,6 +196,12 @@ pub struct Scenario {
     pub buses: Option<Vec<String>>,
     /// Burst pattern, if any.
     pub burst: Option<Burst>,
+    /// The latency pass's offered rates (events/s, all producers), offered
+    /// to every bus of a point; the first is the headline rate. `None`: a
+    /// grid shared by the point's buses, up to the slowest lossless one's
+    /// capacity.
+    #[serde(default)]
+    pub latency_rates: Option<Vec<f64>>,
     /// Slow subscribers, if any.
     pub slow: Option<Slow>,
     /// Subscribe churn, if any.
@@ -293,6 +307,23 @@ impl<'de> Deserialize<'de> for OneOrMany {
     }
 }
 
+/// A rate as written: an integer (`1_000_000`) or a float (`1e6`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawRate {
+    Integer(i64),
+    Float(f64),
+}
+
+impl RawRate {
+    fn value(&self) -> f64 {
+        match *self {
+            RawRate::Integer(i) => i as f64,
+            RawRate::Float(f) => f,
+        }
+    }
+}
+
 /// `1`, `4` or `"each"`.
 enum RawBodies {
     Count(u64),
@@ -339,6 +370,7 @@ struct RawScenario {
     #[serde(default)]
     loss_acceptable: bool,
     buses: Option<Spanned<Vec<String>>>,
+    latency_rates: Option<Spanned<Vec<RawRate>>>,
     burst: Option<Spanned<RawBurst>>,
     slow: Option<Spanned<RawSlow>>,
     churn: Option<Spanned<RawChurn>>,
@@ -604,6 +636,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
     }
 
     let cloudevents = cloudevents_settings(&loc, &raw, payload)?;
+    let latency_rates = raw.latency_rates.as_ref().map(|r| latency_rates(&loc, r, &raw)).transpose()?;
     let buses = match &raw.buses {
         None => None,
         Some(list) => {
@@ -635,11 +668,48 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         loss_acceptable: raw.loss_acceptable,
         buses,
         burst,
+        latency_rates,
         slow,
         churn,
         bus,
         cloudevents,
     })
+}
+
+/// `latency_rates`: 1 to [`MAX_LATENCY_RATES`] distinct finite rates from
+/// [`MIN_LATENCY_RATE`] to [`MAX_LATENCY_RATE`]; not with a burst pattern
+/// (whose rate is the pattern's) nor with CloudEvents (no latency pass).
+fn latency_rates(
+    loc: &Locator<'_>,
+    rates: &Spanned<Vec<RawRate>>,
+    raw: &RawScenario,
+) -> Result<Vec<f64>, ScenarioError> {
+    let field = "latency_rates";
+    let refuse = |message: String| Err(loc.at(rates.span(), field, message));
+    if raw.burst.is_some() {
+        return refuse("a burst scenario's offered rate is its [burst] pattern's: remove one of the two".into());
+    }
+    if raw.payload.as_ref().is_some_and(|p| p.get_ref() == "cloudevents") {
+        return refuse("cloudevents scenarios have no latency pass".into());
+    }
+    let values: Vec<f64> = rates.get_ref().iter().map(RawRate::value).collect();
+    if values.is_empty() {
+        return refuse("an empty list: give at least one rate (events/s)".into());
+    }
+    if values.len() > MAX_LATENCY_RATES {
+        return refuse(format!("{} rates: at most {MAX_LATENCY_RATES}", values.len()));
+    }
+    for (i, &v) in values.iter().enumerate() {
+        if !v.is_finite() || !(MIN_LATENCY_RATE..=MAX_LATENCY_RATE).contains(&v) {
+            return refuse(format!(
+                "{v} is out of range: allowed {MIN_LATENCY_RATE} to {MAX_LATENCY_RATE:e} events/s (all producers)"
+            ));
+        }
+        if values[..i].contains(&v) {
+            return refuse(format!("{v} appears twice"));
+        }
+    }
+    Ok(values)
 }
 
 /// The `[cloudevents]` table, and the keys a `cloudevents` scenario refuses.
@@ -764,6 +834,24 @@ mod tests {
             "name = \"x\"\nsubscribers = 1\n[burst]\nbase_rate = 1\nspike_factor = 2\nspike_ms = 9\nperiod_ms = 5\n",
         );
         assert!(e.contains("shorter"), "{e}");
+    }
+
+    #[test]
+    fn latency_rates_are_read_and_bad_ones_refused_with_the_reason() {
+        let s = parse_str("name = \"x\"\nsubscribers = 1\nlatency_rates = [1e6, 200_000]\n").expect("valid");
+        assert_eq!(s.latency_rates, Some(vec![1e6, 2e5]));
+        assert_eq!(parse_str("name = \"x\"\nsubscribers = 1\n").expect("valid").latency_rates, None);
+        let e = error("name = \"x\"\nsubscribers = 1\nlatency_rates = [1e6, -5]\n");
+        assert!(e.contains("test.toml:3:") && e.contains("`latency_rates`") && e.contains("out of range"), "{e}");
+        assert!(error("name = \"x\"\nsubscribers = 1\nlatency_rates = [nan]\n").contains("out of range"));
+        assert!(error("name = \"x\"\nsubscribers = 1\nlatency_rates = [2e9]\n").contains("out of range"));
+        assert!(error("name = \"x\"\nsubscribers = 1\nlatency_rates = []\n").contains("empty"));
+        assert!(error("name = \"x\"\nsubscribers = 1\nlatency_rates = [1e6, 1000000]\n").contains("twice"));
+        assert!(error("name = \"x\"\nsubscribers = 1\nlatency_rates = [\"fast\"]\n").contains("latency_rates"));
+        let e = error(
+            "name = \"x\"\nsubscribers = 1\nlatency_rates = [1e6]\n[burst]\nbase_rate = 1\nspike_factor = 2\nspike_ms = 1\nperiod_ms = 5\n",
+        );
+        assert!(e.contains("`latency_rates`") && e.contains("burst"), "{e}");
     }
 
     #[test]

@@ -124,18 +124,16 @@ fn percentile_label(q: f64) -> String {
 
 /// Latency's standard spectrum (p50, p90, p99, p99.9, p99.99, max) as points,
 /// from nanosecond figures; for callers holding [`buslab_scenarios::results::Latency`].
+/// A lossy bus's line ends before its first percentile that falls among its
+/// misses (lost, not a number), and has no max (the misses exceed it).
 pub fn latency_points(latency: &buslab_scenarios::results::Latency) -> Vec<Point> {
-    [
-        (0.5, latency.p50_ns),
-        (0.9, latency.p90_ns),
-        (0.99, latency.p99_ns),
-        (0.999, latency.p999_ns),
-        (0.9999, latency.p9999_ns),
-        (MAX_QUANTILE, latency.max_ns),
-    ]
-    .into_iter()
-    .map(|(x, ns)| Point { x, y: ns as f64, lower: None, upper: None })
-    .collect()
+    let point = |x: f64, ns: u64| Point { x, y: ns as f64, lower: None, upper: None };
+    let mut points: Vec<Point> =
+        [0.5, 0.9, 0.99, 0.999, 0.9999].into_iter().map_while(|q| Some(point(q, latency.percentile_ns(q)?))).collect();
+    if latency.misses == 0 {
+        points.push(point(MAX_QUANTILE, latency.max_ns));
+    }
+    points
 }
 
 #[cfg(test)]
@@ -165,6 +163,17 @@ mod tests {
             &["Latency at 50% load", "percentile", "latency", "p50", "p99.9", "p99.99", "max", "channel", "ring", "µs"],
         );
         assert_eq!(svg.matches("<title>").count(), 12);
+    }
+
+    #[test]
+    fn a_lossy_line_ends_before_its_lost_percentiles() {
+        // 20 misses in 1010: p99 and above fall among them.
+        let lossy =
+            buslab_scenarios::results::Latency { count: 990, misses: 20, p50_ns: 5, p90_ns: 9, ..Default::default() };
+        let xs: Vec<f64> = latency_points(&lossy).iter().map(|p| p.x).collect();
+        assert_eq!(xs, [0.5, 0.9]);
+        let whole = buslab_scenarios::results::Latency { misses: 0, ..lossy };
+        assert_eq!(latency_points(&whole).len(), 6);
     }
 
     #[test]

@@ -99,23 +99,50 @@ pub(crate) fn group(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Vec
         bars_of(&members, |c| c.instructions.as_ref().map(|i| (i.branch_misses_per_event, None))),
         "callgrind's branch simulator.",
     );
-    // One spectrum per offered load, one line per bus.
-    let mut loads: Vec<f64> = members.iter().flat_map(|(c, _)| c.latency.iter().map(|l| l.load)).collect();
-    loads.sort_by(f64::total_cmp);
+    // One spectrum per offered rate (shared by the point's buses; in runs
+    // from before, per fraction of each bus's own capacity), one line per
+    // bus; saturated loads are no latency and are left out.
+    let mut loads: Vec<(f64, f64)> =
+        members.iter().flat_map(|(c, _)| c.latency.iter().filter(|l| l.judged()).map(load_key)).collect();
+    loads.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     loads.dedup();
-    for load in loads {
+    for key in loads {
         let series: Vec<Series> = members
             .iter()
             .filter_map(|(c, peer)| {
-                let l = c.latency.iter().find(|l| l.load == load)?;
+                let l = c.latency.iter().find(|l| l.judged() && load_key(l) == key)?;
                 Some(Series { label: c.key.bus.clone(), points: charts::latency_points(l), peer: *peer })
             })
             .collect();
-        let at = if load == 0.0 { "during bursts".to_owned() } else { format!("at {:.0}% of capacity", load * 100.0) };
+        let (load, rate) = key;
+        let at = if load != 0.0 {
+            format!("at {:.0}% of capacity", load * 100.0)
+        } else if members.iter().any(|(c, _)| c.headline_rate.is_some()) {
+            format!("at {}", format::si(rate, "events/s"))
+        } else {
+            "during bursts".to_owned()
+        };
         let title = format!("Latency spectrum {at} — {place}");
         out.push(figure(&title, charts::spectrum(&title, &series), "Open loop from the intended send time."));
     }
     out
+}
+
+/// What identifies a latency entry's load across buses: its fraction of
+/// capacity (runs from before shared rates), else its offered rate.
+fn load_key(l: &buslab_scenarios::results::Latency) -> (f64, f64) {
+    if l.load == 0.0 { (0.0, l.offered_per_sec) } else { (l.load, 0.0) }
+}
+
+/// A latency entry's label: `1 M events/s`, `50% of capacity` or `bursts`.
+fn load_label(cell: &CellResult, l: &buslab_scenarios::results::Latency) -> String {
+    if l.load != 0.0 {
+        format!("{:.0}% of capacity", l.load * 100.0)
+    } else if cell.headline_rate.is_some() {
+        format::si(l.offered_per_sec, "events/s")
+    } else {
+        "bursts".to_owned()
+    }
 }
 
 /// One line of a scaling chart: peer flag, events/s points, ns per
@@ -224,21 +251,24 @@ pub(crate) fn latency(cell: &CellResult) -> Vec<Figure> {
     if cell.latency.is_empty() {
         return Vec::new();
     }
-    let load_label =
-        |load: f64| if load == 0.0 { "bursts".to_owned() } else { format!("{:.0}% of capacity", load * 100.0) };
     let series: Vec<Series> = cell
         .latency
         .iter()
-        .map(|l| Series { label: load_label(l.load), points: charts::latency_points(l), peer: false })
+        .filter(|l| l.judged())
+        .map(|l| Series { label: load_label(cell, l), points: charts::latency_points(l), peer: false })
         .collect();
     let name = cell.key.name();
     let title = format!("Latency spectrum — {name}");
-    let mut out = vec![figure(&title, charts::spectrum(&title, &series), "One line per offered load.")];
-    for l in &cell.latency {
+    let mut out = vec![figure(
+        &title,
+        charts::spectrum(&title, &series),
+        "One line per offered load; saturated loads are left out.",
+    )];
+    for l in cell.latency.iter().filter(|l| l.judged()) {
         if l.histogram.is_empty() {
             continue;
         }
-        let title = format!("Latency histogram at {} — {name}", load_label(l.load));
+        let title = format!("Latency histogram at {} — {name}", load_label(cell, l));
         match buckets(&l.histogram) {
             Some(b) => out.push(figure(&title, charts::histogram(&title, &b), "")),
             None => out.push(Figure {
@@ -271,7 +301,7 @@ fn unix_seconds(text: &str) -> Option<i64> {
 fn metric_axis(slug: &str) -> Axis {
     match slug {
         "throughput" => Axis::new("throughput (events/s)"),
-        s if s.starts_with("latency") => Axis::new(format!("{s} at 50% load")).nanos(),
+        s if s.starts_with("latency") => Axis::new(format!("{s} at the headline rate")).nanos(),
         "allocs-per-event" => Axis::new("allocations per event"),
         "bytes-per-event" => Axis::new("bytes per event"),
         "instructions-per-event" => Axis::new("instructions per event"),

@@ -438,6 +438,10 @@ fn compare_page(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
 #[derive(Serialize)]
 struct ScenarioGroupView {
     label: String,
+    /// The point's headline rate, or empty.
+    headline_rate: String,
+    /// Saturated loads: `bus at rate` → `state: reason`.
+    saturated: Vec<Pair>,
     figures: Vec<Figure>,
     matrix: MatrixGroup,
 }
@@ -449,6 +453,11 @@ struct ScenarioPage {
     columns: Vec<&'static str>,
     scaling: Vec<Figure>,
     groups: Vec<ScenarioGroupView>,
+}
+
+/// The cells of a group's rows, in row order.
+fn group_cells<'a>(g: &'a Group, cells: &'a BTreeMap<String, &'a CellResult>) -> impl Iterator<Item = &'a CellResult> {
+    g.rows.iter().filter_map(|r| cells.get(&r.cell).copied())
 }
 
 fn scenario_pages(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
@@ -470,6 +479,21 @@ fn scenario_pages(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), Si
                 .iter()
                 .map(|g| ScenarioGroupView {
                     label: g.label.clone(),
+                    headline_rate: group_cells(g, &cells)
+                        .find_map(|c| c.headline_rate)
+                        .map(|r| format::si(r, "events/s"))
+                        .unwrap_or_default(),
+                    saturated: group_cells(g, &cells)
+                        .flat_map(|c| {
+                            c.latency.iter().filter_map(|l| {
+                                let s = l.saturation.as_ref()?;
+                                Some(Pair {
+                                    key: format!("{} at {}", c.key.bus, format::si(l.offered_per_sec, "events/s")),
+                                    value: format!("{}: {}", s.state(), s.reason()),
+                                })
+                            })
+                        })
+                        .collect(),
                     figures: figures::group(g, &cells),
                     matrix: MatrixGroup::new("../", g),
                 })
@@ -500,6 +524,12 @@ struct ThroughputView {
 #[derive(Serialize)]
 struct LatencyRow {
     load: String,
+    /// `headline`, `beyond headline` or empty.
+    role: &'static str,
+    /// `harness saturated: <reason>`, `over capacity: <reason>` or empty.
+    saturation: String,
+    lateness_p99: String,
+    loss: String,
     offered: String,
     p50: String,
     p90: String,
@@ -526,6 +556,8 @@ struct CellPage {
     subscribers: usize,
     throughput: Option<ThroughputView>,
     latency: Vec<LatencyRow>,
+    /// The point's headline rate, or empty.
+    headline_rate: String,
     latency_figures: Vec<Figure>,
     allocations: Vec<Pair>,
     instructions: Vec<Pair>,
@@ -539,6 +571,48 @@ struct CellPage {
     listener_panics: u64,
     trend_href: String,
     trend_points: usize,
+}
+
+/// One latency entry as the cell page shows it: a saturated load gives its
+/// state and reason instead of percentiles, a percentile among a lossy
+/// bus's misses reads "lost".
+fn latency_row(cell: &CellResult, l: &buslab_scenarios::results::Latency) -> LatencyRow {
+    let judged = l.judged();
+    let pct = |q: f64| match l.percentile_ns(q) {
+        _ if !judged => "—".to_owned(),
+        Some(ns) => format::nanos(ns as f64),
+        None => "lost".to_owned(),
+    };
+    let headline = cell.headline_rate.is_some_and(|h| buslab_scenarios::results::same_rate(h, l.offered_per_sec));
+    LatencyRow {
+        load: if l.load != 0.0 {
+            format!("{:.0}% of capacity", l.load * 100.0)
+        } else if l.spike_p99_ns.is_some() {
+            "burst".to_owned()
+        } else {
+            String::new()
+        },
+        role: if headline {
+            "headline"
+        } else if l.beyond_headline {
+            "beyond headline"
+        } else {
+            ""
+        },
+        saturation: l.saturation.as_ref().map(|s| format!("{}: {}", s.state(), s.reason())).unwrap_or_default(),
+        lateness_p99: l.lateness.map(|t| format::nanos(t.p99_ns as f64)).unwrap_or_default(),
+        loss: if l.misses > 0 { format!("{:.3}%", l.loss_rate * 100.0) } else { String::new() },
+        offered: format::si(l.offered_per_sec, "events/s"),
+        p50: pct(0.5),
+        p90: pct(0.9),
+        p99: pct(0.99),
+        p999: pct(0.999),
+        p9999: pct(0.9999),
+        max: if judged { format::nanos(l.max_ns as f64) } else { "—".to_owned() },
+        count: l.count,
+        spike_p99: l.spike_p99_ns.filter(|_| judged).map(|n| format::nanos(n as f64)).unwrap_or_default(),
+        drain: l.drain_ns.filter(|_| judged).map(|n| format::nanos(n as f64)).unwrap_or_default(),
+    }
 }
 
 fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: &Writer) -> Result<(), SiteError> {
@@ -571,23 +645,7 @@ fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: 
                 })
                 .collect(),
         });
-        let latency = cell
-            .latency
-            .iter()
-            .map(|l| LatencyRow {
-                load: if l.load == 0.0 { "burst".to_owned() } else { format!("{:.0}%", l.load * 100.0) },
-                offered: format::si(l.offered_per_sec, "events/s"),
-                p50: format::nanos(l.p50_ns as f64),
-                p90: format::nanos(l.p90_ns as f64),
-                p99: format::nanos(l.p99_ns as f64),
-                p999: format::nanos(l.p999_ns as f64),
-                p9999: format::nanos(l.p9999_ns as f64),
-                max: format::nanos(l.max_ns as f64),
-                count: l.count,
-                spike_p99: l.spike_p99_ns.map(|n| format::nanos(n as f64)).unwrap_or_default(),
-                drain: l.drain_ns.map(|n| format::nanos(n as f64)).unwrap_or_default(),
-            })
-            .collect();
+        let latency = cell.latency.iter().map(|l| latency_row(cell, l)).collect();
         let allocations = cell
             .allocations
             .as_ref()
@@ -655,6 +713,7 @@ fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: 
             subscribers: cell.subscribers,
             throughput,
             latency,
+            headline_rate: cell.headline_rate.map(|r| format::si(r, "events/s")).unwrap_or_default(),
             latency_figures: figures::latency(cell),
             allocations,
             instructions,
