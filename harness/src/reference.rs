@@ -92,13 +92,17 @@ reference_buses! {
 
 /// The listeners of a [`Direct`] bus, frozen at its first publish and
 /// grouped by topic so that a publish checks no filter.
-struct Frozen<L> {
-    /// By topic: the listeners of that topic, in subscription order (with a
-    /// single topic, every listener).
-    by_topic: Vec<Vec<L>>,
-    /// With several topics, the listeners of every topic, in subscription
-    /// order.
-    everywhere: Vec<L>,
+enum Frozen<L> {
+    /// One topic: every listener, in subscription order — one slice, and
+    /// nothing else to look at per publish.
+    One(Box<[L]>),
+    /// Several topics.
+    Topics {
+        /// By topic: the listeners of that topic, in subscription order.
+        by_topic: Box<[Box<[L]>]>,
+        /// The listeners of every topic, in subscription order.
+        everywhere: Box<[L]>,
+    },
 }
 
 /// Listeners called in-line, in subscription order among those of one
@@ -120,15 +124,21 @@ pub struct Direct<E, L, const FAULT: u8> {
 impl<E: Event, L: Listener<E>, const FAULT: u8> Direct<E, L, FAULT> {
     fn freeze(&self) -> Frozen<L> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut frozen = Frozen { by_topic: (0..self.topics).map(|_| Vec::new()).collect(), everywhere: Vec::new() };
+        if self.topics == 1 {
+            return Frozen::One(pending.into_iter().map(|(_, listener)| listener).collect());
+        }
+        let mut by_topic: Vec<Vec<L>> = (0..self.topics).map(|_| Vec::new()).collect();
+        let mut everywhere = Vec::new();
         for (filter, listener) in pending {
             match filter {
-                Filter::Topic(topic) => frozen.by_topic[usize::from(topic)].push(listener),
-                Filter::All if self.topics == 1 => frozen.by_topic[0].push(listener),
-                Filter::All => frozen.everywhere.push(listener),
+                Filter::Topic(topic) => by_topic[usize::from(topic)].push(listener),
+                Filter::All => everywhere.push(listener),
             }
         }
-        frozen
+        Frozen::Topics {
+            by_topic: by_topic.into_iter().map(Vec::into_boxed_slice).collect(),
+            everywhere: everywhere.into(),
+        }
     }
 
     /// Counts one tick; true on the last of every `period`.
@@ -161,21 +171,23 @@ impl<E: Event, L: Listener<E>, const FAULT: u8> Direct<E, L, FAULT> {
             fault::DELAY if self.tick(DELAY_PERIOD) => crate::listener::spin_for(DELAY_NS),
             _ => {}
         }
-        let frozen = self.frozen.get_or_init(|| self.freeze());
-        if let Some(listeners) = frozen.by_topic.get(usize::from(event.topic())) {
-            for listener in listeners {
-                self.call(listener, event);
+        match self.frozen.get_or_init(|| self.freeze()) {
+            Frozen::One(listeners) => self.call_each(listeners, event),
+            Frozen::Topics { by_topic, everywhere } => {
+                if let Some(listeners) = by_topic.get(usize::from(event.topic())) {
+                    self.call_each(listeners, event);
+                }
+                self.call_each(everywhere, event);
             }
-        }
-        if !frozen.everywhere.is_empty() {
-            self.deliver_everywhere(&frozen.everywhere, event);
         }
     }
 
-    /// Several topics and listeners of every topic: not the harness's
-    /// cells, kept off the in-line path.
-    #[inline(never)]
-    fn deliver_everywhere(&self, listeners: &[L], event: &E) {
+    /// Calls `listeners` in order. In-line everywhere, in the multi-topic
+    /// arm too: a call that took the event's address would make the
+    /// producer keep the event in memory, and reload its fields after
+    /// every listener's stores, even in the one-topic arm.
+    #[inline(always)]
+    fn call_each(&self, listeners: &[L], event: &E) {
         for listener in listeners {
             self.call(listener, event);
         }
