@@ -323,7 +323,10 @@ impl Kernel {
     fn run(self, acc: u64, x: u64) -> u64 {
         match self {
             Kernel::Add => acc.wrapping_add(x),
-            Kernel::Rotate => acc ^ x.rotate_left(7),
+            // Rotates what depends on `acc`: a rotation of `x` alone would
+            // be hoisted out of the bus's loop over listeners (and kept in
+            // a register or spilled for every event, whatever the body).
+            Kernel::Rotate => (acc ^ x).rotate_left(7),
             Kernel::Max => acc.max(x),
             Kernel::MulAdd => acc.wrapping_mul(31).wrapping_add(x),
             Kernel::Own(f) => f(acc, x),
