@@ -479,7 +479,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
                 let want = Published::expected(&self.published[p], *filter);
-                let count = tally.count.load(Ordering::Acquire);
+                let count = tally.count();
                 let disorder = tally.disorder.load(Ordering::Acquire);
                 let missing = tally.missing.load(Ordering::Acquire);
                 delivered += count;

@@ -151,18 +151,25 @@ fn wait_until(deadline_ns: u64) -> u64 {
 /// but setting the seq, choosing the template (a wrapping index, no
 /// division) and publishing. What was published is recounted after the
 /// trial ([`Rig::trial`]).
+///
+/// With one template it publishes a local copy (moved out of `templates`
+/// and back, no clone): when the bus is in-line, the event then lives in
+/// registers rather than behind a pointer the compiler must assume the
+/// listener's stores may reach.
 #[inline(never)]
-fn publish_flat<B>(bus: &B, templates: &mut [B::Event], first_seq: u64, events: u64)
+fn publish_flat<B>(bus: &B, templates: &mut Vec<B::Event>, first_seq: u64, events: u64)
 where
     B: EventBus,
     B::Event: Payload,
 {
     let end = first_seq + events;
-    if let [event] = templates {
+    if templates.len() == 1 {
+        let mut event = templates.pop().expect("one template");
         for seq in first_seq..end {
             event.set_seq(seq);
-            bus.publish_clone(event);
+            bus.publish_clone(&event);
         }
+        templates.push(event);
         return;
     }
     let mut topic = (first_seq % templates.len() as u64) as usize;
@@ -470,7 +477,7 @@ where
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
                 let want = Published::expected(&self.published[p], *filter);
-                let count = tally.count.load(Ordering::Acquire);
+                let count = tally.count();
                 let disorder = tally.disorder.load(Ordering::Acquire);
                 delivered += count;
                 if disorder != 0 {

@@ -90,24 +90,25 @@ reference_buses! {
     DelaysOne = "delays_one", fault::DELAY;
 }
 
-/// The listeners of a [`Direct`] bus, frozen at its first publish and
-/// grouped by topic so that a publish checks no filter.
-struct Frozen<L> {
-    /// By topic: the listeners of that topic, in subscription order (with a
-    /// single topic, every listener).
-    by_topic: Vec<Vec<L>>,
-    /// With several topics, the listeners of every topic, in subscription
-    /// order.
-    everywhere: Vec<L>,
+/// The listeners of a [`Direct`] bus with several topics, frozen at its
+/// first publish and grouped by topic so that a publish checks no filter.
+struct Topics<L> {
+    /// By topic: the listeners of that topic, in subscription order.
+    by_topic: Box<[Box<[L]>]>,
+    /// The listeners of every topic, in subscription order.
+    everywhere: Box<[L]>,
 }
 
 /// Listeners called in-line, in subscription order among those of one
 /// topic (then those of every topic, when there are several topics), with
 /// the fault `FAULT` (one of the `fault` constants).
 pub struct Direct<E, L, const FAULT: u8> {
-    /// Frozen at the first publish (this bus does not subscribe while
-    /// publishing; reading a `OnceLock` is one load).
-    frozen: OnceLock<Frozen<L>>,
+    /// With one topic, every listener in subscription order, frozen at the
+    /// first publish (this bus does not subscribe while publishing): a
+    /// publish reads one `OnceLock` state and one slice, nothing else.
+    one: OnceLock<Box<[L]>>,
+    /// With several topics, the listeners frozen at the first publish.
+    several: OnceLock<Topics<L>>,
     pending: Mutex<Vec<(Filter, L)>>,
     topics: usize,
     /// Deliveries (`drops_one`, `duplicates_one`) or publishes
@@ -118,17 +119,24 @@ pub struct Direct<E, L, const FAULT: u8> {
 }
 
 impl<E: Event, L: Listener<E>, const FAULT: u8> Direct<E, L, FAULT> {
-    fn freeze(&self) -> Frozen<L> {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut frozen = Frozen { by_topic: (0..self.topics).map(|_| Vec::new()).collect(), everywhere: Vec::new() };
-        for (filter, listener) in pending {
+    fn take_pending(&self) -> Vec<(Filter, L)> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn freeze_several(&self) -> Topics<L> {
+        let mut by_topic: Vec<Vec<L>> = (0..self.topics).map(|_| Vec::new()).collect();
+        let mut everywhere = Vec::new();
+        for (filter, listener) in self.take_pending() {
             match filter {
-                Filter::Topic(topic) => frozen.by_topic[usize::from(topic)].push(listener),
-                Filter::All if self.topics == 1 => frozen.by_topic[0].push(listener),
-                Filter::All => frozen.everywhere.push(listener),
+                Filter::Topic(topic) => by_topic[usize::from(topic)].push(listener),
+                Filter::All => everywhere.push(listener),
             }
         }
-        frozen
+        Topics { by_topic: by_topic.into_iter().map(Vec::into_boxed_slice).collect(), everywhere: everywhere.into() }
+    }
+
+    fn frozen(&self) -> bool {
+        self.one.get().is_some() || self.several.get().is_some()
     }
 
     /// Counts one tick; true on the last of every `period`.
@@ -161,21 +169,26 @@ impl<E: Event, L: Listener<E>, const FAULT: u8> Direct<E, L, FAULT> {
             fault::DELAY if self.tick(DELAY_PERIOD) => crate::listener::spin_for(DELAY_NS),
             _ => {}
         }
-        let frozen = self.frozen.get_or_init(|| self.freeze());
-        if let Some(listeners) = frozen.by_topic.get(usize::from(event.topic())) {
-            for listener in listeners {
-                self.call(listener, event);
+        if let Some(listeners) = self.one.get() {
+            self.call_each(listeners, event);
+        } else if self.topics == 1 {
+            let listeners = self.one.get_or_init(|| self.take_pending().into_iter().map(|(_, l)| l).collect());
+            self.call_each(listeners, event);
+        } else {
+            let Topics { by_topic, everywhere } = self.several.get_or_init(|| self.freeze_several());
+            if let Some(listeners) = by_topic.get(usize::from(event.topic())) {
+                self.call_each(listeners, event);
             }
-        }
-        if !frozen.everywhere.is_empty() {
-            self.deliver_everywhere(&frozen.everywhere, event);
+            self.call_each(everywhere, event);
         }
     }
 
-    /// Several topics and listeners of every topic: not the harness's
-    /// cells, kept off the in-line path.
-    #[inline(never)]
-    fn deliver_everywhere(&self, listeners: &[L], event: &E) {
+    /// Calls `listeners` in order. In-line everywhere, in the multi-topic
+    /// arm too: a call that took the event's address would make the
+    /// producer keep the event in memory, and reload its fields after
+    /// every listener's stores, even in the one-topic arm.
+    #[inline(always)]
+    fn call_each(&self, listeners: &[L], event: &E) {
         for listener in listeners {
             self.call(listener, event);
         }
@@ -189,7 +202,8 @@ impl<E: Event, L: Listener<E>, const FAULT: u8> EventBus for Direct<E, L, FAULT>
     fn new(config: &BusConfig) -> Result<Self, BusError> {
         config.validate("null")?;
         Ok(Direct {
-            frozen: OnceLock::new(),
+            one: OnceLock::new(),
+            several: OnceLock::new(),
             pending: Mutex::new(Vec::new()),
             topics: config.topics,
             ticks: AtomicU64::new(0),
@@ -204,7 +218,7 @@ impl<E: Event, L: Listener<E>, const FAULT: u8> EventBus for Direct<E, L, FAULT>
         {
             return Err(BusError::UnknownTopic { bus: "null", topic, topics: self.topics });
         }
-        if self.frozen.get().is_some() {
+        if self.frozen() {
             return Err(BusError::Config {
                 bus: "null",
                 field: "subscribe",
