@@ -658,6 +658,7 @@ where
                     events_per_sec: ce.route_events_per_sec.clone(),
                     deliveries_per_sec: stats::estimate(&delivery_rate),
                     events_per_trial: events,
+                    processes: vec![trial_ns.len() as u32],
                     trial_ns,
                     cpu_ns_per_event: cpu.estimate(),
                     loss_rate,

@@ -10,8 +10,9 @@
 //! documents and route them by type ([`cloudevents`]); the latency pass
 //! offers every bus of a sweep point the same rates and judges each load
 //! against the `null` reference ([`rates`]), recording without a lock
-//! ([`buckets`]); estimates carry bootstrap confidence intervals
-//! ([`stats`]); every run records where it came from ([`meta`]).
+//! ([`buckets`]); throughput comes from several processes per cell,
+//! interleaved with the point's other buses ([`repeat`]), and its interval
+//! holds the variance between processes ([`stats`]); every run records where it came from ([`meta`]).
 //!
 //! # Dependencies and why
 //! - `hdrhistogram`: latency histograms with bounded relative error,
@@ -44,6 +45,7 @@ pub mod meta;
 pub mod probe;
 pub mod rates;
 pub mod reference;
+pub mod repeat;
 pub mod report;
 pub mod runner;
 pub mod shard;
@@ -52,6 +54,7 @@ pub mod shard;
 pub use buslab_reports::stats;
 pub mod store;
 pub mod summary;
+pub mod timing;
 pub mod work;
 
 /// The name of the callgrind dump that holds the measured region.

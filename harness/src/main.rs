@@ -202,6 +202,15 @@ pub(crate) struct MatrixArgs {
     /// Only these passes (comma-separated: throughput, latency, allocations, instructions, profile).
     #[arg(long, value_delimiter = ',')]
     pass: Vec<String>,
+    /// Independent processes that measure each cell's throughput, their
+    /// rounds interleaving the buses of a point (default 3; 2 with
+    /// `--quick`). 1 gives intervals that miss the variance between
+    /// processes.
+    #[arg(long, value_name = "N", value_parser = parse_processes)]
+    processes: Option<usize>,
+    /// Throughput trials in each process (default 3).
+    #[arg(long, value_name = "N", value_parser = parse_trials)]
+    trials: Option<usize>,
     /// Time limit for one pass of one cell, seconds (callgrind gets 10×).
     #[arg(long, default_value_t = 120)]
     timeout: u64,
@@ -407,7 +416,14 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
     let runner = ProbeRunner {
         exe: std::env::current_exe().context("locating the buslab executable")?,
         valgrind: runner::find_valgrind(),
-        budget: if args.quick { Budget::QUICK } else { Budget::DEFAULT },
+        budget: {
+            let budget = if args.quick { Budget::QUICK } else { Budget::DEFAULT };
+            Budget {
+                processes: args.processes.unwrap_or(budget.processes),
+                trials: args.trials.unwrap_or(budget.trials),
+                ..budget
+            }
+        },
         timeout: Duration::from_secs(args.timeout),
         passes,
         scratch,
@@ -471,26 +487,44 @@ pub(crate) fn execute(
         format!("starting run `{}` (shards of one run go to separate stores and merge with `buslab import`)", meta.id)
     })?;
     let started = Instant::now();
-    let bar = indicatif::ProgressBar::new(cells.len() as u64);
+    // Progress and the time left are weighed by each cell's expected cost.
+    let costs: Vec<u64> = cells.iter().map(|c| shard::expected_cost(c, &runner.budget)).collect();
+    let total_cost = costs.iter().sum::<u64>().max(1);
+    let mut done_cost = 0_u64;
+    let bar = indicatif::ProgressBar::new(total_cost);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} ETA {eta} {msg}")
+        indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {percent}% ETA {eta} {msg}")
             .expect("static template")
             .progress_chars("=> "),
     );
     let interactive = console::Term::stderr().is_term();
     let mut results = Vec::with_capacity(cells.len());
+    let mut index = 0;
     for point in runner::points(cells) {
         let point: Vec<&PlannedCell> = point.iter().collect();
-        let mut progress =
-            |cell: &PlannedCell, pass: Pass| bar.set_message(format!("{} · {}", cell.key.name(), pass.name()));
+        let first = results.len();
+        let mut progress = |cell: &PlannedCell, pass: Pass| {
+            bar.set_message(format!("cells {}/{} · {} · {}", first + 1, cells.len(), cell.key.name(), pass.name()))
+        };
         for (cell, mut result) in point.iter().zip(runner.run_point(&point, &mut progress)) {
             // The floor of this point, measured first (the plan opens each
             // point with the references).
             meta.attach_floor(&mut result, &results);
+            done_cost += costs[index];
+            index += 1;
             if !interactive {
-                eprintln!("[{}/{}] {}: {}", results.len() + 1, cells.len(), cell.key.name(), status_word(&result));
+                let eta = buslab_harness::timing::eta(started.elapsed(), done_cost, total_cost)
+                    .map_or_else(|| "?".to_owned(), |d| buslab_harness::timing::clock(d.as_secs_f64()));
+                eprintln!(
+                    "[{}/{}] {}: {} · {} elapsed, about {eta} left",
+                    results.len() + 1,
+                    cells.len(),
+                    cell.key.name(),
+                    status_word(&result),
+                    buslab_harness::timing::clock(started.elapsed().as_secs_f64())
+                );
             }
-            bar.inc(1);
+            bar.set_position(done_cost);
             // Committed as its point finishes: an interrupted run keeps them.
             store.save_cell(&meta.id, &result)?;
             results.push(result);
@@ -509,6 +543,7 @@ pub(crate) fn execute(
     };
     if meta.label.is_none() {
         summary::write(out, &results, terminal_width())?;
+        buslab_harness::timing::Breakdown::of(&results).write(out)?;
     }
     writeln!(
         out,
@@ -518,6 +553,24 @@ pub(crate) fn execute(
         store.path().display()
     )?;
     Ok(outcome)
+}
+
+/// `--processes N`: 1 to 20.
+fn parse_processes(text: &str) -> Result<usize, String> {
+    parse_count(text, 20, "processes per cell")
+}
+
+/// `--trials N`: 1 to 100.
+fn parse_trials(text: &str) -> Result<usize, String> {
+    parse_count(text, 100, "trials per process")
+}
+
+/// A count from 1 to `max` of `what`.
+fn parse_count(text: &str, max: usize, what: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("`{text}` is not a number of {what}: give 1 to {max}")),
+    }
 }
 
 /// A run id given on the command line: 1 to 100 of `A-Z a-z 0-9 . _ -`,

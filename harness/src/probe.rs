@@ -25,7 +25,11 @@ pub use buslab_scenarios::metrics::Pass;
 /// Sizes of the passes: the defaults, or `--quick`.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
-    /// Throughput trials after the warm-up.
+    /// Independent probe processes that measure each cell's throughput, in
+    /// rounds that interleave the buses of a point in rotating order
+    /// ([`crate::repeat`]); at least 1.
+    pub processes: usize,
+    /// Throughput trials after the warm-up, in each process.
     pub trials: usize,
     /// Minimum length of a throughput trial.
     pub trial_ms: u64,
@@ -42,7 +46,8 @@ pub struct Budget {
 impl Budget {
     /// The default run.
     pub const DEFAULT: Budget = Budget {
-        trials: 7,
+        processes: 3,
+        trials: 3,
         trial_ms: 200,
         latency_ms: 600,
         alloc_events: 20_000,
@@ -51,6 +56,7 @@ impl Budget {
     };
     /// `--quick`: fewer and shorter trials, every pass kept.
     pub const QUICK: Budget = Budget {
+        processes: 2,
         trials: 3,
         trial_ms: 100,
         latency_ms: 200,
@@ -250,6 +256,7 @@ where
             events_per_sec: stats::estimate(&rates),
             deliveries_per_sec: stats::estimate(&delivery_rates),
             events_per_trial: events,
+            processes: vec![trial_ns.len() as u32],
             trial_ns,
             cpu_ns_per_event: cpu.estimate(),
         }),

@@ -180,10 +180,7 @@ impl ProbeRunner {
             .collect();
         let runs = |result: &CellResult| result.status == CellStatus::Ok;
         if self.passes.contains(&Pass::Throughput) {
-            for (cell, result) in cells.iter().zip(results.iter_mut()).filter(|(_, r)| runs(r)) {
-                progress(cell, Pass::Throughput);
-                self.run_pass(cell, Pass::Throughput, result, &[]);
-            }
+            self.throughput_rounds(cells, &mut results, progress);
         }
         if self.passes.contains(&Pass::Latency) {
             self.latency_of_point(cells, &mut results, progress);
@@ -198,6 +195,40 @@ impl ProbeRunner {
             }
         }
         results
+    }
+
+    /// The throughput pass of one point: [`Budget::processes`] rounds, each
+    /// running every bus once in rotating order ([`crate::repeat`]), each
+    /// bus's processes merged into one figure. A process that fails fails
+    /// its cell, which then runs no further round.
+    fn throughput_rounds(
+        &self,
+        cells: &[&PlannedCell],
+        results: &mut [CellResult],
+        progress: &mut dyn FnMut(&PlannedCell, Pass),
+    ) {
+        let mut parts: Vec<Vec<_>> = vec![Vec::new(); cells.len()];
+        for round in 0..self.budget.processes.max(1) {
+            for i in crate::repeat::rotation(cells.len(), round) {
+                let result = &mut results[i];
+                if result.status != CellStatus::Ok {
+                    continue;
+                }
+                progress(cells[i], Pass::Throughput);
+                self.run_pass(cells[i], Pass::Throughput, result, &[]);
+                if let Some(throughput) = result.throughput.take() {
+                    parts[i].push((throughput, result.cloudevents.take()));
+                }
+            }
+        }
+        for (result, parts) in results.iter_mut().zip(parts) {
+            if result.status == CellStatus::Ok
+                && let Some((throughput, cloudevents)) = crate::repeat::merge(&parts)
+            {
+                result.throughput = Some(throughput);
+                result.cloudevents = cloudevents;
+            }
+        }
     }
 
     /// The latency pass of one point: the shared rates from the measured
@@ -297,10 +328,12 @@ impl ProbeRunner {
             return;
         }
         let request = self.request(cell, pass, cell.bus.name, rates.to_vec());
+        let started = std::time::Instant::now();
         let response = match self.probe(&request) {
             Ok(r) => r,
             Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
         };
+        *result.pass_seconds.entry(pass.name().into()).or_default() += started.elapsed().as_secs_f64();
         result.dropped += response.dropped;
         if pass == Pass::Instructions
             && response.error.is_some()

@@ -89,7 +89,7 @@ const PASSES: u64 = 5;
 /// What a cell is expected to cost to measure, in milliseconds of a
 /// nominal machine: a model for balancing slices, not a prediction. The
 /// timed passes cost their budgeted durations (throughput trials plus a
-/// warm-up and a calibration, the latency pass's loads — each a warm-up
+/// warm-up and a calibration, in each of its processes, the latency pass's loads — each a warm-up
 /// and a trial —, the profile); the
 /// allocation and instruction passes cost in proportion to the events they
 /// publish (a warm-up of N, then N and 2N, for allocations; the budget's
@@ -130,10 +130,12 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     let prepare_ms = documents.unwrap_or(0).saturating_mul(GENERATE_NS + 2 * DECODE_NS) / 1_000_000;
     let passes = if documents.is_some() { PASSES - 1 } else { PASSES };
     let trials = budget.trials as u64;
-    let throughput = (trials + 2).saturating_mul(budget.trial_ms);
+    let processes = budget.processes.max(1) as u64;
+    let throughput = processes.saturating_mul(trials + 2).saturating_mul(budget.trial_ms);
     // Each decode-only trial decodes what one decode + route trial of
     // `trial_ms` decodes and routes.
-    let decode_only = trials.saturating_mul(budget.trial_ms).saturating_mul(decode_ns) / per_event;
+    let decode_only =
+        processes.saturating_mul(trials).saturating_mul(budget.trial_ms).saturating_mul(decode_ns) / per_event;
     let loads = (crate::rates::GRID_RATES + crate::rates::BEYOND_RATES) as u64;
     // Each load is a warm-up of a quarter of its trial, then the trial.
     let latency = if documents.is_some() { 0 } else { loads * budget.latency_ms * 5 / 4 };
@@ -141,8 +143,10 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     let measured = budget.callgrind_events_for(cell.point.subscribers);
     let callgrind = work_ms(measured.saturating_add(measured.min(1_000))).saturating_add(prepare_ms);
     let instructions = VALGRIND_START_MS.saturating_add(callgrind.saturating_mul(CALLGRIND_SLOWDOWN));
-    // The other passes prepare natively.
-    let starts = passes.saturating_mul(PROBE_START_MS).saturating_add((passes - 1).saturating_mul(prepare_ms));
+    // The other passes prepare natively; the throughput pass runs one
+    // child process per repetition.
+    let children = passes + processes - 1;
+    let starts = children.saturating_mul(PROBE_START_MS).saturating_add((children - 1).saturating_mul(prepare_ms));
     [throughput, decode_only, latency, allocations, instructions, budget.profile_ms]
         .into_iter()
         .fold(starts, u64::saturating_add)

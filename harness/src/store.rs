@@ -1251,6 +1251,7 @@ pub mod sample {
             trial_ns: vec![285_000_000, 286_500_000, 284_900_000],
             cpu_ns_per_event: Some(estimate(290.0)),
             loss_rate: Some(0.0),
+            processes: Vec::new(),
         });
         cell.latency = vec![latency(0.25, 180), latency(0.5, 240), latency(0.8, 610)];
         cell.allocations =
@@ -1296,6 +1297,7 @@ pub mod sample {
             trial_ns: vec![416_000_000, 417_100_000],
             cpu_ns_per_event: None,
             loss_rate: Some(0.125),
+            processes: Vec::new(),
         });
         cell.latency = vec![latency(0.0, 900)];
         cell

@@ -40,6 +40,7 @@ fn cell(bus: &str, subscribers: usize) -> CellResult {
         trial_ns: vec![28_000_000; 7],
         cpu_ns_per_event: None,
         loss_rate: None,
+        processes: Vec::new(),
     });
     cell.latency = [0.25, 0.5, 0.8]
         .into_iter()

@@ -100,6 +100,7 @@ fn synthetic_run(day: usize, keys: &[CellKey], full: bool) -> Run {
             events_per_trial: 1_000_000,
             trial_ns: (0..7).map(|_| rng.around(2.5e8, 0.03) as u64).collect(),
             cpu_ns_per_event: None,
+            processes: Vec::new(),
             loss_rate: None,
         });
         for load in [0.25, 0.5, 0.8] {

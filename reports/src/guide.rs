@@ -9,7 +9,8 @@
 //!   how much (or who is tied);
 //! - per scenario and sweep point, whether the best home-grown strategy
 //!   beats the best peer crate on throughput: the ratio of their medians
-//!   with a 95% bootstrap interval ([`stats::ratio_of_medians`]); "beats"
+//!   with a 95% interval, paired by interleaved round where both ran
+//!   several processes ([`throughput_ratio`](crate::verdicts::throughput_ratio)); "beats"
 //!   only when the whole interval lies above 1, "loses" when below, and
 //!   "cannot be told apart" otherwise;
 //! - per bus, where zero allocations per event held (measured by the
@@ -20,14 +21,10 @@
 
 use crate::format;
 use crate::levers::{self, LEVERS};
-use crate::stats;
 use crate::verdicts::{COLUMNS, Column, Group, Outcome};
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// Bootstrap resamples for the home-vs-peer ratio.
-const RESAMPLES: usize = 2000;
 
 /// A statement and the cells it rests on.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -284,14 +281,7 @@ fn home_vs_peer(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Option<
             .map(|(r, _)| r)
     };
     let (home, peer) = (best(false)?, best(true)?);
-    let samples = |cell: &str| {
-        cells
-            .get(cell)
-            .and_then(|c| c.throughput.as_ref())
-            .map(|t| t.events_per_sec.samples.clone())
-            .unwrap_or_default()
-    };
-    let (ratio, lower, upper) = stats::ratio_of_medians(&samples(&home.cell), &samples(&peer.cell), RESAMPLES)?;
+    let (ratio, lower, upper) = crate::verdicts::throughput_ratio(cells.get(&home.cell)?, cells.get(&peer.cell)?)?;
     let interval = format!("{} (95% CI {}–{})", format::ratio(ratio), format::ratio(lower), format::ratio(upper));
     let (text, undecided) = if lower > 1.0 {
         (format!("Home-grown beats the best peer: {} is {interval} the throughput of {}.", home.bus, peer.bus), false)

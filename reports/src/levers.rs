@@ -18,9 +18,6 @@ use crate::format;
 use crate::stats;
 use buslab_scenarios::results::{CellResult, CellStatus};
 
-/// Bootstrap resamples per ratio.
-const RESAMPLES: usize = 2000;
-
 /// One choice: `better` against `baseline` on `axis`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lever {
@@ -107,7 +104,7 @@ pub fn pairs(cells: &[&CellResult], lever: &Lever) -> Vec<Pair> {
             continue;
         };
         let (Some(a), Some(b)) = (samples(better), samples(baseline)) else { continue };
-        let Some((ratio, lower, upper)) = stats::ratio_of_medians(a, b, RESAMPLES) else { continue };
+        let Some((ratio, lower, upper)) = stats::ratio_of_medians(a, b, stats::RESAMPLES) else { continue };
         let (Some(ma), Some(mb)) = (stats::median(a), stats::median(b)) else { continue };
         let allocations = better
             .allocations
@@ -191,7 +188,7 @@ pub fn span(cells: &[&CellResult]) -> Option<(String, Vec<String>, bool)> {
         return None;
     }
     let (a, b) = (samples(fastest.0)?, samples(slowest.0)?);
-    let (ratio, lower, upper) = stats::ratio_of_medians(a, b, RESAMPLES)?;
+    let (ratio, lower, upper) = stats::ratio_of_medians(a, b, stats::RESAMPLES)?;
     let text = format!(
         "All choices together: the fastest cell, {} at {}, has {} the decode + route throughput of the slowest, {} at {} (95% CI {}–{}).",
         fastest.0.key.name(),

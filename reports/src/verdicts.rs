@@ -14,7 +14,14 @@
 //!   throughput, ≥ 1 for the costs); when the best cost is 0 and a bus's is
 //!   not, the ratio is infinite;
 //! - a bus is **tied** with the best when the data cannot tell them apart:
-//!   - throughput: the 95% confidence intervals of the two medians overlap;
+//!   - throughput measured by two or more interleaved processes on both
+//!     sides ([`Throughput::processes`](buslab_scenarios::results::Throughput::processes)):
+//!     the 95% interval of the ratio of the two buses' process medians,
+//!     paired by round ([`stats::paired_ratio`]: drift of the machine hits
+//!     both alike and cancels), contains 1, *or* the ratio is within the
+//!     regression rule's noise band for throughput (5%), whichever is wider;
+//!   - throughput otherwise (runs stored before repetitions): the 95%
+//!     confidence intervals of the two medians overlap;
 //!   - allocations and instructions (counts): the values differ by no more
 //!     than the regression rule's threshold for the metric (1%; 5% for the
 //!     instructions of a cell whose instruction pass ran several threads,
@@ -36,6 +43,7 @@
 //! where lossy cells are ranked beside the others and keep their badge.
 
 use crate::regression::Thresholds;
+use crate::stats;
 use buslab_scenarios::metrics::{self, Metric};
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;
@@ -81,6 +89,10 @@ pub struct Entry {
     /// The data cannot tell this value from the best (the best itself is
     /// not marked tied).
     pub tied: bool,
+    /// The 95% interval of `ratio` from paired processes (throughput of
+    /// two cells measured in the same interleaved rounds; see the module
+    /// docs), where there is one.
+    pub ratio_interval: Option<(f64, f64)>,
 }
 
 /// One bus in a group.
@@ -252,6 +264,7 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
         return Outcome::NoData;
     };
     let (best_value, best_ci, best_mt) = values[best].expect("best has a value");
+    let processes: Vec<Option<Vec<Vec<f64>>>> = members.iter().map(|c| process_samples(column, *c)).collect();
     let mut tied = Vec::new();
     for (i, (row, v)) in group.rows.iter_mut().zip(&values).enumerate() {
         let Some((value, ci, multithreaded)) = *v else {
@@ -259,14 +272,24 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
             continue;
         };
         let ratio = if best_value == 0.0 { if value == 0.0 { 1.0 } else { f64::INFINITY } } else { value / best_value };
+        let paired = match (&processes[i], &processes[best]) {
+            (Some(a), Some(b)) if i != best && a.len() == b.len() => stats::paired_ratio(a, b),
+            _ => None,
+        };
         let is_tied = i != best
             && candidate[i]
-            && indistinguishable(column, (value, ci, multithreaded), (best_value, best_ci, best_mt), config);
+            && match paired {
+                Some((r, lower, upper)) => {
+                    (lower <= 1.0 && 1.0 <= upper) || (r - 1.0).abs() <= config.for_metric(column.metric())
+                }
+                None => indistinguishable(column, (value, ci, multithreaded), (best_value, best_ci, best_mt), config),
+            };
         if is_tied {
             tied.push(row.bus.clone());
         }
         let (lower, upper) = ci.unzip();
-        row.entries.push(Some(Entry { value, lower, upper, ratio, best: i == best, tied: is_tied }));
+        let ratio_interval = paired.map(|(_, lower, upper)| (lower, upper));
+        row.entries.push(Some(Entry { value, lower, upper, ratio, best: i == best, tied: is_tied, ratio_interval }));
     }
     let best_bus = group.rows[best].bus.clone();
     if tied.is_empty() {
@@ -286,6 +309,30 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
         buses.extend(tied);
         Outcome::Tie { buses }
     }
+}
+
+/// The throughput of `a` over that of `b`, two cells of one point, with
+/// its 95% interval: paired by round where both were measured by the same
+/// number of interleaved processes ([`stats::paired_ratio`]), else the
+/// bootstrap ratio of their medians ([`stats::ratio_of_medians`]).
+pub fn throughput_ratio(a: &CellResult, b: &CellResult) -> Option<(f64, f64, f64)> {
+    let column = &COLUMNS[0];
+    if let (Some(pa), Some(pb)) = (process_samples(column, Some(a)), process_samples(column, Some(b)))
+        && pa.len() == pb.len()
+        && let Some(paired) = stats::paired_ratio(&pa, &pb)
+    {
+        return Some(paired);
+    }
+    let samples = |c: &CellResult| c.throughput.as_ref().map(|t| t.events_per_sec.samples.clone()).unwrap_or_default();
+    stats::ratio_of_medians(&samples(a), &samples(b), stats::RESAMPLES)
+}
+
+/// The throughput samples of `cell` split by the process that measured
+/// them, where `column` is throughput and two or more processes did.
+fn process_samples(column: &Column, cell: Option<&CellResult>) -> Option<Vec<Vec<f64>>> {
+    let throughput = cell?.throughput.as_ref().filter(|_| column.slug == "throughput")?;
+    let groups = throughput.by_process(&throughput.events_per_sec);
+    (groups.len() >= 2).then(|| groups.into_iter().map(<[f64]>::to_vec).collect())
 }
 
 /// Whether two values of `column` cannot be told apart (see the module docs).
@@ -362,6 +409,39 @@ mod tests {
         assert_eq!(g.outcomes[3], Outcome::Tie { buses: vec!["peer".to_owned(), "a".to_owned()] });
         // No latency measured.
         assert_eq!(g.outcomes[1], Outcome::NoData);
+    }
+
+    /// A cell whose throughput came from one process per round, three
+    /// trials each at `rounds[i]` ± 1%.
+    fn repeated(bus: &str, rounds: &[f64]) -> CellResult {
+        let mut c = cell(bus, "1", (0.0, 0.0, 0.0), 0.0, 50.0);
+        let processes: Vec<Vec<f64>> = rounds.iter().map(|r| vec![r * 0.99, *r, r * 1.01]).collect();
+        let t = c.throughput.as_mut().expect("throughput");
+        t.events_per_sec = stats::across_processes(&processes);
+        t.processes = vec![3; rounds.len()];
+        c
+    }
+
+    #[test]
+    fn paired_rounds_cancel_drift_and_a_difference_within_the_noise_band_is_a_tie() {
+        // The machine drifts 2x between rounds; b is 10% slower than a in
+        // every round. The intervals over process medians overlap, the
+        // pairs do not.
+        let drift = [100.0, 200.0, 150.0];
+        let a = repeated("a", &drift);
+        let b = repeated("b", &drift.map(|r| r / 1.1));
+        let (ta, tb) =
+            (&a.throughput.as_ref().expect("a").events_per_sec, &b.throughput.as_ref().expect("b").events_per_sec);
+        assert!(ta.lower <= tb.upper && tb.lower <= ta.upper, "the unpaired intervals overlap: {ta:?} {tb:?}");
+        let g = &matrix(&run(vec![a.clone(), b]), &Thresholds::default())[0];
+        assert_eq!(g.outcomes[0], Outcome::Winner { bus: "a".to_owned(), margin: Some(1.1) });
+        let (lower, upper) =
+            g.row("b").and_then(|r| r.entries[0].as_ref()).and_then(|e| e.ratio_interval).expect("paired");
+        assert!(lower < 1.0 / 1.1 + 1e-9 && upper > 1.0 / 1.1 - 1e-9 && upper < 1.0, "[{lower}, {upper}]");
+        // 2% slower in every round: beyond doubt, but inside the 5% band.
+        let c = repeated("b", &drift.map(|r| r / 1.02));
+        let g = &matrix(&run(vec![a, c]), &Thresholds::default())[0];
+        assert_eq!(g.outcomes[0], Outcome::Tie { buses: vec!["a".to_owned(), "b".to_owned()] });
     }
 
     #[test]

@@ -247,6 +247,35 @@ pub struct Throughput {
     /// whether anything was lost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loss_rate: Option<f64>,
+    /// Trials per independent probe process, in the order the processes
+    /// ran: the samples of this pass's estimates (and of the cell's
+    /// CloudEvents estimates) are these processes' trials, one process
+    /// after another, and their intervals hold the variance between
+    /// processes. Empty in runs stored before repetitions (one process).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<u32>,
+}
+
+impl Throughput {
+    /// The samples of `estimate` (one of this pass's, or of the cell's
+    /// CloudEvents figures) split by the process that measured them: one
+    /// group per process, or a single group when the run recorded no
+    /// processes (one process) or their sizes do not add up to the samples.
+    pub fn by_process<'a>(&self, estimate: &'a Estimate) -> Vec<&'a [f64]> {
+        let total: usize = self.processes.iter().map(|&n| n as usize).sum();
+        if self.processes.len() < 2 || total != estimate.samples.len() {
+            return vec![estimate.samples.as_slice()];
+        }
+        let mut rest = estimate.samples.as_slice();
+        self.processes
+            .iter()
+            .map(|&n| {
+                let (head, tail) = rest.split_at(n as usize);
+                rest = tail;
+                head
+            })
+            .collect()
+    }
 }
 
 /// The latency pass at one offered load.
@@ -514,6 +543,11 @@ pub struct CellResult {
     pub profile: Option<Profile>,
     /// Passes that were skipped and why (pass name → reason).
     pub skipped_passes: BTreeMap<String, String>,
+    /// Wall-clock seconds each pass took to measure this cell (pass name →
+    /// seconds, every process of the pass, child start included): where a
+    /// run's time went. Empty in runs stored before it was recorded.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pass_seconds: BTreeMap<String, f64>,
     /// Bus counters summed over the cell's trials (drops, caught panics).
     pub dropped: u64,
     /// Listener panics caught.
@@ -568,6 +602,7 @@ impl CellResult {
             instructions: None,
             profile: None,
             skipped_passes: BTreeMap::new(),
+            pass_seconds: BTreeMap::new(),
             dropped: 0,
             listener_panics: 0,
             cloudevents: None,
