@@ -483,6 +483,8 @@ pub(crate) fn execute(
     meta.label = label;
     meta.shards = shards;
     meta.corpus = runner.corpus_summary.clone();
+    meta.processes = Some(runner.budget.processes as u32);
+    meta.trials = Some(runner.budget.trials as u32);
     store.begin_run(&meta).with_context(|| {
         format!("starting run `{}` (shards of one run go to separate stores and merge with `buslab import`)", meta.id)
     })?;

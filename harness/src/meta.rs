@@ -118,6 +118,8 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         methodology: buslab_scenarios::results::METHODOLOGY,
         work_ns_per_iteration: Some(crate::work::ns_per_iteration()),
         loss_acceptable: scenarios.iter().filter(|s| s.loss_acceptable).map(|s| s.name.clone()).collect(),
+        processes: None,
+        trials: None,
     }
 }
 

@@ -1351,6 +1351,8 @@ pub mod sample {
                 methodology: buslab_scenarios::results::METHODOLOGY,
                 work_ns_per_iteration: Some(1.4),
                 loss_acceptable: Default::default(),
+                processes: None,
+                trials: None,
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }

@@ -429,6 +429,35 @@ pub struct Variation {
     pub log_normal: bool,
 }
 
+impl Variation {
+    /// The corners of the variation a benchmark sees (between-process CV
+    /// 5–30%, within-process CV 1–10%, normal and log-normal), over which
+    /// [`coverage_range`] reports.
+    pub const CORNERS: [Variation; 8] = {
+        let mut corners = [Variation { between: 0.0, within: 0.0, log_normal: false }; 8];
+        let mut i = 0;
+        while i < 8 {
+            corners[i] = Variation {
+                between: if i & 1 == 0 { 0.05 } else { 0.30 },
+                within: if i & 2 == 0 { 0.01 } else { 0.10 },
+                log_normal: i & 4 != 0,
+            };
+            i += 1;
+        }
+        corners
+    };
+}
+
+/// The lowest and highest [`simulated_coverage`] of a nominal 95% interval
+/// over [`Variation::CORNERS`], `experiments` each, at `processes` ×
+/// `trials`: what the report states beside its intervals.
+pub fn coverage_range(processes: usize, trials: usize, experiments: usize) -> (f64, f64) {
+    Variation::CORNERS
+        .iter()
+        .map(|v| simulated_coverage(processes, trials, *v, experiments))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| (lo.min(c), hi.max(c)))
+}
+
 /// The share of `experiments` simulated cells (`processes` processes of
 /// `trials` trials each, varying as `variation` says, seeded) whose 95%
 /// interval from [`across_processes`] holds the true value: what a nominal
@@ -485,6 +514,17 @@ mod tests {
     /// trials), a nominal 95% interval covers the true value in at least 93%
     /// of simulated cells, whatever the mix of between- and within-process
     /// variation and its shape.
+    #[test]
+    fn coverage_at_the_run_counts() {
+        // The default run (3 processes × 3 trials) and `--quick` (2 × 3).
+        for (processes, trials) in [(3, 3), (2, 3)] {
+            let (lo, hi) = coverage_range(processes, trials, 2_000);
+            assert!(lo >= 0.93 && hi <= 0.985, "{processes}×{trials}: coverage {lo}–{hi}");
+        }
+        let (_, hi) = coverage_range(1, 3, 300);
+        assert!(hi < 0.8, "one process of 3 trials: coverage up to {hi}");
+    }
+
     #[test]
     fn coverage_of_intervals_across_processes() {
         for processes in [3, 5] {

@@ -90,6 +90,15 @@ pub struct RunMeta {
     /// ranked, and recommended. Empty in runs stored before it was recorded.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub loss_acceptable: std::collections::BTreeSet<String>,
+    /// Independent probe processes that measured each cell's throughput,
+    /// interleaved across a point's buses. `None` in runs stored before
+    /// repetitions (one process per cell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processes: Option<u32>,
+    /// Throughput trials in each of those processes. `None` in runs
+    /// stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trials: Option<u32>,
 }
 
 /// The current version of the measurement method. Bump it, with a line in

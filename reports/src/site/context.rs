@@ -4,6 +4,7 @@
 use super::slug;
 use crate::format;
 use crate::regression::{Comparison, Method, Unmatched, Verdict};
+use crate::stats;
 use crate::verdicts::{COLUMNS, Entry, Group, Outcome};
 use buslab_scenarios::results::{CellResult, CellStatus, RunMeta};
 use serde::Serialize;
@@ -49,6 +50,8 @@ pub(crate) struct Header {
     pub overhead: String,
     /// What the listener-work loop cost on this machine.
     pub work: String,
+    /// How throughput intervals were made and what they are worth.
+    pub intervals: String,
     pub build: Vec<Pair>,
     pub crates: Vec<Pair>,
 }
@@ -90,10 +93,29 @@ impl Header {
                 ),
                 None => "a wall-clock wait (runs before methodology 3)".to_owned(),
             },
+            intervals: intervals(meta),
             build: meta.build.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
             crates: meta.crate_versions.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
         }
     }
+}
+
+/// The header's line on throughput intervals: the run's processes and
+/// trials per cell, and the coverage a nominal 95% interval has at those
+/// counts in the simulation of [`stats::coverage_range`].
+fn intervals(meta: &RunMeta) -> String {
+    let (processes, trials, how) = match (meta.processes, meta.trials) {
+        (Some(p), Some(t)) if p > 1 => (p, t, format!("{p} processes × {t} trials per cell, the buses of a point interleaved in rotating rounds; 95% t interval over the process medians")),
+        (Some(p), Some(t)) => (p, t, format!("{p} process × {t} trials per cell; 95% bootstrap interval of the median")),
+        _ => return "one process per cell (a run before repetitions): its intervals hold none of the variance between processes".to_owned(),
+    };
+    let (lo, hi) = stats::coverage_range(processes as usize, trials as usize, 500);
+    format!(
+        "{how}. At these counts a nominal 95% interval held the true median in {:.0}–{:.0}% of simulated cells \
+         (between-process CV 5–30%, within 1–10%, normal and log-normal)",
+        100.0 * lo,
+        100.0 * hi
+    )
 }
 
 /// The first 10 characters of a commit hash.
@@ -350,5 +372,26 @@ impl CompareView {
             unmatched,
             missing: comparison.missing.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_header_says_how_intervals_were_made_and_what_they_cover() {
+        let old = intervals(&RunMeta::default());
+        assert!(old.starts_with("one process per cell"), "{old}");
+        let meta = RunMeta { processes: Some(3), trials: Some(3), ..RunMeta::default() };
+        let text = intervals(&meta);
+        assert!(text.starts_with("3 processes × 3 trials per cell"), "{text}");
+        // The simulated coverage, as measured: "held the true median in 94–96%".
+        let range = text.split("true median in ").nth(1).and_then(|t| t.split('%').next()).expect("a coverage range");
+        let (lo, hi) = range.split_once('–').expect("lo–hi");
+        let (lo, hi): (f64, f64) = (lo.parse().expect("lo"), hi.parse().expect("hi"));
+        assert!((93.0..=hi).contains(&lo) && hi <= 99.0, "{text}");
+        let single = intervals(&RunMeta { processes: Some(1), trials: Some(3), ..RunMeta::default() });
+        assert!(single.contains("1 process × 3 trials"), "{single}");
     }
 }
