@@ -203,12 +203,11 @@ pub(crate) struct MatrixArgs {
     #[arg(long, value_delimiter = ',')]
     pass: Vec<String>,
     /// Independent processes that measure each cell's throughput, their
-    /// rounds interleaving the buses of a point (default 3; 2 with
-    /// `--quick`). 1 gives intervals that miss the variance between
+    /// rounds interleaving the buses of a point (default 3). 1 gives intervals that miss the variance between
     /// processes.
     #[arg(long, value_name = "N", value_parser = parse_processes)]
     processes: Option<usize>,
-    /// Throughput trials in each process (default 3).
+    /// Throughput trials in each process (default 3; 2 with `--quick`).
     #[arg(long, value_name = "N", value_parser = parse_trials)]
     trials: Option<usize>,
     /// Time limit for one pass of one cell, seconds (callgrind gets 10×).
@@ -508,12 +507,17 @@ pub(crate) fn execute(
         let mut progress = |cell: &PlannedCell, pass: Pass| {
             bar.set_message(format!("cells {}/{} · {} · {}", first + 1, cells.len(), cell.key.name(), pass.name()))
         };
-        for (cell, mut result) in point.iter().zip(runner.run_point(&point, &mut progress)) {
+        if !interactive && let Some(cell) = point.first() {
+            eprintln!("point {} ({} cells) ...", cell.key.point(), point.len());
+        }
+        let measured = runner.run_point(&point, &mut progress);
+        // The point's cells finish together: its whole cost is done.
+        done_cost += costs[index..index + point.len()].iter().sum::<u64>();
+        index += point.len();
+        for (cell, mut result) in point.iter().zip(measured) {
             // The floor of this point, measured first (the plan opens each
             // point with the references).
             meta.attach_floor(&mut result, &results);
-            done_cost += costs[index];
-            index += 1;
             if !interactive {
                 let eta = buslab_harness::timing::eta(started.elapsed(), done_cost, total_cost)
                     .map_or_else(|| "?".to_owned(), |d| buslab_harness::timing::clock(d.as_secs_f64()));

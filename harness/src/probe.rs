@@ -56,8 +56,8 @@ impl Budget {
     };
     /// `--quick`: fewer and shorter trials, every pass kept.
     pub const QUICK: Budget = Budget {
-        processes: 2,
-        trials: 3,
+        processes: 3,
+        trials: 2,
         trial_ms: 100,
         latency_ms: 200,
         alloc_events: 2_000,
