@@ -509,6 +509,7 @@ pub(crate) fn execute(
     };
     if meta.label.is_none() {
         summary::write(out, &results, terminal_width())?;
+        summary::recommendations(out, &meta, &results)?;
     }
     writeln!(
         out,

@@ -325,6 +325,9 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
     // The index has the verdict matrix and the failed cell with its reason.
     let index = std::fs::read_to_string(out.join("index.html")).expect("index");
     assert!(index.contains("Verdict matrix") && index.contains("delivered 99 of 100"), "index content");
+    // The first screen decides: recommendations and the heat map come before the run header.
+    let first = |needle: &str| index.find(needle).unwrap_or_else(|| panic!("{needle} missing from the index"));
+    assert!(first("id=\"recommended\"") < first("class=\"heat\"") && first("class=\"heat\"") < first("<h2>Run</h2>"));
     assert!(index.contains("CloudEvents: decode and route") && index.contains("missing-id"), "the CloudEvents section");
     assert!(index.contains("3 (every decoder variant)"), "agreeing decoders' counts are given once");
     assert!(
@@ -336,6 +339,7 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
         guide.contains("What each choice is worth") && guide.contains("(borrowed vs owned)"),
         "the guide weighs the CloudEvents choices"
     );
+    assert!(guide.contains("id=\"constraints\"") && guide.contains("data-masks=\"0"), "the decision form");
     // Every cell has a page and a trend page; profiled cells a flame graph.
     let cells = std::fs::read_dir(out.join("cells")).expect("cells").count();
     assert!(cells >= runs[2].cells.len(), "{cells} files for {} cells", runs[2].cells.len());

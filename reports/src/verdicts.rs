@@ -217,7 +217,7 @@ pub fn label(params: &BTreeMap<String, String>) -> String {
 }
 
 /// A value, its CI, and whether its instruction pass was multi-threaded.
-type Measured = (f64, Option<(f64, f64)>, bool);
+pub(crate) type Measured = (f64, Option<(f64, f64)>, bool);
 
 /// Fills column `column` of every row and returns its outcome.
 fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResult>], config: &Thresholds) -> Outcome {
@@ -289,7 +289,7 @@ fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResul
 }
 
 /// Whether two values of `column` cannot be told apart (see the module docs).
-fn indistinguishable(
+pub(crate) fn indistinguishable(
     column: &Column,
     (a, a_ci, a_mt): Measured,
     (b, b_ci, b_mt): Measured,
