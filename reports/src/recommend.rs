@@ -179,6 +179,10 @@ pub struct Recommendation {
     /// The scenario names latency but no eligible bus had a p99 there:
     /// throughput decided.
     pub latency_unmeasured: bool,
+    /// Only in-line buses were eligible here (the others failed, were
+    /// skipped or ruled out): the pick runs listeners on the publisher's
+    /// thread although the constraints prefer the bus's threads.
+    pub only_inline: bool,
     /// The scenario accepts loss (`loss_acceptable`).
     pub loss_acceptable: bool,
     /// The recommended bus; `None` when no bus is eligible.
@@ -280,14 +284,22 @@ impl<'a> Recommender<'a> {
         };
         ranking.sort_by(order);
         inline.sort_by(order);
+        // Where only in-line buses could run (borrowed events, say), they
+        // are the choice.
+        let only_inline = ranking.is_empty() && !inline.is_empty();
+        if only_inline {
+            ranking = std::mem::take(&mut inline);
+            excluded.retain(|x| !ranking.iter().any(|c| c.cell == x.cell));
+        }
         let pick = ranking.first().cloned();
         let (mut tied, mut next) = (Vec::new(), None);
         if let Some(pick) = &pick {
             for other in &ranking[1..] {
-                if next.is_none() && self.indistinguishable(column, pick, other) {
+                if self.indistinguishable(column, pick, other) {
                     tied.push(other.clone());
-                } else if next.is_none() {
+                } else {
                     next = Some(self.price(column, pick, other));
+                    break;
                 }
             }
         }
@@ -301,6 +313,7 @@ impl<'a> Recommender<'a> {
             from_file: !self.catalog.is_empty() && !self.catalog.contains(&group.scenario),
             metric,
             latency_unmeasured,
+            only_inline,
             loss_acceptable: group.loss_acceptable,
             pick,
             tied,
@@ -354,6 +367,11 @@ impl<'a> Recommender<'a> {
                 lossy,
             };
             if !asynchronous && !constraints.inline_ok {
+                excluded.push(Excluded {
+                    bus: row.bus.clone(),
+                    cell: row.cell.clone(),
+                    why: "in-line: listeners on the publisher's thread".to_owned(),
+                });
                 inline.push(choice);
             } else {
                 eligible.push(choice);
@@ -537,6 +555,14 @@ pub(crate) mod tests {
             "{line}"
         );
         assert_eq!(rec.cells(), ["spsc/ring", "spsc/channel", "spsc/inline"]);
+        assert!(rec.excluded.iter().any(|x| x.bus == "inline" && x.why.starts_with("in-line")), "{:?}", rec.excluded);
+        // Where only in-line buses ran, one of them is the pick, and the line says so.
+        let only = run(vec![cell("spsc", "inline", &RING), cell("spsc", "channel", &[1.0, 1.0, 1.0])]);
+        let mut only = only;
+        only.cells[1].status = CellStatus::Skipped("borrowed events need in-line delivery".to_owned());
+        let rec = first(&only);
+        assert!(rec.only_inline && rec.pick.as_ref().is_some_and(|c| c.bus == "inline"), "{rec:#?}");
+        assert!(crate::render::recommendation(&rec).contains("the only buses that fit here"));
         // When listeners may run on the publisher's thread, the in-line bus wins.
         let groups = verdicts::matrix(&r, &Thresholds::default());
         let inline_ok = Recommender::new(&r, &Thresholds::default())
@@ -573,7 +599,11 @@ pub(crate) mod tests {
         let pick = |c: Constraints| recommender.recommend(&groups[0], c).pick.map(|c| c.bus);
         assert_eq!(pick(Constraints::default()), Some("ring".to_owned()));
         assert_eq!(pick(Constraints { multi_producer: true, ..Constraints::default() }), Some("channel".to_owned()));
-        assert_eq!(pick(Constraints { multi_producer: true, dynamic_subscribe: true, ..Constraints::default() }), None);
+        // Only the in-line bus is left: it is the pick, marked as such.
+        let both = Constraints { multi_producer: true, dynamic_subscribe: true, ..Constraints::default() };
+        assert!(recommender.recommend(&groups[0], both).only_inline);
+        assert_eq!(pick(both), Some("inline".to_owned()));
+        assert_eq!(pick(Constraints { borrowed: true, ..both }), Some("inline".to_owned()));
         assert_eq!(
             pick(Constraints { borrowed: true, inline_ok: true, ..Constraints::default() }),
             Some("inline".to_owned())
@@ -583,6 +613,10 @@ pub(crate) mod tests {
         for mask in 0..Constraints::COMBINATIONS {
             assert_eq!(Constraints::from_mask(mask).mask(), mask);
         }
+        r.meta.buses[3].multi_producer = false;
+        let groups = verdicts::matrix(&r, &thresholds);
+        let recommender = Recommender::new(&r, &thresholds);
+        assert_eq!(recommender.recommend(&groups[0], both).pick, None, "nothing fits");
     }
 
     #[test]

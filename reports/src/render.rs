@@ -482,6 +482,9 @@ pub fn recommendation(r: &Recommendation) -> String {
     if pick.lossy {
         line.push_str(" (lossy; this workload accepts loss)");
     }
+    if r.only_inline {
+        line.push_str(" (in-line: the only buses that fit here)");
+    }
     if !r.tied.is_empty() {
         let names: Vec<&str> = r.tied.iter().map(|c| c.bus.as_str()).collect();
         let _ = write!(line, "; cannot be told from {}", names.join(", "));
