@@ -550,6 +550,7 @@ pub(crate) fn execute(
     if meta.label.is_none() {
         summary::write(out, &results, terminal_width())?;
         buslab_harness::timing::Breakdown::of(&results).write(out)?;
+        summary::recommendations(out, &meta, &results)?;
     }
     writeln!(
         out,

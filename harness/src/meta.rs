@@ -151,6 +151,7 @@ pub fn buses() -> Vec<BusMeta> {
                 lossy: info.capabilities.lossy,
                 asynchronous: info.capabilities.asynchronous,
                 multi_producer: info.capabilities.multi_producer,
+                dynamic_subscribe: Some(info.capabilities.dynamic_subscribe),
                 reference: names.contains(&info.name),
                 guarantees,
             }

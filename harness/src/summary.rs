@@ -1,7 +1,8 @@
 //! The table `buslab run` ends with: one row per cell, fitted to the
-//! terminal's width.
+//! terminal's width; then the recommendations of the report's first screen.
 
-use buslab_scenarios::results::{CellResult, CellStatus};
+use buslab_reports::regression::Thresholds;
+use buslab_scenarios::results::{CellResult, CellStatus, Run, RunMeta};
 use std::io::{self, Write};
 
 /// Formats a rate with an SI suffix (`12.3M`).
@@ -149,6 +150,19 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
     writeln!(out, "{ok} ok, {failed} failed, {skipped} skipped")
 }
 
+/// The run's recommendations, one line per scenario point (the engineer's
+/// `--scenario-file` workloads first): the same
+/// [analysis](buslab_reports::analysis) and words as the report's first
+/// screen.
+pub fn recommendations(out: &mut impl Write, meta: &RunMeta, cells: &[CellResult]) -> io::Result<()> {
+    let run = Run { meta: meta.clone(), cells: cells.to_vec() };
+    let recommendations = buslab_reports::analysis::recommendations(&run, &Thresholds::default());
+    if recommendations.is_empty() {
+        return Ok(());
+    }
+    write!(out, "{}", buslab_reports::render::recommendations_text(&recommendations))
+}
+
 /// The lines under the table about latency: each scenario point's
 /// headline rate (where `p99@head` was read), then every saturated load
 /// with its state and reason — a saturated load is no latency and is never
@@ -184,6 +198,30 @@ fn latency_notes(cells: &[CellResult]) -> Vec<String> {
 mod tests {
     use super::*;
     use buslab_scenarios::results::CellKey;
+
+    #[test]
+    fn the_run_ends_with_the_lossless_recommendation() {
+        use buslab_scenarios::results::{BusMeta, Estimate, Throughput};
+        let cell = |bus: &str, median: f64, loss: f64| {
+            let key = CellKey { scenario: "spsc".into(), bus: bus.into(), params: Default::default() };
+            let mut c = CellResult::new(key, 1, 1);
+            let samples = vec![median * 0.99, median, median * 1.01];
+            let events_per_sec = Estimate { median, lower: median * 0.99, upper: median * 1.01, samples };
+            c.throughput = Some(Throughput { events_per_sec, loss_rate: Some(loss), ..Throughput::default() });
+            c.dropped = u64::from(loss > 0.0);
+            c
+        };
+        let buses = ["ring", "tokio_broadcast"]
+            .map(|name| BusMeta { name: name.into(), asynchronous: true, ..BusMeta::default() })
+            .to_vec();
+        let meta = RunMeta { buses, ..RunMeta::default() };
+        let mut out = Vec::new();
+        recommendations(&mut out, &meta, &[cell("ring", 1e6, 0.0), cell("tokio_broadcast", 9e6, 0.5)])
+            .expect("writing to a Vec");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.starts_with("Recommended (") && text.contains("\n  spsc: ring, 1.00 M events/s"), "{text}");
+        assert!(!text.contains("spsc: tokio_broadcast"), "a lossy bus is never the recommendation: {text}");
+    }
 
     #[test]
     fn si_suffixes() {

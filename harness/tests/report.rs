@@ -326,6 +326,9 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
     // The index has the verdict matrix and the failed cell with its reason.
     let index = std::fs::read_to_string(out.join("index.html")).expect("index");
     assert!(index.contains("Verdict matrix") && index.contains("delivered 99 of 100"), "index content");
+    // The first screen decides: recommendations and the heat map come before the run header.
+    let first = |needle: &str| index.find(needle).unwrap_or_else(|| panic!("{needle} missing from the index"));
+    assert!(first("id=\"recommended\"") < first("class=\"heat\"") && first("class=\"heat\"") < first("<h2>Run</h2>"));
     assert!(index.contains("CloudEvents: decode and route") && index.contains("missing-id"), "the CloudEvents section");
     assert!(index.contains("3 (every decoder variant)"), "agreeing decoders' counts are given once");
     assert!(
@@ -337,6 +340,7 @@ fn the_site_is_well_formed_self_contained_and_escaped() {
         guide.contains("What each choice is worth") && guide.contains("(borrowed vs owned)"),
         "the guide weighs the CloudEvents choices"
     );
+    assert!(guide.contains("id=\"constraints\"") && guide.contains("data-masks=\"0"), "the decision form");
     // Every cell has a page and a trend page; profiled cells a flame graph.
     let cells = std::fs::read_dir(out.join("cells")).expect("cells").count();
     assert!(cells >= runs[2].cells.len(), "{cells} files for {} cells", runs[2].cells.len());
@@ -444,4 +448,133 @@ fn a_year_of_nightly_runs() {
     let trend = std::fs::read_to_string(page).expect("trend page");
     assert!(trend.contains("<span class=\"badge regression\">regression</span>"), "the step is marked");
     assert!(trend.contains("Where the level moved"), "the change point is listed");
+}
+
+/// The first Chromium on the path (or `BUSLAB_CHROMIUM`), if any.
+fn chromium() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("BUSLAB_CHROMIUM") {
+        return Some(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// Runs headless Chromium with `args` on `url` (a minute at most) and
+/// returns what it printed (into a file: a pipe would fill and stall it).
+fn headless(chromium: &Path, args: &[String], url: &str) -> String {
+    let printed = tempfile::NamedTempFile::new().expect("a file for chromium's output");
+    let mut child = std::process::Command::new(chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run"])
+        .args(args)
+        .arg(url)
+        .stdout(printed.reopen().expect("the output file"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting chromium");
+    let started = Instant::now();
+    while child.try_wait().expect("waiting for chromium").is_none() {
+        if started.elapsed().as_secs() >= 60 {
+            let _ = child.kill();
+            panic!("chromium took over a minute on {url}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::read_to_string(printed.path()).expect("chromium's output")
+}
+
+/// The width and height of a PNG, from its IHDR chunk.
+fn png_size(bytes: &[u8]) -> (u32, u32) {
+    assert!(bytes.len() > 24 && bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    (word(16), word(20))
+}
+
+/// The report in a real browser: a store with three runs renders, and
+/// headless Chromium draws the index, the guide, a scenario and a cell page
+/// at desktop and phone widths, and runs the guide's script. The
+/// screenshots are kept under `target/tmp/screenshots/` to be looked at.
+/// Skipped, saying so, where no Chromium is installed (CI installs it);
+/// `BUSLAB_SCREENSHOT_DB=path` renders the latest run of that store instead
+/// (a real `buslab run --quick`).
+#[test]
+fn screenshots_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        eprintln!(
+            "skipped: no Chromium found (chromium, chromium-browser or google-chrome on PATH, or BUSLAB_CHROMIUM)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, id) = match std::env::var_os("BUSLAB_SCREENSHOT_DB") {
+        Some(db) => {
+            let store = Store::open(Path::new(&db)).expect("the store");
+            let id = store.latest_run_id().expect("query").expect("a run in the store");
+            (store, id)
+        }
+        None => {
+            let keys = catalog_keys();
+            let runs: Vec<Run> = (0..3)
+                .map(|day| {
+                    let mut run = synthetic_run(day, &keys, day == 2);
+                    fix_times(&mut run, day);
+                    run
+                })
+                .collect();
+            let id = runs[2].meta.id.clone();
+            (store_with(dir.path(), &runs).0, id)
+        }
+    };
+    let out = dir.path().join("report");
+    report::render(&store, &id, &out).expect("rendered");
+    let first_page = |sub: &str| {
+        let mut pages: Vec<PathBuf> = std::fs::read_dir(out.join(sub))
+            .expect("pages")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "html"))
+            .collect();
+        pages.sort();
+        pages.into_iter().next().expect("a page")
+    };
+    let pages = [
+        ("index", out.join("index.html")),
+        ("guide", out.join("guide.html")),
+        ("scenario", first_page("scenarios")),
+        ("cell", first_page("cells")),
+    ];
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).expect("screenshot directory");
+    for (name, page) in &pages {
+        for (device, width, height) in [("desktop", 1280, 1100), ("phone", 390, 1600)] {
+            let png = shots.join(format!("{name}-{device}.png"));
+            let _ = std::fs::remove_file(&png);
+            let url = format!("file://{}", page.display());
+            headless(
+                &chromium,
+                &[format!("--window-size={width},{height}"), format!("--screenshot={}", png.display())],
+                &url,
+            );
+            let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("no screenshot of {url}: {e}"));
+            assert_eq!(png_size(&bytes), (width, height), "{}", png.display());
+            // A blank page compresses to a few kB; a drawn one does not.
+            assert!(bytes.len() > 20_000, "{} looks blank ({} bytes)", png.display(), bytes.len());
+        }
+    }
+    // The guide's script runs: answers in the address select another variant.
+    let visible = |hash: &str| {
+        let url = format!("file://{}{hash}", out.join("guide.html").display());
+        let dom = headless(&chromium, &["--dump-dom".to_owned()], &url);
+        dom.split("<div class=\"variant\" data-masks=\"")
+            .skip(1)
+            .filter(|v| !v.split('>').next().unwrap_or_default().contains("hidden"))
+            .map(|v| v.split('"').next().unwrap_or_default().to_owned())
+            .collect::<Vec<String>>()
+    };
+    let default = visible("");
+    assert!(!default.is_empty() && default.iter().all(|m| m.split(' ').any(|m| m == "0")), "{default:?}");
+    let inline = visible("#decide:inline");
+    assert!(!inline.is_empty() && inline.iter().all(|m| m.split(' ').any(|m| m == "1")), "{inline:?}");
+    eprintln!("screenshots in {}", shots.display());
 }

@@ -331,22 +331,11 @@ mod tests {
     use super::*;
     use crate::regression::Thresholds;
     use crate::verdicts::matrix;
-    use buslab_scenarios::results::{Allocations, BusMeta, CellKey, Estimate, RunMeta, Throughput};
+    use buslab_scenarios::results::{Allocations, BusMeta, RunMeta};
 
+    /// A cell of `spsc` (see [`throughput_cell`](crate::recommend::tests::throughput_cell)).
     fn cell(bus: &str, samples: &[f64], allocs: f64) -> CellResult {
-        let key = CellKey { scenario: "spsc".to_owned(), bus: bus.to_owned(), params: BTreeMap::new() };
-        let mut c = CellResult::new(key, 1, 1);
-        let mut sorted = samples.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        c.throughput = Some(Throughput {
-            events_per_sec: Estimate {
-                median: sorted[sorted.len() / 2],
-                lower: sorted[0],
-                upper: sorted[sorted.len() - 1],
-                samples: samples.to_vec(),
-            },
-            ..Throughput::default()
-        });
+        let mut c = crate::recommend::tests::throughput_cell("spsc", bus, samples);
         c.allocations = Some(Allocations { allocs_per_event: allocs, ..Allocations::default() });
         c
     }

@@ -6,6 +6,11 @@
 //! result types of `buslab-scenarios`, never on the harness, and can judge
 //! runs made anywhere (a JSON export from another machine, a CI artifact).
 //!
+//! - [`analysis`]: the report model of one run (verdicts, recommendations,
+//!   decision guide, heat map), computed once; pages and the terminal
+//!   only format it.
+//! - [`recommend`]: which bus for each scenario point, the rule in its
+//!   docs.
 //! - [`regression`]: the regression rule, written out in its docs, and
 //!   [`regression::compare`], which applies it to two runs.
 //! - [`changepoints`]: the step detector (an L1 Potts fit with a stated
@@ -58,6 +63,7 @@
 //! Ours is exact for small samples without ties and has property tests.
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod changepoints;
 pub mod charts;
 pub mod flame;
@@ -65,6 +71,7 @@ pub mod format;
 pub mod guide;
 pub mod levers;
 pub mod noise;
+pub mod recommend;
 pub mod regression;
 pub mod render;
 pub mod site;

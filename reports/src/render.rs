@@ -4,10 +4,14 @@
 //! decreasing magnitude, and count the rest. A noise [`Calibration`] gets
 //! the same two forms ([`calibration_text`], [`calibration_markdown`]), and
 //! so do the cells whose latest change point is a regression
-//! ([`steps_text`], [`steps_markdown`]).
+//! ([`steps_text`], [`steps_markdown`]). The first screen's
+//! [recommendations](crate::recommend) have one line each
+//! ([`recommendation`], [`recommendations_text`]), the same on the report's
+//! index and in the terminal.
 
 use crate::format;
 use crate::noise::Calibration;
+use crate::recommend::{self, Choice, Price, Recommendation};
 use crate::regression::{Change, Comparison, Kind, Method, OtherMachine, Unmatched, Verdict};
 use crate::trends::StepRegression;
 use buslab_scenarios::results::CellStatus;
@@ -436,6 +440,77 @@ fn signed_percent(x: Option<f64>) -> String {
         Some(x) => format!("{:+.2}%", x * 100.0),
         None => "from 0".to_owned(),
     }
+}
+
+/// A choice's value on metric `slug`, with its interval: `64.8 M events/s
+/// [62.7 M, 73.7 M]`.
+fn choice_value(slug: &str, c: &Choice) -> String {
+    let value = format::metric_value(slug, c.value);
+    match c.interval {
+        Some((l, u)) if l < u => format!("{value} [{}, {}]", format::si_number(l), format::si_number(u)),
+        _ => value,
+    }
+}
+
+/// `a: 1.80× b [1.50, 2.10]` for throughput; `b's p99 1.80× a's` for
+/// latency.
+fn price_words(slug: &str, price: &Price) -> String {
+    let interval = price
+        .interval
+        .map(|(l, u)| format!(" [{}, {}]", format::three_figures(l), format::three_figures(u)))
+        .unwrap_or_default();
+    if slug == "throughput" {
+        format!("{}: {} {}{interval}", price.choice.bus, format::ratio(price.ratio), price.against.bus)
+    } else {
+        format!("{}'s p99: {} {}'s{interval}", price.against.bus, format::ratio(price.ratio), price.choice.bus)
+    }
+}
+
+/// One recommendation in one line: the pick with its value, the buses the
+/// data cannot tell from it, the price of the next choice and the in-line
+/// alternative.
+pub fn recommendation(r: &Recommendation) -> String {
+    let Some(pick) = &r.pick else {
+        return format!("{}: no bus to recommend (every bus failed, was skipped, or is lossy or ruled out)", r.point());
+    };
+    let mut line = format!("{}: {}, {}", r.point(), pick.bus, choice_value(r.metric, pick));
+    if r.metric != "throughput" {
+        line.push_str(" p99 at the headline rate");
+    } else if r.latency_unmeasured {
+        line.push_str(" (by throughput: no p99 at the headline rate)");
+    }
+    if pick.lossy {
+        line.push_str(" (lossy; this workload accepts loss)");
+    }
+    if r.only_inline {
+        line.push_str(" (in-line: the only buses that fit here)");
+    }
+    if !r.tied.is_empty() {
+        let names: Vec<&str> = r.tied.iter().map(|c| c.bus.as_str()).collect();
+        let _ = write!(line, "; cannot be told from {}", names.join(", "));
+    }
+    if let Some(next) = &r.next {
+        let _ = write!(line, "; {}", price_words(r.metric, next));
+    }
+    if let Some(alt) = &r.inline_alternative {
+        let _ = write!(
+            line,
+            "; in-line alternative {} if listeners may run on the publisher's thread",
+            price_words(r.metric, alt)
+        );
+    }
+    line
+}
+
+/// The recommendations for the terminal: a heading with the rule, then
+/// one line each.
+pub fn recommendations_text(recommendations: &[Recommendation]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Recommended ({}):", recommend::RULE_SHORT);
+    for r in recommendations {
+        let _ = writeln!(out, "  {}", recommendation(r));
+    }
+    out
 }
 
 #[cfg(test)]

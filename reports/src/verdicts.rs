@@ -229,7 +229,7 @@ pub fn label(params: &BTreeMap<String, String>) -> String {
 }
 
 /// A value, its CI, and whether its instruction pass was multi-threaded.
-type Measured = (f64, Option<(f64, f64)>, bool);
+pub(crate) type Measured = (f64, Option<(f64, f64)>, bool);
 
 /// Fills column `column` of every row and returns its outcome.
 fn judge_column(column: &Column, group: &mut Group, members: &[Option<&CellResult>], config: &Thresholds) -> Outcome {
@@ -336,7 +336,7 @@ fn process_samples(column: &Column, cell: Option<&CellResult>) -> Option<Vec<Vec
 }
 
 /// Whether two values of `column` cannot be told apart (see the module docs).
-fn indistinguishable(
+pub(crate) fn indistinguishable(
     column: &Column,
     (a, a_ci, a_mt): Measured,
     (b, b_ci, b_mt): Measured,

@@ -136,6 +136,10 @@ pub struct BusMeta {
     pub asynchronous: bool,
     /// Several threads may publish at once.
     pub multi_producer: bool,
+    /// Subscribing and unsubscribing while others publish is supported;
+    /// `None` in runs stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_subscribe: Option<bool>,
     /// A reference of the harness's own (`null`: the floor), measured
     /// beside the buses and never a winner; `false` in runs stored before
     /// references were rows.

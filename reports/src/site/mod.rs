@@ -4,8 +4,10 @@
 //!
 //! # Layout of the site
 //! ```text
-//! index.html              run header, verdict matrix, failed and skipped cells, buses
-//! guide.html              "Choosing a dispatch strategy", claims linked to cells
+//! index.html              recommendation per scenario point, heat map, run header,
+//!                         verdict matrix, failed and skipped cells, buses
+//! guide.html              decision form (constraints → buses), "Choosing a dispatch
+//!                         strategy" claims linked to cells
 //! compare.html            regression verdicts against the baseline run
 //! trends.html             every cell's metrics over the history, with markers
 //! style.css
@@ -29,6 +31,7 @@
 //! modules; this one only arranges their results into pages.
 
 mod context;
+mod decide;
 mod figures;
 mod pages;
 

@@ -4,13 +4,15 @@
 use super::context::{
     self, CompareView, Figure, Header, MatrixGroup, Pair, Problem, cell_href, scenario_href, short, trend_href,
 };
+use super::decide::{DecisionView, FirstScreen, Link, cell_link};
 use super::figures;
 use super::{Input, SiteError, slug};
+use crate::analysis::{self, Analysis};
 use crate::format;
 use crate::guide;
 use crate::regression::{self, Verdict};
 use crate::trends::{self, Trend};
-use crate::verdicts::{self, COLUMNS, Group};
+use crate::verdicts::{COLUMNS, Group};
 use buslab_scenarios::results::{BusMeta, CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -117,11 +119,12 @@ fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), SiteError> + Sync
 pub(crate) fn write_all(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
     let run = input.run;
     writer.file("style.css", STYLE)?;
-    let groups = verdicts::matrix(run, input.thresholds);
-    index(input, &groups, writer)?;
-    guide_page(run, &groups, writer)?;
+    let analysis = analysis::analyse(run, input.thresholds);
+    let groups = &analysis.groups;
+    index(input, &analysis, writer)?;
+    guide_page(run, &analysis, writer)?;
     compare_page(input, writer)?;
-    scenario_pages(run, &groups, writer)?;
+    scenario_pages(run, groups, writer)?;
     let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
     let history: Vec<&Run> = history_with_run(input);
     let owned: Vec<Run>;
@@ -200,6 +203,7 @@ struct CompareSummary {
 
 #[derive(Serialize)]
 struct IndexPage {
+    first: FirstScreen,
     header: Header,
     ok: usize,
     failed: usize,
@@ -230,10 +234,12 @@ fn scenario_matrices(run: &Run, groups: &[Group], root: &str) -> Vec<ScenarioMat
     out
 }
 
-fn index(input: &Input<'_>, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
+fn index(input: &Input<'_>, analysis: &Analysis, writer: &Writer) -> Result<(), SiteError> {
     let run = input.run;
+    let groups = &analysis.groups;
     let count = |want: &str| run.cells.iter().filter(|c| context::status(&c.status).0 == want).count();
     let page = IndexPage {
+        first: FirstScreen::new(analysis),
         header: Header::new(&run.meta),
         ok: count("ok"),
         failed: count("failed"),
@@ -260,12 +266,6 @@ fn index(input: &Input<'_>, groups: &[Group], writer: &Writer) -> Result<(), Sit
         cloudevents: cloudevents(run),
     };
     writer.page("index.html", "index.html", &common(run, "", "index"), &page)
-}
-
-#[derive(Serialize)]
-struct Link {
-    text: String,
-    href: String,
 }
 
 #[derive(Serialize)]
@@ -301,20 +301,18 @@ struct ZeroView {
 
 #[derive(Serialize)]
 struct GuidePage {
+    rule: &'static str,
+    decide: DecisionView,
     sections: Vec<SectionView>,
     zero: Vec<ZeroView>,
     has_peers: bool,
 }
 
-/// A link to cell `name` labelled with its bus and sweep point.
-fn cell_link(root: &str, name: &str) -> Link {
-    let text = name.split_once('/').map(|(_, rest)| rest).unwrap_or(name).to_owned();
-    Link { text, href: cell_href(root, name) }
-}
-
-fn guide_page(run: &Run, groups: &[Group], writer: &Writer) -> Result<(), SiteError> {
-    let guide = guide::guide(run, groups);
+fn guide_page(run: &Run, analysis: &Analysis, writer: &Writer) -> Result<(), SiteError> {
+    let guide = guide::guide(run, &analysis.groups);
     let page = GuidePage {
+        rule: crate::recommend::RULE_SHORT,
+        decide: DecisionView::new(analysis),
         sections: guide
             .sections
             .iter()
