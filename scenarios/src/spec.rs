@@ -585,7 +585,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
             let batch = loc.range(b, "batch", 1, MAX_BATCH)? as usize;
             // Every batch then starts on the same topic, so one prepared
             // buffer of `batch` events serves the whole trial.
-            if batch > 1 && batch % topics != 0 {
+            if batch > 1 && !batch.is_multiple_of(topics) {
                 return Err(loc.at(b.span(), "batch", format!("{batch} is not a multiple of topics ({topics})")));
             }
             batch
