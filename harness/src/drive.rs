@@ -1,6 +1,7 @@
 //! The measured loops, generic over the bus: no `dyn` call sits in what is
 //! timed. A [`Rig`] is one cell's bus with its subscribers; a trial publishes
-//! from the scenario's producers (optionally paced open-loop), waits for
+//! from the scenario's producers (optionally paced open-loop; one event per
+//! call, or `publish_batch` where the scenario sets `batch`), waits for
 //! delivery with `flush`, and verifies every subscriber's count, checksum
 //! and order before any number is kept.
 
@@ -184,6 +185,39 @@ where
     }
 }
 
+/// A producer's batch for scenarios that publish with `publish_batch`:
+/// `batch` copies of its templates, event `k` that of topic `(first_seq +
+/// k) % topics`. Built before the timed loop. The scenario makes `batch` a
+/// multiple of the topics, so every batch starts on the same topic and the
+/// loops below set only seqs (and stamps).
+fn prepare_batch<E: Clone>(templates: &[E], first_seq: u64, batch: usize) -> Vec<E> {
+    let topics = templates.len() as u64;
+    (0..batch as u64).map(|k| templates[((first_seq + k) % topics) as usize].clone()).collect()
+}
+
+/// [`publish_flat`] for batched scenarios: `events` events from
+/// `first_seq` on, in `publish_batch` calls of `batch.len()` (the last one
+/// shorter), with nothing per event but setting its seq. Buses without a
+/// batch publish of their own loop over `publish_clone` (the trait's
+/// default), still generic: no `dyn` here either.
+#[inline(never)]
+fn publish_batches<B>(bus: &B, batch: &mut [B::Event], first_seq: u64, events: u64)
+where
+    B: EventBus,
+    B::Event: Payload,
+{
+    let end = first_seq + events;
+    let mut seq = first_seq;
+    while seq < end {
+        let n = (end - seq).min(batch.len() as u64) as usize;
+        for (k, event) in batch[..n].iter_mut().enumerate() {
+            event.set_seq(seq + k as u64);
+        }
+        bus.publish_batch(&batch[..n]);
+        seq += n as u64;
+    }
+}
+
 /// The paced producer loop (open loop: each event waits for its intended
 /// send time and carries it as its stamp). Every event's send lateness
 /// (actual − intended send time) goes into `lateness`, the producer's own
@@ -191,9 +225,15 @@ where
 /// schedule: an event whose intended time had already passed at the last
 /// reading is sent at once and counted as late by that reading, a lower
 /// bound when the producer is behind.
+///
+/// With a `batch` (see [`prepare_batch`]) it publishes `publish_batch`
+/// calls of that many instead: a batch is due when its last event is, and
+/// its events carry that time as their stamp and lateness, so that latency
+/// measures the bus rather than the batching the producer chose.
 fn publish_paced<B>(
     bus: &B,
     templates: &mut [B::Event],
+    mut batch: Option<&mut [B::Event]>,
     first_seq: u64,
     events: u64,
     schedule: &Schedule,
@@ -203,18 +243,35 @@ fn publish_paced<B>(
     B::Event: Payload,
 {
     let topics = templates.len() as u64;
+    let step = batch.as_ref().map_or(1, |b| b.len() as u64);
     let mut now = 0;
-    for i in 0..events {
+    let mut i = 0;
+    while i < events {
+        let n = (events - i).min(step);
         let seq = first_seq + i;
-        let event = &mut templates[(seq % topics) as usize];
-        event.set_seq(seq);
-        let intended = schedule.intended(i);
+        let intended = schedule.intended(i + n - 1);
         if intended > now {
             now = wait_until(intended);
         }
-        lateness.record(now - intended);
-        event.set_stamp(intended);
-        bus.publish_clone(event);
+        match batch.as_deref_mut() {
+            None => {
+                let event = &mut templates[(seq % topics) as usize];
+                event.set_seq(seq);
+                lateness.record(now - intended);
+                event.set_stamp(intended);
+                bus.publish_clone(event);
+            }
+            Some(batch) => {
+                let batch = &mut batch[..n as usize];
+                for (k, event) in batch.iter_mut().enumerate() {
+                    event.set_seq(seq + k as u64);
+                    event.set_stamp(intended);
+                    lateness.record(now - intended);
+                }
+                bus.publish_batch(batch);
+            }
+        }
+        i += n;
     }
 }
 
@@ -352,6 +409,7 @@ where
             }
         }
         let bus = &self.bus;
+        let batch = self.scenario.batch;
         let (mut started, mut panicked) = (0, false);
         let mut first_ns = u64::MAX;
         let mut elapsed_ns = 0;
@@ -368,12 +426,16 @@ where
                     s.spawn(move || {
                         let schedule = Schedule { pace, start_ns, producers: producers as f64, producer: p as f64 };
                         let mut lateness = (!matches!(pace, Pace::Flat)).then(LocalBuckets::default);
+                        let mut batch = (batch > 1).then(|| prepare_batch(&templates, first_seq, batch));
                         barrier.wait();
                         window.producer(true);
                         let begin = now_ns();
-                        match lateness.as_mut() {
-                            None => publish_flat(bus, &mut templates, first_seq, events),
-                            Some(late) => publish_paced(bus, &mut templates, first_seq, events, &schedule, late),
+                        match (lateness.as_mut(), batch.as_deref_mut()) {
+                            (None, None) => publish_flat(bus, &mut templates, first_seq, events),
+                            (None, Some(batch)) => publish_batches(bus, batch, first_seq, events),
+                            (Some(late), batch) => {
+                                publish_paced(bus, &mut templates, batch, first_seq, events, &schedule, late)
+                            }
                         }
                         window.producer(false);
                         (begin, lateness, schedule.intended(events.saturating_sub(1)))

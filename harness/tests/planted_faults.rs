@@ -92,6 +92,23 @@ fn a_delivery_duplicated_in_a_million_fails_its_cell() {
     assert!(faulty.throughput.is_none(), "no figure is kept");
 }
 
+/// The loss again, published in batches of 64 (`publish_batch`, which the
+/// reference buses run as a loop of `publish_clone`) over two topics and
+/// two subscribers, with a last batch shorter than 64: the batched loop's
+/// events are counted and checked like the others, and `null` passing
+/// shows each prepared batch carries the topics and seqs that verification
+/// expects.
+#[test]
+fn a_delivery_lost_in_a_million_fails_its_cell_when_published_in_batches() {
+    let scenario = scenario("name = \"faults\"\nsubscribers = 2\ntopics = 2\nbatch = 64\nevents = 1100001\n");
+    let runner = runner(&[Pass::Throughput], "drop-batched");
+    let plain = run_cell(&runner, "null", &scenario);
+    assert_eq!(plain.status, CellStatus::Ok, "the plain bus passes");
+    let faulty = run_cell(&runner, "drops_one", &scenario);
+    let CellStatus::Failed(reason) = &faulty.status else { panic!("a lost delivery passed: {:?}", faulty.status) };
+    assert!(reason.contains(" events (1 lost)"), "{reason}");
+}
+
 /// Runs `buslab compare --gate deterministic --fail-on-regression` on a
 /// store holding a base run and a new run of one cell each.
 fn gate(dir: &std::path::Path, base: &CellResult, new: &CellResult) -> std::process::Output {

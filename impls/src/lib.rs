@@ -94,7 +94,7 @@ macro_rules! for_each_bus {
             tokio_broadcast => TokioBroadcast in "peers/tokio_broadcast.rs",
             fixed_array => FixedArray in "fixed_array.rs",
             pooled => Pooled in "pooled.rs",
-            ring => Ring in "ring.rs",
+            ring => Ring in "ring/mod.rs",
             router => Router in "router.rs",
             any_router => AnyRouter in "any_router.rs",
             disruptor => Disruptor in "peers/disruptor.rs",

@@ -135,6 +135,7 @@ mod tests {
         let names: Vec<_> = catalog.iter().map(|s| s.name.as_str()).collect();
         for want in [
             "spsc",
+            "batch",
             "fanout",
             "mpmc",
             "burst",

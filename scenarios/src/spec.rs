@@ -12,6 +12,7 @@
 //! | `topics` | integer | `1` | events spread round-robin over topics; subscriber *i* takes topic *i mod topics* |
 //! | `payload` | `"small"` / `"heavy"` / `"cloudevents"` | `"small"` | the event type |
 //! | `events` | integer | calibrated | events per producer per trial (else the harness sizes trials to ≥ 200 ms) |
+//! | `batch` | integer | `1` | events per publish call: above 1, producers publish with `publish_batch` of this many (a multiple of `topics`; buses without a batch publish loop over `publish_clone`) |
 //! | `listener_work_ns` | integer | `0` | simulated work per delivery, in nominal ns: that many iterations of a fixed loop, the same instructions on every machine (each run records what an iteration took there) |
 //! | `listener_bodies` | `1`, `4` or `"each"` | `1` | distinct listener bodies (generated code) |
 //! | `oversubscribe` | bool | `false` | allow more threads than cores |
@@ -41,6 +42,8 @@ pub const MAX_PRODUCERS: u64 = 64;
 pub const MAX_SUBSCRIBERS: u64 = 4096;
 /// Most events per producer per trial.
 pub const MAX_EVENTS: u64 = 1_000_000_000;
+/// Most events per `publish_batch` call.
+pub const MAX_BATCH: u64 = 4096;
 /// Most simulated work per delivery (10 ms).
 pub const MAX_WORK_NS: u64 = 10_000_000;
 /// Largest bus capacity (2^24 events).
@@ -178,6 +181,11 @@ pub struct Scenario {
     pub payload: PayloadKind,
     /// Events per producer per trial, if fixed.
     pub events: Option<u64>,
+    /// Events per publish call: 1 publishes one at a time
+    /// (`publish_clone`), more publishes with `publish_batch` of this many
+    /// (a multiple of `topics`).
+    #[serde(default = "one")]
+    pub batch: usize,
     /// Simulated work per delivery, in nominal ns: the harness runs that
     /// many iterations of a fixed loop, the same on every machine, and
     /// records what an iteration took on the machine at hand.
@@ -211,6 +219,10 @@ pub struct Scenario {
     /// CloudEvents settings (`payload = "cloudevents"` only).
     #[serde(default)]
     pub cloudevents: Option<Settings>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// One point of a scenario's sweep.
@@ -363,6 +375,7 @@ struct RawScenario {
     topics: Option<Spanned<u64>>,
     payload: Option<Spanned<String>>,
     events: Option<Spanned<u64>>,
+    batch: Option<Spanned<u64>>,
     listener_work_ns: Option<Spanned<u64>>,
     listener_bodies: Option<Spanned<RawBodies>>,
     #[serde(default)]
@@ -566,6 +579,18 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         },
     };
     let events = raw.events.as_ref().map(|e| loc.range(e, "events", 1, MAX_EVENTS)).transpose()?;
+    let batch = match &raw.batch {
+        None => 1,
+        Some(b) => {
+            let batch = loc.range(b, "batch", 1, MAX_BATCH)? as usize;
+            // Every batch then starts on the same topic, so one prepared
+            // buffer of `batch` events serves the whole trial.
+            if batch > 1 && !batch.is_multiple_of(topics) {
+                return Err(loc.at(b.span(), "batch", format!("{batch} is not a multiple of topics ({topics})")));
+            }
+            batch
+        }
+    };
     let listener_work_ns = match &raw.listener_work_ns {
         Some(w) => loc.range(w, "listener_work_ns", 0, MAX_WORK_NS)?,
         None => 0,
@@ -662,6 +687,7 @@ pub fn parse(file: &str, text: &str, origin: Origin) -> Result<Scenario, Scenari
         topics,
         payload,
         events,
+        batch,
         listener_work_ns,
         bodies,
         oversubscribe: raw.oversubscribe,
@@ -740,6 +766,9 @@ fn cloudevents_settings(
     }
     if let Some(c) = &raw.churn {
         return refuse(c.span(), "churn", "not supported with payload = \"cloudevents\"");
+    }
+    if let Some(b) = &raw.batch {
+        return refuse(b.span(), "batch", "not supported with payload = \"cloudevents\"");
     }
     let mut settings = Settings::default();
     let Some(table) = &raw.cloudevents else { return Ok(Some(settings)) };
@@ -916,6 +945,20 @@ mod tests {
         let e = error("name = \"x\"\nsubscribers = 1\nbuses = [\"routr\"]\n");
         assert!(e.contains("`buses`") && e.contains("\"routr\"") && e.contains("router"), "{e}");
         assert!(error("name = \"x\"\nsubscribers = 1\nbuses = []\n").contains("empty"));
+    }
+
+    #[test]
+    fn batch_defaults_to_one_and_must_cover_whole_topic_rounds() {
+        assert_eq!(parse_str("name = \"x\"\nsubscribers = 1\n").expect("valid").batch, 1);
+        let s = parse_str("name = \"x\"\nsubscribers = 1\ntopics = 4\nbatch = 64\n").expect("valid");
+        assert_eq!(s.batch, 64);
+        assert_eq!(parse_str("name = \"x\"\nsubscribers = 1\ntopics = 4\nbatch = 1\n").expect("valid").batch, 1);
+        let e = error("name = \"x\"\nsubscribers = 1\ntopics = 3\nbatch = 64\n");
+        assert!(e.contains("test.toml:4:") && e.contains("`batch`") && e.contains("multiple of topics"), "{e}");
+        assert!(error("name = \"x\"\nsubscribers = 1\nbatch = 0\n").contains("out of range"));
+        assert!(error("name = \"x\"\nsubscribers = 1\nbatch = 5000\n").contains("out of range"));
+        let e = error("name = \"x\"\nsubscribers = 1\npayload = \"cloudevents\"\nbatch = 8\n");
+        assert!(e.contains("`batch`") && e.contains("cloudevents"), "{e}");
     }
 
     #[test]
