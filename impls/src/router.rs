@@ -1,27 +1,5 @@
 //! A reflection-free typed router: handlers stored per topic with their static type, publish calls only that topic's handlers, in-line.
 //!
-//! The routing table is one copy-on-write snapshot (`arc-swap`): a slice of
-//! handler lists indexed by [`Topic`], each handler stored as its concrete
-//! listener type `L` — no `Any`, no downcast, no trait object unless the
-//! scenario chooses one for `L`. `publish` loads the snapshot once (no lock,
-//! no allocation), indexes it by the event's topic and calls exactly that
-//! topic's handlers. Because `L` is a type parameter, a statically dispatched
-//! handler (a closure type, or an enum whose `on_event` is a `match` over
-//! handler bodies) is inlined into the publish loop: the zero-reflection end
-//! of the spectrum. A subscriber with [`Filter::All`] appears in every topic's
-//! list.
-//!
-//! Topics are typed at compile time by the event type itself: an event enum
-//! maps each variant to its topic in [`Event::topic`], so routing is an index,
-//! decided by the compiler's view of the type, never a run-time type test.
-//!
-//! `subscribe` and `unsubscribe` copy the table, change the copy and swap it
-//! in (serialised by a mutex publishers never take), so publishers are never
-//! blocked; churn costs O(subscribers) per change.
-//!
-//! Applicable [`BusConfig`] fields: `topics` (table size). `capacity`,
-//! `wait`, `max_threads` and `producers` do not apply.
-//!
 //! # Guarantees
 //! - **Ordering:** each subscriber receives a producer's events in publish
 //!   order, on that producer's thread; events of different producers may
@@ -41,8 +19,60 @@
 //! (statically typed topic/handler contracts instead of `interface{}` and type
 //! assertions), with copy-on-write registration as they recommend over a
 //! global lock.
+//!
+//! Applicable [`BusConfig`] fields: `topics` (table size). `capacity`,
+//! `wait`, `max_threads` and `producers` do not apply.
+//!
+//! # Design
+//! The routing table is one copy-on-write snapshot (`arc-swap`): a slice of
+//! handler lists indexed by [`Topic`], each handler stored as its concrete
+//! listener type `L` — no `Any`, no downcast, no trait object unless the
+//! scenario chooses one for `L`. `publish` loads the snapshot once (no lock,
+//! no allocation), indexes it by the event's topic and calls exactly that
+//! topic's handlers. Topics are typed at compile time by the event type
+//! itself: an event enum maps each variant to its topic in
+//! [`Event::topic`], so routing is an index, decided by the compiler's view
+//! of the type, never a run-time type test. A subscriber with
+//! [`Filter::All`] appears in every topic's list.
+//!
+//! `subscribe` and `unsubscribe` copy the table, change the copy and swap it
+//! in (serialised by a mutex publishers never take), so publishers are never
+//! blocked; churn costs O(subscribers) per change.
+//!
+//! Each choice below was measured at `fanout` with 500 listeners, in
+//! instructions per listener call (callgrind, whole harness included; the
+//! `null` reference then costs about 23):
+//! - **Static dispatch.** Because `L` is a type parameter, a statically
+//!   dispatched handler (a closure type, or an enum whose `on_event` is a
+//!   `match` over handler bodies, like the harness's) is inlined into the
+//!   publish loop: the zero-reflection end of the spectrum.
+//! - **No filter check.** Filtering is the table's index: a publish never
+//!   tests a filter, whatever the subscribers' filters.
+//! - **A topic's list is a bare slice of handler pointers.** The ids that
+//!   `unsubscribe` looks for sit in a list of their own beside it, so the
+//!   publish loop walks 8-byte pointers, not (id, pointer) pairs.
+//! - **Handlers behind one pointer each (`Arc<L>`), not in place.** A new
+//!   snapshot is built while publishers may still read the old one, and a
+//!   [`Filter::All`] handler sits in every topic's list; in place, both
+//!   would need `L: Clone`, which listeners do not promise. So a delivery
+//!   reads the pointer and then the handler: one dependent load more than
+//!   `null`, which calls listeners stored in place (its subscribers are
+//!   fixed).
+//! - **The loop keeps the event in registers.** Delivery goes through
+//!   `util::deliver_each_isolated`, whose loop receives the event as a
+//!   function argument and keeps its position in a register, so that the
+//!   handlers' stores do not force the event's fields to be reloaded for
+//!   every handler (see that function).
+//! - **Panics** are caught by one `catch_unwind` around the whole loop,
+//!   re-entered after the handler that panicked: no cost on the happy path.
+//!
+//! Measured (fat LTO, callgrind, `fanout` at 500): 31.0 Ir per listener call
+//! with (id, pointer) pairs and the index loop, 27.0 with the bare pointer
+//! list and `deliver_each_isolated`, against 22.8 for `null`. The
+//! 4 left are the handler pointer's load (1), two event fields spilled to
+//! the stack and reloaded (2), and the loop's own step (1).
 
-use crate::util::{check_filter, deliver_isolated};
+use crate::util::{check_filter, deliver_each_isolated};
 use crate::{
     BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId, Topic,
 };
@@ -74,19 +104,39 @@ impl Strategy for Router {
     type Bus<E: Event, L: Listener<E>> = RouterBus<E, L>;
 }
 
-struct Route<L> {
-    id: u64,
-    listener: Arc<L>,
+/// One topic's handlers, in subscription order.
+struct Routes<L> {
+    /// What a publish walks.
+    handlers: Vec<Arc<L>>,
+    /// The subscription id of each handler (same index), for `unsubscribe`.
+    ids: Vec<u64>,
 }
 
-impl<L> Clone for Route<L> {
+impl<L> Clone for Routes<L> {
     fn clone(&self) -> Self {
-        Route { id: self.id, listener: self.listener.clone() }
+        Routes { handlers: self.handlers.clone(), ids: self.ids.clone() }
+    }
+}
+
+impl<L> Routes<L> {
+    fn push(&mut self, id: u64, handler: Arc<L>) {
+        self.handlers.push(handler);
+        self.ids.push(id);
+    }
+
+    /// Removes the handler of subscription `id`; true if it was there.
+    fn remove(&mut self, id: u64) -> bool {
+        let Some(index) = self.ids.iter().position(|&i| i == id) else {
+            return false;
+        };
+        self.handlers.remove(index);
+        self.ids.remove(index);
+        true
     }
 }
 
 /// Handler lists indexed by topic.
-type Table<L> = Box<[Vec<Route<L>>]>;
+type Table<L> = Box<[Routes<L>]>;
 
 /// What subscribe/unsubscribe keep to themselves.
 struct Writer {
@@ -107,7 +157,7 @@ impl<E: Event, L: Listener<E>> RouterBus<E, L> {
         let table = self.table.load();
         let topic = usize::from(event.topic());
         let Some(routes) = table.get(topic) else { topic_out_of_range(topic, table.len()) };
-        let panics = deliver_isolated(routes.len(), |i| routes[i].listener.on_event(event));
+        let panics = deliver_each_isolated(&routes.handlers, event, |handler, event| handler.on_event(event));
         if panics != 0 {
             self.panics.fetch_add(panics, Ordering::Relaxed);
         }
@@ -130,7 +180,7 @@ impl<E: Event, L: Listener<E>> EventBus for RouterBus<E, L> {
 
     fn new(config: &BusConfig) -> Result<Self, BusError> {
         config.validate(Router::NAME)?;
-        let table: Table<L> = (0..config.topics).map(|_| Vec::new()).collect();
+        let table: Table<L> = (0..config.topics).map(|_| Routes { handlers: Vec::new(), ids: Vec::new() }).collect();
         Ok(RouterBus {
             table: ArcSwap::from_pointee(table),
             panics: CachePadded::new(AtomicU64::new(0)),
@@ -145,10 +195,9 @@ impl<E: Event, L: Listener<E>> EventBus for RouterBus<E, L> {
         let id = self.update(|writer, table| {
             let id = writer.next_id;
             writer.next_id += 1;
-            let route = Route { id, listener };
             match filter {
-                Filter::All => table.iter_mut().for_each(|list| list.push(route.clone())),
-                Filter::Topic(t) => table[usize::from(t)].push(route),
+                Filter::All => table.iter_mut().for_each(|routes| routes.push(id, listener.clone())),
+                Filter::Topic(t) => table[usize::from(t)].push(id, listener),
             }
             id
         });
@@ -158,10 +207,8 @@ impl<E: Event, L: Listener<E>> EventBus for RouterBus<E, L> {
     fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
         let found = self.update(|_, table| {
             let mut found = false;
-            for list in table.iter_mut() {
-                let before = list.len();
-                list.retain(|r| r.id != id.0);
-                found |= list.len() != before;
+            for routes in table.iter_mut() {
+                found |= routes.remove(id.0);
             }
             found
         });
@@ -187,6 +234,6 @@ impl<E: Event, L: Listener<E>> RouterBus<E, L> {
 
     /// Number of handlers routed for `topic`.
     pub fn handlers(&self, topic: Topic) -> usize {
-        self.table.load().get(usize::from(topic)).map_or(0, Vec::len)
+        self.table.load().get(usize::from(topic)).map_or(0, |routes| routes.handlers.len())
     }
 }

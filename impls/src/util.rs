@@ -76,6 +76,80 @@ pub(crate) fn deliver_isolated(len: usize, mut deliver: impl FnMut(usize)) -> u6
     panics
 }
 
+/// Calls `deliver(item, arg)` for every item of `items`, in order, isolating
+/// panics as [`deliver_isolated`] does (caught, counted, skipped; the rest
+/// still visited). Returns the number of panics.
+///
+/// For in-line buses whose publish loop is the whole cost of a fan-out.
+/// What [`deliver_isolated`]'s index loop leaves in memory, this keeps in
+/// registers:
+/// - The loop runs in a function that receives `items`, `arg` and `deliver`
+///   as arguments (by value, hence `Copy`), not in the closure handed to
+///   `catch_unwind`, whose captures live in memory that every store of a
+///   listener might alias. Inlined, `arg` is a `noalias` reference (when `A`
+///   has no interior mutability): what the listener reads from the event
+///   (producer, seq, checksum) is loaded once per publish, not once per
+///   listener after the previous listener's stores.
+/// - The position is a local that only an unwinding panic writes to
+///   memory (a drop guard), not a `&mut` counter stored every step.
+///
+/// Measured at `fanout` with 500 listeners (callgrind, fat LTO, whole
+/// harness included): `router` went from 31.0 to 27.0 Ir per listener call
+/// with this loop in place of the index loop (reloaded event fields, the
+/// stored counter and the bounds check). What remains of the event's fields
+/// is two reloads from the stack, where register pressure spills them.
+#[inline]
+pub(crate) fn deliver_each_isolated<T, A: ?Sized>(items: &[T], arg: &A, deliver: impl Fn(&T, &A) + Copy) -> u64 {
+    let mut next = 0;
+    let mut panics = 0;
+    while next < items.len() {
+        let rest = &items[next..];
+        let mut reached = 0;
+        let finished = catch_unwind(AssertUnwindSafe(|| deliver_all(rest, arg, deliver, &mut reached)));
+        match finished {
+            Ok(()) => break,
+            Err(_) => {
+                panics += 1;
+                next += reached + 1;
+            }
+        }
+    }
+    panics
+}
+
+/// The loop of [`deliver_each_isolated`]: on a panic in `deliver`,
+/// `reached` is left at the index of the item that panicked.
+///
+/// One induction variable, the item pointer: the index is worked out from
+/// it only when the position is written out (hence no zero-sized `T`,
+/// whose items would all share one address).
+#[inline(always)]
+fn deliver_all<T, A: ?Sized>(items: &[T], arg: &A, deliver: impl Fn(&T, &A), reached: &mut usize) {
+    /// Writes the position out only when dropped, which happens once: at
+    /// the end, or while unwinding from the item at `at`.
+    struct Position<'a, T> {
+        reached: &'a mut usize,
+        first: *const T,
+        at: *const T,
+    }
+    impl<T> Drop for Position<'_, T> {
+        #[inline(always)]
+        fn drop(&mut self) {
+            // SAFETY: `first` and `at` point into (or one past) one slice.
+            *self.reached = unsafe { self.at.offset_from(self.first) } as usize;
+        }
+    }
+    const { assert!(size_of::<T>() != 0, "items must not be zero-sized") };
+    let range = items.as_ptr_range();
+    let mut position = Position { reached, first: range.start, at: range.start };
+    while position.at != range.end {
+        // SAFETY: `at` is in `first..end`, within `items`.
+        deliver(unsafe { &*position.at }, arg);
+        // SAFETY: at most one past the end of `items`.
+        position.at = unsafe { position.at.add(1) };
+    }
+}
+
 /// Joins a thread the bus spawned, re-raising its panic unless this thread
 /// is already unwinding. The current thread itself is not joined: a bus
 /// dropped from one of its own listeners (its last owner was one) lets that
@@ -112,6 +186,21 @@ mod tests {
         });
         assert_eq!(panics, 2);
         assert_eq!(seen, [0, 2, 4]);
+    }
+
+    #[test]
+    fn deliver_each_isolated_skips_only_the_panicking_items() {
+        let items = [0, 1, 2, 3, 4, 5];
+        let seen = std::cell::RefCell::new(Vec::new());
+        let panics = deliver_each_isolated(&items, &10, |&i, &offset| {
+            if i == 0 || i == 3 || i == 5 {
+                panic!("listener {i} fails (expected in this test)");
+            }
+            seen.borrow_mut().push(i + offset);
+        });
+        assert_eq!(panics, 3);
+        assert_eq!(seen.into_inner(), [11, 12, 14]);
+        assert_eq!(deliver_each_isolated(&[] as &[u8], &(), |_, _| panic!("never called")), 0);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `fixed_array`-specific edge cases: the slot limit, slot reuse and id
-//! uniqueness.
+//! `fixed_array`-specific edge cases: the slot limit, slot reuse (after the
+//! epoch grace period) and id uniqueness, and the filter count that lets a
+//! publish skip the topic check.
 
 use buslab_impls::fixed_array::{FixedArray, FixedArrayBus, SLOTS};
 use buslab_impls::payload::{Payload, SmallEvent};
@@ -51,4 +52,49 @@ fn trailing_unsubscribes_shrink_the_scan() {
     }
     bus.publish(SmallEvent::make(0, 0, 0));
     assert_eq!(n.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_full_array_waits_for_a_retired_slot_except_inside_a_publish() {
+    let bus = bus();
+    let n = Arc::new(AtomicU64::new(0));
+    let ids: Vec<_> = (0..SLOTS).map(|_| bus.subscribe(Filter::All, counting(&n)).expect("room")).collect();
+    // Pinned like a publisher (a listener calling `subscribe`): the slot
+    // just retired cannot be freed while this thread holds the epoch, so
+    // waiting for it would never end.
+    let guard = crossbeam_epoch::pin();
+    bus.unsubscribe(ids[7]).expect("subscribed");
+    assert_eq!(
+        bus.subscribe(Filter::All, counting(&n)).err(),
+        Some(BusError::SubscriberLimit { bus: "fixed_array", limit: SLOTS }),
+        "inside a publish, a full array reports the limit"
+    );
+    drop(guard);
+    bus.subscribe(Filter::All, counting(&n)).expect("outside, subscribe waits for the retired slot");
+    bus.publish(SmallEvent::make(0, 0, 0));
+    assert_eq!(n.load(Ordering::Relaxed), SLOTS as u64, "every slot is called once");
+}
+
+#[test]
+fn a_topic_subscriber_added_after_unfiltered_publishes_gets_its_topic() {
+    let bus: FixedArrayBus<SmallEvent, Listener> =
+        <FixedArray as Strategy>::Bus::new(&BusConfig { topics: 3, ..BusConfig::default() }).expect("valid config");
+    let (all, one) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    bus.subscribe(Filter::All, counting(&all)).expect("room");
+    // No filtered subscriber yet: these publishes take the loop without
+    // the topic check.
+    for topic in 0..3 {
+        bus.publish(SmallEvent::make(0, 0, topic));
+    }
+    let id = bus.subscribe(Filter::Topic(1), counting(&one)).expect("room");
+    for topic in 0..3 {
+        bus.publish(SmallEvent::make(0, 1, topic));
+    }
+    assert_eq!((all.load(Ordering::Relaxed), one.load(Ordering::Relaxed)), (6, 1));
+    bus.unsubscribe(id).expect("subscribed");
+    bus.subscribe(Filter::Topic(2), counting(&one)).expect("room");
+    for topic in 0..3 {
+        bus.publish(SmallEvent::make(0, 2, topic));
+    }
+    assert_eq!((all.load(Ordering::Relaxed), one.load(Ordering::Relaxed)), (9, 2));
 }

@@ -64,3 +64,18 @@ fn an_event_outside_the_topic_table_is_a_loud_contract_violation() {
     let bus = bus(2);
     bus.publish(SmallEvent::make(0, 0, 5));
 }
+
+#[test]
+fn unsubscribe_removes_exactly_its_handler_from_a_shared_topic() {
+    let bus = bus(2);
+    let counts: Vec<_> = (0..3).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let ids: Vec<_> =
+        counts.iter().map(|c| bus.subscribe(Filter::Topic(1), Handler::Count(c.clone())).expect("subscribe")).collect();
+    bus.unsubscribe(ids[1]).expect("subscribed");
+    bus.publish(SmallEvent::make(0, 0, 1));
+    bus.unsubscribe(ids[2]).expect("subscribed");
+    bus.publish(SmallEvent::make(0, 1, 1));
+    let got: Vec<_> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    assert_eq!(got, [2, 0, 1]);
+    assert_eq!(bus.handlers(1), 1);
+}
