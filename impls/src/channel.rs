@@ -4,7 +4,8 @@
 //! checks each subscriber's filter and sends a copy of the event into the
 //! bounded channel of every subscriber that accepts it: `Clone::clone` for all
 //! but the last, which takes the original (so one subscriber costs no clone).
-//! Subscribers are spread over *shards*, one consumer thread each; a shard is
+//! Subscribers are spread over *shards*, one consumer thread each (the
+//! consumer pool of `pool.rs`, shared with the channel-crate peers); a shard is
 //! added (its thread spawned) on subscribe while there are fewer than
 //! `max_threads`, so a bus with no more subscribers than threads gives every
 //! subscriber a dedicated thread, and 500 subscribers on 2 threads are drained

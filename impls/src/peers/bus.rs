@@ -18,7 +18,8 @@
 //!   reader starts at the count when it was added (its join point), and its
 //!   consumer counts the events it has passed, so that `flush` knows what
 //!   each subscriber still owes. The crate has no such counter.
-//! - **Consumer threads.** Readers are spread over at most `max_threads`
+//! - **Consumer threads** (the crate's consumer pool, `pool.rs`). Readers
+//!   are spread over at most `max_threads`
 //!   threads (a new one while fewer exist and all have a subscriber, else the
 //!   least loaded); each reads its readers in turn, up to 128 events each,
 //!   with `try_recv`, and checks filters at delivery (the ring carries every

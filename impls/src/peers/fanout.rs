@@ -24,7 +24,8 @@
 //!   listener has *finished* an event, which `flush` must know; the counters
 //!   also give the consumers something to wait on when they serve several
 //!   subscribers.
-//! - **Consumers.** Subscribers are spread over shards, one thread each: a new
+//! - **Consumers** (the crate's consumer pool, `pool.rs`, which `channel`
+//!   and `bus` share). Subscribers are spread over shards, one thread each: a new
 //!   shard while fewer than `max_threads` exist and every shard has a
 //!   subscriber, else the least loaded one. A consumer delivers up to 128
 //!   events per subscriber in turn with the crate's `try_recv`. When it runs
