@@ -148,7 +148,7 @@ fn wait_until(deadline_ns: u64) -> u64 {
 }
 
 /// The throughput pass's producer loop: `events` back-to-back publishes
-/// of `templates[seq % topics]` from `first_seq` on, with nothing per event
+/// of `templates[seq % templates.len()]` from `first_seq` on, with nothing per event
 /// but setting the seq, choosing the template (a wrapping index, no
 /// division) and publishing. What was published is recounted after the
 /// trial ([`Rig::trial`]).
@@ -186,13 +186,15 @@ where
 }
 
 /// A producer's batch for scenarios that publish with `publish_batch`:
-/// `batch` copies of its templates, event `k` that of topic `(first_seq +
-/// k) % topics`. Built before the timed loop. The scenario makes `batch` a
-/// multiple of the topics, so every batch starts on the same topic and the
-/// loops below set only seqs (and stamps).
+/// `batch` copies of its templates, event `k` a copy of template
+/// `(first_seq + k) % templates.len()` (topic `(first_seq + k) % topics`,
+/// since templates cycle topics within each payload shape). Built before
+/// the timed loop. The scenario makes `batch` a multiple of the topics, so
+/// every batch starts on the same topic and the loops below set only seqs
+/// (and stamps); [`Rig::count_published`] counts the copies published.
 fn prepare_batch<E: Clone>(templates: &[E], first_seq: u64, batch: usize) -> Vec<E> {
-    let topics = templates.len() as u64;
-    (0..batch as u64).map(|k| templates[((first_seq + k) % topics) as usize].clone()).collect()
+    let cycle = templates.len() as u64;
+    (0..batch as u64).map(|k| templates[((first_seq + k) % cycle) as usize].clone()).collect()
 }
 
 /// [`publish_flat`] for batched scenarios: `events` events from
@@ -242,7 +244,7 @@ fn publish_paced<B>(
     B: EventBus,
     B::Event: Payload,
 {
-    let topics = templates.len() as u64;
+    let cycle = templates.len() as u64;
     let step = batch.as_ref().map_or(1, |b| b.len() as u64);
     let mut now = 0;
     let mut i = 0;
@@ -255,7 +257,7 @@ fn publish_paced<B>(
         }
         match batch.as_deref_mut() {
             None => {
-                let event = &mut templates[(seq % topics) as usize];
+                let event = &mut templates[(seq % cycle) as usize];
                 event.set_seq(seq);
                 lateness.record(now - intended);
                 event.set_stamp(intended);
@@ -317,12 +319,23 @@ pub struct Rig<B: EventBus> {
     next_seq: Vec<u64>,
     /// What each producer published, per topic.
     published: Vec<Vec<Published>>,
-    /// Templates per producer per topic.
+    /// Templates per producer ([`templates`]).
     templates: Vec<Vec<B::Event>>,
     dropped_before: u64,
     panics_before: u64,
     /// The bus declares itself lossy: drops are allowed if counted.
     lossy: bool,
+}
+
+/// One producer's templates, prepared before any timed loop: one per topic
+/// and payload shape ([`Payload::SHAPES`]), ordered so that cycling through
+/// them publishes event `seq` on topic `seq % topics` and, every `topics`
+/// events, in the next shape. So consecutive heavy events differ in string
+/// and item sizes, as real traffic does, and a bus that copies into reused
+/// buffers meets every size.
+fn templates<E: Payload>(producer: u32, topics: usize) -> Vec<E> {
+    let shapes = usize::try_from(E::SHAPES).expect("a handful of shapes");
+    (0..shapes * topics).map(|i| E::make(producer, (i / topics) as u64, (i % topics) as Topic)).collect()
 }
 
 /// The bus configuration of a cell.
@@ -374,9 +387,7 @@ where
             bus.subscribe(filter, listener).map_err(|e| format!("subscribing listener {i}: {e}"))?;
             filters.push(filter);
         }
-        let templates = (0..point.producers)
-            .map(|p| (0..scenario.topics).map(|t| B::Event::make(p as u32, 0, t as u16)).collect())
-            .collect();
+        let templates = (0..point.producers).map(|p| templates::<B::Event>(p as u32, scenario.topics)).collect();
         let stats = bus.stats();
         Ok(Rig {
             bus,
@@ -507,19 +518,24 @@ where
 
     /// Adds producer `p`'s next `events` events to what it published, and
     /// advances its stream. Run after the trial, outside every measured
-    /// region: the producer loop publishes `templates[seq % topics]` with
-    /// its seq set, nothing else, so the events and their checksums are
+    /// region: the producer loop publishes `templates[seq % templates.len()]` with
+    /// its seq set (a batched one its batch's copies), nothing else, so the events and their checksums are
     /// recomputed here rather than summed in the loop.
     fn count_published(&mut self, p: usize, events: u64) {
-        let mut events_by_topic = self.templates[p].clone();
-        let topics = events_by_topic.len() as u64;
+        let mut templates = self.templates[p].clone();
+        let (cycle, topics) = (templates.len() as u64, self.scenario.topics);
         let first = self.next_seq[p];
         let sums = &mut self.published[p];
+        // A batched trial publishes its batch's copies over and over
+        // ([`prepare_batch`]): event `seq` is copy `(seq - first) % batch`,
+        // made from template `(first + k) % cycle`.
+        let batch = self.scenario.batch.max(1) as u64;
         for seq in first..first + events {
-            let topic = (seq % topics) as usize;
-            let event = &mut events_by_topic[topic];
+            let index =
+                if batch > 1 { ((first + (seq - first) % batch) % cycle) as usize } else { (seq % cycle) as usize };
+            let event = &mut templates[index];
             event.set_seq(seq);
-            let sum = &mut sums[topic];
+            let sum = &mut sums[index % topics];
             sum.count += 1;
             sum.checksum = sum.checksum.wrapping_add(event.checksum());
         }

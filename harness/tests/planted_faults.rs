@@ -109,6 +109,21 @@ fn a_delivery_lost_in_a_million_fails_its_cell_when_published_in_batches() {
     assert!(reason.contains(" events (1 lost)"), "{reason}");
 }
 
+/// Heavy events cycle through several payload shapes while a batch is a
+/// multiple of the topics only: the copies a batch holds are counted as
+/// published (shape and topic), so a correct bus passes and a lost one
+/// still fails.
+#[test]
+fn heavy_events_in_batches_are_verified_shape_by_shape() {
+    let scenario =
+        scenario("name = \"faults\"\nsubscribers = 2\ntopics = 2\nbatch = 64\npayload = \"heavy\"\nevents = 1000003\n");
+    let runner = runner(&[Pass::Throughput], "heavy-batched");
+    let plain = run_cell(&runner, "null", &scenario);
+    assert_eq!(plain.status, CellStatus::Ok, "the plain bus passes");
+    let faulty = run_cell(&runner, "drops_one", &scenario);
+    assert!(matches!(faulty.status, CellStatus::Failed(_)), "a lost delivery passed: {:?}", faulty.status);
+}
+
 /// Runs `buslab compare --gate deterministic --fail-on-regression` on a
 /// store holding a base run and a new run of one cell each.
 fn gate(dir: &std::path::Path, base: &CellResult, new: &CellResult) -> std::process::Output {

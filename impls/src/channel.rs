@@ -4,7 +4,8 @@
 //! checks each subscriber's filter and sends a copy of the event into the
 //! bounded channel of every subscriber that accepts it: `Clone::clone` for all
 //! but the last, which takes the original (so one subscriber costs no clone).
-//! Subscribers are spread over *shards*, one consumer thread each; a shard is
+//! Subscribers are spread over *shards*, one consumer thread each (the
+//! consumer pool of `pool.rs`, shared with the channel-crate peers); a shard is
 //! added (its thread spawned) on subscribe while there are fewer than
 //! `max_threads`, so a bus with no more subscribers than threads gives every
 //! subscriber a dedicated thread, and 500 subscribers on 2 threads are drained
@@ -89,19 +90,20 @@
 //!   channel per subscriber), built on crossbeam-channel's bounded array flavor
 //!   (Vyukov's bounded MPMC queue) and its `Select`.
 
-use crate::util::{call_isolated, check_filter, join_spawned};
+use crate::pool::{Commands, Consumer, Member, Membership, Pool, Shard, drain_batch};
+use crate::util::check_filter;
 use crate::wait::Notifier;
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
     SubscriptionId, WaitStrategy,
 };
 use arc_swap::ArcSwap;
-use crossbeam_channel::{Receiver, Select, Sender, TryRecvError, TrySendError};
+use crossbeam_channel::{Receiver, Select, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::thread::JoinHandle;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 /// The `channel` strategy.
 pub struct Channel;
@@ -123,27 +125,6 @@ impl Strategy for Channel {
         thread_per_subscriber: false,
     };
     type Bus<E: Event, L: Listener<E>> = ChannelBus<E, L>;
-}
-
-/// Most events a consumer delivers to one subscriber before it looks at the
-/// shard's other subscribers and its control channel.
-const BATCH: u64 = 128;
-
-/// The consumer publishes `done` every this many events (and at the end of
-/// each batch): publishers read that line when near their limit, and a store
-/// per event would bounce it between the two cores on every event.
-const DONE_EVERY: u64 = 32;
-
-/// Distinguishes buses, so a consumer thread knows whose listener it runs.
-static NEXT_BUS: AtomicUsize = AtomicUsize::new(1);
-
-thread_local! {
-    /// The bus whose consumer thread this is (0: none).
-    static CONSUMER_OF: Cell<usize> = const { Cell::new(0) };
-}
-
-fn on_consumer_of(bus: usize) -> bool {
-    CONSUMER_OF.with(|c| c.get() == bus)
 }
 
 /// Most publisher slots a bus keeps (see [`PublisherSlots`]).
@@ -274,12 +255,9 @@ struct PubSide {
 
 /// What publishers and the consumer share about one subscriber.
 struct Entry<E> {
-    id: u64,
     filter: Filter,
     tx: Sender<E>,
-    shard: Arc<ShardShared>,
-    /// Set by `unsubscribe`; the consumer checks it before every call.
-    removed: AtomicBool,
+    member: Membership,
     /// Set by the consumer once listener and receiver are dropped.
     gone: AtomicBool,
     pubs: CachePadded<PubSide>,
@@ -287,16 +265,10 @@ struct Entry<E> {
     done: CachePadded<AtomicU64>,
 }
 
-/// What a shard's consumer shares with everyone else.
-#[derive(Default)]
-struct ShardShared {
-    /// Notified by the consumer when it made room, finished events or dropped
-    /// a removed subscriber.
-    progress: Notifier,
-    /// Waited on by a polling (`Yield`/`BusySpin`) consumer; never notified
-    /// because those strategies never sleep.
-    idle: Notifier,
-    panics: CachePadded<AtomicU64>,
+impl<E: Event> Member for Entry<E> {
+    fn membership(&self) -> &Membership {
+        &self.member
+    }
 }
 
 /// One subscriber as its consumer thread holds it.
@@ -306,77 +278,23 @@ struct Local<E, L> {
     listener: L,
 }
 
-enum Command<E, L> {
-    Add(Local<E, L>),
-    /// Drop every subscriber whose `removed` flag is set.
-    Sweep,
-    /// Deliver everything queued, then exit.
-    Shutdown,
-}
-
-struct ShardHandle<E, L> {
-    shared: Arc<ShardShared>,
-    control: Sender<Command<E, L>>,
-    thread: Option<JoinHandle<()>>,
-    subscribers: usize,
-}
-
-struct Registry<E, L> {
-    next_id: u64,
-    entries: Vec<Arc<Entry<E>>>,
-    shards: Vec<ShardHandle<E, L>>,
-    closed: bool,
-}
-
 /// The `channel` bus: a bounded crossbeam channel per subscriber.
 pub struct ChannelBus<E: Event, L: Listener<E>> {
     snapshot: ArcSwap<Vec<Arc<Entry<E>>>>,
     /// Bumped after every snapshot store.
     version: CachePadded<AtomicU64>,
     slots: Arc<PublisherSlots<E>>,
-    registry: Mutex<Registry<E, L>>,
+    pool: Pool<Entry<E>, Consume<E, L>>,
     capacity: usize,
-    max_threads: usize,
     topics: usize,
     wait: WaitStrategy,
     single_producer: bool,
-    uid: usize,
 }
 
 impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
-    fn registry(&self) -> MutexGuard<'_, Registry<E, L>> {
-        // A panic while holding the lock leaves the registry consistent (every
-        // mutation is completed before anything that can panic).
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Index of the shard for a new subscriber, spawning one if allowed.
-    fn pick_shard(&self, reg: &mut Registry<E, L>) -> usize {
-        let least = reg.shards.iter().enumerate().min_by_key(|(_, s)| s.subscribers).map(|(i, s)| (i, s.subscribers));
-        match least {
-            Some((i, 0)) => i,
-            Some((i, _)) if reg.shards.len() >= self.max_threads => i,
-            _ => {
-                let shared = Arc::new(ShardShared::default());
-                let (control, commands) = crossbeam_channel::unbounded();
-                let index = reg.shards.len();
-                let thread = {
-                    let shared = shared.clone();
-                    let (wait, uid) = (self.wait, self.uid);
-                    std::thread::Builder::new()
-                        .name(format!("buslab-channel-{index}"))
-                        .spawn(move || consume(&shared, &commands, wait, uid))
-                        .expect("the OS must let the bus spawn its consumer thread")
-                };
-                reg.shards.push(ShardHandle { shared, control, thread: Some(thread), subscribers: 0 });
-                index
-            }
-        }
-    }
-
-    /// Publishes `reg.entries` as the new snapshot (registry lock held).
-    fn install(&self, reg: &Registry<E, L>) {
-        self.snapshot.store(Arc::new(reg.entries.clone()));
+    /// Publishes `entries` as the new snapshot (registry lock held).
+    fn install(&self, entries: &[Arc<Entry<E>>]) {
+        self.snapshot.store(Arc::new(entries.to_vec()));
         self.version.fetch_add(1, Ordering::Release);
     }
 
@@ -472,10 +390,10 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     #[cold]
     #[inline(never)]
     fn send_blocking(&self, entry: &Entry<E>, event: E, ticket: u64) {
-        entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-            entry.removed.load(Ordering::Acquire) || self.has_room(entry, ticket)
+        entry.member.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+            entry.member.is_removed() || self.has_room(entry, ticket)
         });
-        if !entry.removed.load(Ordering::Acquire) {
+        if !entry.member.is_removed() {
             self.send_with_room(entry, event);
         }
     }
@@ -485,10 +403,10 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     #[inline(never)]
     fn send_when_not_full(&self, entry: &Entry<E>, mut event: E) {
         loop {
-            entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                entry.removed.load(Ordering::Acquire) || !entry.tx.is_full()
+            entry.member.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                entry.member.is_removed() || !entry.tx.is_full()
             });
-            if entry.removed.load(Ordering::Acquire) {
+            if entry.member.is_removed() {
                 return;
             }
             match entry.tx.try_send(event) {
@@ -535,7 +453,7 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     /// `try_publish` on one snapshot: all accepting subscribers or none.
     fn try_fan_out(&self, snapshot: &[Arc<Entry<E>>], event: E) -> Result<(), Full<E>> {
         let topic = event.topic();
-        let wanted = |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.removed.load(Ordering::Acquire);
+        let wanted = |e: &Arc<Entry<E>>| e.filter.accepts(topic) && !e.member.is_removed();
         if self.single_producer {
             // No other publisher takes tickets, and consumers only make
             // room: a subscriber with room keeps it until we send.
@@ -551,14 +469,14 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
                 if wanted(entry) && !self.reserve(entry) {
                     for taken in snapshot[..at].iter().filter(|e| wanted(e)) {
                         taken.pubs.abandoned.fetch_add(1, Ordering::Release);
-                        taken.shard.progress.notify_all();
+                        taken.member.shard.progress.notify_all();
                     }
                     return Err(Full(event));
                 }
             }
         }
         Self::fan_out(snapshot, event, |entry, event| {
-            if entry.removed.load(Ordering::Acquire) {
+            if entry.member.is_removed() {
                 return;
             }
             if self.single_producer {
@@ -571,27 +489,10 @@ impl<E: Event, L: Listener<E>> ChannelBus<E, L> {
     }
 
     fn close(&mut self) -> BusStats {
-        let reg = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !reg.closed {
-            reg.closed = true;
-            for shard in &reg.shards {
-                // The consumer holds the receiver until it has seen this.
-                let _ = shard.control.send(Command::Shutdown);
-            }
-            for shard in &mut reg.shards {
-                if let Some(thread) = shard.thread.take() {
-                    join_spawned(thread);
-                }
-            }
-            self.snapshot.store(Arc::new(Vec::new()));
-            reg.entries.clear();
-        }
-        stats(reg)
+        let stats = self.pool.close();
+        self.snapshot.store(Arc::new(Vec::new()));
+        stats
     }
-}
-
-fn stats<E, L>(reg: &Registry<E, L>) -> BusStats {
-    BusStats { dropped: 0, listener_panics: reg.shards.iter().map(|s| s.shared.panics.load(Ordering::Relaxed)).sum() }
 }
 
 impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
@@ -608,68 +509,43 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
                     .map(|_| CachePadded::new(Slot { owner: AtomicU64::new(0), cached: UnsafeCell::new(None) }))
                     .collect(),
             }),
-            registry: Mutex::new(Registry { next_id: 0, entries: Vec::new(), shards: Vec::new(), closed: false }),
+            pool: Pool::new(Channel::NAME, config.max_threads, Consume { wait: config.wait, _types: PhantomData }),
             capacity: config.capacity,
-            max_threads: config.max_threads,
             topics: config.topics,
             wait: config.wait,
             single_producer: config.producers == 1,
-            uid: NEXT_BUS.fetch_add(1, Ordering::Relaxed),
         })
     }
 
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
         check_filter(Channel::NAME, filter, self.topics)?;
-        let mut reg = self.registry();
-        let index = self.pick_shard(&mut reg);
-        let id = reg.next_id;
-        reg.next_id += 1;
-        let (tx, rx) = crossbeam_channel::bounded(self.capacity);
-        let shard = &mut reg.shards[index];
-        let entry = Arc::new(Entry {
-            id,
-            filter,
-            tx,
-            shard: shard.shared.clone(),
-            removed: AtomicBool::new(false),
-            gone: AtomicBool::new(false),
-            pubs: CachePadded::new(PubSide { limit: AtomicU64::new(self.capacity as u64), ..PubSide::default() }),
-            done: CachePadded::new(AtomicU64::new(0)),
-        });
-        shard
-            .control
-            .send(Command::Add(Local { entry: entry.clone(), rx, listener }))
-            .expect("a consumer thread runs until shutdown");
-        shard.subscribers += 1;
-        reg.entries.push(entry);
-        self.install(&reg);
-        Ok(SubscriptionId(id))
+        let id = self.pool.subscribe(
+            |member| {
+                let (tx, rx) = crossbeam_channel::bounded(self.capacity);
+                let entry = Arc::new(Entry {
+                    filter,
+                    tx,
+                    member,
+                    gone: AtomicBool::new(false),
+                    pubs: CachePadded::new(PubSide {
+                        limit: AtomicU64::new(self.capacity as u64),
+                        ..PubSide::default()
+                    }),
+                    done: CachePadded::new(AtomicU64::new(0)),
+                });
+                (entry.clone(), Local { entry, rx, listener })
+            },
+            |entries| self.install(entries),
+        );
+        Ok(id)
     }
 
     fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
-        let entry = {
-            let mut reg = self.registry();
-            let Some(at) = reg.entries.iter().position(|e| e.id == id.0) else {
-                return Err(BusError::UnknownSubscription { bus: Channel::NAME, id });
-            };
-            let entry = reg.entries.remove(at);
-            self.install(&reg);
-            entry.removed.store(true, Ordering::SeqCst);
-            let shard = reg
-                .shards
-                .iter_mut()
-                .find(|s| Arc::ptr_eq(&s.shared, &entry.shard))
-                .expect("every entry belongs to one of the bus's shards");
-            shard.subscribers -= 1;
-            shard.control.send(Command::Sweep).expect("a consumer thread runs until shutdown");
-            entry
-        };
-        // Publishers blocked on its full channel give up on it.
-        entry.shard.progress.notify_all();
+        let entry = self.pool.unsubscribe(id, |entries| self.install(entries))?;
         // From a listener (a consumer thread of this bus), waiting could wait
         // for this very thread: the `removed` flag alone then stops new calls.
-        if !on_consumer_of(self.uid) {
-            entry.shard.progress.wait_until(self.wait, None, || entry.gone.load(Ordering::Acquire));
+        if !self.pool.on_consumer_thread() {
+            entry.member.shard.progress.wait_until(self.wait, None, || entry.gone.load(Ordering::Acquire));
         }
         Ok(())
     }
@@ -687,22 +563,22 @@ impl<E: Event, L: Listener<E>> EventBus for ChannelBus<E, L> {
 
     fn flush(&self) {
         let snapshot = self.snapshot.load_full();
-        let own_thread = on_consumer_of(self.uid);
+        let own_thread = self.pool.on_consumer_thread();
         for entry in snapshot.iter() {
             if own_thread {
                 // A listener flushing its own bus would wait for itself.
                 break;
             }
             let target = entry.pubs.enqueued.load(Ordering::Acquire);
-            entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                entry.removed.load(Ordering::Acquire)
+            entry.member.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                entry.member.is_removed()
                     || entry.done.load(Ordering::Acquire) + entry.pubs.abandoned.load(Ordering::Acquire) >= target
             });
         }
     }
 
     fn stats(&self) -> BusStats {
-        stats(&self.registry())
+        self.pool.stats()
     }
 
     fn shutdown(mut self) -> BusStats {
@@ -716,122 +592,89 @@ impl<E: Event, L: Listener<E>> Drop for ChannelBus<E, L> {
     }
 }
 
-/// A shard's consumer thread.
-fn consume<E: Event, L: Listener<E>>(
-    shared: &ShardShared,
-    commands: &Receiver<Command<E, L>>,
+/// The channel bus's half of the consumer pool.
+struct Consume<E, L> {
     wait: WaitStrategy,
-    uid: usize,
-) {
-    CONSUMER_OF.with(|c| c.set(uid));
-    let mut locals: Vec<Local<E, L>> = Vec::new();
-    loop {
-        let mut shutdown = false;
-        loop {
-            match commands.try_recv() {
-                Ok(Command::Add(local)) => locals.push(local),
-                Ok(Command::Sweep) => sweep(&mut locals, shared),
-                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => shutdown = true,
-                Err(TryRecvError::Empty) => break,
-            }
-        }
-        if shutdown {
-            // No publisher is left (shutdown and drop take the bus by value).
-            while locals.iter().map(|l| drain(l, shared)).sum::<u64>() > 0 {}
-            shared.progress.notify_all();
-            return;
-        }
-        serve(&locals, commands, shared, wait);
+    _types: PhantomData<fn(E, L)>,
+}
+
+impl<E, L> Clone for Consume<E, L> {
+    fn clone(&self) -> Self {
+        Consume { wait: self.wait, _types: PhantomData }
     }
 }
 
-/// Delivers until a command arrives.
-fn serve<E: Event, L: Listener<E>>(
-    locals: &[Local<E, L>],
-    commands: &Receiver<Command<E, L>>,
-    shared: &ShardShared,
-    wait: WaitStrategy,
-) {
-    let mut select = (wait == WaitStrategy::Park).then(|| {
-        let mut select = Select::new_biased();
-        for local in locals {
-            select.recv(&local.rx);
-        }
-        select.recv(commands);
-        select
-    });
-    loop {
-        let mut worked = false;
-        for local in locals {
-            worked |= drain(local, shared) > 0;
-        }
-        if !commands.is_empty() {
-            shared.progress.notify_all();
-            return;
-        }
-        if worked {
-            shared.progress.notify_all_cheap();
-            continue;
-        }
-        // Idle: a full notification (with its fence) for whoever waits on
-        // `done`, then block until a channel or the control channel is ready.
-        shared.progress.notify_all();
-        match &mut select {
-            Some(select) => {
-                select.ready();
-            }
-            None => {
-                shared.idle.wait_until(wait, None, || !commands.is_empty() || locals.iter().any(|l| !l.rx.is_empty()))
-            }
-        }
-    }
-}
+impl<E: Event, L: Listener<E>> Consumer for Consume<E, L> {
+    type Local = Local<E, L>;
 
-/// Delivers up to [`BATCH`] queued events to one subscriber; returns how many.
-fn drain<E: Event, L: Listener<E>>(local: &Local<E, L>, shared: &ShardShared) -> u64 {
-    let entry = &*local.entry;
-    let start = entry.done.load(Ordering::Relaxed);
-    let end = start + BATCH;
-    let mut done = start;
-    loop {
-        let panicked = call_isolated(|| {
-            while done < end && !entry.removed.load(Ordering::Acquire) {
-                let Ok(event) = local.rx.try_recv() else {
-                    break;
-                };
-                local.listener.on_event(&event);
-                done += 1;
-                if done.is_multiple_of(DONE_EVERY) {
-                    entry.done.store(done, Ordering::Release);
-                }
+    fn member(local: &Local<E, L>) -> &Membership {
+        &local.entry.member
+    }
+
+    /// Delivers up to [`BATCH`](crate::pool::BATCH) queued events to one subscriber; returns how many.
+    fn drain(&self, local: &mut Local<E, L>, shard: &Shard) -> u64 {
+        drain(local, shard)
+    }
+
+    /// Delivers until a command arrives, blocking in crossbeam's `Select`
+    /// (under `Park`) or polling when idle.
+    fn serve(&self, locals: &mut [Local<E, L>], commands: &Commands<Local<E, L>>, shard: &Shard) {
+        let locals = &*locals;
+        let mut select = (self.wait == WaitStrategy::Park).then(|| {
+            let mut select = Select::new_biased();
+            for local in locals {
+                select.recv(&local.rx);
             }
+            select.recv(commands);
+            select
         });
-        entry.done.store(done, Ordering::Release);
-        if !panicked {
-            return done - start;
+        loop {
+            let mut worked = false;
+            for local in locals {
+                worked |= drain(local, shard) > 0;
+            }
+            if !commands.is_empty() {
+                shard.progress.notify_all();
+                return;
+            }
+            if worked {
+                shard.progress.notify_all_cheap();
+                continue;
+            }
+            // Idle: a full notification (with its fence) for whoever waits on
+            // `done`, then block until a channel or the control channel is ready.
+            shard.progress.notify_all();
+            match &mut select {
+                Some(select) => {
+                    select.ready();
+                }
+                None => shard
+                    .doorbell
+                    .wait_until(self.wait, None, || !commands.is_empty() || locals.iter().any(|l| !l.rx.is_empty())),
+            }
         }
-        shared.panics.fetch_add(1, Ordering::Relaxed);
-        done += 1;
-        entry.done.store(done, Ordering::Release);
+    }
+
+    /// Drops a removed subscriber (listener after its last call, queued
+    /// events with the receiver) and tells `unsubscribe` it is gone.
+    fn leave(&self, local: Local<E, L>) {
+        let entry = local.entry.clone();
+        // Discard what is queued now; later sends see a disconnected
+        // channel once the receiver is dropped.
+        while local.rx.try_recv().is_ok() {}
+        drop(local);
+        entry.gone.store(true, Ordering::Release);
     }
 }
 
-/// Drops removed subscribers (listener after its last call, queued events
-/// with the receiver) and tells `unsubscribe` they are gone.
-fn sweep<E, L>(locals: &mut Vec<Local<E, L>>, shared: &ShardShared) {
-    let mut at = 0;
-    while at < locals.len() {
-        if locals[at].entry.removed.load(Ordering::Acquire) {
-            let local = locals.swap_remove(at);
-            let entry = local.entry.clone();
-            // Discard what is queued now; later sends see a disconnected
-            // channel once the receiver is dropped.
-            while local.rx.try_recv().is_ok() {}
-            drop(local);
-            entry.gone.store(true, Ordering::Release);
-        } else {
-            at += 1;
-        }
-    }
-    shared.progress.notify_all();
+/// Delivers up to [`BATCH`](crate::pool::BATCH) queued events to one subscriber; returns how many.
+#[inline]
+fn drain<E: Event, L: Listener<E>>(local: &Local<E, L>, shard: &Shard) -> u64 {
+    let entry = &*local.entry;
+    drain_batch(
+        &entry.done,
+        shard,
+        |_| if entry.member.is_removed() { None } else { local.rx.try_recv().ok() },
+        |event| local.listener.on_event(event),
+    )
 }

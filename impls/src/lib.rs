@@ -52,6 +52,7 @@ pub mod ring;
 pub mod router;
 pub mod wait;
 
+mod pool;
 mod registry;
 mod util;
 

@@ -9,6 +9,12 @@ use crate::{Event, Topic};
 
 /// Fields every payload carries for verification and latency measurement.
 pub trait Payload: Event {
+    /// How many shapes (string lengths, item counts) [`Payload::make`]
+    /// builds: the event for `seq` has shape `seq % SHAPES`. A producer
+    /// that prepares one template per shape before its timed loop and
+    /// cycles through them publishes events whose sizes change from one
+    /// event to the next, as real traffic does; 1 for a fixed-size payload.
+    const SHAPES: u64 = 1;
     /// Builds an event for `producer`'s `seq`-th publish on `topic`.
     fn make(producer: u32, seq: u64, topic: Topic) -> Self;
     /// The producer that published it.
@@ -24,6 +30,7 @@ pub trait Payload: Event {
     fn set_seq(&mut self, seq: u64);
     /// A cheap digest of the event's content (not its stamp), summed by
     /// listeners and producers to verify that what arrived is what was sent.
+    /// Its cost is bounded: it reads a fixed number of bytes per field.
     fn checksum(&self) -> u64;
 }
 
@@ -114,8 +121,10 @@ impl Clone for LineItem {
 }
 
 /// A heavy event shaped like an e-commerce order: owned strings and a `Vec`
-/// of line items (several heap blocks per event).
-#[derive(Debug, Default, PartialEq, Eq)]
+/// of line items (several heap blocks per event), in five shapes
+/// ([`Payload::SHAPES`]) of 1 to 5 items, whose strings grow with the item
+/// count.
+#[derive(Debug, Default, Eq)]
 pub struct HeavyEvent {
     /// Publishing producer.
     pub producer: u32,
@@ -133,6 +142,26 @@ pub struct HeavyEvent {
     pub currency: String,
     /// Ordered items.
     pub items: Vec<LineItem>,
+    /// Line items a `clone_from` took off `items` (the source had fewer),
+    /// kept with their buffers for a later `clone_from` that needs more:
+    /// so a slot reused for events of different item counts stops
+    /// allocating once it has held the largest. Not part of the event's
+    /// value (`==` and [`Payload::checksum`] ignore it; `clone` leaves it
+    /// empty).
+    spare: Vec<LineItem>,
+}
+
+impl PartialEq for HeavyEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.producer == other.producer
+            && self.topic == other.topic
+            && self.seq == other.seq
+            && self.stamp == other.stamp
+            && self.order_id == other.order_id
+            && self.customer == other.customer
+            && self.currency == other.currency
+            && self.items == other.items
+    }
 }
 
 impl Clone for HeavyEvent {
@@ -146,11 +175,14 @@ impl Clone for HeavyEvent {
             customer: self.customer.clone(),
             currency: self.currency.clone(),
             items: self.items.clone(),
+            spare: Vec::new(),
         }
     }
 
     // Field by field, so that every buffer of `self` is reused: `derive`
-    // would fall back to `*self = source.clone()`, which allocates.
+    // would fall back to `*self = source.clone()`, which allocates. Surplus
+    // line items go to `spare` and come back from it, where
+    // `Vec::clone_from` would drop them and allocate new ones.
     fn clone_from(&mut self, source: &Self) {
         self.producer = source.producer;
         self.topic = source.topic;
@@ -159,7 +191,22 @@ impl Clone for HeavyEvent {
         self.order_id.clone_from(&source.order_id);
         self.customer.clone_from(&source.customer);
         self.currency.clone_from(&source.currency);
-        self.items.clone_from(&source.items);
+        while self.items.len() > source.items.len() {
+            self.spare.push(self.items.pop().expect("longer than the source"));
+        }
+        for (mine, theirs) in self.items.iter_mut().zip(&source.items) {
+            mine.clone_from(theirs);
+        }
+        for theirs in &source.items[self.items.len()..] {
+            let item = match self.spare.pop() {
+                Some(mut item) => {
+                    item.clone_from(theirs);
+                    item
+                }
+                None => theirs.clone(),
+            };
+            self.items.push(item);
+        }
     }
 }
 
@@ -170,11 +217,38 @@ impl Event for HeavyEvent {
     }
 }
 
+/// Item counts of the heavy shapes, in the order producers cycle through
+/// them: consecutive events grow and shrink.
+const HEAVY_ITEMS: [u64; 5] = [3, 1, 5, 2, 4];
+
+/// Currency codes, one per shape.
+const CURRENCIES: [&str; 5] = ["EUR", "USD", "JPY", "GBP", "CHF"];
+
+/// A digest of a string read in constant time: its length and its first
+/// and last bytes.
+#[inline]
+fn text_digest(s: &str) -> u64 {
+    let bytes = s.as_bytes();
+    let (first, last) = (bytes.first().copied().unwrap_or(0), bytes.last().copied().unwrap_or(0));
+    (bytes.len() as u64) | u64::from(first) << 32 | u64::from(last) << 40
+}
+
+/// Folds one field's digest into a running checksum (order-sensitive, so a
+/// value moved to another field does not cancel out).
+#[inline]
+fn fold(acc: u64, field: u64) -> u64 {
+    (acc ^ field).wrapping_mul(0x0000_0100_0000_01B3).rotate_left(17)
+}
+
 impl Payload for HeavyEvent {
+    const SHAPES: u64 = HEAVY_ITEMS.len() as u64;
+
     fn make(producer: u32, seq: u64, topic: Topic) -> Self {
-        let items = (0..3 + seq % 3)
+        let shape = (seq % Self::SHAPES) as usize;
+        let n = HEAVY_ITEMS[shape] as usize;
+        let items = (0..n as u64)
             .map(|i| LineItem {
-                sku: format!("SKU-{:06}-{i}", seq % 1_000_000),
+                sku: format!("SKU-{:0width$}-{i}", seq % 1_000_000, width = 2 + n),
                 quantity: 1 + (i as u32),
                 price_cents: 199 + 100 * i,
             })
@@ -184,10 +258,11 @@ impl Payload for HeavyEvent {
             topic,
             seq,
             stamp: 0,
-            order_id: format!("order-{producer:04}-{seq:012}"),
-            customer: format!("customer-{:08}", seq.wrapping_mul(2_654_435_761) % 100_000_000),
-            currency: "EUR".to_owned(),
+            order_id: format!("order-{producer:04}-{seq:0width$}", width = 6 + 3 * n),
+            customer: format!("customer-{:0width$}", seq.wrapping_mul(2_654_435_761) % 100_000_000, width = 2 + 2 * n),
+            currency: CURRENCIES[shape].to_owned(),
             items,
+            spare: Vec::new(),
         }
     }
     header_accessors!();
@@ -197,14 +272,15 @@ impl Payload for HeavyEvent {
     }
     #[inline]
     fn checksum(&self) -> u64 {
-        let items = self.items.iter().fold(0u64, |acc, i| {
-            acc.wrapping_add(i.price_cents).wrapping_add(u64::from(i.quantity)).wrapping_add(i.sku.len() as u64)
-        });
-        self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            ^ items
-            ^ ((self.order_id.len() + self.customer.len() + self.currency.len()) as u64) << 32
-            ^ u64::from(self.topic)
-            ^ (u64::from(self.producer) << 48)
+        let mut acc = fold(0, self.items.len() as u64);
+        for item in &self.items {
+            acc = fold(acc, item.price_cents ^ u64::from(item.quantity) << 48);
+            acc = fold(acc, text_digest(&item.sku));
+        }
+        acc = fold(acc, text_digest(&self.order_id));
+        acc = fold(acc, text_digest(&self.customer));
+        acc = fold(acc, text_digest(&self.currency));
+        acc ^ self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(self.topic) ^ (u64::from(self.producer) << 48)
     }
 }
 
@@ -214,11 +290,60 @@ mod tests {
 
     #[test]
     fn heavy_clone_from_keeps_buffers() {
-        let source = HeavyEvent::make(1, 7, 0);
-        let mut slot = HeavyEvent::make(2, 8, 0);
+        // The slot has the larger shape: its buffers fit the source's.
+        let source = HeavyEvent::make(1, 8, 0);
+        let mut slot = HeavyEvent::make(2, 7, 0);
+        assert!(slot.order_id.len() >= source.order_id.len());
         let before = slot.order_id.as_ptr();
         slot.clone_from(&source);
         assert_eq!(slot, source);
         assert_eq!(slot.order_id.as_ptr(), before, "clone_from must reuse the buffer");
+    }
+
+    #[test]
+    fn heavy_shapes_differ_in_item_count_and_string_lengths() {
+        let shapes: Vec<_> = (0..HeavyEvent::SHAPES).map(|seq| HeavyEvent::make(0, seq, 0)).collect();
+        for (a, b) in shapes.iter().zip(shapes.iter().skip(1)) {
+            assert_ne!(a.items.len(), b.items.len(), "consecutive shapes differ in item count");
+            assert_ne!(a.order_id.len(), b.order_id.len(), "and in string length");
+            assert_ne!(a.items[0].sku.len(), b.items[0].sku.len(), "and in item size");
+        }
+        assert_eq!(HeavyEvent::make(3, 12, 1), HeavyEvent::make(3, 12, 1), "make is deterministic");
+    }
+
+    #[test]
+    fn heavy_clone_from_keeps_surplus_items_for_later() {
+        let (big, small) = (HeavyEvent::make(0, 2, 0), HeavyEvent::make(0, 1, 0));
+        assert!(big.items.len() > small.items.len());
+        let mut slot = big.clone();
+        let skus: Vec<_> = slot.items.iter().map(|i| i.sku.as_ptr()).collect();
+        slot.clone_from(&small);
+        assert_eq!(slot, small, "equal whatever it keeps aside");
+        slot.clone_from(&big);
+        assert_eq!(slot, big);
+        let mut again: Vec<_> = slot.items.iter().map(|i| i.sku.as_ptr()).collect();
+        let mut want = skus;
+        again.sort();
+        want.sort();
+        assert_eq!(again, want, "the same item buffers came back");
+    }
+
+    #[test]
+    fn the_heavy_checksum_sees_content_not_only_lengths() {
+        let event = HeavyEvent::make(1, 4, 0);
+        let mut changed = event.clone();
+        // Same lengths, another last byte.
+        changed.order_id.pop();
+        changed.order_id.push('x');
+        assert_ne!(event.checksum(), changed.checksum(), "a changed last byte");
+        let mut changed = event.clone();
+        changed.items[0].sku.replace_range(0..1, "X");
+        assert_ne!(event.checksum(), changed.checksum(), "a changed first byte of an item");
+        let mut swapped = event.clone();
+        std::mem::swap(&mut swapped.order_id, &mut swapped.customer);
+        assert_ne!(event.checksum(), swapped.checksum(), "fields swapped");
+        let mut changed = event.clone();
+        changed.set_stamp(99);
+        assert_eq!(event.checksum(), changed.checksum(), "the stamp is not content");
     }
 }

@@ -51,8 +51,10 @@
 //! - **Allocations per event:** 0 at steady state for SmallEvent (publish and
 //!   publish_clone) and for HeavyEvent via publish_clone, once each envelope
 //!   has carried one event (its first fill clones) and while the source's
-//!   strings and item count fit what the kept event holds (`Vec::clone_from`
-//!   drops surplus line items and allocates missing ones). HeavyEvent via
+//!   strings and item count fit what the kept event holds or once held
+//!   (`HeavyEvent::clone_from` keeps surplus line items aside for a later,
+//!   larger event): so also when consecutive events differ in size, once
+//!   every envelope has carried the largest (`tests/pooled.rs` checks both). HeavyEvent via
 //!   publish: none by the bus; the caller built the event, and the envelope's
 //!   previous event is freed on the publishing thread. With no subscriber,
 //!   the event is dropped at once and no envelope is taken.

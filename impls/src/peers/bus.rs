@@ -18,7 +18,8 @@
 //!   reader starts at the count when it was added (its join point), and its
 //!   consumer counts the events it has passed, so that `flush` knows what
 //!   each subscriber still owes. The crate has no such counter.
-//! - **Consumer threads.** Readers are spread over at most `max_threads`
+//! - **Consumer threads** (the crate's consumer pool, `pool.rs`). Readers
+//!   are spread over at most `max_threads`
 //!   threads (a new one while fewer exist and all have a subscriber, else the
 //!   least loaded); each reads its readers in turn, up to 128 events each,
 //!   with `try_recv`, and checks filters at delivery (the ring carries every
@@ -63,18 +64,17 @@
 //! Based on: `bus` 2.4.1 (crates.io, Jon Gjengset): a lock-free bounded
 //!   single-producer broadcast ring with per-seat reader counts.
 
-use crate::util::{call_isolated, check_filter, join_spawned};
+use crate::pool::{Commands, Consumer, Member, Membership, Pool, Shard};
+use crate::util::{call_isolated, check_filter};
 use crate::wait::Notifier;
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
     SubscriptionId, WaitStrategy,
 };
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crossbeam_utils::{Backoff, CachePadded};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The `bus` strategy (a peer).
@@ -110,18 +110,6 @@ const PASSED_EVERY: u64 = 32;
 /// at its control channel again.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(1);
 
-/// Distinguishes buses, so that a consumer thread knows whose listener it runs.
-static NEXT_BUS: AtomicUsize = AtomicUsize::new(1);
-
-thread_local! {
-    /// The bus whose consumer thread this is (0: none).
-    static CONSUMER_OF: Cell<usize> = const { Cell::new(0) };
-}
-
-fn on_consumer_of(bus: usize) -> bool {
-    CONSUMER_OF.with(|c| c.get() == bus)
-}
-
 /// The writer and the count of events it sent, under one mutex.
 struct Sending<E> {
     bus: Option<::bus::Bus<E>>,
@@ -130,25 +118,18 @@ struct Sending<E> {
 
 /// What the bus and a consumer share about one subscriber.
 struct Entry {
-    id: u64,
     filter: Filter,
     /// Events sent before its reader was added.
     joined_at: u64,
-    shard: Arc<ShardShared>,
-    /// Set by `unsubscribe`; the consumer checks it before every call.
-    removed: AtomicBool,
+    member: Membership,
     /// Events its reader has received since joining (delivered or filtered).
     passed: CachePadded<AtomicU64>,
 }
 
-#[derive(Default)]
-struct ShardShared {
-    /// Notified when the consumer passed events (for `flush`).
-    progress: Notifier,
-    /// Waited on by a polling (`Yield`/`BusySpin`) consumer; never notified
-    /// because those strategies never sleep.
-    idle: Notifier,
-    panics: CachePadded<AtomicU64>,
+impl Member for Entry {
+    fn membership(&self) -> &Membership {
+        &self.member
+    }
 }
 
 /// One subscriber as its consumer holds it.
@@ -160,38 +141,14 @@ struct Local<E, L> {
     passed: u64,
 }
 
-enum Command<E, L> {
-    Add(Local<E, L>),
-    /// Drop every subscriber whose `removed` flag is set.
-    Sweep,
-    /// Deliver what is left (the writer is gone), then exit.
-    Shutdown,
-}
-
-struct ShardHandle<E, L> {
-    shared: Arc<ShardShared>,
-    control: Sender<Command<E, L>>,
-    thread: Option<JoinHandle<()>>,
-    subscribers: usize,
-}
-
-struct Registry<E, L> {
-    next_id: u64,
-    entries: Vec<Arc<Entry>>,
-    shards: Vec<ShardHandle<E, L>>,
-    closed: bool,
-}
-
 /// The `bus` bus.
 pub struct BusCrateBus<E: Event, L: Listener<E>> {
     sending: Mutex<Sending<E>>,
     /// `Sending::sent`, readable without the lock (consumers poll it).
     published: Arc<CachePadded<AtomicU64>>,
-    registry: Mutex<Registry<E, L>>,
-    max_threads: usize,
+    pool: Pool<Entry, Consume<E, L>>,
     topics: usize,
     wait: WaitStrategy,
-    uid: usize,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -201,31 +158,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<E: Event, L: Listener<E>> BusCrateBus<E, L> {
-    /// Index of the shard for a new subscriber, spawning one if allowed.
-    fn pick_shard(&self, reg: &mut Registry<E, L>) -> usize {
-        let least = reg.shards.iter().enumerate().min_by_key(|(_, s)| s.subscribers).map(|(i, s)| (i, s.subscribers));
-        match least {
-            Some((i, 0)) => i,
-            Some((i, _)) if reg.shards.len() >= self.max_threads => i,
-            _ => {
-                let shared = Arc::new(ShardShared::default());
-                let (control, commands) = crossbeam_channel::unbounded();
-                let index = reg.shards.len();
-                let thread = {
-                    let shared = shared.clone();
-                    let published = self.published.clone();
-                    let (wait, uid) = (self.wait, self.uid);
-                    std::thread::Builder::new()
-                        .name(format!("buslab-bus-{index}"))
-                        .spawn(move || consume(&shared, &commands, &published, wait, uid))
-                        .expect("the OS must let the bus spawn its consumer thread")
-                };
-                reg.shards.push(ShardHandle { shared, control, thread: Some(thread), subscribers: 0 });
-                index
-            }
-        }
-    }
-
     /// Broadcasts under the lock, waiting for room per `BusConfig::wait`.
     fn broadcast(&self, sending: &mut Sending<E>, event: E) {
         let Some(bus) = sending.bus.as_mut() else {
@@ -250,28 +182,11 @@ impl<E: Event, L: Listener<E>> BusCrateBus<E, L> {
     }
 
     fn close(&mut self) -> BusStats {
-        let reg = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !reg.closed {
-            reg.closed = true;
-            // Dropping the writer closes the ring: readers get what is left,
-            // then `Disconnected`; the crate's unparking thread ends.
-            drop(self.sending.get_mut().unwrap_or_else(|e| e.into_inner()).bus.take());
-            for shard in &reg.shards {
-                let _ = shard.control.send(Command::Shutdown);
-            }
-            for shard in &mut reg.shards {
-                if let Some(thread) = shard.thread.take() {
-                    join_spawned(thread);
-                }
-            }
-            reg.entries.clear();
-        }
-        stats(reg)
+        // Dropping the writer closes the ring: readers get what is left,
+        // then `Disconnected`; the crate's unparking thread ends.
+        drop(self.sending.get_mut().unwrap_or_else(|e| e.into_inner()).bus.take());
+        self.pool.close()
     }
-}
-
-fn stats<E, L>(reg: &Registry<E, L>) -> BusStats {
-    BusStats { dropped: 0, listener_panics: reg.shards.iter().map(|s| s.shared.panics.load(Ordering::Relaxed)).sum() }
 }
 
 impl<E: Event, L: Listener<E>> EventBus for BusCrateBus<E, L> {
@@ -287,60 +202,36 @@ impl<E: Event, L: Listener<E>> EventBus for BusCrateBus<E, L> {
                 reason: "must be below usize::MAX (the crate adds a slot)".into(),
             });
         }
+        let published = Arc::new(CachePadded::new(AtomicU64::new(0)));
+        let consume = Consume { published: published.clone(), wait: config.wait, _types: PhantomData };
         Ok(BusCrateBus {
             sending: Mutex::new(Sending { bus: Some(::bus::Bus::new(config.capacity)), sent: 0 }),
-            published: Arc::new(CachePadded::new(AtomicU64::new(0))),
-            registry: Mutex::new(Registry { next_id: 0, entries: Vec::new(), shards: Vec::new(), closed: false }),
-            max_threads: config.max_threads,
+            published,
+            pool: Pool::new(BusCrate::NAME, config.max_threads, consume),
             topics: config.topics,
             wait: config.wait,
-            uid: NEXT_BUS.fetch_add(1, Ordering::Relaxed),
         })
     }
 
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
         check_filter(BusCrate::NAME, filter, self.topics)?;
-        let mut reg = lock(&self.registry);
-        let index = self.pick_shard(&mut reg);
-        let id = reg.next_id;
-        reg.next_id += 1;
-        let (reader, joined_at) = {
-            let mut sending = lock(&self.sending);
-            let sent = sending.sent;
-            (sending.bus.as_mut().expect("present until shutdown").add_rx(), sent)
-        };
-        let shard = &mut reg.shards[index];
-        let entry = Arc::new(Entry {
-            id,
-            filter,
-            joined_at,
-            shard: shard.shared.clone(),
-            removed: AtomicBool::new(false),
-            passed: CachePadded::new(AtomicU64::new(0)),
-        });
-        shard
-            .control
-            .send(Command::Add(Local { entry: entry.clone(), reader, listener, passed: 0 }))
-            .expect("a consumer thread runs until shutdown");
-        shard.subscribers += 1;
-        reg.entries.push(entry);
-        Ok(SubscriptionId(id))
+        let id = self.pool.subscribe(
+            |member| {
+                let (reader, joined_at) = {
+                    let mut sending = lock(&self.sending);
+                    let sent = sending.sent;
+                    (sending.bus.as_mut().expect("present until shutdown").add_rx(), sent)
+                };
+                let entry = Arc::new(Entry { filter, joined_at, member, passed: CachePadded::new(AtomicU64::new(0)) });
+                (entry.clone(), Local { entry, reader, listener, passed: 0 })
+            },
+            |_| {},
+        );
+        Ok(id)
     }
 
     fn unsubscribe(&self, id: SubscriptionId) -> Result<(), BusError> {
-        let mut reg = lock(&self.registry);
-        let Some(at) = reg.entries.iter().position(|e| e.id == id.0) else {
-            return Err(BusError::UnknownSubscription { bus: BusCrate::NAME, id });
-        };
-        let entry = reg.entries.remove(at);
-        entry.removed.store(true, Ordering::SeqCst);
-        let shard = reg
-            .shards
-            .iter_mut()
-            .find(|s| Arc::ptr_eq(&s.shared, &entry.shard))
-            .expect("every entry belongs to one of the bus's shards");
-        shard.subscribers -= 1;
-        shard.control.send(Command::Sweep).expect("a consumer thread runs until shutdown");
+        self.pool.unsubscribe(id, |_| {})?;
         Ok(())
     }
 
@@ -366,22 +257,21 @@ impl<E: Event, L: Listener<E>> EventBus for BusCrateBus<E, L> {
     }
 
     fn flush(&self) {
-        if on_consumer_of(self.uid) {
+        if self.pool.on_consumer_thread() {
             // A listener flushing its own bus would wait for itself.
             return;
         }
         let target = self.published.load(Ordering::Acquire);
-        let entries = lock(&self.registry).entries.clone();
+        let entries = self.pool.registry().entries.clone();
         for entry in entries {
-            entry.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
-                entry.removed.load(Ordering::Acquire)
-                    || entry.joined_at + entry.passed.load(Ordering::Acquire) >= target
+            entry.member.shard.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                entry.member.is_removed() || entry.joined_at + entry.passed.load(Ordering::Acquire) >= target
             });
         }
     }
 
     fn stats(&self) -> BusStats {
-        stats(&lock(&self.registry))
+        self.pool.stats()
     }
 
     fn shutdown(mut self) -> BusStats {
@@ -395,61 +285,53 @@ impl<E: Event, L: Listener<E>> Drop for BusCrateBus<E, L> {
     }
 }
 
-/// A consumer thread.
-fn consume<E: Event, L: Listener<E>>(
-    shared: &ShardShared,
-    commands: &Receiver<Command<E, L>>,
-    published: &AtomicU64,
+/// The `bus` peer's half of the consumer pool.
+struct Consume<E, L> {
+    /// The bus's count of events sent.
+    published: Arc<CachePadded<AtomicU64>>,
     wait: WaitStrategy,
-    uid: usize,
-) {
-    CONSUMER_OF.with(|c| c.set(uid));
-    let mut locals: Vec<Local<E, L>> = Vec::new();
-    loop {
-        let mut shutdown = false;
-        loop {
-            match commands.try_recv() {
-                Ok(Command::Add(local)) => locals.push(local),
-                Ok(Command::Sweep) => locals.retain(|l| !l.entry.removed.load(Ordering::Acquire)),
-                Ok(Command::Shutdown) | Err(TryRecvError::Disconnected) => shutdown = true,
-                Err(TryRecvError::Empty) => break,
-            }
-        }
-        if shutdown {
-            // The writer is gone: each reader yields what is left, then
-            // `Disconnected`.
-            for local in &mut locals {
-                while drain(local, shared) > 0 {}
-            }
-            shared.progress.notify_all();
-            return;
-        }
+    _types: PhantomData<fn(E, L)>,
+}
+
+impl<E, L> Clone for Consume<E, L> {
+    fn clone(&self) -> Self {
+        Consume { published: self.published.clone(), wait: self.wait, _types: PhantomData }
+    }
+}
+
+impl<E: Event, L: Listener<E>> Consumer for Consume<E, L> {
+    type Local = Local<E, L>;
+
+    fn member(local: &Self::Local) -> &Membership {
+        &local.entry.member
+    }
+
+    fn drain(&self, local: &mut Self::Local, shard: &Shard) -> u64 {
+        drain(local, shard)
+    }
+
+    /// One round: reads every reader; when there was nothing, blocks in the
+    /// crate's `recv_timeout` on the first reader (`Park`: a broadcast
+    /// reaches every reader, so any one wakes it) or polls.
+    fn serve(&self, locals: &mut [Self::Local], commands: &Commands<Self::Local>, shard: &Shard) {
         let mut worked = 0;
-        for local in &mut locals {
-            worked += drain(local, shared);
+        for local in locals.iter_mut() {
+            worked += drain(local, shard);
         }
         if worked > 0 {
-            shared.progress.notify_all_cheap();
-            continue;
+            shard.progress.notify_all_cheap();
+            return;
         }
-        shared.progress.notify_all();
-        if locals.is_empty() {
-            // Nothing to read until a command arrives.
-            match commands.recv() {
-                Ok(Command::Add(local)) => locals.push(local),
-                Ok(Command::Sweep) => {}
-                Ok(Command::Shutdown) | Err(_) => return,
-            }
-        } else if wait == WaitStrategy::Park {
-            // Any reader receives every broadcast: block on the first one.
+        shard.progress.notify_all();
+        if self.wait == WaitStrategy::Park {
             let local = &mut locals[0];
             if let Ok(event) = local.reader.recv_timeout(IDLE_TIMEOUT) {
-                deliver(local, &event, shared);
+                deliver(local, &event, shard);
                 local.entry.passed.store(local.passed, Ordering::Release);
             }
         } else {
-            shared.idle.wait_until(wait, None, || {
-                let target = published.load(Ordering::Acquire);
+            shard.doorbell.wait_until(self.wait, None, || {
+                let target = self.published.load(Ordering::Acquire);
                 !commands.is_empty() || locals.iter().any(|l| l.entry.joined_at + l.passed < target)
             });
         }
@@ -458,24 +340,24 @@ fn consume<E: Event, L: Listener<E>>(
 
 /// Hands one received event to a subscriber (unless removed or filtered out).
 #[inline]
-fn deliver<E: Event, L: Listener<E>>(local: &mut Local<E, L>, event: &E, shared: &ShardShared) {
+fn deliver<E: Event, L: Listener<E>>(local: &mut Local<E, L>, event: &E, shard: &Shard) {
     local.passed += 1;
-    if !local.entry.removed.load(Ordering::Acquire)
+    if !local.entry.member.is_removed()
         && local.entry.filter.accepts(event.topic())
         && call_isolated(|| local.listener.on_event(event))
     {
-        shared.panics.fetch_add(1, Ordering::Relaxed);
+        shard.panics.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// Delivers up to [`BATCH`] events from one reader; returns how many.
-fn drain<E: Event, L: Listener<E>>(local: &mut Local<E, L>, shared: &ShardShared) -> u64 {
+fn drain<E: Event, L: Listener<E>>(local: &mut Local<E, L>, shard: &Shard) -> u64 {
     let start = local.passed;
     while local.passed - start < BATCH {
         let Ok(event) = local.reader.try_recv() else {
             break;
         };
-        deliver(local, &event, shared);
+        deliver(local, &event, shard);
         if local.passed.is_multiple_of(PASSED_EVERY) {
             local.entry.passed.store(local.passed, Ordering::Release);
         }
