@@ -448,6 +448,16 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Events a warm-up publishes at least when events come in several
+/// shapes ([`Payload::SHAPES`], the heavy payload): enough for a pool of
+/// 1,024 envelopes (`pooled`'s) to have held every shape in every envelope
+/// (the shape of an envelope's event moves by one per lap of 1,024), so
+/// that the allocation and instruction passes measure the steady state,
+/// not envelopes still growing. 0 for one shape.
+fn shapes_warm_up<E: Payload>() -> u64 {
+    if E::SHAPES > 1 { 8_192 } else { 0 }
+}
+
 fn allocations<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
 where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
@@ -455,7 +465,8 @@ where
 {
     let mut rig = new_rig::<B>(request, lossy)?;
     let n = request.budget.alloc_events;
-    rig.trial(n, Pace::Flat, Window::None)?; // warm-up: pools, lazily built structures
+    // Warm-up: pools, lazily built structures.
+    rig.trial(n.max(shapes_warm_up::<B::Event>()), Pace::Flat, Window::None)?;
     let before = instruments.heap().ok_or("dhat is not on in this process")?;
     rig.trial(n, Pace::Flat, Window::None)?;
     let mid = instruments.heap().ok_or("dhat is not on in this process")?;
@@ -489,7 +500,7 @@ where
 {
     let mut rig = new_rig::<B>(request, lossy)?;
     let n = request.budget.callgrind_events_for(request.point.subscribers);
-    rig.trial(n.min(1_000), Pace::Flat, Window::None)?; // warm-up
+    rig.trial(n.min(1_000).max(shapes_warm_up::<B::Event>()), Pace::Flat, Window::None)?; // warm-up
     let callgrind = |open: bool| instruments.callgrind_window(open);
     rig.trial(n, Pace::Flat, instruction_window(request, &callgrind))?;
     let dropped = rig.bus.stats().dropped;

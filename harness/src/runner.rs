@@ -329,10 +329,30 @@ impl ProbeRunner {
         }
         let request = self.request(cell, pass, cell.bus.name, rates.to_vec());
         let started = std::time::Instant::now();
-        let response = match self.probe(&request) {
+        let attempt = || match self.probe(&request) {
             Ok(r) => r,
             Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
         };
+        let mut response = attempt();
+        // The profile pass's sampler unwinds stacks from a signal handler,
+        // which now and then crashes the probe (seen: 1 SIGSEGV in 263
+        // cells of a quick run); the bus is not at fault. Tried again once,
+        // then skipped with the reason: delivery is verified by the other
+        // passes, and no figure comes from this one.
+        if pass == Pass::Profile && response.error.as_deref().is_some_and(killed_by_signal) {
+            response = attempt();
+            if let Some(error) = response.error.as_deref().filter(|e| killed_by_signal(e)) {
+                result.skipped_passes.insert(
+                    pass.name().into(),
+                    format!(
+                        "the sampling profiler crashed the probe twice ({}); no profile",
+                        error.split("; stderr").next().unwrap_or(error)
+                    ),
+                );
+                *result.pass_seconds.entry(pass.name().into()).or_default() += started.elapsed().as_secs_f64();
+                return;
+            }
+        }
         *result.pass_seconds.entry(pass.name().into()).or_default() += started.elapsed().as_secs_f64();
         result.dropped += response.dropped;
         if pass == Pass::Instructions
@@ -443,6 +463,11 @@ impl ProbeRunner {
         let text = found.ok_or("callgrind wrote no measurement dump")?;
         parse_callgrind(&text, response.measured_events, response.multithreaded)
     }
+}
+
+/// Whether a probe error says the child was killed by a signal.
+fn killed_by_signal(error: &str) -> bool {
+    error.contains("exited with signal")
 }
 
 fn clear_callgrind(out: &Path) {
@@ -600,6 +625,16 @@ pub fn tail(text: &str, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_probe_killed_by_a_signal_is_recognised() {
+        use std::os::unix::process::ExitStatusExt;
+        let killed = std::process::ExitStatus::from_raw(11); // SIGSEGV, no core
+        assert!(killed_by_signal(&format!("the probe exited with {killed} and no answer; stderr: ")));
+        let failed = std::process::ExitStatus::from_raw(1 << 8); // exit code 1
+        assert!(!killed_by_signal(&format!("the probe exited with {failed} and no answer; stderr: ")));
+    }
 
     #[test]
     fn parses_a_callgrind_summary() {
