@@ -12,6 +12,7 @@ use buslab_harness::runner::{self, PlannedCell, ProbeRunner};
 use buslab_harness::shard::{self, ShardSpec};
 use buslab_harness::store::{self, Store};
 use buslab_harness::{meta, summary};
+use buslab_reports::format;
 use buslab_scenarios::Scenario;
 use buslab_scenarios::results::{CellStatus, Shards};
 use clap::{Parser, Subcommand};
@@ -514,20 +515,21 @@ pub(crate) fn execute(
         // The point's cells finish together: its whole cost is done.
         done_cost += costs[index..index + point.len()].iter().sum::<u64>();
         index += point.len();
+        let elapsed = started.elapsed();
+        let eta = buslab_harness::timing::eta(elapsed, done_cost, total_cost)
+            .map_or_else(|| "?".to_owned(), |d| format::clock(d.as_secs_f64()));
         for (cell, mut result) in point.iter().zip(measured) {
             // The floor of this point, measured first (the plan opens each
             // point with the references).
             meta.attach_floor(&mut result, &results);
             if !interactive {
-                let eta = buslab_harness::timing::eta(started.elapsed(), done_cost, total_cost)
-                    .map_or_else(|| "?".to_owned(), |d| buslab_harness::timing::clock(d.as_secs_f64()));
                 eprintln!(
                     "[{}/{}] {}: {} · {} elapsed, about {eta} left",
                     results.len() + 1,
                     cells.len(),
                     cell.key.name(),
                     status_word(&result),
-                    buslab_harness::timing::clock(started.elapsed().as_secs_f64())
+                    format::clock(elapsed.as_secs_f64())
                 );
             }
             bar.set_position(done_cost);

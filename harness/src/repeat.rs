@@ -51,23 +51,18 @@ fn across(estimates: &[&Estimate]) -> Estimate {
 /// trial is the largest any process calibrated (each sizes its trials from
 /// its own warm-up); the loss rate is the mean of the processes'.
 pub fn merge(parts: &[(Throughput, Option<CloudEvents>)]) -> Option<(Throughput, Option<CloudEvents>)> {
-    let (first, first_ce) = parts.first()?;
+    let (_, first_ce) = parts.first()?;
     let all = |pick: fn(&Throughput) -> &Estimate| across(&parts.iter().map(|(t, _)| pick(t)).collect::<Vec<_>>());
     let cpu: Option<Vec<&Estimate>> = parts.iter().map(|(t, _)| t.cpu_ns_per_event.as_ref()).collect();
     let losses: Vec<f64> = parts.iter().filter_map(|(t, _)| t.loss_rate).collect();
     let throughput = Throughput {
         events_per_sec: all(|t| &t.events_per_sec),
         deliveries_per_sec: all(|t| &t.deliveries_per_sec),
-        events_per_trial: parts.iter().map(|(t, _)| t.events_per_trial).max().unwrap_or(first.events_per_trial),
+        events_per_trial: parts.iter().map(|(t, _)| t.events_per_trial).max().unwrap_or_default(),
         trial_ns: parts.iter().flat_map(|(t, _)| t.trial_ns.iter().copied()).collect(),
         cpu_ns_per_event: cpu.map(|c| across(&c)),
         loss_rate: (!losses.is_empty()).then(|| losses.iter().sum::<f64>() / losses.len() as f64),
-        processes: parts
-            .iter()
-            .flat_map(|(t, _)| {
-                if t.processes.is_empty() { vec![t.events_per_sec.samples.len() as u32] } else { t.processes.clone() }
-            })
-            .collect(),
+        processes: parts.iter().map(|(t, _)| t.events_per_sec.samples.len() as u32).collect(),
     };
     let cloudevents = first_ce.as_ref().map(|first| {
         let ces: Vec<&CloudEvents> = parts.iter().filter_map(|(_, c)| c.as_ref()).collect();

@@ -339,21 +339,24 @@ impl ProbeRunner {
         // cells of a quick run); the bus is not at fault. Tried again once,
         // then skipped with the reason: delivery is verified by the other
         // passes, and no figure comes from this one.
-        if pass == Pass::Profile && response.error.as_deref().is_some_and(killed_by_signal) {
+        let crashed = |r: &ProbeResponse| r.error.as_deref().is_some_and(killed_by_signal);
+        if pass == Pass::Profile && crashed(&response) {
             response = attempt();
-            if let Some(error) = response.error.as_deref().filter(|e| killed_by_signal(e)) {
-                result.skipped_passes.insert(
-                    pass.name().into(),
-                    format!(
-                        "the sampling profiler crashed the probe twice ({}); no profile",
-                        error.split("; stderr").next().unwrap_or(error)
-                    ),
-                );
-                *result.pass_seconds.entry(pass.name().into()).or_default() += started.elapsed().as_secs_f64();
-                return;
-            }
         }
         *result.pass_seconds.entry(pass.name().into()).or_default() += started.elapsed().as_secs_f64();
+        if pass == Pass::Profile
+            && crashed(&response)
+            && let Some(error) = response.error.as_deref()
+        {
+            result.skipped_passes.insert(
+                pass.name().into(),
+                format!(
+                    "the sampling profiler crashed the probe twice ({}); no profile",
+                    error.split("; stderr").next().unwrap_or(error)
+                ),
+            );
+            return;
+        }
         result.dropped += response.dropped;
         if pass == Pass::Instructions
             && response.error.is_some()

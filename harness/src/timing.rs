@@ -2,6 +2,7 @@
 //! scenario, from the cells' [`CellResult::pass_seconds`], and the
 //! estimated time left while a run goes.
 
+use buslab_reports::format::clock;
 use buslab_scenarios::results::CellResult;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -56,16 +57,6 @@ impl Breakdown {
     }
 }
 
-/// `1h02m`, `12m05s`, `42s`.
-pub fn clock(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    match s {
-        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
-        s => format!("{s}s"),
-    }
-}
-
 /// The time left when `done` of `total` units of expected cost took
 /// `elapsed` (the shard model's [`expected_cost`](crate::shard::expected_cost)
 /// weighs the cells, so a cheap cell does not promise a quick end); `None`
@@ -117,8 +108,5 @@ mod tests {
         assert_eq!(eta(Duration::from_secs(10), 0, 100), None);
         assert_eq!(eta(Duration::from_secs(10), 25, 100), Some(Duration::from_secs(30)));
         assert_eq!(eta(Duration::from_secs(10), 100, 100), Some(Duration::ZERO));
-        assert_eq!(clock(3725.0), "1h02m");
-        assert_eq!(clock(725.0), "12m05s");
-        assert_eq!(clock(42.4), "42s");
     }
 }

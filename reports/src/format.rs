@@ -84,6 +84,17 @@ pub fn nanos(ns: f64) -> String {
     }
 }
 
+/// A wall-clock span of seconds as a clock reads it, to the second:
+/// `1h02m`, `12m05s`, `42s` (how long a run took or has left).
+pub fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        s if s >= 3600 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s if s >= 60 => format!("{}m{:02}s", s / 60, s % 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// A ratio as `1.23×` (`∞` when infinite).
 pub fn ratio(ratio: f64) -> String {
     if ratio.is_infinite() { "∞".to_owned() } else { format!("{}×", three_figures(ratio)) }
@@ -123,6 +134,14 @@ pub fn metric_value(slug: &str, value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_reads_hours_minutes_and_seconds() {
+        assert_eq!(clock(3725.0), "1h02m");
+        assert_eq!(clock(725.0), "12m05s");
+        assert_eq!(clock(42.4), "42s");
+        assert_eq!(clock(-1.0), "0s");
+    }
 
     #[test]
     fn si_prefixes_and_figures() {
