@@ -521,23 +521,45 @@ where
     /// region: the producer loop publishes `templates[seq % templates.len()]` with
     /// its seq set (a batched one its batch's copies), nothing else, so the events and their checksums are
     /// recomputed here rather than summed in the loop.
+    ///
+    /// Not timed, but it is wall time every trial pays (a fast bus
+    /// publishes tens of millions of events in a trial): the loop walks
+    /// the templates with a wrapping index instead of dividing per event
+    /// and sums per template, folding the sums into topics at the end
+    /// (template `i` is topic `i % topics`).
     fn count_published(&mut self, p: usize, events: u64) {
         let mut templates = self.templates[p].clone();
-        let (cycle, topics) = (templates.len() as u64, self.scenario.topics);
+        let cycle = templates.len();
         let first = self.next_seq[p];
-        let sums = &mut self.published[p];
+        let mut per_template = vec![Published::default(); cycle];
         // A batched trial publishes its batch's copies over and over
         // ([`prepare_batch`]): event `seq` is copy `(seq - first) % batch`,
         // made from template `(first + k) % cycle`.
-        let batch = self.scenario.batch.max(1) as u64;
+        let batch = self.scenario.batch.max(1);
+        let order: Vec<usize> = if batch > 1 {
+            (0..batch as u64).map(|k| ((first + k) % cycle as u64) as usize).collect()
+        } else {
+            let start = (first % cycle as u64) as usize;
+            (0..cycle).map(|k| (start + k) % cycle).collect()
+        };
+        let mut k = 0;
         for seq in first..first + events {
-            let index =
-                if batch > 1 { ((first + (seq - first) % batch) % cycle) as usize } else { (seq % cycle) as usize };
+            let index = order[k];
             let event = &mut templates[index];
             event.set_seq(seq);
-            let sum = &mut sums[index % topics];
+            let sum = &mut per_template[index];
             sum.count += 1;
             sum.checksum = sum.checksum.wrapping_add(event.checksum());
+            k += 1;
+            if k == order.len() {
+                k = 0;
+            }
+        }
+        let topics = self.scenario.topics;
+        for (index, sum) in per_template.iter().enumerate() {
+            let total = &mut self.published[p][index % topics];
+            total.count += sum.count;
+            total.checksum = total.checksum.wrapping_add(sum.checksum);
         }
         self.next_seq[p] = first + events;
     }

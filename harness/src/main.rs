@@ -369,6 +369,10 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
 }
 
 /// Checks the scenario, bus and pass names and plans the matrix.
+/// Why `--quick` leaves the profile pass out unless `--pass` names it.
+const QUICK_LEAVES_OUT_PROFILE: &str = "not run with --quick: a flame graph needs the default run's longer sample (add \
+     `--pass profile` to a quick run for one anyway)";
+
 pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<PlannedCell>, ProbeRunner)> {
     let all_scenarios = buslab_scenarios::catalog_with(&args.scenario_files)?;
     let scenarios: Vec<_> = if args.scenario.is_empty() {
@@ -395,8 +399,12 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
         }
         all_buses.into_iter().filter(|b| args.bus.iter().any(|n| n == b.name)).collect()
     };
+    let mut not_run = Vec::new();
     let passes = if args.pass.is_empty() {
-        Pass::ALL.to_vec()
+        if args.quick {
+            not_run.push((Pass::Profile, QUICK_LEAVES_OUT_PROFILE.to_owned()));
+        }
+        Pass::ALL.into_iter().filter(|p| !not_run.iter().any(|(left, _)| left == p)).collect()
     } else {
         args.pass
             .iter()
@@ -426,10 +434,12 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
         },
         timeout: Duration::from_secs(args.timeout),
         passes,
+        not_run,
         scratch,
         corpus: args.corpus.clone(),
         corpus_summary: corpus,
         valgrind_refused: Default::default(),
+        callgrind_copy: Default::default(),
     };
     Ok((scenarios, cells, runner))
 }

@@ -35,6 +35,8 @@ pub struct Budget {
     pub trial_ms: u64,
     /// Length of a latency trial at each load.
     pub latency_ms: u64,
+    /// Which offered rates the latency pass's shared grid takes.
+    pub latency_grid: crate::rates::Grid,
     /// Events per producer in the allocation pass (run at N and 2N).
     pub alloc_events: u64,
     /// Events per producer under callgrind.
@@ -50,16 +52,21 @@ impl Budget {
         trials: 3,
         trial_ms: 200,
         latency_ms: 600,
+        latency_grid: crate::rates::Grid::DEFAULT,
         alloc_events: 20_000,
         callgrind_events: 20_000,
         profile_ms: 2_000,
     };
-    /// `--quick`: fewer and shorter trials, every pass kept.
+    /// `--quick`: fewer and shorter trials and loads, the same checks. (It
+    /// also leaves out the profile pass unless `--pass` names it.) Three
+    /// processes stay: fewer would leave an interval over process medians
+    /// too wide to tell anything apart.
     pub const QUICK: Budget = Budget {
         processes: 3,
         trials: 2,
-        trial_ms: 100,
-        latency_ms: 200,
+        trial_ms: 50,
+        latency_ms: 100,
+        latency_grid: crate::rates::Grid::QUICK,
         alloc_events: 2_000,
         callgrind_events: 1_000,
         profile_ms: 500,

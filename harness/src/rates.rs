@@ -4,10 +4,14 @@
 //! "p99 at the headline rate" compares buses at one load:
 //!
 //! - **The shared grid.** The scenario's `latency_rates`, when it names
-//!   them; otherwise the highest [`GRID_RATES`] rates of a 1-2-5 series
-//!   (1, 2, 5, 10, 20, 50, … events/s) that do not exceed the capacity of
-//!   the point's slowest lossless bus, as its throughput pass measured it
-//!   (all buses' throughput passes of a point run before any latency pass).
+//!   them; otherwise the highest [`Grid::rates`] rates of a 1-2-5 series
+//!   (1, 2, 5, 10, 20, 50, … events/s), [`Grid::step`] series steps apart,
+//!   that do not exceed the capacity of the point's slowest lossless bus,
+//!   as its throughput pass measured it (all buses' throughput passes of
+//!   a point run before any latency pass). The default run offers four
+//!   neighbouring rates ([`Grid::DEFAULT`]); `--quick` two, a decade apart
+//!   ([`Grid::QUICK`]), so that it still sees a lower load beside the
+//!   highest.
 //! - **Beyond.** A bus is also offered up to [`BEYOND_RATES`] further
 //!   series rates above the grid, as long as they do not exceed its own
 //!   capacity; they are flagged as beyond the headline.
@@ -35,8 +39,25 @@
 
 use buslab_scenarios::results::{Latency, Saturation, same_rate};
 
-/// Rates of the shared grid below the slowest lossless bus's capacity.
-pub const GRID_RATES: usize = 4;
+/// Which rates of the 1-2-5 series a point's shared grid takes below its
+/// slowest lossless bus's capacity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grid {
+    /// Rates in the grid (at most [`Grid::MAX_RATES`]).
+    pub rates: usize,
+    /// Series steps from one grid rate to the next (1: neighbours such as
+    /// 1, 2, 5 M; 3: a decade, such as 100 k, 1 M).
+    pub step: usize,
+}
+
+impl Grid {
+    /// The default run's grid: four neighbouring rates.
+    pub const DEFAULT: Grid = Grid { rates: 4, step: 1 };
+    /// `--quick`'s: two rates a decade apart.
+    pub const QUICK: Grid = Grid { rates: 2, step: 3 };
+    /// The most rates a grid holds.
+    pub const MAX_RATES: usize = 4;
+}
 /// Series rates above the grid a bus is offered when its capacity allows.
 pub const BEYOND_RATES: usize = 1;
 /// Lowest rate of the grid, events/s.
@@ -71,14 +92,20 @@ fn series_up_to(limit: f64) -> Vec<f64> {
     rates
 }
 
-/// A point's shared rates: the scenario's, or the grid below `slowest`
-/// (the slowest lossless bus's capacity, events/s).
-fn shared(named: Option<&[f64]>, slowest: f64) -> Vec<f64> {
+/// A point's shared rates: the scenario's, or `grid` below `slowest` (the
+/// slowest lossless bus's capacity, events/s), ascending.
+fn shared(named: Option<&[f64]>, slowest: f64, grid: Grid) -> Vec<f64> {
     if let Some(named) = named {
         return named.to_vec();
     }
-    let series = series_up_to(slowest);
-    series[series.len().saturating_sub(GRID_RATES)..].to_vec()
+    let mut rates: Vec<f64> = series_up_to(slowest)
+        .into_iter()
+        .rev()
+        .step_by(grid.step.max(1))
+        .take(grid.rates.min(Grid::MAX_RATES))
+        .collect();
+    rates.reverse();
+    rates
 }
 
 /// The rates of the grid offered to a bus whose capacity is `capacity`:
@@ -124,19 +151,20 @@ pub struct Offer {
     pub per_member: Vec<Option<Vec<f64>>>,
 }
 
-/// The rates to offer at one sweep point to `members`; `Err` says why the
-/// point's latency pass cannot run.
-pub fn offer(named: Option<&[f64]>, members: &[Member]) -> Result<Offer, &'static str> {
+/// The rates to offer at one sweep point to `members` from `grid` (unless
+/// the scenario `named` its rates); `Err` says why the point's latency
+/// pass cannot run.
+pub fn offer(named: Option<&[f64]>, members: &[Member], grid: Grid) -> Result<Offer, &'static str> {
     let slowest =
         |keep: &dyn Fn(&Member) -> bool| members.iter().filter(|m| keep(m)).filter_map(|m| m.capacity).reduce(f64::min);
     let shared = match named {
-        Some(named) => shared(Some(named), 0.0),
+        Some(named) => shared(Some(named), 0.0, grid),
         None => {
             let limit = slowest(&|m| !m.reference && !m.lossy)
                 .or_else(|| slowest(&|m| !m.reference))
                 .or_else(|| slowest(&|_| true))
                 .ok_or("needs the throughput pass's capacity")?;
-            shared(None, limit)
+            shared(None, limit, grid)
         }
     };
     if shared.is_empty() {
@@ -267,12 +295,17 @@ mod tests {
 
     #[test]
     fn the_grid_is_shared_and_below_the_slowest_lossless_capacity() {
-        assert_eq!(shared(None, 12.3e6), [1e6, 2e6, 5e6, 10e6]);
-        assert_eq!(shared(None, 5e6), [5e5, 1e6, 2e6, 5e6], "a capacity on the series is offered");
-        assert_eq!(shared(None, 2_500.0), [1e3, 2e3]);
-        assert!(shared(None, 10.0).is_empty());
+        let grid = Grid::DEFAULT;
+        assert_eq!(shared(None, 12.3e6, grid), [1e6, 2e6, 5e6, 10e6]);
+        assert_eq!(shared(None, 5e6, grid), [5e5, 1e6, 2e6, 5e6], "a capacity on the series is offered");
+        assert_eq!(shared(None, 2_500.0, grid), [1e3, 2e3]);
+        assert!(shared(None, 10.0, grid).is_empty());
+        // `--quick`'s grid: two rates, a decade apart.
+        assert_eq!(shared(None, 12.3e6, Grid::QUICK), [1e6, 10e6]);
+        assert_eq!(shared(None, 5e6, Grid::QUICK), [5e5, 5e6]);
+        assert_eq!(shared(None, 2_500.0, Grid::QUICK), [2e3], "one rate where the series has no decade below");
         // Every bus gets the shared rates, then what its capacity allows.
-        let grid = shared(None, 12.3e6);
+        let grid = shared(None, 12.3e6, grid);
         assert_eq!(offered(&grid, 12.3e6), [1e6, 2e6, 5e6, 10e6]);
         assert_eq!(offered(&grid, 80e6), [1e6, 2e6, 5e6, 10e6, 20e6]);
         for capacity in [1e6, 12.3e6, 1e9] {
@@ -299,7 +332,7 @@ mod tests {
     #[test]
     fn every_bus_of_a_point_is_offered_the_same_rates() {
         let members = point();
-        let Offer { shared, per_member: offered } = offer(None, &members).expect("rates");
+        let Offer { shared, per_member: offered } = offer(None, &members, Grid::DEFAULT).expect("rates");
         assert_eq!(shared, [2e5, 5e5, 1e6, 2e6], "up to the slowest lossless bus (3.1 M), not the lossy one");
         for (m, rates) in members.iter().zip(&offered) {
             match (m.capacity, rates) {
@@ -315,15 +348,18 @@ mod tests {
         assert_eq!(offered[1].as_deref(), Some(&[2e5, 5e5, 1e6, 2e6, 5e6][..]));
         assert_eq!(offered[2].as_deref(), Some(&shared[..]), "5 M is above 3.1 M");
         // Named rates go to every bus as they are, even above a capacity.
-        let Offer { shared: named, per_member: offered } = offer(Some(&[1e6, 4e6]), &members).expect("named");
+        let Offer { shared: named, per_member: offered } =
+            offer(Some(&[1e6, 4e6]), &members, Grid::DEFAULT).expect("named");
         assert_eq!(named, [1e6, 4e6]);
         assert!(offered.iter().flatten().all(|r| *r == named));
         // Every bus lossy: the slowest bus under test; none measured: no pass.
         let lossy = [member(80e6, false, true), member(2.5e6, true, false), member(9e6, true, false)];
-        assert_eq!(offer(None, &lossy).expect("rates").shared, [2e5, 5e5, 1e6, 2e6]);
+        assert_eq!(offer(None, &lossy, Grid::DEFAULT).expect("rates").shared, [2e5, 5e5, 1e6, 2e6]);
         let none = [Member { capacity: None, lossy: false, reference: true }];
-        assert!(offer(None, &none).expect_err("no capacity").contains("capacity"));
-        assert!(offer(None, &[member(500.0, false, false)]).expect_err("too slow").contains("lowest rate"));
+        assert!(offer(None, &none, Grid::DEFAULT).expect_err("no capacity").contains("capacity"));
+        assert!(
+            offer(None, &[member(500.0, false, false)], Grid::DEFAULT).expect_err("too slow").contains("lowest rate")
+        );
     }
 
     /// Where `null` cannot keep the schedule, every bus's load there is
@@ -362,7 +398,7 @@ mod tests {
     #[test]
     fn named_rates_are_offered_to_every_bus_and_the_first_is_the_headline() {
         let named = [1e6, 2e5];
-        let grid = shared(Some(&named), 50e3);
+        let grid = shared(Some(&named), 50e3, Grid::DEFAULT);
         assert_eq!(grid, named);
         assert_eq!(headline(&grid, true, &[]), Some(1e6));
     }

@@ -1,10 +1,13 @@
 //! The parent side of a run: plans the matrix (bus × scenario × sweep
 //! point), skips the cells a bus's capabilities exclude (saying why), and
-//! runs the passes of each sweep point's cells one after another, each in
-//! its own `buslab probe` child process with a time limit: the throughput
-//! pass of every bus of the point, then their latency passes at rates
-//! shared by all of them ([`crate::rates`]), then each bus's other passes.
-//! Cells never run concurrently: they would disturb each other.
+//! runs the passes of each sweep point's cells, each in its own `buslab
+//! probe` child process with a time limit: the throughput pass of every
+//! bus of the point, then their latency passes at rates shared by all of
+//! them ([`crate::rates`]), then the other passes, pass by pass over the
+//! buses. Cells never run concurrently, since they would disturb each
+//! other's timings; the one exception is the instruction pass, whose counts
+//! no neighbour changes, which runs as many probes at once as there are
+//! cores.
 
 use crate::probe::{Budget, Pass, ProbeRequest, ProbeResponse};
 use crate::rates::Member;
@@ -129,6 +132,9 @@ pub struct ProbeRunner {
     pub timeout: Duration,
     /// Passes to run.
     pub passes: Vec<Pass>,
+    /// Passes this run leaves out by default, with the reason recorded in
+    /// every cell that ran (`--quick` leaves out the profile pass).
+    pub not_run: Vec<(Pass, String)>,
     /// Where callgrind writes its output.
     pub scratch: PathBuf,
     /// The CloudEvents corpus given with `--corpus`, for `cloudevents` cells.
@@ -140,6 +146,9 @@ pub struct ProbeRunner {
     /// pass is then skipped, with the reason, in this and every later cell,
     /// and the other passes' figures are kept — the bus is not at fault.
     pub valgrind_refused: Arc<OnceLock<String>>,
+    /// The executable callgrind runs, once made: a copy of `exe` without
+    /// its debug sections, when `strip` is installed.
+    pub callgrind_copy: Arc<OnceLock<PathBuf>>,
 }
 
 /// Why the instruction pass is skipped when valgrind cannot run this build.
@@ -149,11 +158,50 @@ pub const VALGRIND_REFUSED: &str = "valgrind cannot execute this build's instruc
 
 /// Finds `valgrind` on `PATH`.
 pub fn find_valgrind() -> Option<PathBuf> {
+    find_on_path("valgrind")
+}
+
+/// Finds the executable `name` on `PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join("valgrind")).find(|p| p.is_file())
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+}
+
+/// A copy of `exe` in `dir` without its debug sections, made with
+/// binutils' `strip --strip-debug` (installed wherever the C toolchain
+/// that links Rust programs is); `None` when that cannot be done.
+fn strip_debug_copy(exe: &Path, dir: &Path) -> Option<PathBuf> {
+    let strip = find_on_path("strip")?;
+    std::fs::create_dir_all(dir).ok()?;
+    let copy = dir.join("buslab-without-debug-info");
+    let status = Command::new(strip)
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&copy)
+        .arg(exe)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    (status.success() && copy.is_file()).then_some(copy)
 }
 
 impl ProbeRunner {
+    /// The executable the instruction pass runs under callgrind: a copy of
+    /// [`Self::exe`] without its debug sections, made once per run when
+    /// `strip` is installed, else `exe` itself. Valgrind reads a binary's
+    /// debug information when it starts, which with buslab's line tables
+    /// took about half of a probe's start-up under callgrind (0.94 → 0.49
+    /// s wall for `--version`, measured), and the pass uses none of it:
+    /// its counts come from the client-request window, not from symbols
+    /// (the symbol table stays, for anyone reading a dump). The bytes
+    /// valgrind executes are the same, hence so are the counts.
+    fn callgrind_exe(&self) -> PathBuf {
+        self.callgrind_copy
+            .get_or_init(|| strip_debug_copy(&self.exe, &self.scratch).unwrap_or_else(|| self.exe.clone()))
+            .clone()
+    }
+
     /// Runs every pass of `cell` alone, as a point of one bus (its latency
     /// loads judged on its own lateness, with no `null` row beside it);
     /// `progress(pass)` is told which pass starts.
@@ -185,16 +233,58 @@ impl ProbeRunner {
         if self.passes.contains(&Pass::Latency) {
             self.latency_of_point(cells, &mut results, progress);
         }
-        for (cell, result) in cells.iter().zip(results.iter_mut()) {
-            for &pass in self.passes.iter().filter(|p| !matches!(p, Pass::Throughput | Pass::Latency)) {
-                if !runs(result) {
-                    break;
+        for &pass in self.passes.iter().filter(|p| !matches!(p, Pass::Throughput | Pass::Latency)) {
+            if pass == Pass::Instructions {
+                self.instructions_of_point(cells, &mut results, progress);
+                continue;
+            }
+            for (cell, result) in cells.iter().zip(results.iter_mut()) {
+                if runs(result) {
+                    progress(cell, pass);
+                    self.run_pass(cell, pass, result, &[]);
                 }
-                progress(cell, pass);
-                self.run_pass(cell, pass, result, &[]);
+            }
+        }
+        for result in results.iter_mut().filter(|r| runs(r)) {
+            for (pass, why) in &self.not_run {
+                result.skipped_passes.insert(pass.name().into(), why.clone());
             }
         }
         results
+    }
+
+    /// The instruction pass of one point: its cells' probes run up to
+    /// [`buslab_impls::cores`] at a time, each in a valgrind process of its
+    /// own with its own scratch slot. Running them side by side leaves the
+    /// counts as they are: callgrind counts the instructions a process
+    /// executes, not how long they take, and it runs a process's threads
+    /// one at a time, so each probe keeps to one core. Each batch's wall
+    /// time is shared among its cells in their `pass_seconds`, so that the
+    /// pass's time per run adds up to what it took.
+    fn instructions_of_point(
+        &self,
+        cells: &[&PlannedCell],
+        results: &mut [CellResult],
+        progress: &mut dyn FnMut(&PlannedCell, Pass),
+    ) {
+        let pass = Pass::Instructions;
+        let mut pending: Vec<(&PlannedCell, &mut CellResult)> =
+            cells.iter().copied().zip(results.iter_mut()).filter(|(_, r)| r.status == CellStatus::Ok).collect();
+        for batch in pending.chunks_mut(buslab_impls::cores().max(1)) {
+            for (cell, _) in batch.iter() {
+                progress(cell, pass);
+            }
+            let started = Instant::now();
+            std::thread::scope(|s| {
+                for (slot, (cell, result)) in batch.iter_mut().enumerate() {
+                    s.spawn(move || self.run_pass_in(cell, pass, result, &[], slot));
+                }
+            });
+            let share = started.elapsed().as_secs_f64() / batch.len() as f64;
+            for (_, result) in batch.iter_mut() {
+                *result.pass_seconds.entry(pass.name().into()).or_default() += share;
+            }
+        }
     }
 
     /// The throughput pass of one point: [`Budget::processes`] rounds, each
@@ -272,7 +362,7 @@ impl ProbeRunner {
         let crate::rates::Offer { shared, per_member } = if burst {
             crate::rates::Offer { shared: Vec::new(), per_member: vec![Some(Vec::new()); members.len()] }
         } else {
-            match crate::rates::offer(named, &members) {
+            match crate::rates::offer(named, &members, self.budget.latency_grid) {
                 Ok(offer) => offer,
                 Err(why) => return skip_all(results, why),
             }
@@ -314,6 +404,15 @@ impl ProbeRunner {
     /// Runs one pass of `cell` into `result` (`rates`: the latency pass's
     /// offered rates). A failed check fails the cell and clears its figures.
     fn run_pass(&self, cell: &PlannedCell, pass: Pass, result: &mut CellResult, rates: &[f64]) {
+        let started = Instant::now();
+        self.run_pass_in(cell, pass, result, rates, 0);
+        *result.pass_seconds.entry(pass.name().into()).or_default() += started.elapsed().as_secs_f64();
+    }
+
+    /// [`Self::run_pass`] in scratch slot `slot` (where its callgrind
+    /// output goes: instruction passes in different slots run at once),
+    /// its time not recorded.
+    fn run_pass_in(&self, cell: &PlannedCell, pass: Pass, result: &mut CellResult, rates: &[f64], slot: usize) {
         if pass == Pass::Instructions
             && let Some(reason) = self.valgrind_refused.get()
         {
@@ -328,8 +427,7 @@ impl ProbeRunner {
             return;
         }
         let request = self.request(cell, pass, cell.bus.name, rates.to_vec());
-        let started = std::time::Instant::now();
-        let attempt = || match self.probe(&request) {
+        let attempt = || match self.probe(&request, slot) {
             Ok(r) => r,
             Err(e) => ProbeResponse { error: Some(e), ..Default::default() },
         };
@@ -343,7 +441,6 @@ impl ProbeRunner {
         if pass == Pass::Profile && crashed(&response) {
             response = attempt();
         }
-        *result.pass_seconds.entry(pass.name().into()).or_default() += started.elapsed().as_secs_f64();
         if pass == Pass::Profile
             && crashed(&response)
             && let Some(error) = response.error.as_deref()
@@ -383,7 +480,7 @@ impl ProbeRunner {
             }
             Pass::Latency => result.latency = response.latency,
             Pass::Allocations => result.allocations = response.allocations,
-            Pass::Instructions => match self.take_callgrind(&response) {
+            Pass::Instructions => match self.take_callgrind(&response, slot) {
                 Ok(i) => result.instructions = Some(i),
                 Err(e) => result.status = CellStatus::Failed(format!("instructions pass: {e}")),
             },
@@ -391,27 +488,31 @@ impl ProbeRunner {
         }
     }
 
-    fn callgrind_out(&self) -> PathBuf {
-        self.scratch.join("callgrind.out")
+    /// Where callgrind writes in scratch slot `slot` (its dumps add a
+    /// suffix to this name).
+    fn callgrind_out(&self, slot: usize) -> PathBuf {
+        self.scratch.join(format!("callgrind.{slot}.out"))
     }
 
     /// Runs one probe, in a child process, under valgrind for the
     /// instruction pass.
-    pub fn probe(&self, request: &ProbeRequest) -> Result<ProbeResponse, String> {
+    /// `slot`: the scratch slot of its callgrind output (probes running at
+    /// once need different ones).
+    pub fn probe(&self, request: &ProbeRequest, slot: usize) -> Result<ProbeResponse, String> {
         let mut command;
         let mut timeout = self.timeout;
         match (request.pass, &self.valgrind) {
             (Pass::Instructions, Some(valgrind)) => {
                 std::fs::create_dir_all(&self.scratch)
                     .map_err(|e| format!("creating {}: {e}", self.scratch.display()))?;
-                clear_callgrind(&self.callgrind_out());
+                clear_callgrind(&self.callgrind_out(slot));
                 command = Command::new(valgrind);
                 command
                     .arg("--tool=callgrind")
                     .arg("--cache-sim=yes")
                     .arg("--branch-sim=yes")
-                    .arg(format!("--callgrind-out-file={}", self.callgrind_out().display()))
-                    .arg(&self.exe)
+                    .arg(format!("--callgrind-out-file={}", self.callgrind_out(slot).display()))
+                    .arg(self.callgrind_exe())
                     // One malloc arena for every thread. Otherwise a new
                     // producer thread gets the main arena or another one
                     // depending on whether the previous trial's thread has
@@ -446,8 +547,8 @@ impl ProbeRunner {
         }
     }
 
-    fn take_callgrind(&self, response: &ProbeResponse) -> Result<Instructions, String> {
-        let out = self.callgrind_out();
+    fn take_callgrind(&self, response: &ProbeResponse, slot: usize) -> Result<Instructions, String> {
+        let out = self.callgrind_out(slot);
         let dir = out.parent().unwrap_or(Path::new("."));
         let prefix = out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         let mut found = None;

@@ -136,7 +136,7 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     // `trial_ms` decodes and routes.
     let decode_only =
         processes.saturating_mul(trials).saturating_mul(budget.trial_ms).saturating_mul(decode_ns) / per_event;
-    let loads = (crate::rates::GRID_RATES + crate::rates::BEYOND_RATES) as u64;
+    let loads = (budget.latency_grid.rates + crate::rates::BEYOND_RATES) as u64;
     // Each load is a warm-up of a quarter of its trial, then the trial.
     let latency = if documents.is_some() { 0 } else { loads * budget.latency_ms * 5 / 4 };
     let allocations = work_ms(budget.alloc_events.saturating_mul(4));

@@ -692,7 +692,7 @@ impl Store {
         // the rates beyond it).
         const _: () = assert!(
             buslab_scenarios::spec::MAX_LATENCY_RATES <= 8
-                && crate::rates::GRID_RATES + crate::rates::BEYOND_RATES <= 8
+                && crate::rates::Grid::MAX_RATES + crate::rates::BEYOND_RATES <= 8
         );
         let context = "loading the history of runs";
         let mut ids = self.earlier_run_ids(id, limit.saturating_sub(1))?;

@@ -72,7 +72,7 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
         let t = cell.throughput.as_ref().expect("throughput pass");
         assert!(t.events_per_sec.median > 0.0 && t.events_per_sec.lower <= t.events_per_sec.upper);
         let rates: Vec<f64> = cell.latency.iter().map(|l| l.offered_per_sec).collect();
-        let grid = &run.cells[0].latency[..buslab_harness::rates::GRID_RATES];
+        let grid = &run.cells[0].latency[..run.cells[0].latency.len().min(buslab_harness::rates::Grid::QUICK.rates)];
         assert!(rates.len() >= grid.len(), "{}: {rates:?}", cell.key.name());
         assert!(
             grid.iter().zip(&rates).all(|(g, r)| g.offered_per_sec == *r),
@@ -90,7 +90,8 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
         }
         let a = cell.allocations.as_ref().expect("allocation pass");
         assert!(a.allocs_per_event >= 0.0 && a.peak_bytes > 0);
-        assert!(cell.profile.as_ref().is_some_and(|p| p.frequency_hz > 0), "profile pass");
+        let no_profile = cell.skipped_passes.get("profile").expect("--quick leaves out the profile pass, saying so");
+        assert!(cell.profile.is_none() && no_profile.contains("--quick"), "{no_profile}");
         if valgrind {
             let i = cell.instructions.as_ref().expect("instruction pass");
             assert!(i.ir_per_event > 10.0 && i.est_cycles_per_event >= i.ir_per_event, "{i:?}");
@@ -109,6 +110,41 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
 
     let runs = buslab(&["runs", "--json", "--db", db.to_str().expect("utf-8")]);
     assert!(runs.status.success(), "{}", text(&runs));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_profile_pass_runs_when_a_quick_run_names_it() {
+    let dir = temp_dir("profile");
+    let scenario = write(&dir, "tiny.toml", "name = \"tiny\"\nsubscribers = 2\nevents = 300\n");
+    let db = dir.join("results.sqlite");
+    let out = buslab(&[
+        "run",
+        "--quick",
+        "--pass",
+        "profile",
+        "--bus",
+        "fixed_array",
+        "--scenario",
+        "tiny",
+        "--scenario-file",
+        scenario.to_str().expect("utf-8 path"),
+        "--no-report",
+        "--db",
+        db.to_str().expect("utf-8 path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = Store::open(&db).expect("store").latest_run().expect("readable").expect("one run");
+    for cell in &run.cells {
+        assert_eq!(cell.status, CellStatus::Ok, "{}", cell.key.name());
+        let crashed = cell.skipped_passes.get("profile").is_some_and(|r| r.contains("crashed"));
+        assert!(
+            crashed || cell.profile.as_ref().is_some_and(|p| p.frequency_hz > 0),
+            "{}: {:?}",
+            cell.key.name(),
+            cell.skipped_passes
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

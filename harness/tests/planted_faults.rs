@@ -38,6 +38,8 @@ fn runner(passes: &[Pass], scratch: &str) -> ProbeRunner {
         corpus: None,
         corpus_summary: None,
         valgrind_refused: Default::default(),
+        callgrind_copy: Default::default(),
+        not_run: Vec::new(),
     }
 }
 
