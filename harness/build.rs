@@ -25,7 +25,6 @@ const UNDER_TEST: &[&str] = &[
     "kanal",
     "rtrb",
     "hdrhistogram",
-    "dhat",
     "pprof",
     "serde_json",
     "simd-json",

@@ -63,6 +63,8 @@ const DUMP_STATS: usize = tool_base(b'C', b'T');
 const ZERO_STATS: usize = DUMP_STATS + 1;
 /// `VG_USERREQ__DUMP_STATS_AT`.
 const DUMP_STATS_AT: usize = DUMP_STATS + 3;
+/// `VG_USERREQ__START_INSTRUMENTATION`.
+const START_INSTRUMENTATION: usize = DUMP_STATS + 4;
 
 /// How many valgrinds this process runs under: 0 natively, 1 under
 /// valgrind (any tool), more when valgrind runs under valgrind.
@@ -84,6 +86,16 @@ pub fn zero_stats() {
 #[inline(always)]
 pub fn dump_stats_at(name: &CStr) {
     request(0, DUMP_STATS_AT, name.as_ptr() as usize);
+}
+
+/// Switches callgrind's instrumentation on, in a process started with it
+/// off (`--instr-atstart=no`): until then the program runs at valgrind's
+/// plain speed, uncounted and outside the cache simulator (callgrind's
+/// own measure: several times faster). Does nothing outside callgrind, or
+/// when instrumentation is already on.
+#[inline(always)]
+pub fn start_instrumentation() {
+    request(0, START_INSTRUMENTATION, 0);
 }
 
 /// `VALGRIND_DO_CLIENT_REQUEST_EXPR(default, code, arg1, 0, 0, 0, 0)`:
@@ -206,6 +218,42 @@ mod tests {
         // Without the zeroing the dump would hold the million additions
         // (several million instructions).
         assert!(counts.ir_per_event < 1_000.0, "zero_stats did not zero: {} Ir in the dump", counts.ir_per_event);
+    }
+
+    /// Under callgrind started with its instrumentation off, nothing is
+    /// counted until `start_instrumentation`, and what follows it is.
+    #[test]
+    fn instrumentation_starts_on_request() {
+        const LOOP: u64 = 100_000;
+        let add = |n: u64| (0..n).fold(0u64, |sum, i| std::hint::black_box(sum.wrapping_add(i)));
+        if std::env::var_os(CHILD).is_some() {
+            assert_eq!(add(1_000_000), 499_999_500_000, "uncounted: instrumentation is off");
+            start_instrumentation();
+            zero_stats();
+            assert_eq!(add(LOOP), 4_999_950_000);
+            dump_stats_at(NAME);
+            return;
+        }
+        if Command::new("valgrind").arg("--version").output().is_err() {
+            eprintln!("skipped: valgrind is not installed (apt-get install valgrind)");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("callgrind.out");
+        let child = Command::new("valgrind")
+            .args(["--tool=callgrind", "--instr-atstart=no"])
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(std::env::current_exe().expect("the test binary's path"))
+            .args(["callgrind::tests::instrumentation_starts_on_request", "--exact", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("valgrind starts");
+        assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+        let dump = named_dump(dir.path(), &NAME.to_string_lossy()).expect("callgrind wrote a dump with the name");
+        let ir = crate::runner::parse_callgrind(&dump, LOOP, false).expect("a readable dump").ir_per_event;
+        // Each addition is a few instructions once instrumented; without
+        // the request the dump would count (nearly) nothing.
+        assert!((2.0..1_000.0).contains(&ir), "{ir} Ir per addition (debug builds take ~100)");
     }
 
     /// The text of the dump in `dir` whose trigger is `name`.

@@ -670,7 +670,7 @@ where
         Pass::Allocations => {
             let n = request.budget.alloc_events;
             rig.trial::<Fl>(&prepared, n, Window::None)?; // warm-up: buffers grow to the largest document
-            let heap = || instruments.heap().ok_or("dhat is not on in this process");
+            let heap = || instruments.heap().ok_or("allocation counting is not on in this process");
             let before = heap()?;
             rig.trial::<Fl>(&prepared, n, Window::None)?;
             let mid = heap()?;
@@ -691,7 +691,8 @@ where
         }
         Pass::Instructions => {
             let n = request.budget.callgrind_events_for(request.point.subscribers);
-            rig.trial::<Fl>(&prepared, n.min(1_000), Window::None)?; // warm-up
+            instruments.callgrind_instrument(); // the corpus is prepared
+            rig.trial::<Fl>(&prepared, n.min(1_000), Window::None)?; // warm-up, the cache simulator's too
             let callgrind = |open: bool| instruments.callgrind_window(open);
             rig.trial::<Fl>(&prepared, n, crate::probe::instruction_window(request, &callgrind))?;
             ProbeResponse {

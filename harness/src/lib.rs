@@ -18,8 +18,9 @@
 //! - `hdrhistogram`: latency histograms with bounded relative error,
 //!   serialisable for the store (filled after each trial from the lock-free
 //!   bucket counts of [`buckets`]).
-//! - `dhat`: heap profiling for the allocation pass (its allocator is switched
-//!   on only in that pass's child process).
+//! - No crate for the allocation pass's counts: [`heap`] counts what dhat
+//!   counted, without the backtrace dhat records per allocation (seconds
+//!   per heavy cell); see its module doc.
 //! - No crate for the callgrind client requests: [`callgrind`] issues them
 //!   with inline assembly, since the bindings crate built them with bindgen,
 //!   which needs libclang.
@@ -40,6 +41,7 @@ pub mod cloudevents;
 pub mod cpu;
 pub mod drive;
 pub mod export;
+pub mod heap;
 pub mod listener;
 pub mod meta;
 pub mod probe;

@@ -16,11 +16,9 @@ use buslab_reports::format;
 use buslab_scenarios::Scenario;
 use buslab_scenarios::results::{CellStatus, Shards};
 use clap::{Parser, Subcommand};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod compare;
@@ -28,51 +26,21 @@ mod list;
 mod noise;
 mod report_cmd;
 
-/// The global allocator: the system's, or dhat's when the allocation pass's
-/// child process switches it on (before it allocates anything it measures).
-/// One predictable branch per allocation otherwise.
-struct Switch;
-
-static DHAT_ON: AtomicBool = AtomicBool::new(false);
-
-// SAFETY: forwards every call to one of two valid allocators; `dhat::Alloc`
-// frees blocks it did not allocate by handing them to `System`, which
-// allocated them.
-unsafe impl GlobalAlloc for Switch {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        unsafe { if DHAT_ON.load(Ordering::Relaxed) { dhat::Alloc.alloc(layout) } else { System.alloc(layout) } }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe {
-            if DHAT_ON.load(Ordering::Relaxed) { dhat::Alloc.dealloc(ptr, layout) } else { System.dealloc(ptr, layout) }
-        }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: same contract as ours.
-        unsafe {
-            if DHAT_ON.load(Ordering::Relaxed) {
-                dhat::Alloc.realloc(ptr, layout, new_size)
-            } else {
-                System.realloc(ptr, layout, new_size)
-            }
-        }
-    }
-}
-
+/// The global allocator: the system's, counting once the allocation
+/// pass's child process switches it on ([`buslab_harness::heap`]).
 #[global_allocator]
-static ALLOCATOR: Switch = Switch;
+static ALLOCATOR: buslab_harness::heap::Counting = buslab_harness::heap::Counting;
 
 /// The real instruments of this binary.
 struct Real;
 
 impl Instruments for Real {
     fn heap(&self) -> Option<(u64, u64, u64)> {
-        DHAT_ON.load(Ordering::Relaxed).then(|| {
-            let s = dhat::HeapStats::get();
-            (s.total_blocks, s.total_bytes, s.max_bytes as u64)
-        })
+        buslab_harness::heap::stats()
+    }
+
+    fn callgrind_instrument(&self) {
+        buslab_harness::callgrind::start_instrumentation();
     }
 
     fn callgrind_window(&self, open: bool) {
@@ -224,8 +192,8 @@ pub(crate) struct MatrixArgs {
 }
 
 fn main() -> ExitCode {
-    if std::env::var_os("BUSLAB_DHAT").is_some() {
-        DHAT_ON.store(true, Ordering::SeqCst);
+    if std::env::var_os(buslab_harness::heap::SWITCH).is_some() {
+        buslab_harness::heap::switch_on();
     }
     let cli = Cli::parse();
     match run(cli) {
@@ -309,7 +277,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn probe_command() -> anyhow::Result<ExitCode> {
-    let _profiler = DHAT_ON.load(Ordering::Relaxed).then(|| dhat::Profiler::builder().testing().build());
     let mut input = String::new();
     std::io::stdin().read_to_string(&mut input).context("reading the probe request")?;
     let request: ProbeRequest = serde_json::from_str(&input).context("parsing the probe request")?;

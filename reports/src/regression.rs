@@ -17,7 +17,7 @@
 //! # Deterministic metrics: a fixed threshold
 //! `instructions-per-event`, `est-cycles-per-event` and
 //! `branch-misses-per-event` (callgrind), and `allocs-per-event` and
-//! `bytes-per-event` (dhat) count what the code did: the same binary on the
+//! `bytes-per-event` (a counting allocator) count what the code did: the same binary on the
 //! same input gives the same count, so any change is caused by the code,
 //! and no statistics are needed. For these "lower is better" figures:
 //!

@@ -18,7 +18,7 @@ pub enum Pass {
     Throughput,
     /// Open-loop latency at offered rates.
     Latency,
-    /// Heap allocations per event under dhat.
+    /// Heap allocations per event, from a counting global allocator.
     Allocations,
     /// Instructions per event under callgrind.
     Instructions,

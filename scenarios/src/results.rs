@@ -436,7 +436,7 @@ impl Saturation {
     }
 }
 
-/// The allocation pass (dhat).
+/// The allocation pass (a counting global allocator).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Allocations {
     /// Heap allocations per published event, setup excluded.

@@ -73,7 +73,7 @@ pub(crate) fn group(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Vec
         format!("Allocations per event — {place}"),
         Axis::new("heap allocations per published event"),
         bars_of(&members, |c| c.allocations.as_ref().map(|a| (a.allocs_per_event, None))),
-        "dhat, steady state: (2N − N events) / N.",
+        "counting allocator, steady state: (2N − N events) / N.",
     );
     push_bars(
         format!("Bytes allocated per event — {place}"),
