@@ -1353,6 +1353,7 @@ pub mod sample {
                 loss_acceptable: Default::default(),
                 processes: None,
                 trials: None,
+                chosen_trials: Default::default(),
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
