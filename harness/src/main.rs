@@ -208,7 +208,9 @@ pub(crate) struct MatrixArgs {
     /// processes.
     #[arg(long, value_name = "N", value_parser = parse_processes)]
     processes: Option<usize>,
-    /// Throughput trials in each process (default 3; 2 with `--quick`).
+    /// Throughput trials in each process. Without it, each scenario's count
+    /// is chosen by measurement from the latest stored run that can tell
+    /// (Kalibera & Jones; see the README), else 3 (2 with `--quick`).
     #[arg(long, value_name = "N", value_parser = parse_trials)]
     trials: Option<usize>,
     /// Time limit for one pass of one cell, seconds (callgrind gets 10×).
