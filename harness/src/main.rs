@@ -11,7 +11,7 @@ use buslab_harness::probe::{self, Budget, Instruments, Pass, ProbeRequest};
 use buslab_harness::runner::{self, PlannedCell, ProbeRunner};
 use buslab_harness::shard::{self, ShardSpec};
 use buslab_harness::store::{self, Store};
-use buslab_harness::{meta, summary};
+use buslab_harness::{meta, repeat, summary};
 use buslab_reports::format;
 use buslab_scenarios::Scenario;
 use buslab_scenarios::results::{CellStatus, Shards};
@@ -176,7 +176,9 @@ pub(crate) struct MatrixArgs {
     /// processes.
     #[arg(long, value_name = "N", value_parser = parse_processes)]
     processes: Option<usize>,
-    /// Throughput trials in each process (default 3; 2 with `--quick`).
+    /// Throughput trials in each process. Without it, each scenario's count
+    /// is chosen by measurement from the latest stored run that can tell
+    /// (Kalibera & Jones; see the README), else 3 (2 with `--quick`).
     #[arg(long, value_name = "N", value_parser = parse_trials)]
     trials: Option<usize>,
     /// Time limit for one pass of one cell, seconds (callgrind gets 10×).
@@ -388,7 +390,7 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
     };
     let cells = runner::plan(&scenarios, &buses, &buslab_harness::reference::all());
     let scratch = std::env::temp_dir().join(format!("buslab-{}", std::process::id()));
-    let runner = ProbeRunner {
+    let mut runner = ProbeRunner {
         exe: std::env::current_exe().context("locating the buslab executable")?,
         valgrind: runner::find_valgrind(),
         budget: {
@@ -399,6 +401,7 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
                 ..budget
             }
         },
+        chosen_trials: Default::default(),
         timeout: Duration::from_secs(args.timeout),
         passes,
         not_run,
@@ -408,7 +411,30 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
         valgrind_refused: Default::default(),
         callgrind_copy: Default::default(),
     };
+    if args.trials.is_none() {
+        runner.chosen_trials = choose_trials(&args.db, &scenarios, &runner.budget, args.quick)?;
+        let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+        eprintln!("buslab: {}", repeat::describe_choice(&runner.chosen_trials, &names, runner.budget.trials));
+    }
     Ok((scenarios, cells, runner))
+}
+
+/// Each scenario's trials per process chosen by measurement from the runs
+/// in the store at `db` ([`repeat::choose_trials`]); none when there is no
+/// store yet (none is created here).
+fn choose_trials(
+    db: &std::path::Path,
+    scenarios: &[Scenario],
+    budget: &Budget,
+    quick: bool,
+) -> anyhow::Result<std::collections::BTreeMap<String, buslab_scenarios::results::ChosenTrials>> {
+    if !db.exists() {
+        return Ok(Default::default());
+    }
+    let store = Store::open(db)?;
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    repeat::choose_trials(&store, &names, quick, &meta::machine(), repeat::max_chosen_trials(budget))
+        .with_context(|| format!("choosing trials per process from the runs in {}", db.display()))
 }
 
 /// A planned run: what [`execute`] runs.
@@ -462,12 +488,13 @@ pub(crate) fn execute(
     meta.corpus = runner.corpus_summary.clone();
     meta.processes = Some(runner.budget.processes as u32);
     meta.trials = Some(runner.budget.trials as u32);
+    meta.chosen_trials = runner.chosen_trials.clone();
     store.begin_run(&meta).with_context(|| {
         format!("starting run `{}` (shards of one run go to separate stores and merge with `buslab import`)", meta.id)
     })?;
     let started = Instant::now();
     // Progress and the time left are weighed by each cell's expected cost.
-    let costs: Vec<u64> = cells.iter().map(|c| shard::expected_cost(c, &runner.budget)).collect();
+    let costs: Vec<u64> = cells.iter().map(|c| shard::expected_cost(c, &runner.budget_for(&c.key.scenario))).collect();
     let total_cost = costs.iter().sum::<u64>().max(1);
     let mut done_cost = 0_u64;
     let bar = indicatif::ProgressBar::new(total_cost);

@@ -120,6 +120,7 @@ pub fn collect(quick: bool, args: Vec<String>, scenarios: &[&Scenario]) -> RunMe
         loss_acceptable: scenarios.iter().filter(|s| s.loss_acceptable).map(|s| s.name.clone()).collect(),
         processes: None,
         trials: None,
+        chosen_trials: Default::default(),
     }
 }
 

@@ -21,14 +21,36 @@
 //! processes of one round can be compared as a pair
 //! ([`stats::paired_ratio`]), drift cancelling.
 //!
+//! # How many trials each process runs
+//! When `--trials` is not given, each scenario's trials per process are
+//! chosen by measurement, as Kalibera and Jones recommend ([`choose_trials`],
+//! with the estimators and the formula of [`stats::repetitions`]): from the
+//! latest stored run on this machine, of the same kind (`--quick` or not),
+//! whose cells of the scenario ran two or more processes of two or more
+//! trials, each cell's variance within and between processes (on the logs
+//! of its trial rates, the scale of its interval) and its costs give that
+//! cell's optimum, and the scenario takes the median over its cells. A
+//! cell's costs come from what the store knows of it: a trial costs the
+//! mean of its `trial_ns`, a process its share of the pass's wall time
+//! (`pass_seconds["throughput"]`, child start included) less its timed
+//! trials — spawn, set-up, calibration and warm-up, plus each trial's
+//! untimed set-up and check. The count is at most [`max_chosen_trials`];
+//! a scenario without such a run keeps the budget's count. A scenario that
+//! chose 1 trial keeps learning from the last run that measured more;
+//! a run with `--trials N` measures afresh.
+//!
 //! # Guarantees
 //! - A cell's merged figures hold every trial of every process, process
 //!   after process, and [`Throughput::processes`] says how many trials each
 //!   process measured; a failed process fails the cell (no figure is kept,
 //!   never a narrower interval from the processes that passed).
 
+use crate::probe::Budget;
 use crate::stats;
-use buslab_scenarios::results::{CloudEvents, Estimate, Throughput};
+use crate::stats::repetitions::{optimal_trials, variance_components};
+use crate::store::{Store, StoreError};
+use buslab_scenarios::results::{CellResult, CellStatus, ChosenTrials, CloudEvents, Estimate, Run, Throughput};
+use std::collections::BTreeMap;
 
 /// The order in which round `round` runs the `n` cells of a point: every
 /// index once, starting at `round % n` and wrapping around.
@@ -78,9 +100,128 @@ pub fn merge(parts: &[(Throughput, Option<CloudEvents>)]) -> Option<(Throughput,
     Some((throughput, cloudevents))
 }
 
+/// The most trials per process [`choose_trials`] gives a scenario: twice
+/// the budget's count, so that a scenario whose noise is all within its
+/// processes costs at most twice its default time.
+pub fn max_chosen_trials(budget: &Budget) -> usize {
+    budget.trials.max(1) * 2
+}
+
+/// The trials per process that buy `cell`'s throughput the most precision
+/// for its time (see the [module docs](self)), at most `max`: `None` unless
+/// the cell passed with two or more processes of two or more trials each
+/// and a recorded throughput-pass time longer than its timed trials.
+pub fn cell_optimum(cell: &CellResult, max: usize) -> Option<usize> {
+    let t = cell.throughput.as_ref().filter(|_| cell.status == CellStatus::Ok)?;
+    if t.processes.len() < 2 || t.processes.iter().any(|&n| n < 2) || t.trial_ns.is_empty() {
+        return None;
+    }
+    let logs: Vec<Vec<f64>> = t
+        .by_process(&t.events_per_sec)
+        .iter()
+        .map(|p| p.iter().filter(|v| **v > 0.0).map(|v| v.ln()).collect())
+        .collect();
+    let components = variance_components(&logs)?;
+    let timed = t.trial_ns.iter().sum::<u64>() as f64 / 1e9;
+    let c_trial = timed / t.trial_ns.len() as f64;
+    let c_process = (cell.pass_seconds.get("throughput")? - timed) / t.processes.len() as f64;
+    if !(c_process > 0.0 && c_trial > 0.0) {
+        return None;
+    }
+    optimal_trials(components, c_process / c_trial, max)
+}
+
+/// A scenario's trials per process from its `cells` of one run: the
+/// median of the cells' optima ([`cell_optimum`]), rounded up; `None` when
+/// no cell has one.
+pub fn scenario_optimum<'a>(cells: impl IntoIterator<Item = &'a CellResult>, max: usize) -> Option<usize> {
+    let optima: Vec<f64> = cells.into_iter().filter_map(|c| cell_optimum(c, max)).map(|r| r as f64).collect();
+    stats::median(&optima).map(|m| m.ceil() as usize)
+}
+
+/// The trials per process of each of `scenarios` that some stored run lets
+/// this run choose (see the [module docs](self)): for each, from the latest
+/// of `runs` (oldest first, as [`Store::list_runs`] gives them; each loaded
+/// by `load` only when it may help) on `machine`, of the same kind
+/// (`quick`), of two or more processes, whose cells of the scenario give an
+/// optimum ([`scenario_optimum`]). Scenarios without one are left out.
+pub fn choose_from<E>(
+    runs: &[buslab_scenarios::results::RunMeta],
+    mut load: impl FnMut(&str) -> Result<Run, E>,
+    scenarios: &[&str],
+    quick: bool,
+    machine: &str,
+    max: usize,
+) -> Result<BTreeMap<String, ChosenTrials>, E> {
+    let mut chosen = BTreeMap::new();
+    for meta in runs.iter().rev() {
+        if meta.quick != quick || meta.machine != machine || meta.processes.unwrap_or(1) < 2 {
+            continue;
+        }
+        let wanted: Vec<&str> = scenarios
+            .iter()
+            .copied()
+            .filter(|s| !chosen.contains_key(*s) && meta.scenario_hashes.contains_key(*s))
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let run = load(&meta.id)?;
+        for scenario in wanted {
+            let cells = run.cells.iter().filter(|c| c.key.scenario == scenario);
+            if let Some(trials) = scenario_optimum(cells, max) {
+                let trials = u32::try_from(trials).unwrap_or(u32::MAX);
+                chosen.insert(scenario.to_owned(), ChosenTrials { trials, from_run: meta.id.clone() });
+            }
+        }
+        if chosen.len() == scenarios.len() {
+            break;
+        }
+    }
+    Ok(chosen)
+}
+
+/// [`choose_from`] over the runs of `store`.
+pub fn choose_trials(
+    store: &Store,
+    scenarios: &[&str],
+    quick: bool,
+    machine: &str,
+    max: usize,
+) -> Result<BTreeMap<String, ChosenTrials>, StoreError> {
+    let runs: Vec<_> = store.list_runs()?.into_iter().map(|r| r.meta).collect();
+    choose_from(&runs, |id| store.load_run(id), scenarios, quick, machine, max)
+}
+
+/// The line a run prints when it starts without `--trials`: which
+/// scenarios got which count, from which run, and the default of the rest.
+pub fn describe_choice(chosen: &BTreeMap<String, ChosenTrials>, scenarios: &[&str], default: usize) -> String {
+    if chosen.is_empty() {
+        return format!(
+            "trials per process: the default {default} (no stored run on this machine of these scenarios with 2 or \
+             more processes of 2 or more trials to choose from by measurement)"
+        );
+    }
+    let mut by_run: Vec<(&str, Vec<String>)> = Vec::new();
+    for scenario in scenarios {
+        let Some(c) = chosen.get(*scenario) else { continue };
+        let entry = format!("{scenario} {}", c.trials);
+        match by_run.iter_mut().find(|(run, _)| *run == c.from_run) {
+            Some((_, list)) => list.push(entry),
+            None => by_run.push((&c.from_run, vec![entry])),
+        }
+    }
+    let sources: Vec<String> =
+        by_run.into_iter().map(|(run, list)| format!("from run {run}: {}", list.join(", "))).collect();
+    let others = scenarios.iter().filter(|s| !chosen.contains_key(**s)).count();
+    let rest = if others > 0 { format!("; others default {default}") } else { String::new() };
+    format!("trials per process chosen by measurement (Kalibera & Jones) {}{rest}", sources.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use buslab_scenarios::results::{CellKey, RunMeta};
 
     fn process(samples: &[f64]) -> Throughput {
         Throughput {
@@ -131,5 +272,106 @@ mod tests {
         assert_eq!(t.events_per_trial, 30);
         assert!(t.cpu_ns_per_event.is_some());
         assert!(merge(&[]).is_none());
+    }
+
+    /// A passed cell of `scenario` whose processes measured `rates` (one
+    /// list per process), each trial 100 ms, its pass taking that plus
+    /// `start_s` per process.
+    fn measured(scenario: &str, rates: &[Vec<f64>], start_s: f64) -> CellResult {
+        let key = CellKey { scenario: scenario.to_owned(), bus: "null".to_owned(), params: BTreeMap::new() };
+        let mut cell = CellResult::new(key, 1, 1);
+        let samples: Vec<f64> = rates.iter().flatten().copied().collect();
+        cell.throughput = Some(Throughput {
+            events_per_sec: stats::estimate(&samples),
+            trial_ns: vec![100_000_000; samples.len()],
+            processes: rates.iter().map(|p| p.len() as u32).collect(),
+            ..Default::default()
+        });
+        cell.pass_seconds.insert("throughput".into(), 0.1 * samples.len() as f64 + start_s * rates.len() as f64);
+        cell
+    }
+
+    /// Processes at `levels`, their trials `±spread` (relative) around.
+    fn spread(levels: &[f64], spread: f64) -> Vec<Vec<f64>> {
+        levels.iter().map(|l| vec![l * (1.0 - spread), *l, l * (1.0 + spread)]).collect()
+    }
+
+    #[test]
+    fn a_cell_buys_trials_where_its_noise_is_within_processes() {
+        // Processes agree to 0.1%, trials scatter 10%: only trials help.
+        let within = measured("s", &spread(&[100.0, 100.1, 99.9], 0.1), 0.5);
+        assert_eq!(cell_optimum(&within, 6), Some(6));
+        // Processes 2× apart, trials to 0.1%: one trial per process.
+        let between = measured("s", &spread(&[100.0, 200.0, 150.0], 0.001), 0.5);
+        assert_eq!(cell_optimum(&between, 6), Some(1));
+        // Both moderate: a dearer process buys more trials.
+        let mixed = spread(&[100.0, 104.0, 98.0], 0.03);
+        let cheap = cell_optimum(&measured("s", &mixed, 0.05), 50).expect("an optimum");
+        let dear = cell_optimum(&measured("s", &mixed, 5.0), 50).expect("an optimum");
+        assert!(dear > cheap, "{dear} vs {cheap}");
+        // What cannot say: one process, one trial each, no pass time, a
+        // failed cell.
+        assert_eq!(cell_optimum(&measured("s", &[vec![1.0, 2.0, 3.0]], 0.5), 6), None);
+        assert_eq!(cell_optimum(&measured("s", &[vec![1.0], vec![2.0], vec![3.0]], 0.5), 6), None);
+        let mut untimed = within.clone();
+        untimed.pass_seconds.clear();
+        assert_eq!(cell_optimum(&untimed, 6), None);
+        let mut failed = within;
+        failed.status = CellStatus::Failed("planted".into());
+        assert_eq!(cell_optimum(&failed, 6), None);
+    }
+
+    fn run(id: &str, quick: bool, machine: &str, processes: u32, cells: Vec<CellResult>) -> Run {
+        let meta = RunMeta {
+            id: id.to_owned(),
+            quick,
+            machine: machine.to_owned(),
+            processes: Some(processes),
+            scenario_hashes: cells.iter().map(|c| (c.key.scenario.clone(), String::new())).collect(),
+            ..RunMeta::default()
+        };
+        Run { meta, cells }
+    }
+
+    #[test]
+    fn each_scenario_learns_from_the_latest_run_that_can_tell() {
+        let noisy_within = || measured("spsc", &spread(&[100.0, 100.1, 99.9], 0.1), 0.5);
+        let noisy_between = |s: &str| measured(s, &spread(&[100.0, 200.0, 150.0], 0.001), 0.5);
+        let one_trial = measured("spsc", &[vec![1.0], vec![2.0], vec![3.0]], 0.5);
+        let runs = [
+            run("old", false, "m", 3, vec![noisy_within(), noisy_between("fanout")]),
+            run("newer", false, "m", 3, vec![noisy_between("fanout"), noisy_between("fanout")]),
+            // Each of these cannot tell spsc's count: one trial per
+            // process, another machine, a quick run, one process.
+            run("one-trial", false, "m", 3, vec![one_trial]),
+            run("elsewhere", false, "other", 3, vec![noisy_between("spsc")]),
+            run("quick", true, "m", 3, vec![noisy_between("spsc")]),
+            run("single", false, "m", 1, vec![noisy_between("spsc")]),
+        ];
+        let metas: Vec<RunMeta> = runs.iter().map(|r| r.meta.clone()).collect();
+        let mut loaded = Vec::new();
+        let load = |id: &str| -> Result<Run, ()> {
+            loaded.push(id.to_owned());
+            Ok(runs.iter().find(|r| r.meta.id == id).expect("stored").clone())
+        };
+        let chosen = choose_from(&metas, load, &["spsc", "fanout", "burst"], false, "m", 6).expect("loaded");
+        let pick = |s: &str| chosen.get(s).map(|c| (c.trials, c.from_run.as_str()));
+        assert_eq!(pick("spsc"), Some((6, "old")));
+        assert_eq!(pick("fanout"), Some((1, "newer")));
+        assert_eq!(pick("burst"), None, "never measured");
+        assert_eq!(loaded, ["one-trial", "newer", "old"], "only runs that may help are loaded");
+        assert_eq!(
+            describe_choice(&chosen, &["spsc", "fanout", "burst"], 3),
+            "trials per process chosen by measurement (Kalibera & Jones) from run old: spsc 6; from run newer: \
+             fanout 1; others default 3"
+        );
+        assert!(describe_choice(&BTreeMap::new(), &["spsc"], 3).starts_with("trials per process: the default 3 ("));
+    }
+
+    #[test]
+    fn the_chosen_count_is_at_most_twice_the_budget() {
+        assert_eq!(max_chosen_trials(&Budget::DEFAULT), 2 * Budget::DEFAULT.trials);
+        let within = measured("s", &spread(&[100.0, 100.1, 99.9], 0.1), 0.5);
+        assert_eq!(cell_optimum(&within, max_chosen_trials(&Budget::QUICK)), Some(2 * Budget::QUICK.trials));
     }
 }

@@ -128,6 +128,10 @@ pub struct ProbeRunner {
     pub valgrind: Option<PathBuf>,
     /// Pass sizes.
     pub budget: Budget,
+    /// Scenarios whose throughput trials per process were chosen by
+    /// measurement ([`crate::repeat::choose_trials`]): their count replaces
+    /// `budget.trials` in their cells' requests.
+    pub chosen_trials: std::collections::BTreeMap<String, buslab_scenarios::results::ChosenTrials>,
     /// Time limit for one probe (callgrind gets 10×).
     pub timeout: Duration,
     /// Passes to run.
@@ -388,6 +392,15 @@ impl ProbeRunner {
         }
     }
 
+    /// The pass sizes of `scenario`'s cells: [`Self::budget`], with the
+    /// trials per process chosen for it, if any.
+    pub fn budget_for(&self, scenario: &str) -> Budget {
+        match self.chosen_trials.get(scenario) {
+            Some(chosen) => Budget { trials: chosen.trials as usize, ..self.budget },
+            None => self.budget,
+        }
+    }
+
     /// The probe request of `pass` for `bus` at `cell`'s point.
     fn request(&self, cell: &PlannedCell, pass: Pass, bus: &str, rates: Vec<f64>) -> ProbeRequest {
         ProbeRequest {
@@ -395,7 +408,7 @@ impl ProbeRunner {
             bus: bus.to_owned(),
             scenario: (*cell.scenario).clone(),
             point: cell.point,
-            budget: self.budget,
+            budget: self.budget_for(&cell.key.scenario),
             rates,
             corpus: self.corpus.clone(),
         }

@@ -864,6 +864,11 @@ impl Store {
         held.sort_unstable();
         held.dedup();
         merged.shards = Some(Shards { count: have.count, held });
+        // Each shard chose its scenarios' trials from its own store; the
+        // cells carry the counts they ran, the run keeps one per scenario.
+        for (scenario, chosen) in &run.meta.chosen_trials {
+            merged.chosen_trials.entry(scenario.clone()).or_insert_with(|| chosen.clone());
+        }
         merged.started_at = stored.started_at.clone().min(run.meta.started_at.clone());
         merged.finished_at = match (&stored.finished_at, &run.meta.finished_at) {
             (Some(a), Some(b)) => Some(a.clone().max(b.clone())),
@@ -1353,6 +1358,7 @@ pub mod sample {
                 loss_acceptable: Default::default(),
                 processes: None,
                 trials: None,
+                chosen_trials: Default::default(),
             },
             cells: vec![full_cell("fanout", "channel", 16), burst_cell(), failed, skipped],
         }
@@ -1362,7 +1368,7 @@ pub mod sample {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use buslab_scenarios::results::{CellKey, Estimate, Profile, Throughput};
+    use buslab_scenarios::results::{CellKey, ChosenTrials, Estimate, Profile, Throughput};
 
     fn store_in(dir: &tempfile::TempDir) -> (Store, PathBuf) {
         let path = dir.path().join("nested/dir/buslab.sqlite");
@@ -1778,6 +1784,22 @@ mod tests {
         assert_eq!(merged.meta.shards, Some(Shards { count: 2, held: vec![1, 2] }));
         assert_eq!(merged.cells.len(), 4);
         assert_eq!(store.import_run(&empty).expect("again"), Imported::AlreadyPresent);
+    }
+
+    #[test]
+    fn merged_shards_keep_every_scenario_s_chosen_trials() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (mut store, _) = store_in(&dir);
+        let chosen = |trials, from: &str| ChosenTrials { trials, from_run: from.to_owned() };
+        let mut one = shard_of(1, &[0, 1], "box-1", "2026-05-01T12:00:00Z");
+        one.meta.chosen_trials = [("fanout".to_owned(), chosen(1, "a"))].into();
+        let mut two = shard_of(2, &[2, 3], "box-2", "2026-05-01T12:01:00Z");
+        two.meta.chosen_trials = [("fanout".to_owned(), chosen(4, "b")), ("burst".to_owned(), chosen(2, "b"))].into();
+        store.import_run(&one).expect("first shard");
+        store.import_run(&two).expect("second shard");
+        let merged = store.load_run("nightly").expect("load");
+        let expected = [("fanout".to_owned(), chosen(1, "a")), ("burst".to_owned(), chosen(2, "b"))].into();
+        assert_eq!(merged.meta.chosen_trials, expected, "the first shard's count of a scenario both chose");
     }
 
     #[test]

@@ -113,6 +113,50 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Without `--trials`, a run chooses each scenario's trials per process
+/// from the latest stored run that can tell, says so, and records it; with
+/// `--trials` it takes that.
+#[test]
+fn trials_per_process_are_chosen_from_the_stored_run() {
+    let dir = temp_dir("kj");
+    let scenario = write(&dir, "tiny.toml", "name = \"tiny\"\nsubscribers = 2\nevents = 300\n");
+    let db = dir.join("results.sqlite");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--quick", "--no-report", "--pass", "throughput", "--bus", "fixed_array"];
+        args.extend(["--scenario", "tiny", "--scenario-file", scenario.to_str().expect("utf-8 path")]);
+        args.extend(["--db", db.to_str().expect("utf-8 path")]);
+        args.extend(extra);
+        let out = buslab(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        // The run just made: the one whose id `run` printed (runs made in
+        // one second do not sort by time).
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let id = stdout.lines().find_map(|l| l.strip_prefix("run ")?.split(' ').next()).expect("a run id");
+        let store = Store::open(&db).expect("the run created the store");
+        (String::from_utf8_lossy(&out.stderr).into_owned(), store.load_run(id).expect("stored"))
+    };
+    let (said, first) = run(&[]);
+    assert!(said.contains("trials per process: the default 2 (no stored run"), "{said}");
+    assert!(first.meta.chosen_trials.is_empty());
+    let (said, second) = run(&[]);
+    let chosen = second.meta.chosen_trials.get("tiny").expect("chosen from the first run");
+    assert_eq!(chosen.from_run, first.meta.id);
+    assert!((1..=4).contains(&chosen.trials), "at most twice quick's 2: {chosen:?}");
+    let line = format!(
+        "trials per process chosen by measurement (Kalibera & Jones) from run {}: tiny {}",
+        first.meta.id, chosen.trials
+    );
+    assert!(said.contains(&line), "{said}");
+    for cell in &second.cells {
+        let t = cell.throughput.as_ref().expect("measured");
+        assert_eq!(t.processes, [chosen.trials; 3], "{}", cell.key.name());
+    }
+    let (said, third) = run(&["--trials", "3"]);
+    assert!(!said.contains("trials per process"), "{said}");
+    assert!(third.meta.chosen_trials.is_empty());
+    assert_eq!(third.cells[0].throughput.as_ref().expect("measured").processes, [3; 3]);
+}
+
 #[test]
 fn the_profile_pass_runs_when_a_quick_run_names_it() {
     let dir = temp_dir("profile");

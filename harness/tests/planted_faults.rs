@@ -32,6 +32,7 @@ fn runner(passes: &[Pass], scratch: &str) -> ProbeRunner {
         exe: PathBuf::from(env!("CARGO_BIN_EXE_buslab")),
         valgrind: buslab_harness::runner::find_valgrind(),
         budget: Budget::QUICK,
+        chosen_trials: Default::default(),
         timeout: Duration::from_secs(300),
         passes: passes.to_vec(),
         scratch: temp_dir(scratch),

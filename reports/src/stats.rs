@@ -30,6 +30,11 @@
 //!   over the logs of the per-round ratios, so drift that hit both in one
 //!   round cancels (tango-bench's paired benchmarking, "duet" A/B runs).
 //!
+//! # How many trials
+//! [`repetitions`]: the variance within and between processes of a stored
+//! cell (Kalibera & Jones's random-effects estimators) and the trials per
+//! process that buy the most precision for the time.
+//!
 //! # The regression rule's statistics
 //! The Mann–Whitney U test, and the noise band (Q3 + 3·IQR) of a metric's
 //! past changes.
@@ -57,6 +62,8 @@
 
 use buslab_scenarios::results::Estimate;
 use serde::Serialize;
+
+pub mod repetitions;
 
 /// Above this `n₁·n₂`, or with ties, the p-value uses the normal
 /// approximation instead of the exact distribution.

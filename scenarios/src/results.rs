@@ -95,10 +95,27 @@ pub struct RunMeta {
     /// repetitions (one process per cell).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processes: Option<u32>,
-    /// Throughput trials in each of those processes. `None` in runs
-    /// stored before it was recorded.
+    /// Throughput trials in each of those processes (for the scenarios of
+    /// [`RunMeta::chosen_trials`], theirs instead). `None` in runs stored
+    /// before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trials: Option<u32>,
+    /// The scenarios whose trials per process the run chose by measurement
+    /// from an earlier run (Kalibera & Jones; no `--trials` given), each
+    /// with its count and that run. Empty in runs that chose none, and in
+    /// runs stored before counts were chosen.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub chosen_trials: BTreeMap<String, ChosenTrials>,
+}
+
+/// A scenario's trials per process chosen by measurement: see
+/// [`RunMeta::chosen_trials`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChosenTrials {
+    /// Trials in each process.
+    pub trials: u32,
+    /// The run whose cells of the scenario the count was chosen from.
+    pub from_run: String,
 }
 
 /// The current version of the measurement method. Bump it, with a line in

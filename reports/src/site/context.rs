@@ -109,7 +109,18 @@ fn intervals(meta: &RunMeta) -> String {
         (Some(p), Some(t)) => (p, t, format!("{p} process × {t} trials per cell; 95% bootstrap interval of the median")),
         _ => return "one process per cell (a run before repetitions): its intervals hold none of the variance between processes".to_owned(),
     };
-    let (lo, hi) = stats::coverage_range(processes as usize, trials as usize, 500);
+    // Scenarios whose trials per process were chosen by measurement: said,
+    // and the coverage taken over every count the run used.
+    let chosen: Vec<String> = meta.chosen_trials.iter().map(|(s, c)| format!("{s} {}", c.trials)).collect();
+    let how = if chosen.is_empty() {
+        how
+    } else {
+        format!("{how} (trials per process chosen by measurement, Kalibera & Jones: {})", chosen.join(", "))
+    };
+    let counts = std::iter::once(trials).chain(meta.chosen_trials.values().map(|c| c.trials));
+    let (lo, hi) = counts
+        .map(|t| stats::coverage_range(processes as usize, t as usize, 500))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
     format!(
         "{how}. At these counts a nominal 95% interval held the true median in {:.0}–{:.0}% of simulated cells \
          (between-process CV 5–30%, within 1–10%, normal and log-normal)",
@@ -378,6 +389,7 @@ impl CompareView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use buslab_scenarios::results::ChosenTrials;
 
     #[test]
     fn the_header_says_how_intervals_were_made_and_what_they_cover() {
@@ -391,6 +403,13 @@ mod tests {
         let (lo, hi) = range.split_once('–').expect("lo–hi");
         let (lo, hi): (f64, f64) = (lo.parse().expect("lo"), hi.parse().expect("hi"));
         assert!((93.0..=hi).contains(&lo) && hi <= 99.0, "{text}");
+        let chosen = [("fanout", 1), ("spsc", 6)]
+            .map(|(s, trials)| (s.to_owned(), ChosenTrials { trials, from_run: "r".to_owned() }));
+        let text = intervals(&RunMeta { chosen_trials: chosen.into_iter().collect(), ..meta });
+        assert!(
+            text.contains("(trials per process chosen by measurement, Kalibera & Jones: fanout 1, spsc 6). At these"),
+            "{text}"
+        );
         let single = intervals(&RunMeta { processes: Some(1), trials: Some(3), ..RunMeta::default() });
         assert!(single.contains("1 process × 3 trials"), "{single}");
     }
