@@ -24,12 +24,13 @@
 //!
 //! # Design
 //! The array has [`SLOTS`] slots allocated once. `publish` pins the epoch
-//! once, loads the high-water count, and walks the slots calling each live
-//! one — no lock, no allocation, no queue. Subscribers serialise among
-//! themselves on a mutex that publishers never touch, so publishers are
-//! never blocked. Each choice below was measured at `fanout` with 500
-//! listeners, in instructions per listener call (callgrind, whole harness
-//! included; the `null` reference then costs about 23):
+//! once, loads the shape word (the high-water length and two flags), and
+//! walks the slots calling each live one — no lock, no allocation, no
+//! queue. Subscribers serialise among themselves on a mutex that publishers
+//! never touch, so publishers are never blocked. Each choice below was
+//! measured at `fanout` with 500 listeners, in instructions per listener
+//! call (callgrind, whole harness included; the `null` reference then costs
+//! about 23):
 //! - **Listeners stored in place.** A slot is a state word followed by the
 //!   listener itself, not a pointer to a boxed entry: a delivery reads the
 //!   state and then the listener from the same line, with no dependent load
@@ -47,15 +48,32 @@
 //! - **The filter lives in the state word.** A live slot's state is
 //!   `ALL` or one topic's own value, so one load tells both
 //!   "occupied" and "accepts this topic".
-//! - **The filter check is free when nothing filters.** The bus counts its
-//!   topic-filtered subscribers; a publish that reads zero runs a loop whose
-//!   only test is `state == ALL`, the test it needs anyway to skip empty
-//!   slots. With filtered subscribers the loop also compares the state with
-//!   the event's topic. A filtered subscriber added during a publish that
-//!   read zero misses that publish, as the contract allows for a subscriber
-//!   not present for the whole publish; once a publish has reached it, every
-//!   later publish of that thread reads a count that includes it (it was
-//!   raised before the slot went live), so the stream it receives has no gap.
+//! - **One shape word.** After every change of a slot's state, the writer
+//!   (under its mutex) recomputes one word from the states and stores it:
+//!   the length (one past the highest live slot), `HOLES` (a slot below it
+//!   is free or retired) and `FILTERED` (a live subscriber filters by
+//!   topic). One word, so a publish never pairs a length with flags of
+//!   another moment. Writers pay a scan of the slots; publishers one load.
+//! - **No state check while every slot is live.** A publish that reads
+//!   neither flag calls every listener below the length without looking at
+//!   its state (at 500 listeners, the load, compare and branch of each
+//!   call). This is sound because the shape is stored after the states
+//!   that make it and, on `unsubscribe`, before the listener's drop is
+//!   deferred: a publish that read a shape in which a slot was live pinned
+//!   the epoch before that deferral, so the listener outlives its call even
+//!   if it was retired meanwhile (a call in flight, as the contract allows),
+//!   and its slot cannot be freed and taken by another subscriber.
+//! - **The filter check is free when nothing filters.** A publish that
+//!   reads `HOLES` without `FILTERED` runs a loop whose only test is
+//!   `state == ALL`, the test it needs anyway to skip free and retired
+//!   slots. With `FILTERED` the loop also compares the state with the
+//!   event's topic. A filtered subscriber added during a publish that read
+//!   no `FILTERED` misses that publish (no loop without that flag calls a
+//!   topic slot), as the contract allows for a subscriber not present for
+//!   the whole publish; once a publish has reached it, it read a shape
+//!   stored after the slot went live, and every later publish of that
+//!   thread reads that shape or a newer one, so the stream it receives has
+//!   no gap.
 //! - **Static dispatch.** The listener type is the bus's type parameter, so
 //!   a statically typed listener (the harness's, a closure type) is called
 //!   directly and inlined into the publish loop; only a listener type that
@@ -69,9 +87,10 @@
 //!   re-entered after the slot that panicked: no cost on the happy path.
 //!
 //! Measured (fat LTO, callgrind, `fanout` at 500): 34.8 Ir per listener call
-//! with boxed entries, 28.8 with the above, against 22.8 for `null`. The 6
-//! left are the state check (load, compare, branch: 3), two event fields
-//! spilled to the stack and reloaded (2), and the loop's own step (1).
+//! with boxed entries, 28.8 with the above but the state checked on every
+//! call, against 22.8 for `null`. Of those 6, the state check (load,
+//! compare, branch: 3) is gone while every slot is live; two event fields
+//! spilled to the stack and reloaded (2) and the loop's own step (1) remain.
 
 use crate::util::deliver_each_isolated;
 use crate::{
@@ -122,6 +141,17 @@ mod state {
     pub(super) const ALL: u32 = 2;
     /// Live, for topic `t` alone: `TOPIC + t`.
     pub(super) const TOPIC: u32 = 3;
+}
+
+/// The bits of the bus's shape word, which publishers read once per publish:
+/// how far to walk the slots, and which loop to walk them with.
+mod shape {
+    /// One past the highest live slot (at most `SLOTS`).
+    pub(super) const LEN: usize = 0xffff;
+    /// Some slot below the length is free or retired.
+    pub(super) const HOLES: usize = 1 << 16;
+    /// Some live subscriber filters by topic.
+    pub(super) const FILTERED: usize = 1 << 17;
 }
 
 /// The state word of a live subscriber with `filter`.
@@ -179,11 +209,10 @@ struct Writer {
 /// The `fixed_array` bus: see the module doc.
 pub struct FixedArrayBus<E, L> {
     slots: Box<[Slot<L>]>,
-    /// One past the highest slot that may be live.
-    len: CachePadded<AtomicUsize>,
-    /// Live subscribers with a topic filter: while zero, publishes check no
-    /// topic.
-    filtered: AtomicUsize,
+    /// The slots' shape (see [`shape`]): the length, and whether any slot
+    /// below it is not live or any live one filters. One word, so that a
+    /// publish reads a length and flags that agree.
+    shape: CachePadded<AtomicUsize>,
     panics: CachePadded<AtomicU64>,
     topics: usize,
     /// Serialises subscribe/unsubscribe (never taken by publishers).
@@ -250,12 +279,43 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
         }
     }
 
+    /// Recomputes the shape word from the slots' states and publishes it.
+    /// Called under the writer mutex after every change of a state that
+    /// publishers may see, before any deferred drop of a listener.
+    fn reshape(&self) {
+        let (mut len, mut live, mut filtered) = (0, 0, false);
+        for (index, slot) in self.slots.iter().enumerate() {
+            // Relaxed: only writers (we hold the mutex) store states.
+            let s = slot.state.load(Ordering::Relaxed);
+            if s >= state::ALL {
+                len = index + 1;
+                live += 1;
+                filtered |= s >= state::TOPIC;
+            }
+        }
+        let mut word = len;
+        if live < len {
+            word |= shape::HOLES;
+        }
+        if filtered {
+            word |= shape::FILTERED;
+        }
+        self.shape.store(word, Ordering::Release);
+    }
+
     #[inline]
     fn deliver(&self, event: &E) {
         let _guard = epoch::pin();
-        let len = self.len.load(Ordering::Acquire);
-        let slots = &self.slots[..len.min(SLOTS)];
-        let panics = if self.filtered.load(Ordering::Acquire) == 0 {
+        let word = self.shape.load(Ordering::Acquire);
+        let slots = &self.slots[..(word & shape::LEN).min(SLOTS)];
+        let panics = if word & (shape::HOLES | shape::FILTERED) == 0 {
+            deliver_each_isolated(slots, event, |slot, event| {
+                // SAFETY: every slot below the length was live when the
+                // shape was stored, and `_guard` is held (see "No state
+                // check while every slot is live").
+                unsafe { slot.listener() }.on_event(event);
+            })
+        } else if word & shape::FILTERED == 0 {
             deliver_each_isolated(slots, event, |slot, event| {
                 if slot.state.load(Ordering::Acquire) == state::ALL {
                     // SAFETY: seen live, and `_guard` is held.
@@ -288,8 +348,7 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
             slots: (0..SLOTS)
                 .map(|_| Slot { state: AtomicU32::new(state::FREE), listener: UnsafeCell::new(MaybeUninit::uninit()) })
                 .collect(),
-            len: CachePadded::new(AtomicUsize::new(0)),
-            filtered: AtomicUsize::new(0),
+            shape: CachePadded::new(AtomicUsize::new(0)),
             panics: CachePadded::new(AtomicU64::new(0)),
             topics: config.topics,
             writer: Mutex::new(Writer { ids: vec![None; SLOTS].into(), next_id: 0, retired: Vec::new() }),
@@ -307,12 +366,9 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         // SAFETY: the slot is free: no publisher reads its listener (they
         // read it only when live), and the writer mutex is held.
         unsafe { (*slot.listener.get()).write(listener) };
-        if matches!(filter, Filter::Topic(_)) {
-            // Before the slot goes live: see "The filter check is free".
-            self.filtered.fetch_add(1, Ordering::Release);
-        }
         slot.state.store(live(filter), Ordering::Release);
-        self.len.fetch_max(index + 1, Ordering::Release);
+        // After the slot went live: see "The filter check is free".
+        self.reshape();
         let id = writer.next_id;
         writer.next_id += 1;
         writer.ids[index] = Some(id);
@@ -326,18 +382,12 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         };
         writer.ids[index] = None;
         let guard = epoch::pin();
-        let was = self.slots[index].state.swap(state::RETIRED, Ordering::AcqRel);
-        if was >= state::TOPIC {
-            self.filtered.fetch_sub(1, Ordering::Release);
-        }
-        // Shrink the count past trailing slots that are not live, so
-        // publishers skip them.
-        let len = self.len.load(Ordering::Relaxed);
-        let mut new_len = len;
-        while new_len > 0 && self.slots[new_len - 1].state.load(Ordering::Relaxed) < state::ALL {
-            new_len -= 1;
-        }
-        self.len.store(new_len, Ordering::Release);
+        self.slots[index].state.store(state::RETIRED, Ordering::Release);
+        // A hole now, or a shorter length, before the listener's drop is
+        // deferred: a publish that could still read the old shape (and call
+        // the listener without checking its state) pinned before the
+        // deferral.
+        self.reshape();
         let safe = Arc::new(AtomicBool::new(false));
         let flag = safe.clone();
         // SAFETY: the closure only touches an `Arc<AtomicBool>`.
