@@ -62,7 +62,9 @@
 //!   deferred: a publish that read a shape in which a slot was live pinned
 //!   the epoch before that deferral, so the listener outlives its call even
 //!   if it was retired meanwhile (a call in flight, as the contract allows),
-//!   and its slot cannot be freed and taken by another subscriber.
+//!   and its slot cannot be freed and taken by another subscriber. The loom
+//!   model (`tests/loom_fixed_array.rs`) checks this, and fails if the
+//!   shape is stored after the deferral or a publish drops its guard early.
 //! - **The filter check is free when nothing filters.** A publish that
 //!   reads `HOLES` without `FILTERED` runs a loop whose only test is
 //!   `state == ALL`, the test it needs anyway to skip free and retired
@@ -92,20 +94,20 @@
 //! compare, branch: 3) is gone while every slot is live; two event fields
 //! spilled to the stack and reloaded (2) and the loop's own step (1) remain.
 
+use crate::sync::{AtomicBool, AtomicU32, AtomicUsize, Cell, Mutex, MutexGuard, epoch, yield_now};
 use crate::util::deliver_each_isolated;
 use crate::{
     BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId, Topic,
 };
-use crossbeam_epoch as epoch;
 use crossbeam_utils::CachePadded;
-use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Number of listener slots.
-pub const SLOTS: usize = 1024;
+/// Number of listener slots (4 under `--cfg buslab_loom`, so that the
+/// models in `tests/loom_fixed_array.rs` stay small).
+pub const SLOTS: usize = if cfg!(buslab_loom) { 4 } else { 1024 };
 
 /// The `fixed_array` strategy.
 pub struct FixedArray;
@@ -172,7 +174,7 @@ fn topic_state(t: Topic) -> u32 {
 /// state is [`state::FREE`]).
 struct Slot<L> {
     state: AtomicU32,
-    listener: UnsafeCell<MaybeUninit<L>>,
+    listener: Cell<MaybeUninit<L>>,
 }
 
 impl<L> Slot<L> {
@@ -182,11 +184,15 @@ impl<L> Slot<L> {
     /// The state was seen live (Acquire) under an epoch guard still held,
     /// or the caller has exclusive access and the state is not `FREE`.
     #[inline(always)]
-    unsafe fn listener(&self) -> &L {
+    unsafe fn call<E>(&self, event: &E)
+    where
+        L: Listener<E>,
+    {
         // SAFETY: a live state is stored (Release) after the listener was
         // written, and the listener is dropped only after every guard that
-        // could have seen that state was dropped (the caller's promise).
-        unsafe { (*self.listener.get()).assume_init_ref() }
+        // could have seen that state was dropped (the caller's promise), so
+        // nobody writes it meanwhile.
+        unsafe { self.listener.with(|listener| listener.assume_init_ref().on_event(event)) }
     }
 }
 
@@ -225,11 +231,11 @@ pub struct FixedArrayBus<E, L> {
 unsafe impl<E, L: Send + Sync> Send for FixedArrayBus<E, L> {}
 // SAFETY: publishers on several threads call `&L` concurrently (`L: Sync`);
 // a slot's listener is written only while its state is `FREE`, when no
-// publisher reads it (see `Slot::listener`), and under the writer mutex.
+// publisher reads it (see `Slot::call`), and under the writer mutex.
 unsafe impl<E, L: Send + Sync> Sync for FixedArrayBus<E, L> {}
 
 impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
-    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // Poisoning cannot leave the slots inconsistent: every change a
         // publisher sees is a single atomic store. Carry on with the data.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
@@ -255,7 +261,7 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
             // after every guard pinned before the slot was retired was
             // dropped; later publishers saw it retired and skipped it; we
             // hold the writer mutex, so nobody else writes the slot.
-            unsafe { (*slot.listener.get()).assume_init_drop() };
+            unsafe { slot.listener.with_mut(|listener| listener.assume_init_drop()) };
         }
     }
 
@@ -275,7 +281,7 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
             // Help the collector advance the epoch, then let the
             // publishers that hold it back run.
             epoch::pin().flush();
-            std::thread::yield_now();
+            yield_now();
         }
     }
 
@@ -313,13 +319,13 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
                 // SAFETY: every slot below the length was live when the
                 // shape was stored, and `_guard` is held (see "No state
                 // check while every slot is live").
-                unsafe { slot.listener() }.on_event(event);
+                unsafe { slot.call(event) };
             })
         } else if word & shape::FILTERED == 0 {
             deliver_each_isolated(slots, event, |slot, event| {
                 if slot.state.load(Ordering::Acquire) == state::ALL {
                     // SAFETY: seen live, and `_guard` is held.
-                    unsafe { slot.listener() }.on_event(event);
+                    unsafe { slot.call(event) };
                 }
             })
         } else {
@@ -328,7 +334,7 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
                 let s = slot.state.load(Ordering::Acquire);
                 if s == state::ALL || s == topic {
                     // SAFETY: seen live, and `_guard` is held.
-                    unsafe { slot.listener() }.on_event(event);
+                    unsafe { slot.call(event) };
                 }
             })
         };
@@ -346,7 +352,7 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         config.validate(FixedArray::NAME)?;
         Ok(FixedArrayBus {
             slots: (0..SLOTS)
-                .map(|_| Slot { state: AtomicU32::new(state::FREE), listener: UnsafeCell::new(MaybeUninit::uninit()) })
+                .map(|_| Slot { state: AtomicU32::new(state::FREE), listener: Cell::new(MaybeUninit::uninit()) })
                 .collect(),
             shape: CachePadded::new(AtomicUsize::new(0)),
             panics: CachePadded::new(AtomicU64::new(0)),
@@ -365,7 +371,11 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         let slot = &self.slots[index];
         // SAFETY: the slot is free: no publisher reads its listener (they
         // read it only when live), and the writer mutex is held.
-        unsafe { (*slot.listener.get()).write(listener) };
+        unsafe {
+            slot.listener.with_mut(|cell| {
+                cell.write(listener);
+            })
+        };
         slot.state.store(live(filter), Ordering::Release);
         // After the slot went live: see "The filter check is free".
         self.reshape();
@@ -405,10 +415,10 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
 impl<E, L> Drop for FixedArrayBus<E, L> {
     fn drop(&mut self) {
         for slot in self.slots.iter_mut() {
-            if *slot.state.get_mut() != state::FREE {
+            if slot.state.load(Ordering::Relaxed) != state::FREE {
                 // SAFETY: `&mut self`: no publisher or guard can reach the
                 // bus, and a slot that is not free holds a listener.
-                unsafe { slot.listener.get_mut().assume_init_drop() };
+                unsafe { slot.listener.with_mut(|listener| listener.assume_init_drop()) };
             }
         }
     }
