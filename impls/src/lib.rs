@@ -97,7 +97,7 @@ macro_rules! for_each_bus {
             channel => Channel in "channel.rs",
             tokio_broadcast => TokioBroadcast in "peers/tokio_broadcast.rs",
             fixed_array => FixedArray in "fixed_array.rs",
-            pooled => Pooled in "pooled.rs",
+            pooled => Pooled in "pooled/mod.rs",
             ring => Ring in "ring/mod.rs",
             router => Router in "router.rs",
             any_router => AnyRouter in "any_router.rs",

@@ -1,7 +1,8 @@
 //! The shared-memory primitives of the lock-free protocols (the ring's
-//! sequencer, the fixed array's slots): `std`'s and crossbeam-epoch's, or
-//! `loom`'s under `--cfg buslab_loom` so that the models in
-//! `tests/loom_*.rs` check the real code.
+//! sequencer, the fixed array's slots, the pooled bus's envelopes): `std`'s,
+//! crossbeam-epoch's and crossbeam-queue's, or `loom`'s under
+//! `--cfg buslab_loom` so that the models in `tests/loom_*.rs` check the
+//! real code.
 //!
 //! Under loom, [`epoch`] is a small stand-in for crossbeam-epoch (which
 //! keeps its state in OS-thread locals that loom's threads share): a
@@ -17,6 +18,47 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 #[cfg(not(buslab_loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
+
+/// A bounded MPMC queue: crossbeam's, or under loom a mutex around a
+/// `VecDeque` (the same hand-off: a push happens before the pop that takes
+/// its item).
+#[cfg(not(buslab_loom))]
+pub(crate) use crossbeam_queue::ArrayQueue;
+
+/// A bounded MPMC queue under loom (see the non-loom re-export).
+#[cfg(buslab_loom)]
+pub(crate) struct ArrayQueue<T> {
+    capacity: usize,
+    items: Mutex<std::collections::VecDeque<T>>,
+}
+
+#[cfg(buslab_loom)]
+impl<T> ArrayQueue<T> {
+    pub(crate) fn new(capacity: usize) -> Self {
+        ArrayQueue { capacity, items: Mutex::new(std::collections::VecDeque::with_capacity(capacity)) }
+    }
+
+    fn items(&self) -> MutexGuard<'_, std::collections::VecDeque<T>> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn push(&self, value: T) -> Result<(), T> {
+        let mut items = self.items();
+        if items.len() == self.capacity {
+            return Err(value);
+        }
+        items.push_back(value);
+        Ok(())
+    }
+
+    pub(crate) fn pop(&self) -> Option<T> {
+        self.items().pop_front()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items().is_empty()
+    }
+}
 
 /// Lets other threads run (loom's scheduler under loom).
 #[cfg(buslab_loom)]

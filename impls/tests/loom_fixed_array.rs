@@ -12,23 +12,18 @@
 //! `RUSTFLAGS="--cfg buslab_loom" cargo test -p buslab-impls --test loom_fixed_array --release`.
 #![cfg(buslab_loom)]
 
+mod loom_common;
+
 use buslab_impls::fixed_array::{FixedArrayBus, SLOTS};
 use buslab_impls::payload::{Payload, SmallEvent};
 use buslab_impls::{BusConfig, EventBus, Filter, SubscriptionId};
 use loom::thread;
+use loom_common::model;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 type Listener = Box<dyn Fn(&SmallEvent) + Send + Sync>;
 type Bus = FixedArrayBus<SmallEvent, Listener>;
-
-/// Runs `f` under loom with at most `max_preemptions` preemptions (fewer if
-/// `LOOM_MAX_PREEMPTIONS` says so).
-fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.map_or(max_preemptions, |env| env.min(max_preemptions)));
-    builder.check(f);
-}
 
 fn bus() -> Arc<Bus> {
     Arc::new(Bus::new(&BusConfig { topics: 2, ..BusConfig::default() }).expect("valid config"))
