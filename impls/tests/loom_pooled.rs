@@ -91,15 +91,15 @@ impl Pool {
                 continue;
             };
             // SAFETY: it came through this worker's queue, not finished yet.
-            let value = unsafe {
-                self.envelopes.read(index, |slot| {
+            let (value, was_last) = unsafe {
+                self.envelopes.read_and_finish(index, |slot| {
                     let value = slot.event.as_ref().expect("a handed-out envelope holds an event").0;
                     assert_eq!(slot.generation, value, "the slot was read while half written");
                     value
                 })
             };
             seen.push(value);
-            last += usize::from(self.envelopes.finish(index));
+            last += usize::from(was_last);
             self.wake_others(k + 1);
         }
         (seen, last)

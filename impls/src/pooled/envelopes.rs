@@ -7,9 +7,9 @@
 //! Ownership protocol: while an envelope's index is in the free list, or
 //! owned by a producer between [`Envelopes::take`] and its first push into a
 //! worker queue, exactly one thread may write its slot. From
-//! [`Envelopes::hand_out`] until the last of its holders calls
-//! [`Envelopes::finish`] (which pushes the index back into the free list),
-//! the slot is only read, by its holders.
+//! [`Envelopes::hand_out`] until the last of its holders has called
+//! [`Envelopes::read_and_finish`] (which pushes the index back into the
+//! free list), the slot is only read, by its holders.
 
 use crate::sync::{ArrayQueue, AtomicU64, AtomicUsize, Cell};
 use crossbeam_utils::CachePadded;
@@ -75,11 +75,6 @@ impl<E> Envelopes<E> {
         }
     }
 
-    /// The number of envelopes.
-    pub fn count(&self) -> usize {
-        self.envelopes.len()
-    }
-
     /// Takes a free envelope, which the caller then owns; `None` when every
     /// envelope is in flight.
     #[inline]
@@ -116,27 +111,23 @@ impl<E> Envelopes<E> {
         envelope.refs.store(holders, Ordering::Release);
     }
 
-    /// Reads the slot of a handed-out envelope.
+    /// Reads the slot of a handed-out envelope with `f`, then lets go of
+    /// it: the last of its holders returns it to the free list, event and
+    /// all. Returns what `f` returned and whether this holder was the last.
+    ///
+    /// Reading 1 holder left means every other holder is done: a plain
+    /// store then saves the locked decrement (the common one-worker case).
     ///
     /// # Safety
-    /// The caller is one of its holders (it came through that holder's
-    /// queue) and has not finished it.
+    /// The caller is one of its holders (the index came through that
+    /// holder's queue) and reads it once.
     #[inline(always)]
-    pub unsafe fn read<R>(&self, index: u32, f: impl FnOnce(&Slot<E>) -> R) -> R {
+    pub unsafe fn read_and_finish<R>(&self, index: u32, f: impl FnOnce(&Slot<E>) -> R) -> (R, bool) {
+        let envelope = &self.envelopes[index as usize];
         // SAFETY: `refs` counts the caller, so nobody owns the envelope for
-        // writing until the caller's `finish`.
-        unsafe { self.envelopes[index as usize].slot.with(f) }
-    }
-
-    /// One holder is done with the envelope (its slot is not read again by
-    /// it); the last one returns it to the free list, event and all.
-    /// Returns whether this was the last.
-    ///
-    /// Reading 1 means every other holder is done: a plain store then saves
-    /// the locked decrement (the common one-worker case).
-    #[inline(always)]
-    pub fn finish(&self, index: u32) -> bool {
-        let refs = &self.envelopes[index as usize].refs;
+        // writing until the caller's decrement below, after the read.
+        let read = unsafe { envelope.slot.with(f) };
+        let refs = &envelope.refs;
         let last = if refs.load(Ordering::Acquire) == 1 {
             refs.store(0, Ordering::Release);
             true
@@ -146,19 +137,31 @@ impl<E> Envelopes<E> {
         if last {
             self.give_back(index);
         }
-        last
+        (read, last)
     }
 
-    /// How many times envelope `index` was handed out so far.
-    pub fn dispatches(&self, index: usize) -> u64 {
-        self.envelopes[index].dispatches.load(Ordering::Acquire)
+    /// Every envelope as it is now, for `flush`: see [`Handout::settled`].
+    #[inline]
+    pub fn handouts(&self) -> impl Iterator<Item = Handout<'_, E>> {
+        self.envelopes
+            .iter()
+            .map(|envelope| Handout { envelope, dispatches: envelope.dispatches.load(Ordering::Acquire) })
     }
+}
 
-    /// Whether envelope `index`, seen handed out `dispatches` times, has
-    /// since been finished by every holder or handed out again (which needs
-    /// that): both last, so `flush` cannot be starved.
-    pub fn settled(&self, index: usize, dispatches: u64) -> bool {
-        let envelope = &self.envelopes[index];
-        envelope.refs.load(Ordering::Acquire) == 0 || envelope.dispatches.load(Ordering::Acquire) != dispatches
+/// An envelope and how many times it had been handed out when seen.
+pub struct Handout<'a, E> {
+    envelope: &'a Envelope<E>,
+    dispatches: u64,
+}
+
+impl<E> Handout<'_, E> {
+    /// Whether every holder of that hand-out has finished it, or the
+    /// envelope was handed out again (which needs that): both last, so
+    /// `flush` cannot be starved by producers that keep publishing.
+    #[inline]
+    pub fn settled(&self) -> bool {
+        self.envelope.refs.load(Ordering::Acquire) == 0
+            || self.envelope.dispatches.load(Ordering::Acquire) != self.dispatches
     }
 }

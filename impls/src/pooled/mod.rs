@@ -97,7 +97,7 @@ mod envelopes;
 /// The envelope pool, exposed for the loom model only.
 #[cfg(buslab_loom)]
 pub mod model {
-    pub use super::envelopes::{Envelopes, Slot};
+    pub use super::envelopes::{Envelopes, Handout, Slot};
 }
 
 /// The `pooled` strategy.
@@ -366,9 +366,10 @@ fn run_worker<E: Event, L: Listener<E>>(shared: Arc<Shared<E, L>>, k: usize) {
             // SAFETY: the index came through this worker's queue, so the
             // envelope is dispatched and `refs` (which includes this worker)
             // is not zero: nobody writes the slot until this worker's
-            // `finish` below, after the read.
+            // decrement, after the read. The last worker to finish returns
+            // the envelope, event and all.
             unsafe {
-                shared.envelopes.read(index, |slot| {
+                shared.envelopes.read_and_finish(index, |slot| {
                     if slot.generation > seen {
                         refresh(&mut snapshot, &mut seen, slot.generation);
                     }
@@ -384,8 +385,6 @@ fn run_worker<E: Event, L: Listener<E>>(shared: Arc<Shared<E, L>>, k: usize) {
                     });
                 })
             };
-            // The last worker to finish returns the envelope, event and all.
-            shared.envelopes.finish(index);
             delivered += 1;
         }
         if delivered > 0 {
@@ -552,11 +551,9 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
     /// cannot be starved by producers that keep publishing.
     fn flush(&self) {
         let shared = &*self.shared;
-        for index in 0..shared.envelopes.count() {
-            let dispatches = shared.envelopes.dispatches(index);
-            let done = || shared.envelopes.settled(index, dispatches);
-            if !done() {
-                shared.progress.wait_until(shared.wait, None, done);
+        for handout in shared.envelopes.handouts() {
+            if !handout.settled() {
+                shared.progress.wait_until(shared.wait, None, || handout.settled());
             }
         }
     }
