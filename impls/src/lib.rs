@@ -39,7 +39,9 @@
 //!   used).
 //! - `serde`: capabilities are printed as JSON by `buslab list --json`.
 //! - `thiserror`: the typed [`BusError`].
-//! - `loom` (only under `--cfg loom`): model checking of the ring's protocol.
+//! - `loom` (only under `--cfg buslab_loom`): model checking of the ring's
+//!   sequencer and the fixed array's slots (module `sync` swaps its
+//!   primitives in).
 #![deny(missing_docs)]
 
 pub mod any_router;
@@ -54,6 +56,7 @@ pub mod wait;
 
 mod pool;
 mod registry;
+mod sync;
 mod util;
 
 #[doc(no_inline)]
@@ -94,7 +97,7 @@ macro_rules! for_each_bus {
             channel => Channel in "channel.rs",
             tokio_broadcast => TokioBroadcast in "peers/tokio_broadcast.rs",
             fixed_array => FixedArray in "fixed_array.rs",
-            pooled => Pooled in "pooled.rs",
+            pooled => Pooled in "pooled/mod.rs",
             ring => Ring in "ring/mod.rs",
             router => Router in "router.rs",
             any_router => AnyRouter in "any_router.rs",

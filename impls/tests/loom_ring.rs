@@ -14,27 +14,12 @@
 //! `RUSTFLAGS="--cfg buslab_loom" cargo test -p buslab-impls --test loom_ring --release`.
 #![cfg(buslab_loom)]
 
+mod loom_common;
+
 use buslab_impls::ring::model::Core;
 use loom::sync::{Arc, Notify};
 use loom::thread;
-
-/// Runs `f` under loom with at most `max_preemptions` preemptions (fewer if
-/// `LOOM_MAX_PREEMPTIONS` says so): the models with three threads besides
-/// a late consumer take minutes at two.
-fn model(max_preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(builder.preemption_bound.map_or(max_preemptions, |env| env.min(max_preemptions)));
-    builder.check(f);
-}
-
-/// The event the model publishes. It has drop glue, so that the ring keeps
-/// track of which slots hold an event (as it must for heavy events).
-#[derive(Clone, Debug)]
-struct Value(u64);
-
-impl Drop for Value {
-    fn drop(&mut self) {}
-}
+use loom_common::{Value, model};
 
 /// The ring under test and one wake-up per model thread.
 struct Model {

@@ -113,7 +113,6 @@ use std::thread::JoinHandle;
 
 mod consumer;
 mod sequencer;
-mod sync;
 
 /// The `ring` strategy.
 pub struct Ring;

@@ -2,7 +2,7 @@
 //! that loom can model it. Its items are `pub` only so that `model` can
 //! re-export them under `--cfg buslab_loom`; the module itself is private.
 
-use super::sync::{AtomicU64, AtomicUsize, Cell, Mutex};
+use crate::sync::{AtomicU64, AtomicUsize, Cell, Mutex};
 use crossbeam_utils::CachePadded;
 use std::mem::MaybeUninit;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};

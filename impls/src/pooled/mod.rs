@@ -64,6 +64,11 @@
 //!   subscribe, unsubscribe and try_publish, but must not call `flush`, nor a
 //!   blocking `publish`, on its own bus (it could wait on itself).
 //!
+//! The module is two parts: `envelopes.rs` (the pool, its free list and the
+//! hand-offs of an envelope between its owner and its holders, free of
+//! threads so that a loom model checks it) and the bus, its workers and
+//! their snapshots (this file).
+//!
 //! Configuration: `capacity` (pool size, 1..=2³²−1), `max_threads` (≥ 1),
 //! `wait` (producers waiting for envelopes, idle workers, `flush`) and `topics`
 //! (filters are checked against it) apply; `producers` does not (every path is
@@ -74,18 +79,26 @@
 //! (`crossbeam_queue::ArrayQueue`) for the free list and worker queues;
 //! generation-stamped read-copy-update snapshots for the listener lists.
 
+use crate::sync::ArrayQueue;
 use crate::util::{call_isolated, deliver_isolated};
 use crate::wait::{Notifier, WaitStrategy};
 use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
     SubscriptionId,
 };
-use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
+use envelopes::Envelopes;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+
+mod envelopes;
+
+/// The envelope pool, exposed for the loom model only.
+#[cfg(buslab_loom)]
+pub mod model {
+    pub use super::envelopes::{Envelopes, Handout, Slot};
+}
 
 /// The `pooled` strategy.
 pub struct Pooled;
@@ -132,39 +145,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What an envelope carries.
-struct Slot<E> {
-    /// The generation the publisher saw (subscribers added later skip it).
-    generation: u64,
-    /// The event; kept after delivery so that `clone_from` can reuse it.
-    event: Option<E>,
-}
-
-/// One pooled envelope.
-///
-/// Ownership protocol: while the envelope's index is in the free list, or
-/// owned by a producer between taking it and its first push into a worker
-/// queue, exactly one thread may write `slot`. From the first push until the
-/// worker that takes `refs` to zero pushes the index back into the free list,
-/// the slot is only read (by the workers, through `&`).
-struct Envelope<E> {
-    /// Workers that have yet to deliver it.
-    refs: AtomicUsize,
-    /// How many times it was dispatched (written by its owner; `flush` reads
-    /// it to tell a finished delivery from a reuse).
-    dispatches: AtomicU64,
-    slot: UnsafeCell<Slot<E>>,
-}
-
-// SAFETY: `slot` is written only by the one thread that owns the envelope
-// (see the ownership protocol above: it took the index from the free list) and
-// read concurrently only through shared references while no one owns it for
-// writing; the hand-offs (free-list pop/push, worker-queue push/pop, the
-// `refs` decrement) are release/acquire pairs. `E: Send` lets the value be
-// written on one thread and dropped on another, `E: Sync` lets several workers
-// read it at once.
-unsafe impl<E: Send + Sync> Sync for Envelope<E> {}
-
 /// A subscriber: its listener, filter and the generation that added it.
 struct Subscriber<L> {
     id: u64,
@@ -192,9 +172,8 @@ struct Worker<L> {
 
 /// What the bus and its worker threads share.
 struct Shared<E, L> {
-    envelopes: Box<[CachePadded<Envelope<E>>]>,
-    /// Indices of free envelopes.
-    free: ArrayQueue<u32>,
+    /// The envelopes and their free list.
+    envelopes: Envelopes<E>,
     /// `generation << MASK_BITS | mask of workers with subscribers`.
     routing: CachePadded<AtomicU64>,
     /// Workers wake producers waiting for envelopes and `flush` through this.
@@ -236,14 +215,14 @@ impl<E: Event, L: Listener<E>> PooledBus<E, L> {
         if shared.routing.load(Ordering::Acquire) & MASK == 0 {
             return Ok(None);
         }
-        let index = match shared.free.pop() {
+        let index = match shared.envelopes.take() {
             Some(index) => index,
             None if !blocking => return Err(()),
             None => {
                 self.wake_workers(std::mem::take(pending));
                 let mut got = None;
                 shared.progress.wait_until(shared.wait, None, || {
-                    got = shared.free.pop();
+                    got = shared.envelopes.take();
                     got.is_some()
                 });
                 got.expect("wait_until returns once pop succeeded")
@@ -263,23 +242,23 @@ impl<E: Event, L: Listener<E>> PooledBus<E, L> {
     #[cold]
     fn release(&self, index: u32) {
         let shared = &*self.shared;
-        if shared.free.push(index).is_err() {
-            unreachable!("the free list has room for every envelope");
-        }
+        shared.envelopes.give_back(index);
         shared.progress.notify_all();
     }
 
-    /// The slot of an envelope this thread owns.
+    /// Fills a claimed envelope with `event` (moved in).
     ///
     /// # Safety
     /// `index` must come from [`Self::claim`] and not be dispatched yet.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn slot_mut(&self, index: u32) -> &mut Slot<E> {
-        let envelope = &self.shared.envelopes[index as usize];
-        // SAFETY: the caller owns the envelope (taken from the free list, not
-        // yet pushed to any worker), so no other reference to the slot exists.
-        unsafe { &mut *envelope.slot.get() }
+    unsafe fn fill(&self, index: u32, routing: u64, event: E) {
+        // SAFETY: the caller owns the envelope.
+        unsafe {
+            self.shared.envelopes.fill(index, |slot| {
+                slot.generation = generation(routing);
+                slot.event = Some(event);
+            })
+        }
     }
 
     /// Hands a filled envelope to every worker in `routing`'s mask; returns
@@ -288,11 +267,7 @@ impl<E: Event, L: Listener<E>> PooledBus<E, L> {
     fn dispatch(&self, index: u32, routing: u64) -> u64 {
         let shared = &*self.shared;
         let mask = routing & MASK;
-        let envelope = &shared.envelopes[index as usize];
-        // Only this thread writes these two until the first push.
-        let dispatches = envelope.dispatches.load(Ordering::Relaxed);
-        envelope.dispatches.store(dispatches + 1, Ordering::Release);
-        envelope.refs.store(mask.count_ones() as usize, Ordering::Release);
+        shared.envelopes.hand_out(index, mask.count_ones() as usize);
         let mut rest = mask;
         while rest != 0 {
             let worker = &shared.workers[rest.trailing_zeros() as usize];
@@ -325,12 +300,15 @@ impl<E: Event, L: Listener<E>> PooledBus<E, L> {
     #[inline]
     fn fill_clone_and_dispatch(&self, index: u32, routing: u64, event: &E) -> u64 {
         // SAFETY: `index` was just claimed and is not dispatched yet.
-        let slot = unsafe { self.slot_mut(index) };
-        slot.generation = generation(routing);
-        match &mut slot.event {
-            Some(kept) => kept.clone_from(event),
-            None => slot.event = Some(event.clone()),
-        }
+        unsafe {
+            self.shared.envelopes.fill(index, |slot| {
+                slot.generation = generation(routing);
+                match &mut slot.event {
+                    Some(kept) => kept.clone_from(event),
+                    None => slot.event = Some(event.clone()),
+                }
+            })
+        };
         self.dispatch(index, routing)
     }
 
@@ -385,39 +363,28 @@ fn run_worker<E: Event, L: Listener<E>>(shared: Arc<Shared<E, L>>, k: usize) {
             let Some(index) = worker.queue.pop() else {
                 break;
             };
-            let envelope = &shared.envelopes[index as usize];
-            {
-                // SAFETY: the index came through this worker's queue, so the
-                // envelope is dispatched and `refs` (which includes this worker)
-                // is not zero: nobody writes the slot until this worker's
-                // decrement below, after which `slot` is no longer used.
-                let slot = unsafe { &*envelope.slot.get() };
-                if slot.generation > seen {
-                    refresh(&mut snapshot, &mut seen, slot.generation);
-                }
-                let event = slot.event.as_ref().expect("a dispatched envelope holds an event");
-                let topic = event.topic();
-                let stamp = slot.generation;
-                let subscribers = &snapshot[..];
-                panics += deliver_isolated(subscribers.len(), |i| {
-                    let s = &subscribers[i];
-                    if s.since <= stamp && s.filter.accepts(topic) {
-                        s.listener.on_event(event);
+            // SAFETY: the index came through this worker's queue, so the
+            // envelope is dispatched and `refs` (which includes this worker)
+            // is not zero: nobody writes the slot until this worker's
+            // decrement, after the read. The last worker to finish returns
+            // the envelope, event and all.
+            unsafe {
+                shared.envelopes.read_and_finish(index, |slot| {
+                    if slot.generation > seen {
+                        refresh(&mut snapshot, &mut seen, slot.generation);
                     }
-                });
-            }
-            // The last worker to finish returns the envelope, event and all.
-            // Reading 1 means every other worker is done: a plain store then
-            // saves the locked decrement (the common one-worker case).
-            let last = if envelope.refs.load(Ordering::Acquire) == 1 {
-                envelope.refs.store(0, Ordering::Release);
-                true
-            } else {
-                envelope.refs.fetch_sub(1, Ordering::AcqRel) == 1
+                    let event = slot.event.as_ref().expect("a dispatched envelope holds an event");
+                    let topic = event.topic();
+                    let stamp = slot.generation;
+                    let subscribers = &snapshot[..];
+                    panics += deliver_isolated(subscribers.len(), |i| {
+                        let s = &subscribers[i];
+                        if s.since <= stamp && s.filter.accepts(topic) {
+                            s.listener.on_event(event);
+                        }
+                    });
+                })
             };
-            if last && shared.free.push(index).is_err() {
-                unreachable!("the free list has room for every envelope");
-            }
             delivered += 1;
         }
         if delivered > 0 {
@@ -460,24 +427,8 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
         }
         let capacity = config.capacity;
         let workers = config.max_threads.min(MAX_WORKERS);
-        let free = ArrayQueue::new(capacity);
-        for index in 0..capacity {
-            let index = u32::try_from(index).expect("capacity was checked to fit in u32");
-            if free.push(index).is_err() {
-                unreachable!("the free list has room for every envelope");
-            }
-        }
         let shared = Shared {
-            envelopes: (0..capacity)
-                .map(|_| {
-                    CachePadded::new(Envelope {
-                        refs: AtomicUsize::new(0),
-                        dispatches: AtomicU64::new(0),
-                        slot: UnsafeCell::new(Slot { generation: 0, event: None }),
-                    })
-                })
-                .collect(),
-            free,
+            envelopes: Envelopes::new(capacity),
             routing: CachePadded::new(AtomicU64::new(0)),
             progress: CachePadded::new(Notifier::new()),
             workers: (0..workers)
@@ -554,9 +505,7 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
             return;
         };
         // SAFETY: `index` was just claimed and is not dispatched yet.
-        let slot = unsafe { self.slot_mut(index) };
-        slot.generation = generation(routing);
-        slot.event = Some(event);
+        unsafe { self.fill(index, routing, event) };
         let mask = self.dispatch(index, routing);
         self.wake_workers(mask);
     }
@@ -568,9 +517,7 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
             Ok(None) => Ok(()),
             Ok(Some((index, routing))) => {
                 // SAFETY: `index` was just claimed and is not dispatched yet.
-                let slot = unsafe { self.slot_mut(index) };
-                slot.generation = generation(routing);
-                slot.event = Some(event);
+                unsafe { self.fill(index, routing, event) };
                 let mask = self.dispatch(index, routing);
                 self.wake_workers(mask);
                 Ok(())
@@ -604,13 +551,9 @@ impl<E: Event, L: Listener<E>> EventBus for PooledBus<E, L> {
     /// cannot be starved by producers that keep publishing.
     fn flush(&self) {
         let shared = &*self.shared;
-        for envelope in shared.envelopes.iter() {
-            let dispatches = envelope.dispatches.load(Ordering::Acquire);
-            let done = || {
-                envelope.refs.load(Ordering::Acquire) == 0 || envelope.dispatches.load(Ordering::Acquire) != dispatches
-            };
-            if !done() {
-                shared.progress.wait_until(shared.wait, None, done);
+        for handout in shared.envelopes.handouts() {
+            if !handout.settled() {
+                shared.progress.wait_until(shared.wait, None, || handout.settled());
             }
         }
     }
