@@ -5,12 +5,14 @@
 //! `Deserializer` protocol: every member goes through `deserialize_any` or
 //! `deserialize_str`, a seed, a visitor and the decoder's error type, and
 //! the reason a document is refused has to be smuggled out through a side
-//! cell. Here the loop over the event object is written against
-//! `sonic_rs::parser::Parser` directly (its raw, public API): it reads a key,
-//! decides from the name what the value must be, and reads exactly that —
-//! a string in place, a literal, a number's text, or a checked skip for
-//! `data` — then hands it to the same [`Members`] the serde visitor feeds,
-//! so the spec's rules are the ones written once in [`super::rules`].
+//! cell. Here the event object is scanned directly: a key is read in place
+//! (sixteen bytes at a time), its name decides what the value must be, and
+//! exactly that is read — a string in place, a literal — with
+//! `sonic_rs::parser::Parser` (its raw, public API, positioned where the
+//! scan is) taking over for what needs a real parser: a string with
+//! escapes, an extension's number, and `data` (sonic-rs's checked skip).
+//! Each member then goes to the same [`Members`] the serde visitor feeds, so
+//! the spec's rules are the ones written once in [`super::rules`].
 //!
 //! # Guarantees
 //! - **Same verdicts**: valid with the same event, or refused with the same
@@ -33,8 +35,8 @@
 //!   mutated documents).
 //!
 //! Based on: sonic-rs's `ObjectJsonIter::parse_entry_lazy` (the same steps,
-//! without the iterator's per-call key buffer, which would be one
-//! allocation per event).
+//! without the iterator's key buffer, which would be one allocation per
+//! event, and without its bounds-checked reader for the object's own bytes).
 
 use super::decode::Strings;
 use super::event::{CloudEvent, ExtValue, Extensions};
@@ -45,7 +47,7 @@ use sonic_rs::reader::Reader;
 use std::borrow::Cow;
 
 /// Why the native decoder stopped: `Some` with the event rule a member or
-/// the end of the object broke, `None` when the parser refused the bytes.
+/// the end of the object broke, `None` when the bytes are not JSON.
 /// [`super::rules::refusal`] turns either into the reason by precedence.
 pub(crate) type Stop = Option<DecodeError>;
 
@@ -60,11 +62,14 @@ where
     // `Read::from` a byte slice validates the whole of it as UTF-8 (SIMD)
     // and remembers where it failed; strings skipped inside `data` are not
     // checked again, so the verdict is read here, once.
-    let mut parser = Parser::new(Read::from(input));
+    let parser = Parser::new(Read::from(input));
     if parser.read.check_utf8_final().is_err() {
         return Err(None);
     }
-    match parser.skip_space() {
+    // SAFETY: sonic-rs has just validated the whole of `input` as UTF-8.
+    let text = unsafe { std::str::from_utf8_unchecked(input) };
+    let mut scan = Scan { text, bytes: input, at: 0, parser };
+    match scan.next() {
         Some(b'{') => {}
         Some(_) => return Err(Some(DecodeError::NotAnObject)),
         None => return Err(None),
@@ -72,105 +77,214 @@ where
     let mut members = Members::<'o, X>::default();
     let mut first = true;
     loop {
-        match (parser.skip_space(), first) {
+        match (scan.next(), first) {
             (Some(b'}'), _) => break,
             (Some(b'"'), true) => first = false,
-            (Some(b','), false) if parser.skip_space() == Some(b'"') => {}
+            (Some(b','), false) if scan.next() == Some(b'"') => {}
             _ => return Err(None),
         }
-        let key = parser.parse_str(strings).map_err(|_| None)?;
+        let key = scan.string(strings)?;
         let attribute = members.attribute(&key).map_err(Some)?;
         // An extension keeps its name (an escaped one is copied out of the
         // buffer the value may need next); the others are done with it.
-        let name: Option<Cow<'o, str>> = (attribute == Attribute::Extension).then(|| match key {
-            Reference::Borrowed(s) => S::borrowed(s),
-            Reference::Copied(s) => Cow::Owned(s.to_owned()),
-        });
-        if parser.skip_space() != Some(b':') {
+        let name: Option<Cow<'o, str>> = (attribute == Attribute::Extension).then(|| cow::<S>(key));
+        if scan.next() != Some(b':') {
             return Err(None);
         }
         match attribute {
-            Attribute::Data => members.data(data(&mut parser)?),
+            Attribute::Data => members.data(scan.data()?),
             Attribute::Specversion => {
-                let value = match string_or_null(&mut parser, strings, attribute)? {
-                    Some(Reference::Borrowed(s)) => Some(s),
-                    Some(Reference::Copied(s)) => Some(s),
-                    None => None,
-                };
-                members.specversion(value).map_err(Some)?;
+                let value = scan.string_or_null(strings, attribute)?;
+                members.specversion(value.as_deref()).map_err(Some)?;
             }
             Attribute::Extension => {
-                let value = extension::<S>(&mut parser, strings)?;
+                let value = scan.extension::<S>(strings)?;
                 members.extension(name.expect("an extension keeps its name"), value).map_err(Some)?;
             }
             _ => {
-                let value = string_or_null(&mut parser, strings, attribute)?.map(|s| match s {
-                    Reference::Borrowed(s) => S::borrowed(s),
-                    Reference::Copied(s) => Cow::Owned(s.to_owned()),
-                });
+                let value = scan.string_or_null(strings, attribute)?.map(cow::<S>);
                 members.string(attribute, value).map_err(Some)?;
             }
         }
     }
-    if parser.skip_space().is_some() {
+    if scan.next().is_some() {
         return Err(None);
     }
     members.finish().map_err(Some)
 }
 
-/// A string attribute's value: a string, or null (`None`); any other value
-/// is [`DecodeError::Mistyped`].
+/// A string for the event: borrowed as `S` places it, or copied out of the
+/// unescaping buffer.
 #[inline]
-fn string_or_null<'de, 'b>(
-    parser: &mut Parser<Read<'de>>,
-    strings: &'b mut Vec<u8>,
-    attribute: Attribute,
-) -> Result<Option<Reference<'de, 'b, str>>, Stop> {
-    match parser.skip_space() {
-        Some(b'"') => parser.parse_str(strings).map(Some).map_err(|_| None),
-        Some(b'n') => parser.parse_literal("ull").map(|()| None).map_err(|_| None),
-        Some(_) => Err(Some(DecodeError::Mistyped(attribute.name()))),
-        None => Err(None),
+fn cow<'de, 'o, S: Strings<'de, 'o>>(s: Reference<'de, '_, str>) -> Cow<'o, str> {
+    match s {
+        Reference::Borrowed(s) => S::borrowed(s),
+        Reference::Copied(s) => Cow::Owned(s.to_owned()),
     }
 }
 
-/// `data`: whether it holds a value (null is an absent `data`), skipped
-/// with sonic-rs's checked skip (every string, number and bracket
-/// validated; nothing built).
-#[inline]
-fn data(parser: &mut Parser<Read<'_>>) -> Result<bool, Stop> {
-    if parser.skip_space_peek() == Some(b'n') {
-        parser.skip_space();
-        return parser.parse_literal("ull").map(|()| false).map_err(|_| None);
-    }
-    parser.skip_one(true).map(|_| true).map_err(|_| None)
+/// The top-level object, scanned byte by byte: its structure, names,
+/// literals and unescaped strings are simple enough to read directly, and
+/// sonic-rs's parser (positioned where the scan is) takes over for what is
+/// not — a string with escapes, a number, and `data`.
+struct Scan<'de> {
+    text: &'de str,
+    bytes: &'de [u8],
+    at: usize,
+    parser: Parser<Read<'de>>,
 }
 
-/// An extension's value: a string, a boolean, an integer in `i32` range, or
-/// null (`None`); anything else is [`DecodeError::BadExtensionValue`].
-#[inline]
-fn extension<'de, 'o, S: Strings<'de, 'o>>(
-    parser: &mut Parser<Read<'de>>,
-    strings: &mut Vec<u8>,
-) -> Result<Option<ExtValue<'o>>, Stop> {
-    let literal = |parser: &mut Parser<Read<'de>>, rest: &str, value: Option<ExtValue<'o>>| {
-        parser.parse_literal(rest).map(|()| value).map_err(|_| None)
-    };
-    match parser.skip_space() {
-        Some(b'"') => match parser.parse_str(strings).map_err(|_| None)? {
-            Reference::Borrowed(s) => Ok(Some(ExtValue::String(S::borrowed(s)))),
-            Reference::Copied(s) => Ok(Some(ExtValue::String(Cow::Owned(s.to_owned())))),
-        },
-        Some(b't') => literal(parser, "rue", Some(ExtValue::Boolean(true))),
-        Some(b'f') => literal(parser, "alse", Some(ExtValue::Boolean(false))),
-        Some(b'n') => literal(parser, "ull", None),
-        Some(first @ (b'-' | b'0'..=b'9')) => {
-            let text = parser.skip_number(first).map_err(|_| None)?;
-            integer(text).map(|i| Some(ExtValue::Integer(i))).ok_or(Some(DecodeError::BadExtensionValue))
+impl<'de> Scan<'de> {
+    /// The next byte that is not JSON whitespace, consumed.
+    #[inline]
+    fn next(&mut self) -> Option<u8> {
+        self.peek().inspect(|_| self.at += 1)
+    }
+
+    /// The next byte that is not JSON whitespace, not consumed.
+    #[inline]
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&b) = self.bytes.get(self.at) {
+            if !matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+                return Some(b);
+            }
+            self.at += 1;
         }
-        Some(_) => Err(Some(DecodeError::BadExtensionValue)),
-        None => Err(None),
+        None
     }
+
+    /// `rest` of a literal whose first byte was consumed.
+    #[inline]
+    fn literal(&mut self, rest: &[u8]) -> Result<(), Stop> {
+        if self.bytes.get(self.at..self.at + rest.len()) != Some(rest) {
+            return Err(None);
+        }
+        self.at += rest.len();
+        Ok(())
+    }
+
+    /// A string whose opening quote was consumed: borrowed when it has no
+    /// escape, unescaped by sonic-rs into `strings` when it has one.
+    #[inline]
+    fn string<'b>(&mut self, strings: &'b mut Vec<u8>) -> Result<Reference<'de, 'b, str>, Stop> {
+        let start = self.at;
+        let end = plain_end(self.bytes, start);
+        match self.bytes.get(end) {
+            Some(b'"') => {
+                self.at = end + 1;
+                // Both ends sit at an ASCII quote, so on character boundaries.
+                Ok(Reference::Borrowed(&self.text[start..end]))
+            }
+            Some(b'\\') => {
+                self.parser.read.set_index(start);
+                let s = self.parser.parse_str(strings).map_err(|_| None)?;
+                self.at = self.parser.read.index();
+                Ok(s)
+            }
+            // A control character, or the end of the document.
+            _ => Err(None),
+        }
+    }
+
+    /// A string attribute's value: a string, or null (`None`); any other
+    /// value is [`DecodeError::Mistyped`].
+    #[inline]
+    fn string_or_null<'b>(
+        &mut self,
+        strings: &'b mut Vec<u8>,
+        attribute: Attribute,
+    ) -> Result<Option<Reference<'de, 'b, str>>, Stop> {
+        match self.next() {
+            Some(b'"') => self.string(strings).map(Some),
+            Some(b'n') => self.literal(b"ull").map(|()| None),
+            Some(_) => Err(Some(DecodeError::Mistyped(attribute.name()))),
+            None => Err(None),
+        }
+    }
+
+    /// `data`: whether it holds a value (null is an absent `data`), skipped
+    /// with sonic-rs's checked skip (every string, number and bracket
+    /// validated; nothing built).
+    #[inline]
+    fn data(&mut self) -> Result<bool, Stop> {
+        if self.peek() == Some(b'n') {
+            self.at += 1;
+            return self.literal(b"ull").map(|()| false);
+        }
+        self.parser.read.set_index(self.at);
+        self.parser.skip_one(true).map_err(|_| None)?;
+        self.at = self.parser.read.index();
+        Ok(true)
+    }
+
+    /// An extension's value: a string, a boolean, an integer in `i32`
+    /// range, or null (`None`); anything else is
+    /// [`DecodeError::BadExtensionValue`].
+    #[inline]
+    fn extension<'o, S: Strings<'de, 'o>>(&mut self, strings: &mut Vec<u8>) -> Result<Option<ExtValue<'o>>, Stop> {
+        match self.next() {
+            Some(b'"') => self.string(strings).map(|s| Some(ExtValue::String(cow::<S>(s)))),
+            Some(b't') => self.literal(b"rue").map(|()| Some(ExtValue::Boolean(true))),
+            Some(b'f') => self.literal(b"alse").map(|()| Some(ExtValue::Boolean(false))),
+            Some(b'n') => self.literal(b"ull").map(|()| None),
+            Some(first @ (b'-' | b'0'..=b'9')) => {
+                self.parser.read.set_index(self.at);
+                let text = self.parser.skip_number(first).map_err(|_| None)?;
+                self.at = self.parser.read.index();
+                integer(text).map(|i| Some(ExtValue::Integer(i))).ok_or(Some(DecodeError::BadExtensionValue))
+            }
+            Some(_) => Err(Some(DecodeError::BadExtensionValue)),
+            None => Err(None),
+        }
+    }
+}
+
+/// Where the string body starting at `at` stops being plain: the first
+/// quote, backslash or control character (or the end). Sixteen bytes at a
+/// time with SSE2 on x86-64, then eight at a time (SWAR: the lowest
+/// flagged byte of each test is exact, since a borrow only runs upwards
+/// from a byte that matched), then one at a time.
+#[inline]
+fn plain_end(bytes: &[u8], mut at: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    while let Some(chunk) = bytes.get(at..at + 16) {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        // SAFETY: SSE2 is part of the x86-64 baseline, `chunk` is 16
+        // readable bytes, and `_mm_loadu_si128` needs no alignment.
+        let found = unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // Unsigned v <= 0x1f exactly when max(v, 0x1f) is 0x1f.
+            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+        };
+        if found != 0 {
+            return at + found.trailing_zeros() as usize;
+        }
+        at += 16;
+    }
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let found = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space;
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return at;
+        }
+        at += 1;
+    }
+    at
 }
 
 /// The `i32` a well-formed number token denotes, if it is an integer in
@@ -188,6 +302,20 @@ fn integer(text: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_ends_at_the_first_quote_backslash_or_control_byte() {
+        for len in 0..70 {
+            let body = "é".repeat(len / 2) + &"a".repeat(len % 2);
+            for stop in ["\"", "\\", "\n", "\u{1f}", ""] {
+                let text = format!("{body}{stop}x\"");
+                let want = if stop.is_empty() { body.len() + 1 } else { body.len() };
+                assert_eq!(plain_end(text.as_bytes(), 0), want, "{text:?}");
+            }
+        }
+        assert_eq!(plain_end(b"abc", 0), 3);
+        assert_eq!(plain_end(b"\x7f\x80\xff\"", 0), 3, "DEL and high bytes are plain");
+    }
 
     #[test]
     fn integers_are_whole_tokens_in_i32_range() {
