@@ -459,11 +459,12 @@ impl Decoders {
         let zero = NegativeZero { document, first: std::cell::OnceCell::new() };
         let simd = decoder == Decoder::SimdJson;
         let seed = EventSeed::<'_, 'o, S, X> { why: &why, zero: simd.then_some(&zero), _types: PhantomData };
-        if decoder != Decoder::SimdJson
+        if matches!(decoder, Decoder::SerdeJson | Decoder::SonicRs)
             && (nests_deeper(document, MAX_DEPTH) || bad_unicode_escape(document) || number_out_of_range(document))
         {
             // What simd-json refuses while building its tape, and the others
-            // would let through in the `data` they skip.
+            // would let through in the `data` they skip (the native decoder
+            // runs the same scans over `data` alone).
             return Err(refusal(document, None));
         }
         let result = match decoder {
@@ -479,9 +480,12 @@ impl Decoders {
                 let mut de = sonic_rs::Deserializer::from_slice(&self.input);
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
-            Decoder::SonicRsNative => native::decode::<S, X>(&self.input, &mut self.strings).map_err(|noted| {
-                why.set(noted);
-            }),
+            // Returned from here: through `result` the event would be moved
+            // (copied) once more.
+            Decoder::SonicRsNative => {
+                return native::decode::<S, X>(&self.input, &mut self.strings)
+                    .map_err(|noted| refusal(document, noted));
+            }
             Decoder::SimdJson => {
                 self.input.resize(len + simd_json::INPUT_PADDING, b' ');
                 let mut tape = self.simd_tape.take().unwrap_or_else(simd_json::Tape::null).reset();

@@ -28,9 +28,11 @@
 //!   value and context attribute names are compared in place, never kept.
 //! - **Same strictness**: the whole document is checked as UTF-8 first,
 //!   `data` is skipped with sonic-rs's checked skip (the one its serde
-//!   `IgnoredAny` uses), and the scans of [`super::decode`] for depth,
-//!   `\u` escapes and numbers beyond binary64 run before it, as for the
-//!   serde sonic-rs decoder.
+//!   `IgnoredAny` uses), and the scans the serde sonic-rs decoder runs over
+//!   the whole document for depth, `\u` escapes and numbers beyond binary64
+//!   run over `data` alone: the rest of the document is read here, where an
+//!   escaped string is scanned for bad `\u` escapes before it is unescaped,
+//!   and a nested or non-integer extension value is refused anyway.
 //! - **No panic** on any byte sequence (a property test feeds it random and
 //!   mutated documents).
 //!
@@ -38,8 +40,9 @@
 //! without the iterator's key buffer, which would be one allocation per
 //! event, and without its bounds-checked reader for the object's own bytes).
 
-use super::decode::Strings;
+use super::decode::{MAX_DEPTH, Strings};
 use super::event::{CloudEvent, ExtValue, Extensions};
+use super::prescan::{bad_unicode_escape, nests_deeper, number_out_of_range};
 use super::rules::{Attribute, DecodeError, Members};
 use sonic_rs::Read;
 use sonic_rs::parser::{Parser, Reference};
@@ -176,6 +179,12 @@ impl<'de> Scan<'de> {
                 Ok(Reference::Borrowed(&self.text[start..end]))
             }
             Some(b'\\') => {
+                // sonic-rs reads a `\u` escape's digits unchecked: refuse a
+                // bad one (or a lone surrogate) first, in the rest of the
+                // document (rare: attribute strings seldom carry escapes).
+                if bad_unicode_escape(&self.bytes[start..]) {
+                    return Err(None);
+                }
                 self.parser.read.set_index(start);
                 let s = self.parser.parse_str(strings).map_err(|_| None)?;
                 self.at = self.parser.read.index();
@@ -211,9 +220,21 @@ impl<'de> Scan<'de> {
             self.at += 1;
             return self.literal(b"ull").map(|()| false);
         }
-        self.parser.read.set_index(self.at);
+        // What simd-json refuses while building its tape and sonic-rs's
+        // skip lets through, checked over `data` alone: its nesting (the
+        // event object is level 1) before the skip recurses into it, then
+        // its `\u` escapes and numbers.
+        let start = self.at;
+        if nests_deeper(&self.bytes[start..], MAX_DEPTH - 1) {
+            return Err(None);
+        }
+        self.parser.read.set_index(start);
         self.parser.skip_one(true).map_err(|_| None)?;
         self.at = self.parser.read.index();
+        let raw = &self.bytes[start..self.at];
+        if bad_unicode_escape(raw) || number_out_of_range(raw) {
+            return Err(None);
+        }
         Ok(true)
     }
 
