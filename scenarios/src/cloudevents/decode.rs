@@ -340,7 +340,8 @@ impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> Visitor<'de> for EventSeed
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let why = self.why;
         let fail = |error| refuse::<A::Error>(why, error);
-        let mut members = Members::<'o, X>::default();
+        let mut event = CloudEvent::<'o, X>::default();
+        let mut members = Members::new(&mut event);
         let mut ordinal = 0;
         while let Some(key) = map.next_key_seed(KeySeed::<'o, S>(PhantomData))? {
             let member = ordinal;
@@ -365,7 +366,8 @@ impl<'de, 'o, S: Strings<'de, 'o>, X: Extensions<'o>> Visitor<'de> for EventSeed
             };
             applied.map_err(fail)?;
         }
-        members.finish().map_err(fail)
+        members.finish().map_err(fail)?;
+        Ok(event)
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {

@@ -77,7 +77,8 @@ where
         Some(_) => return Err(Some(DecodeError::NotAnObject)),
         None => return Err(None),
     }
-    let mut members = Members::<'o, X>::default();
+    let mut event = CloudEvent::<'o, X>::default();
+    let mut members = Members::new(&mut event);
     let mut first = true;
     loop {
         match (scan.next(), first) {
@@ -113,7 +114,8 @@ where
     if scan.next().is_some() {
         return Err(None);
     }
-    members.finish().map_err(Some)
+    members.finish().map_err(Some)?;
+    Ok(event)
 }
 
 /// A string for the event: borrowed as `S` places it, or copied out of the

@@ -185,7 +185,7 @@ pub(crate) enum Attribute {
 
 impl Attribute {
     /// The attribute named `name`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn of(name: &str) -> Attribute {
         match name {
             "id" => Attribute::Id,
@@ -225,8 +225,11 @@ impl Attribute {
 /// [`Members::finish`] those of rule 7. Every decoder drives it the same
 /// way: [`Members::attribute`] with the name, then the method for that
 /// attribute's value.
-pub(crate) struct Members<'o, X> {
-    event: CloudEvent<'o, X>,
+pub(crate) struct Members<'e, 'o, X> {
+    /// The event being filled, owned by the caller so that it is returned
+    /// from where it was built: it is several hundred bytes, and each move
+    /// is a copy.
+    event: &'e mut CloudEvent<'o, X>,
     id: Option<Cow<'o, str>>,
     source: Option<Cow<'o, str>>,
     ty: Option<Cow<'o, str>>,
@@ -235,16 +238,16 @@ pub(crate) struct Members<'o, X> {
     seen: u16,
 }
 
-impl<'o, X: Extensions<'o>> Default for Members<'o, X> {
-    fn default() -> Self {
-        Members { event: CloudEvent::default(), id: None, source: None, ty: None, specversion: false, seen: 0 }
+impl<'e, 'o, X: Extensions<'o>> Members<'e, 'o, X> {
+    /// Members that fill `event` (a default one).
+    #[inline]
+    pub(crate) fn new(event: &'e mut CloudEvent<'o, X>) -> Self {
+        Members { event, id: None, source: None, ty: None, specversion: false, seen: 0 }
     }
-}
 
-impl<'o, X: Extensions<'o>> Members<'o, X> {
     /// The attribute a member named `name` sets; refuses a context attribute
     /// seen before and an extension name outside `[a-z0-9]+`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn attribute(&mut self, name: &str) -> Result<Attribute, DecodeError> {
         let attribute = Attribute::of(name);
         if attribute == Attribute::Extension {
@@ -265,7 +268,7 @@ impl<'o, X: Extensions<'o>> Members<'o, X> {
     /// any [`Attribute`] but `Data` and `Extension`, which have their own
     /// methods. A decoder refuses a value of another JSON type itself, as
     /// [`DecodeError::Mistyped`] with [`Attribute::name`].
-    #[inline]
+    #[inline(always)]
     pub(crate) fn string(&mut self, attribute: Attribute, value: Option<Cow<'o, str>>) -> Result<(), DecodeError> {
         match attribute {
             Attribute::Id => self.id = value,
@@ -290,7 +293,7 @@ impl<'o, X: Extensions<'o>> Members<'o, X> {
     }
 
     /// The value of `specversion` (`None`: null): it must be "1.0".
-    #[inline]
+    #[inline(always)]
     pub(crate) fn specversion(&mut self, value: Option<&str>) -> Result<(), DecodeError> {
         match value {
             Some("1.0") => self.specversion = true,
@@ -310,7 +313,7 @@ impl<'o, X: Extensions<'o>> Members<'o, X> {
     /// An extension's value (`None`: null, an absent attribute); refuses a
     /// name already set. A decoder refuses a value that is not a string, an
     /// `i32` integer or a boolean itself ([`DecodeError::BadExtensionValue`]).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn extension(&mut self, name: Cow<'o, str>, value: Option<ExtValue<'o>>) -> Result<(), DecodeError> {
         match value {
             Some(value) => self.event.extensions.insert(name, value).map_err(|()| DecodeError::DuplicateAttribute),
@@ -318,11 +321,10 @@ impl<'o, X: Extensions<'o>> Members<'o, X> {
         }
     }
 
-    /// The event, once every member is in: rule 7.
-    #[inline]
-    pub(crate) fn finish(mut self) -> Result<CloudEvent<'o, X>, DecodeError> {
-        // The checks first, the event moved out once at the end: it is
-        // several hundred bytes, and each move is a copy.
+    /// Once every member is in: rule 7, and the required attributes set in
+    /// the event.
+    #[inline(always)]
+    pub(crate) fn finish(self) -> Result<(), DecodeError> {
         if !self.specversion {
             return Err(DecodeError::Missing("specversion"));
         }
@@ -337,7 +339,7 @@ impl<'o, X: Extensions<'o>> Members<'o, X> {
         if self.event.data && self.event.data_base64.is_some() {
             return Err(DecodeError::DataAndDataBase64);
         }
-        Ok(self.event)
+        Ok(())
     }
 }
 
