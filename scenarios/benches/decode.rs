@@ -12,6 +12,12 @@
 //! - `floor/<corpus>/<decoder>`: the decoder validating the whole document
 //!   into `serde::de::IgnoredAny` (no event built, no spec rule checked,
 //!   no copy): the ceiling a decode into a typed event can approach.
+//! - `native/<corpus>/<row>`: the native sonic-rs decoder against its serde
+//!   sibling (both borrowed, struct extensions) and against sonic-rs's own
+//!   DOM parse into `sonic_rs::Value` of the same documents after the same
+//!   input copy (`sonic_rs_value`: a full validating parse that builds a
+//!   tree, no spec rule checked), measured one after the other in one run
+//!   so that their ratios hold on a shared machine.
 //!
 //! Throughput is in documents and in bytes per second (criterion reports
 //! one: documents, with the corpus's mean size printed beside it). Every
@@ -26,6 +32,7 @@ use buslab_scenarios::cloudevents::decode::{
 use buslab_scenarios::cloudevents::{Corpus, Decoder, Extensions};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::de::IgnoredAny;
+use sonic_rs::JsonContainerTrait;
 use std::hint::black_box;
 
 /// A digest of every attribute of one decoded event (so nothing is optimised
@@ -122,10 +129,45 @@ fn floor(c: &mut Criterion) {
     }
 }
 
+/// The native decoder, its serde sibling and sonic-rs's DOM parse, side by
+/// side (see the module doc).
+fn native(c: &mut Criterion) {
+    for (name, docs) in corpora() {
+        let mut group = c.benchmark_group(format!("native/{name}"));
+        group.throughput(Throughput::Elements(docs.len() as u64));
+        for decoder in [Decoder::SonicRsNative, Decoder::SonicRs] {
+            let mut decoders = Decoders::default();
+            group.bench_function(format!("{}/borrowed/struct", decoder.name()), |b| {
+                b.iter(|| {
+                    let mut sum = 0u64;
+                    for d in &docs {
+                        sum = sum.wrapping_add(digest::<StructFamily>(&mut decoders, decoder, black_box(d), false));
+                    }
+                    sum
+                })
+            });
+        }
+        let mut input: Vec<u8> = Vec::with_capacity(4096);
+        group.bench_function("sonic_rs_value", |b| {
+            b.iter(|| {
+                let mut nodes = 0usize;
+                for d in &docs {
+                    input.clear();
+                    input.extend_from_slice(black_box(d));
+                    let value: sonic_rs::Value = sonic_rs::from_slice(&input).expect("the corpus is valid JSON");
+                    nodes += value.as_object().map_or(0, |o| o.len());
+                }
+                nodes
+            })
+        });
+        group.finish();
+    }
+}
+
 fn decode(c: &mut Criterion) {
     bench::<StructFamily>(c, "struct");
     bench::<MapFamily>(c, "map");
 }
 
-criterion_group!(benches, decode, floor);
+criterion_group!(benches, decode, floor, native);
 criterion_main!(benches);

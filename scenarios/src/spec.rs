@@ -23,7 +23,7 @@
 //! | `[slow]` | table | none | `count` subscribers doing `work_ns` each per delivery |
 //! | `[churn]` | table | none | `per_second` subscribe/unsubscribe pairs while publishing |
 //! | `[bus]` | table | none | `capacity` (events), `wait` (`"park"`, `"yield"`, `"busy_spin"`) |
-//! | `[cloudevents]` | table | defaults | only with `payload = "cloudevents"`: `decoders` (`"serde_json"`, `"simd_json"`, `"sonic_rs"`), `representations` (`"owned"`, `"borrowed"`), `extensions` (`"struct"`, `"map"`) — each a name or a list, swept, default all; `documents` (generated, default 1000), `seed` (default 42), `max_bytes` (size limit, default 65536) |
+//! | `[cloudevents]` | table | defaults | only with `payload = "cloudevents"`: `decoders` (`"serde_json"`, `"simd_json"`, `"sonic_rs"`, `"sonic_rs_native"`), `representations` (`"owned"`, `"borrowed"`), `extensions` (`"struct"`, `"map"`) — each a name or a list, swept, default all; `documents` (generated, default 1000), `seed` (default 42), `max_bytes` (size limit, default 65536) |
 //!
 //! A `cloudevents` scenario routes by event type: its topics are the
 //! corpus's types, so `topics` is refused, and so are `[burst]`, `[slow]` and
@@ -774,8 +774,12 @@ fn cloudevents_settings(
     let Some(table) = &raw.cloudevents else { return Ok(Some(settings)) };
     let r = table.get_ref();
     if let Some(d) = &r.decoders {
-        settings.decoders =
-            loc.names(d, "cloudevents.decoders", "\"serde_json\", \"simd_json\", \"sonic_rs\"", Decoder::from_name)?;
+        settings.decoders = loc.names(
+            d,
+            "cloudevents.decoders",
+            "\"serde_json\", \"simd_json\", \"sonic_rs\", \"sonic_rs_native\"",
+            Decoder::from_name,
+        )?;
     }
     if let Some(d) = &r.representations {
         settings.representations =
@@ -920,7 +924,7 @@ mod tests {
             ]
         );
         let defaults = parse_str("name = \"ce\"\nsubscribers = 8\npayload = \"cloudevents\"\n").expect("valid");
-        assert_eq!(defaults.points().len(), 12);
+        assert_eq!(defaults.points().len(), 16, "4 decoders × 2 representations × 2 extension modes");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! event records only that it is present): routing needs the attributes, and
 //! a handler that needs typed data decodes it with its own type, which is
 //! outside what buslab measures. Skipping is also the only treatment all
-//! three decoders can give alike: simd-json rewrites the input in place, so
+//! decoders can give alike: simd-json rewrites the input in place, so
 //! it cannot hand out `data`'s raw text, and a materialised tree would
 //! measure each decoder's tree type rather than its parsing.
 
@@ -109,6 +109,12 @@ impl<'a> Extensions<'a> for StructExtensions<'a> {
             *slot = Some(value);
             Ok(())
         }
+        // A known name first set with a value of another type lives in
+        // `other`: setting its field now would accept a repetition the map
+        // mode refuses.
+        if !self.other.is_empty() && self.other.iter().any(|(n, _)| *n == name) {
+            return Err(());
+        }
         match (name.as_ref(), value) {
             ("traceparent", ExtValue::String(s)) => set(&mut self.traceparent, s),
             ("tracestate", ExtValue::String(s)) => set(&mut self.tracestate, s),
@@ -121,7 +127,7 @@ impl<'a> Extensions<'a> for StructExtensions<'a> {
             ("severitynumber", ExtValue::Integer(i)) => set(&mut self.severitynumber, i),
             ("sampled", ExtValue::Boolean(b)) => set(&mut self.sampled, b),
             (_, value) => {
-                if self.named(&name) || self.other.iter().any(|(n, _)| *n == name) {
+                if self.named(&name) {
                     return Err(());
                 }
                 self.other.push((name, value));

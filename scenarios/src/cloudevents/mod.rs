@@ -1,11 +1,14 @@
-//! CloudEvents 1.0 in structured-mode JSON: typed events, three decoders, the
+//! CloudEvents 1.0 in structured-mode JSON: typed events, four decoders, the
 //! spec's rules, a seeded generator and corpus loading — the `cloudevents`
 //! payload kind.
 //!
 //! A `cloudevents` cell decodes documents into a [`CloudEvent`] and routes
 //! them by `type` through a bus. Three axes vary per cell:
-//! - [`Decoder`]: `serde_json`, `simd_json`, `sonic_rs` (see [`decode`] for
-//!   how each is given the same mutable input copy);
+//! - [`Decoder`]: `serde_json`, `simd_json`, `sonic_rs` (one serde visitor
+//!   driven by each) and `sonic_rs_native` (sonic-rs's parser driven
+//!   directly, no serde); see [`decode`] for how each is given the same
+//!   mutable input copy, and [`DecodeError`] for the reasons a document is
+//!   refused and which one wins;
 //! - [`Representation`]: `owned` (every string copied) or `borrowed` (strings
 //!   point into the input buffer);
 //! - [`ExtensionMode`]: `struct` (known extensions in typed fields) or `map`
@@ -17,7 +20,9 @@ pub mod corpus;
 pub mod decode;
 pub mod event;
 pub mod generate;
+mod native;
 mod prescan;
+mod rules;
 
 pub use corpus::{Corpus, CorpusError};
 pub use decode::{Borrow, DecodeError, Decoders, Limits, Own};
@@ -35,11 +40,14 @@ pub enum Decoder {
     SimdJson,
     /// `sonic-rs`: SIMD chosen at compile time.
     SonicRs,
+    /// `sonic-rs`'s parser driven member by member without serde: the same
+    /// rules, no visitor (the native decoder).
+    SonicRsNative,
 }
 
 impl Decoder {
     /// Every decoder.
-    pub const ALL: [Decoder; 3] = [Decoder::SerdeJson, Decoder::SimdJson, Decoder::SonicRs];
+    pub const ALL: [Decoder; 4] = [Decoder::SerdeJson, Decoder::SimdJson, Decoder::SonicRs, Decoder::SonicRsNative];
 
     /// The name used in files, cell keys and reports.
     pub fn name(self) -> &'static str {
@@ -47,6 +55,7 @@ impl Decoder {
             Decoder::SerdeJson => "serde_json",
             Decoder::SimdJson => "simd_json",
             Decoder::SonicRs => "sonic_rs",
+            Decoder::SonicRsNative => "sonic_rs_native",
         }
     }
 
@@ -245,7 +254,7 @@ mod tests {
         for m in ExtensionMode::ALL {
             assert_eq!(ExtensionMode::from_name(m.name()), Some(m));
         }
-        assert_eq!(Settings::default().points().len(), 12);
+        assert_eq!(Settings::default().points().len(), 16);
     }
 
     #[test]

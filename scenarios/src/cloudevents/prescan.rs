@@ -238,6 +238,68 @@ fn exact_out_of_range(doc: &[u8]) -> bool {
     false
 }
 
+/// The ordinal of the first member of the top-level object whose value is
+/// the number token `-0`, if any. `doc` is expected to be well-formed JSON
+/// (simd-json has accepted it); anything else gives some answer, never a
+/// panic.
+pub(crate) fn first_negative_zero_member(doc: &[u8]) -> Option<usize> {
+    let ws = |at: &mut usize| {
+        while doc.get(*at).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+            *at += 1;
+        }
+    };
+    // Past the string opening at `at`.
+    let string = |at: &mut usize| {
+        *at += 1;
+        while let Some(&c) = doc.get(*at) {
+            *at += if c == b'\\' { 2 } else { 1 };
+            if c == b'"' {
+                return;
+            }
+        }
+    };
+    let mut at = 0;
+    ws(&mut at);
+    if doc.get(at) != Some(&b'{') {
+        return None;
+    }
+    at += 1;
+    for member in 0.. {
+        ws(&mut at);
+        if doc.get(at) != Some(&b'"') {
+            return None;
+        }
+        string(&mut at);
+        ws(&mut at);
+        at += 1; // the colon
+        ws(&mut at);
+        if doc.get(at..at + 2) == Some(b"-0")
+            && !doc.get(at + 2).is_some_and(|&b| is_digit(b) || matches!(b, b'.' | b'e' | b'E'))
+        {
+            return Some(member);
+        }
+        // Past the value: to the comma or brace that closes it at depth 0.
+        let mut depth = 0usize;
+        loop {
+            match doc.get(at) {
+                None => return None,
+                Some(b'"') => {
+                    string(&mut at);
+                    continue;
+                }
+                Some(b'[' | b'{') => depth += 1,
+                Some(b']' | b'}') if depth > 0 => depth -= 1,
+                Some(b',') if depth == 0 => break,
+                Some(b'}') => return None,
+                _ => {}
+            }
+            at += 1;
+        }
+        at += 1;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -277,6 +339,21 @@ mod tests {
             ("1e9".to_owned(), false),
         ] {
             assert_eq!(number_out_of_range(doc.as_bytes()), want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn negative_zero_members_are_found_by_ordinal() {
+        for (doc, want) in [
+            (r#"{"a":-0}"#, Some(0)),
+            (r#"{"a":"-0","b":[-0],"c":{"d":-0},"e" : -0 }"#, Some(3)),
+            (r#"{"a":-0.0,"b":-0e1,"c":-01,"d":0}"#, None),
+            (r#"{"a\"":1,"b":-0,"c":-0}"#, Some(1)),
+            ("[-0]", None),
+            ("{\"a\":", None),
+            ("", None),
+        ] {
+            assert_eq!(first_negative_zero_member(doc.as_bytes()), want, "{doc}");
         }
     }
 
