@@ -192,28 +192,7 @@ mod tests {
             dump_stats_at(NAME);
             return;
         }
-        if Command::new("valgrind").arg("--version").output().is_err() {
-            eprintln!("skipped: valgrind is not installed (apt-get install valgrind)");
-            return;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = dir.path().join("callgrind.out");
-        let child = Command::new("valgrind")
-            .arg("--tool=callgrind")
-            .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(std::env::current_exe().expect("the test binary's path"))
-            .args(["callgrind::tests::requests_reach_callgrind", "--exact", "--test-threads=1"])
-            .env(CHILD, "1")
-            .output()
-            .expect("valgrind starts");
-        assert!(
-            child.status.success(),
-            "the test under callgrind failed ({}):\n{}{}",
-            child.status,
-            String::from_utf8_lossy(&child.stdout),
-            String::from_utf8_lossy(&child.stderr)
-        );
-        let dump = named_dump(dir.path(), &NAME.to_string_lossy()).expect("callgrind wrote a dump with the name");
+        let Some(dump) = run_under_callgrind("callgrind::tests::requests_reach_callgrind", &[]) else { return };
         let counts = crate::runner::parse_callgrind(&dump, 1, false).expect("a readable dump");
         // Without the zeroing the dump would hold the million additions
         // (several million instructions).
@@ -234,26 +213,41 @@ mod tests {
             dump_stats_at(NAME);
             return;
         }
-        if Command::new("valgrind").arg("--version").output().is_err() {
-            eprintln!("skipped: valgrind is not installed (apt-get install valgrind)");
-            return;
-        }
-        let dir = tempfile::tempdir().expect("temp dir");
-        let out = dir.path().join("callgrind.out");
-        let child = Command::new("valgrind")
-            .args(["--tool=callgrind", "--instr-atstart=no"])
-            .arg(format!("--callgrind-out-file={}", out.display()))
-            .arg(std::env::current_exe().expect("the test binary's path"))
-            .args(["callgrind::tests::instrumentation_starts_on_request", "--exact", "--test-threads=1"])
-            .env(CHILD, "1")
-            .output()
-            .expect("valgrind starts");
-        assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
-        let dump = named_dump(dir.path(), &NAME.to_string_lossy()).expect("callgrind wrote a dump with the name");
+        let test = "callgrind::tests::instrumentation_starts_on_request";
+        let Some(dump) = run_under_callgrind(test, &["--instr-atstart=no"]) else { return };
         let ir = crate::runner::parse_callgrind(&dump, LOOP, false).expect("a readable dump").ir_per_event;
         // Each addition is a few instructions once instrumented; without
         // the request the dump would count (nearly) nothing.
         assert!((2.0..1_000.0).contains(&ir), "{ir} Ir per addition (debug builds take ~100)");
+    }
+
+    /// Runs this test binary's `test` (its child branch) under callgrind
+    /// with `options`, and returns the dump named [`NAME`]; `None` (the
+    /// test skipped) where valgrind is not installed.
+    fn run_under_callgrind(test: &str, options: &[&str]) -> Option<String> {
+        if Command::new("valgrind").arg("--version").output().is_err() {
+            eprintln!("skipped: valgrind is not installed (apt-get install valgrind)");
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let out = dir.path().join("callgrind.out");
+        let child = Command::new("valgrind")
+            .arg("--tool=callgrind")
+            .args(options)
+            .arg(format!("--callgrind-out-file={}", out.display()))
+            .arg(std::env::current_exe().expect("the test binary's path"))
+            .args([test, "--exact", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .expect("valgrind starts");
+        assert!(
+            child.status.success(),
+            "the test under callgrind failed ({}):\n{}{}",
+            child.status,
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
+        );
+        Some(named_dump(dir.path(), &NAME.to_string_lossy()).expect("callgrind wrote a dump with the name"))
     }
 
     /// The text of the dump in `dir` whose trigger is `name`.
