@@ -152,7 +152,7 @@ pub struct ProbeRunner {
     pub valgrind_refused: Arc<OnceLock<String>>,
     /// The executable callgrind runs, once made: a copy of `exe` without
     /// its debug sections, when `strip` is installed.
-    pub callgrind_copy: Arc<OnceLock<PathBuf>>,
+    pub callgrind_copy: Arc<std::sync::Mutex<Option<PathBuf>>>,
 }
 
 /// Why the instruction pass is skipped when valgrind cannot run this build.
@@ -199,11 +199,16 @@ impl ProbeRunner {
     /// s wall for `--version`, measured), and the pass uses none of it:
     /// its counts come from the client-request window, not from symbols
     /// (the symbol table stays, for anyone reading a dump). The bytes
-    /// valgrind executes are the same, hence so are the counts.
+    /// valgrind executes are the same, hence so are the counts. The copy
+    /// lives in [`Self::scratch`], which a run removes when it ends: it is
+    /// made again when a later run of the same runner (`buslab noise`'s
+    /// repeats) finds it gone.
     fn callgrind_exe(&self) -> PathBuf {
-        self.callgrind_copy
-            .get_or_init(|| strip_debug_copy(&self.exe, &self.scratch).unwrap_or_else(|| self.exe.clone()))
-            .clone()
+        let mut copy = self.callgrind_copy.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match copy.as_ref() {
+            Some(path) if path.is_file() => path.clone(),
+            _ => copy.insert(strip_debug_copy(&self.exe, &self.scratch).unwrap_or_else(|| self.exe.clone())).clone(),
+        }
     }
 
     /// Runs every pass of `cell` alone, as a point of one bus (its latency

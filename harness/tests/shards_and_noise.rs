@@ -224,7 +224,7 @@ fn noise_runs_a_small_group_end_to_end() {
         "2",
         "--quick",
         "--pass",
-        "allocations",
+        "allocations,instructions",
         "--bus",
         "fixed_array",
         "--scenario",
