@@ -24,6 +24,7 @@
 
 use crate::drive::{Published, Window};
 use crate::listener::{Subscriber, now_ns};
+use crate::passes::{Cell, Outcome, Rates};
 use crate::probe::{Instruments, Pass, ProbeRequest, ProbeResponse};
 use crate::stats;
 use buslab_impls::{BusConfig, Event, EventBus, Filter, Listener, Strategy, Topic};
@@ -32,9 +33,9 @@ use buslab_scenarios::cloudevents::{
     Borrow, CePoint, CloudEvent, Corpus, DecodeError, Decoder, Decoders, ExtensionMode, Extensions, Limits, Own,
     Representation, TypeTopics,
 };
-use buslab_scenarios::results::{Allocations, CloudEvents, Profile, Throughput};
+use buslab_scenarios::results::CloudEvents;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 
 /// Why `bus` cannot carry the cell's events, if it cannot (borrowed events
@@ -295,9 +296,11 @@ pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, String> {
     })
 }
 
-/// One cell's bus, handlers and verification state.
-struct CeRig<B: EventBus> {
+/// One cell's bus, handlers, corpus and verification state: the
+/// CloudEvents [`Cell`] of flavor `Fl`.
+struct CeRig<B: EventBus, Fl> {
     bus: B,
+    prepared: Prepared,
     subscribers: Vec<Arc<Subscriber>>,
     filters: Vec<Filter>,
     producers: usize,
@@ -309,14 +312,7 @@ struct CeRig<B: EventBus> {
     dropped_before: u64,
     /// The bus declares itself lossy: losses are allowed if counted.
     lossy: bool,
-}
-
-/// A verified trial.
-struct CeTrial {
-    events: u64,
-    bytes: u64,
-    deliveries: u64,
-    elapsed_ns: u64,
+    _flavor: PhantomData<Fl>,
 }
 
 /// Spawns a decoding thread with the stack the decoders need at
@@ -337,8 +333,8 @@ fn first_document(producer: usize, producers: usize, documents: usize) -> usize 
     producer * documents / producers.max(1)
 }
 
-impl<B: EventBus<Listener = CeListener>> CeRig<B> {
-    fn new(request: &ProbeRequest, prepared: &Prepared, lossy: bool) -> Result<Self, String> {
+impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, Fl> {
+    fn new(request: &ProbeRequest, prepared: Prepared, lossy: bool) -> Result<Self, String> {
         let point = request.point;
         let topics = prepared.routes.topics();
         let config = BusConfig {
@@ -369,6 +365,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
         let stats = bus.stats();
         Ok(CeRig {
             bus,
+            prepared,
             subscribers,
             filters,
             producers: point.producers,
@@ -379,20 +376,17 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
             panics_before: stats.listener_panics,
             dropped_before: stats.dropped,
             lossy,
+            _flavor: PhantomData,
         })
     }
 
     /// Decodes and publishes `events` documents per producer, flushes, and
     /// verifies every handler.
-    fn trial<Fl: Flavor<Event = B::Event>>(
-        &mut self,
-        prepared: &Prepared,
-        events: u64,
-        window: Window<'_>,
-    ) -> Result<CeTrial, String> {
+    fn routed_trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, String> {
         let producers = self.producers;
         let barrier = Barrier::new(producers + 1);
         let bus = &self.bus;
+        let prepared = &self.prepared;
         let docs = &prepared.documents;
         let topics = prepared.routes.topics();
         let mut outcomes = Vec::new();
@@ -456,7 +450,7 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
             self.next_seq[p] += events;
         }
         let deliveries = self.verify()?;
-        Ok(CeTrial {
+        Ok(Outcome {
             events: events * producers as u64,
             bytes,
             deliveries,
@@ -515,9 +509,8 @@ impl<B: EventBus<Listener = CeListener>> CeRig<B> {
     }
 }
 
-/// Decodes `events` documents per producer, no bus; returns (events, bytes,
-/// elapsed ns).
-fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) -> Result<(u64, u64, u64), String> {
+/// Decodes `events` documents per producer, no bus.
+fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) -> Result<Outcome, String> {
     let barrier = Barrier::new(producers + 1);
     let docs = &prepared.documents;
     let mut outcomes = Vec::new();
@@ -556,59 +549,36 @@ fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) 
         first = first.min(begin);
         bytes += b;
     }
-    Ok((events * producers as u64, bytes, end.saturating_sub(first)))
+    Ok(Outcome { events: events * producers as u64, deliveries: 0, elapsed_ns: end.saturating_sub(first), bytes })
 }
 
-/// Runs `request`'s pass of a cloudevents cell on strategy `S`.
-pub fn run<S: Strategy>(request: &ProbeRequest, instruments: &dyn Instruments) -> ProbeResponse {
-    let result = (|| {
-        let Some(point) = request.point.cloudevents else {
-            return Err("a cloudevents cell without decoder/representation axes".to_owned());
-        };
-        if let Some(reason) = skip_reason(S::NAME, S::CAPABILITIES.asynchronous, Some(point)) {
-            return Err(reason);
-        }
-        let lossy = S::CAPABILITIES.lossy;
-        match (point.representation, point.extensions) {
-            (Representation::Owned, ExtensionMode::Struct) => {
-                pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<StructFamily>>(request, lossy, instruments)
-            }
-            (Representation::Owned, ExtensionMode::Map) => {
-                pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<MapFamily>>(request, lossy, instruments)
-            }
-            (Representation::Borrowed, ExtensionMode::Struct) => pass::<
-                S::Bus<Scoped<StructFamily>, CeListener>,
-                BorrowedFlavor<StructFamily>,
-            >(request, lossy, instruments),
-            (Representation::Borrowed, ExtensionMode::Map) => {
-                pass::<S::Bus<Scoped<MapFamily>, CeListener>, BorrowedFlavor<MapFamily>>(request, lossy, instruments)
-            }
-        }
-    })();
-    result.unwrap_or_else(|error| ProbeResponse { error: Some(error), ..Default::default() })
-}
-
-/// Warm-up and calibration of decode + route trials: grows a trial until it
-/// lasts ≥ `ms`/4, then sizes trials to `ms`. Events per producer.
-fn calibrate<B, Fl>(rig: &mut CeRig<B>, prepared: &Prepared, request: &ProbeRequest, ms: u64) -> Result<u64, String>
-where
-    B: EventBus<Listener = CeListener>,
-    Fl: Flavor<Event = B::Event>,
-{
-    if let Some(events) = request.scenario.events {
-        rig.trial::<Fl>(prepared, events.min(10_000), Window::None)?;
-        return Ok(events);
+/// Runs `request`'s pass of a cloudevents cell on strategy `S`: the cell's
+/// corpus is loaded and classified, its rig built (setup, untimed), then the
+/// pass runs on it through the one pipeline ([`crate::passes`]).
+pub(crate) fn run<S: Strategy>(request: &ProbeRequest, instruments: &dyn Instruments) -> Result<ProbeResponse, String> {
+    let Some(point) = request.point.cloudevents else {
+        return Err("a cloudevents cell without decoder/representation axes".to_owned());
+    };
+    if let Some(reason) = skip_reason(S::NAME, S::CAPABILITIES.asynchronous, Some(point)) {
+        return Err(reason);
     }
-    let mut events = 1_000;
-    loop {
-        let trial = rig.trial::<Fl>(prepared, events, Window::None)?;
-        let elapsed_ms = trial.elapsed_ns as f64 / 1e6;
-        if elapsed_ms * 4.0 >= ms as f64 || events >= 100_000_000 {
-            let rate = trial.events as f64 / (trial.elapsed_ns.max(1) as f64 / 1e9);
-            let per_producer = rate * (ms as f64 / 1e3) / rig.producers as f64;
-            return Ok((per_producer.ceil() as u64).clamp(100, buslab_scenarios::spec::MAX_EVENTS));
+    if request.pass == Pass::Latency {
+        return Err("the latency pass does not apply to cloudevents cells".into());
+    }
+    let lossy = S::CAPABILITIES.lossy;
+    match (point.representation, point.extensions) {
+        (Representation::Owned, ExtensionMode::Struct) => {
+            pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<StructFamily>>(request, lossy, instruments)
         }
-        events *= if elapsed_ms < 1.0 { 10 } else { 4 };
+        (Representation::Owned, ExtensionMode::Map) => {
+            pass::<S::Bus<OwnedRouted<_>, CeListener>, OwnedFlavor<MapFamily>>(request, lossy, instruments)
+        }
+        (Representation::Borrowed, ExtensionMode::Struct) => {
+            pass::<S::Bus<Scoped<StructFamily>, CeListener>, BorrowedFlavor<StructFamily>>(request, lossy, instruments)
+        }
+        (Representation::Borrowed, ExtensionMode::Map) => {
+            pass::<S::Bus<Scoped<MapFamily>, CeListener>, BorrowedFlavor<MapFamily>>(request, lossy, instruments)
+        }
     }
 }
 
@@ -617,107 +587,45 @@ where
     B: EventBus<Listener = CeListener>,
     Fl: Flavor<Event = B::Event>,
 {
-    let prepared = prepare(request)?;
-    let mut rig = CeRig::<B>::new(request, &prepared, lossy)?;
-    let producers = request.point.producers;
-    let response = match request.pass {
-        Pass::Throughput => {
-            let events = calibrate::<B, Fl>(&mut rig, &prepared, request, request.budget.trial_ms)?;
-            decode_trial::<Fl>(&prepared, producers, events.min(10_000))?; // warm-up
-            let (mut decode_rate, mut decode_bytes) = (Vec::new(), Vec::new());
-            let (mut route_rate, mut route_bytes, mut delivery_rate, mut trial_ns) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let mut cpu = crate::cpu::PerEvent::default();
-            let mut deliveries_before = rig.subscribers.iter().map(|s| s.count()).sum::<u64>();
-            let (deliveries_at_start, dropped_at_start) = (deliveries_before, rig.bus.stats().dropped);
-            // Interleaved, so that a drift of the machine touches both alike.
-            for _ in 0..request.budget.trials {
-                let (n, bytes, ns) = decode_trial::<Fl>(&prepared, producers, events)?;
-                let seconds = ns.max(1) as f64 / 1e9;
-                decode_rate.push(n as f64 / seconds);
-                decode_bytes.push(bytes as f64 / seconds);
-                let cpu_start = cpu.start();
-                let trial = rig.trial::<Fl>(&prepared, events, Window::None)?;
-                cpu.stop(cpu_start, trial.events);
-                let seconds = trial.elapsed_ns.max(1) as f64 / 1e9;
-                route_rate.push(trial.events as f64 / seconds);
-                route_bytes.push(trial.bytes as f64 / seconds);
-                delivery_rate.push((trial.deliveries - deliveries_before) as f64 / seconds);
-                deliveries_before = trial.deliveries;
-                trial_ns.push(trial.elapsed_ns);
-            }
-            let dropped = rig.bus.stats().dropped - dropped_at_start;
-            let loss_rate = crate::probe::loss_rate(deliveries_before - deliveries_at_start, dropped);
-            let mut ce = prepared.result.clone();
-            ce.decode_events_per_sec = stats::estimate(&decode_rate);
-            ce.decode_bytes_per_sec = stats::estimate(&decode_bytes);
-            ce.route_events_per_sec = stats::estimate(&route_rate);
-            ce.route_bytes_per_sec = stats::estimate(&route_bytes);
-            ProbeResponse {
-                throughput: Some(Throughput {
-                    events_per_sec: ce.route_events_per_sec.clone(),
-                    deliveries_per_sec: stats::estimate(&delivery_rate),
-                    events_per_trial: events,
-                    processes: vec![trial_ns.len() as u32],
-                    trial_ns,
-                    cpu_ns_per_event: cpu.estimate(),
-                    loss_rate,
-                }),
-                cloudevents: Some(ce),
-                ..Default::default()
-            }
-        }
-        Pass::Allocations => {
-            let n = request.budget.alloc_events;
-            rig.trial::<Fl>(&prepared, n, Window::None)?; // warm-up: buffers grow to the largest document
-            let heap = || instruments.heap().ok_or("allocation counting is not on in this process");
-            let before = heap()?;
-            rig.trial::<Fl>(&prepared, n, Window::None)?;
-            let mid = heap()?;
-            rig.trial::<Fl>(&prepared, 2 * n, Window::None)?;
-            let after = heap()?;
-            let once = (mid.0 - before.0, mid.1 - before.1);
-            let twice = (after.0 - mid.0, after.1 - mid.1);
-            let events = n * producers as u64;
-            ProbeResponse {
-                allocations: Some(Allocations {
-                    allocs_per_event: twice.0.saturating_sub(once.0) as f64 / events as f64,
-                    bytes_per_event: twice.1.saturating_sub(once.1) as f64 / events as f64,
-                    peak_bytes: after.2,
-                    events,
-                }),
-                ..Default::default()
-            }
-        }
-        Pass::Instructions => {
-            let n = request.budget.callgrind_events_for(request.point.subscribers);
-            instruments.callgrind_instrument(); // the corpus is prepared
-            rig.trial::<Fl>(&prepared, n.min(1_000), Window::None)?; // warm-up, the cache simulator's too
-            let callgrind = |open: bool| instruments.callgrind_window(open);
-            rig.trial::<Fl>(&prepared, n, crate::probe::instruction_window(request, &callgrind))?;
-            ProbeResponse {
-                measured_events: n * producers as u64,
-                multithreaded: crate::probe::multithreaded(request),
-                ..Default::default()
-            }
-        }
-        Pass::Profile => {
-            let events = calibrate::<B, Fl>(&mut rig, &prepared, request, request.budget.profile_ms)?;
-            let guard = pprof::ProfilerGuardBuilder::default()
-                .frequency(997)
-                .blocklist(&["libc", "libgcc", "pthread", "vdso"])
-                .build()
-                .map_err(|e| format!("starting the profiler: {e}"))?;
-            let stop = AtomicBool::new(false);
-            rig.trial::<Fl>(&prepared, events, Window::Trial(&|open| stop.store(!open, Ordering::Relaxed)))?;
-            let report = guard.report().build().map_err(|e| format!("building the profile: {e}"))?;
-            let (folded, samples) = crate::probe::fold(&report);
-            ProbeResponse { profile: Some(Profile { samples, frequency_hz: 997, folded }), ..Default::default() }
-        }
-        Pass::Latency => return Err("the latency pass does not apply to cloudevents cells".into()),
-    };
-    let dropped = rig.bus.shutdown().dropped - rig.dropped_before;
-    Ok(ProbeResponse { dropped, ..response })
+    let rig = CeRig::<B, Fl>::new(request, prepare(request)?, lossy)?;
+    crate::passes::run(request, instruments, rig)
+}
+
+impl<B, Fl> Cell for CeRig<B, Fl>
+where
+    B: EventBus<Listener = CeListener>,
+    Fl: Flavor<Event = B::Event>,
+{
+    fn trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, String> {
+        self.routed_trial(events, window)
+    }
+
+    fn delivered(&self) -> u64 {
+        self.subscribers.iter().map(|s| s.count()).sum()
+    }
+
+    fn dropped(&self) -> u64 {
+        self.bus.stats().dropped - self.dropped_before
+    }
+
+    /// The same documents decoded by the same decoder into the same
+    /// representation, without a bus: what decoding alone costs.
+    fn side_trial(&mut self, events: u64) -> Result<Option<Outcome>, String> {
+        decode_trial::<Fl>(&self.prepared, self.producers, events).map(Some)
+    }
+
+    fn complete(&self, rates: &Rates, response: &mut ProbeResponse) {
+        let mut ce = self.prepared.result.clone();
+        ce.decode_events_per_sec = stats::estimate(&rates.side_events);
+        ce.decode_bytes_per_sec = stats::estimate(&rates.side_bytes);
+        ce.route_events_per_sec = stats::estimate(&rates.events);
+        ce.route_bytes_per_sec = stats::estimate(&rates.bytes);
+        response.cloudevents = Some(ce);
+    }
+
+    fn finish(self) -> u64 {
+        self.bus.shutdown().dropped - self.dropped_before
+    }
 }
 
 #[cfg(test)]

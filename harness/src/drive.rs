@@ -641,8 +641,14 @@ where
         self.published.iter().map(|by_topic| Published::expected(by_topic, self.filters[i]).count).sum()
     }
 
-    /// Shuts the bus down (joining its threads).
-    pub fn finish(self) {
-        self.bus.shutdown();
+    /// Drops the bus has counted since the rig was built.
+    pub fn dropped(&self) -> u64 {
+        self.bus.stats().dropped - self.dropped_before
+    }
+
+    /// Shuts the bus down (joining its threads); returns the drops it
+    /// counted since the rig was built.
+    pub fn finish(self) -> u64 {
+        self.bus.shutdown().dropped - self.dropped_before
     }
 }

@@ -44,6 +44,7 @@ pub mod export;
 pub mod heap;
 pub mod listener;
 pub mod meta;
+pub mod passes;
 pub mod probe;
 pub mod rates;
 pub mod reference;
