@@ -23,6 +23,7 @@
 //!   counted by reason before, untimed.
 
 use crate::drive::{Published, Window};
+use crate::error::{CellError, Receiver, check_tally};
 use crate::listener::{Subscriber, now_ns};
 use crate::passes::{Cell, Outcome, Rates};
 use crate::probe::{Instruments, Pass, ProbeRequest, ProbeResponse};
@@ -259,22 +260,22 @@ pub(crate) struct Prepared {
 
 /// Loads the corpus (`request.corpus`, else generated from the scenario's
 /// settings) and classifies it with the cell's decoder (untimed).
-pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, String> {
-    let point = request.point.cloudevents.ok_or("a cloudevents cell without decoder/representation axes")?;
+pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, CellError> {
+    let point = request.point.cloudevents.ok_or_else(no_axes)?;
     let settings = request.scenario.cloudevents.clone().unwrap_or_default();
     let corpus = match &request.corpus {
-        Some(path) => Corpus::load(path).map_err(|e| e.to_string())?,
+        Some(path) => Corpus::load(path).map_err(|e| CellError::Input(e.to_string()))?,
         None => Corpus::generated(settings.seed, settings.documents),
     };
     let limits = settings.limits();
     let classified = corpus.classify(point.decoder, limits);
     if classified.valid.is_empty() {
-        return Err(format!(
+        return Err(CellError::Input(format!(
             "no valid document in corpus {} ({} documents; errors: {:?})",
             corpus.source,
             corpus.documents.len(),
             classified.errors
-        ));
+        )));
     }
     let documents: Vec<Vec<u8>> = classified.valid.iter().map(|&i| corpus.documents[i].bytes.clone()).collect();
     let mut decoders = Decoders::default();
@@ -282,7 +283,7 @@ pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, String> {
     for doc in &documents {
         let event = decoders
             .decode::<Own, buslab_scenarios::cloudevents::StructExtensions<'static>>(point.decoder, doc, limits)
-            .map_err(|e| format!("a document valid a moment ago is now refused: {e}"))?;
+            .map_err(|e| CellError::Input(format!("a document valid a moment ago is now refused: {e}")))?;
         types.push(event.ty.into_owned());
     }
     let routes = TypeTopics::new(types.iter().map(String::as_str));
@@ -320,13 +321,17 @@ struct CeRig<B: EventBus, Fl> {
 /// that cannot be spawned reports it as its result.
 fn producer_thread<'scope, T: Send + 'scope>(
     s: &'scope std::thread::Scope<'scope, '_>,
-    f: impl FnOnce() -> Result<T, String> + Send + 'scope,
-) -> std::thread::ScopedJoinHandle<'scope, Result<T, String>> {
+    f: impl FnOnce() -> Result<T, CellError> + Send + 'scope,
+) -> std::thread::ScopedJoinHandle<'scope, Result<T, CellError>> {
     let builder = std::thread::Builder::new().stack_size(buslab_scenarios::cloudevents::decode::STACK_BYTES);
     match builder.spawn_scoped(s, f) {
         Ok(handle) => handle,
-        Err(e) => s.spawn(move || Err(format!("spawning a producer thread: {e}"))),
+        Err(e) => s.spawn(move || Err(CellError::Thread(format!("spawning a producer thread: {e}")))),
     }
+}
+
+fn no_axes() -> CellError {
+    CellError::Request("a cloudevents cell without decoder/representation axes".into())
 }
 
 fn first_document(producer: usize, producers: usize, documents: usize) -> usize {
@@ -334,17 +339,17 @@ fn first_document(producer: usize, producers: usize, documents: usize) -> usize 
 }
 
 impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, Fl> {
-    fn new(request: &ProbeRequest, prepared: Prepared, lossy: bool) -> Result<Self, String> {
+    fn new(request: &ProbeRequest, prepared: Prepared, lossy: bool) -> Result<Self, CellError> {
         let point = request.point;
         let topics = prepared.routes.topics();
         let config = BusConfig {
             capacity: request.scenario.bus.capacity,
             wait: request.scenario.bus.wait,
-            max_threads: buslab_impls::cores(),
+            max_threads: crate::drive::consumer_threads(&request.scenario, point, buslab_impls::cores()),
             producers: point.producers,
             topics,
         };
-        let bus = B::new(&config).map_err(|e| e.to_string())?;
+        let bus = B::new(&config)?;
         let epochs: Arc<[EpochSlot]> = (0..point.producers).map(|_| EpochSlot::default()).collect();
         let stale = Arc::new(AtomicU64::new(0));
         let mut subscribers = Vec::new();
@@ -358,7 +363,11 @@ impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, 
                 epochs: epochs.clone(),
                 stale: stale.clone(),
             };
-            bus.subscribe(filter, listener).map_err(|e| format!("subscribing handler {i}: {e}"))?;
+            bus.subscribe(filter, listener).map_err(|error| CellError::Subscribe {
+                what: "handler",
+                index: i,
+                error,
+            })?;
             subscribers.push(subscriber);
             filters.push(filter);
         }
@@ -382,7 +391,7 @@ impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, 
 
     /// Decodes and publishes `events` documents per producer, flushes, and
     /// verifies every handler.
-    fn routed_trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, String> {
+    fn routed_trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, CellError> {
         let producers = self.producers;
         let barrier = Barrier::new(producers + 1);
         let bus = &self.bus;
@@ -397,7 +406,7 @@ impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, 
                 .map(|p| {
                     let first_seq = self.next_seq[p];
                     let (barrier, epochs) = (&barrier, &self.epochs);
-                    producer_thread(s, move || -> Result<(u64, u64, Vec<Published>), String> {
+                    producer_thread(s, move || -> Result<(u64, u64, Vec<Published>), CellError> {
                         let mut producer = Producer {
                             decoders: Decoders::default(),
                             decoder: prepared.point.decoder,
@@ -417,7 +426,7 @@ impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, 
                             let doc = &docs[at];
                             at = if at + 1 == docs.len() { 0 } else { at + 1 };
                             let (topic, checksum) = Fl::publish(&mut producer, bus, doc, first_seq + i)
-                                .map_err(|e| format!("producer {p}: a valid document was refused: {e}"))?;
+                                .map_err(|error| CellError::Refused { producer: p, error })?;
                             let sum = &mut published[usize::from(topic)];
                             sum.count += 1;
                             sum.checksum = sum.checksum.wrapping_add(checksum);
@@ -431,7 +440,7 @@ impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, 
             window.trial(true);
             barrier.wait();
             for h in handles {
-                outcomes.push(h.join().unwrap_or_else(|_| Err("a producer thread panicked".into())));
+                outcomes.push(h.join().unwrap_or_else(|_| Err(CellError::Thread("a producer thread panicked".into()))));
             }
             bus.flush();
             elapsed_ns = now_ns();
@@ -459,40 +468,23 @@ impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, 
     }
 
     /// Every handler got exactly the events of its type, in order, intact.
-    fn verify(&self) -> Result<u64, String> {
+    fn verify(&self) -> Result<u64, CellError> {
         let stale = self.stale.load(Ordering::Acquire);
         if stale != 0 {
-            return Err(format!("{stale} borrowed events were delivered after their publish call returned"));
+            return Err(CellError::Stale(stale));
         }
         let stats = self.bus.stats();
         if stats.listener_panics != self.panics_before {
-            return Err(format!("{} handler calls panicked", stats.listener_panics - self.panics_before));
+            return Err(CellError::ListenerPanics(stats.listener_panics - self.panics_before));
         }
         let mut delivered = 0;
         let mut shortfall = 0;
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
-                let want = Published::expected(&self.published[p], *filter);
-                let count = tally.count();
-                let disorder = tally.disorder.load(Ordering::Acquire);
-                let missing = tally.missing.load(Ordering::Acquire);
-                delivered += count;
-                if disorder != 0 {
-                    return Err(format!("handler {i}, producer {p}: {disorder} events out of order or duplicated"));
-                }
-                if count > want.count {
-                    return Err(format!("handler {i}, producer {p}: {count} deliveries of {} events", want.count));
-                }
-                if self.lossy {
-                    shortfall += want.count - count;
-                } else if count != want.count {
-                    return Err(format!(
-                        "handler {i}, producer {p}: got {count} of {} events ({missing} gaps)",
-                        want.count
-                    ));
-                } else if tally.checksum.load(Ordering::Acquire) != want.checksum {
-                    return Err(format!("handler {i}, producer {p}: checksum mismatch (corrupted events)"));
-                }
+                let due = Published::expected(&self.published[p], *filter);
+                let (got, short) = check_tally(Receiver::Handler(i), p, tally, due, self.lossy)?;
+                delivered += got;
+                shortfall += short;
             }
         }
         // A lossy bus must have counted every loss. It may count a drop
@@ -501,16 +493,14 @@ impl<B: EventBus<Listener = CeListener>, Fl: Flavor<Event = B::Event>> CeRig<B, 
         // topics, so the counted drops bound the losses from above.
         let dropped = stats.dropped - self.dropped_before;
         if shortfall > dropped {
-            return Err(format!(
-                "{shortfall} deliveries missing but the bus counted only {dropped} drops (silent loss)"
-            ));
+            return Err(CellError::SilentLoss { missing: shortfall, counted: dropped });
         }
         Ok(delivered)
     }
 }
 
 /// Decodes `events` documents per producer, no bus.
-fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) -> Result<Outcome, String> {
+fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) -> Result<Outcome, CellError> {
     let barrier = Barrier::new(producers + 1);
     let docs = &prepared.documents;
     let mut outcomes = Vec::new();
@@ -519,7 +509,7 @@ fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) 
         let handles: Vec<_> = (0..producers)
             .map(|p| {
                 let barrier = &barrier;
-                producer_thread(s, move || -> Result<(u64, u64), String> {
+                producer_thread(s, move || -> Result<(u64, u64), CellError> {
                     let mut decoders = Decoders::default();
                     let mut at = first_document(p, producers, docs.len());
                     let mut bytes = 0u64;
@@ -529,7 +519,7 @@ fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) 
                         let doc = &docs[at];
                         at = if at + 1 == docs.len() { 0 } else { at + 1 };
                         Fl::decode(&mut decoders, prepared.point.decoder, doc, prepared.limits)
-                            .map_err(|e| format!("producer {p}: a valid document was refused: {e}"))?;
+                            .map_err(|error| CellError::Refused { producer: p, error })?;
                         bytes += doc.len() as u64;
                     }
                     Ok((begin, bytes))
@@ -538,7 +528,7 @@ fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) 
             .collect();
         barrier.wait();
         for h in handles {
-            outcomes.push(h.join().unwrap_or_else(|_| Err("a decoding thread panicked".into())));
+            outcomes.push(h.join().unwrap_or_else(|_| Err(CellError::Thread("a decoding thread panicked".into()))));
         }
         end = now_ns();
     });
@@ -555,15 +545,16 @@ fn decode_trial<Fl: Flavor>(prepared: &Prepared, producers: usize, events: u64) 
 /// Runs `request`'s pass of a cloudevents cell on strategy `S`: the cell's
 /// corpus is loaded and classified, its rig built (setup, untimed), then the
 /// pass runs on it through the one pipeline ([`crate::passes`]).
-pub(crate) fn run<S: Strategy>(request: &ProbeRequest, instruments: &dyn Instruments) -> Result<ProbeResponse, String> {
-    let Some(point) = request.point.cloudevents else {
-        return Err("a cloudevents cell without decoder/representation axes".to_owned());
-    };
+pub(crate) fn run<S: Strategy>(
+    request: &ProbeRequest,
+    instruments: &dyn Instruments,
+) -> Result<ProbeResponse, CellError> {
+    let point = request.point.cloudevents.ok_or_else(no_axes)?;
     if let Some(reason) = skip_reason(S::NAME, S::CAPABILITIES.asynchronous, Some(point)) {
-        return Err(reason);
+        return Err(CellError::Request(reason));
     }
     if request.pass == Pass::Latency {
-        return Err("the latency pass does not apply to cloudevents cells".into());
+        return Err(CellError::Request("the latency pass does not apply to cloudevents cells".into()));
     }
     let lossy = S::CAPABILITIES.lossy;
     match (point.representation, point.extensions) {
@@ -582,7 +573,7 @@ pub(crate) fn run<S: Strategy>(request: &ProbeRequest, instruments: &dyn Instrum
     }
 }
 
-fn pass<B, Fl>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
+fn pass<B, Fl>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, CellError>
 where
     B: EventBus<Listener = CeListener>,
     Fl: Flavor<Event = B::Event>,
@@ -596,7 +587,7 @@ where
     B: EventBus<Listener = CeListener>,
     Fl: Flavor<Event = B::Event>,
 {
-    fn trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, String> {
+    fn trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, CellError> {
         self.routed_trial(events, window)
     }
 
@@ -610,7 +601,7 @@ where
 
     /// The same documents decoded by the same decoder into the same
     /// representation, without a bus: what decoding alone costs.
-    fn side_trial(&mut self, events: u64) -> Result<Option<Outcome>, String> {
+    fn side_trial(&mut self, events: u64) -> Result<Option<Outcome>, CellError> {
         decode_trial::<Fl>(&self.prepared, self.producers, events).map(Some)
     }
 

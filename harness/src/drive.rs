@@ -6,6 +6,7 @@
 //! and order before any number is kept.
 
 use crate::buckets::LocalBuckets;
+use crate::error::{CellError, Receiver, check_tally};
 use crate::listener::{Body, HarnessListener, LatencyRecorder, Subscriber, now_ns};
 use buslab_impls::payload::Payload;
 use buslab_impls::{BusConfig, EventBus, Filter, Topic};
@@ -373,8 +374,8 @@ where
         point: SweepPoint,
         lossy: bool,
         recorder: MakeRecorder<'_>,
-    ) -> Result<Self, String> {
-        let bus = B::new(&bus_config(&scenario, point)).map_err(|e| e.to_string())?;
+    ) -> Result<Self, CellError> {
+        let bus = B::new(&bus_config(&scenario, point))?;
         let subscribers = Subscriber::group(point.subscribers, point.producers, 0, recorder);
         let mut filters = Vec::with_capacity(point.subscribers);
         let slow_from = scenario.slow.map_or(usize::MAX, |s| point.subscribers.saturating_sub(s.count as usize));
@@ -384,7 +385,11 @@ where
                 if i >= slow_from { scenario.slow.map_or(0, |s| s.work_ns) } else { scenario.listener_work_ns };
             let work = crate::work::iterations(work_ns);
             let listener = HarnessListener::new(sub.clone(), Body::for_listener(scenario.bodies, i), work);
-            bus.subscribe(filter, listener).map_err(|e| format!("subscribing listener {i}: {e}"))?;
+            bus.subscribe(filter, listener).map_err(|error| CellError::Subscribe {
+                what: "listener",
+                index: i,
+                error,
+            })?;
             filters.push(filter);
         }
         let templates = (0..point.producers).map(|p| templates::<B::Event>(p as u32, scenario.topics)).collect();
@@ -407,12 +412,12 @@ where
     /// Publishes `events` per producer, paced by `pace`, waits for delivery,
     /// and verifies. `window` brackets the measured region (used by the
     /// instruction and profile passes). An error names what failed.
-    pub fn trial(&mut self, events: u64, pace: Pace, window: Window<'_>) -> Result<Trial, String> {
+    pub fn trial(&mut self, events: u64, pace: Pace, window: Window<'_>) -> Result<Trial, CellError> {
         let producers = self.point.producers;
         let barrier = Barrier::new(producers + 1);
         let done = AtomicBool::new(false);
         let churned: Mutex<Vec<Arc<Subscriber>>> = Mutex::new(Vec::new());
-        let churn_error: Mutex<Option<String>> = Mutex::new(None);
+        let churn_error: Mutex<Option<CellError>> = Mutex::new(None);
         let start_ns = now_ns() + 2_000_000; // leave the threads time to reach the barrier
         for sub in &self.subscribers {
             if let Some(spikes) = sub.latency.as_ref().and_then(|l| l.spikes.as_ref()) {
@@ -464,13 +469,15 @@ where
                             Ok(id) => {
                                 std::thread::sleep(interval / 2);
                                 if let Err(e) = bus.unsubscribe(id) {
-                                    *churn_error.lock().expect("not poisoned") = Some(format!("unsubscribe: {e}"));
+                                    *churn_error.lock().expect("not poisoned") =
+                                        Some(CellError::Churn { operation: "unsubscribe", error: e });
                                     return;
                                 }
                                 churned.lock().expect("not poisoned").push(sub);
                             }
                             Err(e) => {
-                                *churn_error.lock().expect("not poisoned") = Some(format!("subscribe: {e}"));
+                                *churn_error.lock().expect("not poisoned") =
+                                    Some(CellError::Churn { operation: "subscribe", error: e });
                                 return;
                             }
                         }
@@ -504,13 +511,13 @@ where
             done.store(true, Ordering::Relaxed);
         });
         if panicked || started != producers {
-            return Err("a producer thread panicked".into());
+            return Err(CellError::Thread("a producer thread panicked".into()));
         }
         for p in 0..producers {
             self.count_published(p, events);
         }
         if let Some(e) = churn_error.into_inner().expect("not poisoned") {
-            return Err(format!("churn: {e}"));
+            return Err(e);
         }
         let deliveries = self.verify(&churned.into_inner().expect("not poisoned"))?;
         Ok(Trial { events: events * producers as u64, deliveries, elapsed_ns, lateness, backlog_ns, schedule_ns })
@@ -566,39 +573,20 @@ where
 
     /// Checks every subscriber against what was published; returns the
     /// deliveries made to permanent subscribers over this rig's life.
-    fn verify(&mut self, churned: &[Arc<Subscriber>]) -> Result<u64, String> {
+    fn verify(&mut self, churned: &[Arc<Subscriber>]) -> Result<u64, CellError> {
         let lossy = self.lossy;
         let stats = self.bus.stats();
         if stats.listener_panics != self.panics_before {
-            return Err(format!("{} listener calls panicked", stats.listener_panics - self.panics_before));
+            return Err(CellError::ListenerPanics(stats.listener_panics - self.panics_before));
         }
         let mut delivered = 0;
         let mut shortfall = 0;
         for (i, (sub, filter)) in self.subscribers.iter().zip(&self.filters).enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
-                let want = Published::expected(&self.published[p], *filter);
-                let count = tally.count();
-                let disorder = tally.disorder.load(Ordering::Acquire);
-                delivered += count;
-                if disorder != 0 {
-                    return Err(format!(
-                        "subscriber {i}, producer {p}: {disorder} deliveries out of order or duplicated"
-                    ));
-                }
-                if count > want.count {
-                    return Err(format!("subscriber {i}, producer {p}: {count} deliveries of {} events", want.count));
-                }
-                if lossy {
-                    shortfall += want.count - count;
-                } else if count != want.count {
-                    return Err(format!(
-                        "subscriber {i}, producer {p}: got {count} of {} events ({} lost)",
-                        want.count,
-                        want.count - count
-                    ));
-                } else if tally.checksum.load(Ordering::Acquire) != want.checksum {
-                    return Err(format!("subscriber {i}, producer {p}: checksum mismatch (corrupted events)"));
-                }
+                let due = Published::expected(&self.published[p], *filter);
+                let (got, short) = check_tally(Receiver::Subscriber(i), p, tally, due, lossy)?;
+                delivered += got;
+                shortfall += short;
             }
         }
         if lossy {
@@ -613,22 +601,17 @@ where
             // several topics the counted drops only bound the losses.
             let churn = self.scenario.churn.is_some() || self.scenario.topics > 1;
             if shortfall > dropped {
-                return Err(format!(
-                    "{shortfall} deliveries missing but the bus counted only {dropped} drops (silent loss)"
-                ));
+                return Err(CellError::SilentLoss { missing: shortfall, counted: dropped });
             }
             if !churn && shortfall < dropped {
-                return Err(format!("the bus counted {dropped} drops but only {shortfall} deliveries are missing"));
+                return Err(CellError::Overcounted { missing: shortfall, counted: dropped });
             }
         }
         for (i, sub) in churned.iter().enumerate() {
             for (p, tally) in sub.tallies.iter().enumerate() {
-                let (missing, disorder) =
-                    (tally.missing.load(Ordering::Acquire), tally.disorder.load(Ordering::Acquire));
-                if disorder != 0 || (!lossy && missing != 0) {
-                    return Err(format!(
-                        "churned subscriber {i}, producer {p}: {missing} gaps and {disorder} out-of-order deliveries"
-                    ));
+                let (gaps, disorder) = (tally.missing.load(Ordering::Acquire), tally.disorder.load(Ordering::Acquire));
+                if disorder != 0 || (!lossy && gaps != 0) {
+                    return Err(CellError::Gaps { receiver: Receiver::Churned(i), producer: p, gaps, disorder });
                 }
             }
         }

@@ -40,6 +40,7 @@ pub mod callgrind;
 pub mod cloudevents;
 pub mod cpu;
 pub mod drive;
+pub mod error;
 pub mod export;
 pub mod heap;
 pub mod listener;

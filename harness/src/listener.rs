@@ -76,7 +76,7 @@ pub struct Tally {
 
 impl Tally {
     /// A tally expecting its producer's stream to start at `first_seq`.
-    fn starting_at(first_seq: u64) -> Tally {
+    pub(crate) fn starting_at(first_seq: u64) -> Tally {
         Tally { next: AtomicU64::new(first_seq), start: first_seq, ..Tally::default() }
     }
 

@@ -8,6 +8,7 @@
 //! time limit. What each pass does is written once, in [`crate::passes`].
 
 use crate::drive::Rig;
+use crate::error::CellError;
 use crate::listener::HarnessListener;
 use crate::passes;
 use buslab_impls::payload::{HeavyEvent, Payload, SmallEvent};
@@ -149,7 +150,7 @@ pub fn run(request: &ProbeRequest, instruments: &dyn Instruments) -> ProbeRespon
         instruments: &'a dyn Instruments,
     }
     impl StrategyVisitor for Visit<'_> {
-        type Output = Result<ProbeResponse, String>;
+        type Output = Result<ProbeResponse, CellError>;
         fn visit<S: Strategy>(self) -> Self::Output {
             let lossy = S::CAPABILITIES.lossy;
             match self.request.scenario.payload {
@@ -168,13 +169,13 @@ pub fn run(request: &ProbeRequest, instruments: &dyn Instruments) -> ProbeRespon
         None => crate::reference::visit(&request.bus, Visit { request, instruments }),
     };
     found
-        .unwrap_or_else(|| Err(format!("unknown bus `{}`", request.bus)))
-        .unwrap_or_else(|error| ProbeResponse { error: Some(error), ..Default::default() })
+        .unwrap_or_else(|| Err(CellError::Request(format!("unknown bus `{}`", request.bus))))
+        .unwrap_or_else(|error| ProbeResponse { error: Some(error.to_string()), ..Default::default() })
 }
 
 /// A pass of a small- or heavy-payload cell: the latency pass paces rigs of
 /// its own; the others run on one rig built here (setup, untimed).
-fn events<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, String>
+fn events<B>(request: &ProbeRequest, lossy: bool, instruments: &dyn Instruments) -> Result<ProbeResponse, CellError>
 where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
     B::Event: Payload,

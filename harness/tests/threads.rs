@@ -29,7 +29,7 @@ fn threads() -> Option<usize> {
 struct Extra<'a>(&'a Arc<Scenario>);
 
 impl StrategyVisitor for Extra<'_> {
-    type Output = Result<Option<usize>, String>;
+    type Output = Result<Option<usize>, buslab_harness::error::CellError>;
     fn visit<S: Strategy>(self) -> Self::Output {
         let before = threads();
         let point = self.0.points()[0];

@@ -3,6 +3,7 @@
 
 use super::Cell;
 use crate::drive::Window;
+use crate::error::CellError;
 use crate::probe::{Instruments, ProbeRequest, ProbeResponse};
 use buslab_scenarios::results::Allocations;
 
@@ -10,12 +11,14 @@ pub(super) fn run<C: Cell>(
     request: &ProbeRequest,
     instruments: &dyn Instruments,
     mut cell: C,
-) -> Result<ProbeResponse, String> {
+) -> Result<ProbeResponse, CellError> {
     let n = request.budget.alloc_events;
     // Warm-up: pools, lazily built structures, buffers grown to the largest
     // event or document.
     cell.trial(n.max(cell.settling_events()), Window::None)?;
-    let heap = || instruments.heap().ok_or("allocation counting is not on in this process");
+    let heap = || {
+        instruments.heap().ok_or_else(|| CellError::Instrument("allocation counting is not on in this process".into()))
+    };
     let before = heap()?;
     cell.trial(n, Window::None)?;
     let mid = heap()?;

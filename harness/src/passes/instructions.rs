@@ -4,13 +4,14 @@
 
 use super::Cell;
 use crate::drive::Window;
+use crate::error::CellError;
 use crate::probe::{Instruments, ProbeRequest, ProbeResponse};
 
 pub(super) fn run<C: Cell>(
     request: &ProbeRequest,
     instruments: &dyn Instruments,
     mut cell: C,
-) -> Result<ProbeResponse, String> {
+) -> Result<ProbeResponse, CellError> {
     let n = request.budget.callgrind_events_for(request.point.subscribers);
     // Every heavy shape through every pooled envelope, before callgrind
     // instruments anything: at valgrind's plain speed, not the cache

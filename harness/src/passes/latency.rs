@@ -9,6 +9,7 @@
 use super::events_for;
 use crate::buckets::Buckets;
 use crate::drive::{Pace, Rig, Window};
+use crate::error::CellError;
 use crate::listener::{HarnessListener, LatencyRecorder, SpikeRecorder, new_histogram};
 use crate::probe::{ProbeRequest, ProbeResponse};
 use crate::stats;
@@ -33,7 +34,7 @@ pub fn sampled(subscribers: usize) -> Vec<usize> {
 /// Runs the latency pass: for each offered rate (or the burst pattern), a fresh
 /// rig, a warm-up at that rate, then a measured open-loop trial whose
 /// sampled deliveries and send lateness are recorded without a lock.
-pub fn run<B>(request: &ProbeRequest, lossy: bool) -> Result<ProbeResponse, String>
+pub fn run<B>(request: &ProbeRequest, lossy: bool) -> Result<ProbeResponse, CellError>
 where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
     B::Event: Payload,
@@ -47,7 +48,9 @@ where
             spike_ns: b.spike_ms * 1_000_000,
             period_ns: b.period_ms * 1_000_000,
         }],
-        None if request.rates.is_empty() => return Err("the latency pass needs the rates to offer".into()),
+        None if request.rates.is_empty() => {
+            return Err(CellError::Request("the latency pass needs the rates to offer".into()));
+        }
         None => request.rates.iter().map(|&r| Pace::Rate(r)).collect(),
     };
     let sampled = sampled(point.subscribers);

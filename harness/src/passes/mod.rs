@@ -20,6 +20,7 @@ mod profile;
 mod throughput;
 
 use crate::drive::{Pace, Rig, Window};
+use crate::error::CellError;
 use crate::listener::HarnessListener;
 use crate::probe::{Instruments, Pass, ProbeRequest, ProbeResponse};
 use buslab_impls::payload::Payload;
@@ -54,7 +55,7 @@ pub struct Outcome {
 ///   setup.
 pub trait Cell: Sized {
     /// Runs one verified trial of `events` per producer.
-    fn trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, String>;
+    fn trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, CellError>;
 
     /// Deliveries made to permanent subscribers so far.
     fn delivered(&self) -> u64;
@@ -74,7 +75,7 @@ pub trait Cell: Sized {
     /// interleaved with it so that a drift of the machine touches both
     /// alike (CloudEvents: the same documents decoded without a bus); the
     /// default has none.
-    fn side_trial(&mut self, _events: u64) -> Result<Option<Outcome>, String> {
+    fn side_trial(&mut self, _events: u64) -> Result<Option<Outcome>, CellError> {
         Ok(None)
     }
 
@@ -89,13 +90,19 @@ pub trait Cell: Sized {
 
 /// Runs `request`'s pass on `cell`: throughput, allocations, instructions or
 /// profile (the latency pass has its own entry, [`latency::run`]).
-pub fn run<C: Cell>(request: &ProbeRequest, instruments: &dyn Instruments, cell: C) -> Result<ProbeResponse, String> {
+pub fn run<C: Cell>(
+    request: &ProbeRequest,
+    instruments: &dyn Instruments,
+    cell: C,
+) -> Result<ProbeResponse, CellError> {
     match request.pass {
         Pass::Throughput => throughput::run(request, cell),
         Pass::Allocations => allocations::run(request, instruments, cell),
         Pass::Instructions => instructions::run(request, instruments, cell),
         Pass::Profile => profile::run(request, cell),
-        Pass::Latency => Err("the latency pass paces its own rigs; it does not run on a built cell".into()),
+        Pass::Latency => {
+            Err(CellError::Request("the latency pass paces its own rigs; it does not run on a built cell".into()))
+        }
     }
 }
 
@@ -110,7 +117,7 @@ pub fn events_for(rate: f64, ms: u64, producers: usize) -> u64 {
 /// sizes the measured trials to `ms` from the observed rate (a scenario
 /// that fixes its events gets them after a warm-up). Returns events per
 /// producer per trial.
-fn calibrate<C: Cell>(cell: &mut C, request: &ProbeRequest, ms: u64) -> Result<u64, String> {
+fn calibrate<C: Cell>(cell: &mut C, request: &ProbeRequest, ms: u64) -> Result<u64, CellError> {
     if let Some(events) = request.scenario.events {
         cell.trial(events.min(10_000), Window::None)?; // warm-up
         return Ok(events);
@@ -142,7 +149,7 @@ where
     B: buslab_impls::EventBus<Listener = HarnessListener>,
     B::Event: Payload,
 {
-    fn trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, String> {
+    fn trial(&mut self, events: u64, window: Window<'_>) -> Result<Outcome, CellError> {
         let trial = Rig::trial(self, events, Pace::Flat, window)?;
         Ok(Outcome { events: trial.events, deliveries: trial.deliveries, elapsed_ns: trial.elapsed_ns, bytes: 0 })
     }

@@ -3,6 +3,7 @@
 
 use super::{Cell, calibrate};
 use crate::drive::Window;
+use crate::error::CellError;
 use crate::probe::{ProbeRequest, ProbeResponse};
 use buslab_scenarios::results::Profile;
 
@@ -10,15 +11,15 @@ use buslab_scenarios::results::Profile;
 /// periodic part of the loop.
 const FREQUENCY_HZ: u32 = 997;
 
-pub(super) fn run<C: Cell>(request: &ProbeRequest, mut cell: C) -> Result<ProbeResponse, String> {
+pub(super) fn run<C: Cell>(request: &ProbeRequest, mut cell: C) -> Result<ProbeResponse, CellError> {
     let events = calibrate(&mut cell, request, request.budget.profile_ms)?;
     let guard = pprof::ProfilerGuardBuilder::default()
         .frequency(FREQUENCY_HZ as i32)
         .blocklist(&["libc", "libgcc", "pthread", "vdso"])
         .build()
-        .map_err(|e| format!("starting the profiler: {e}"))?;
+        .map_err(|e| CellError::Instrument(format!("starting the profiler: {e}")))?;
     cell.trial(events, Window::None)?;
-    let report = guard.report().build().map_err(|e| format!("building the profile: {e}"))?;
+    let report = guard.report().build().map_err(|e| CellError::Instrument(format!("building the profile: {e}")))?;
     let (folded, samples) = fold(&report);
     Ok(ProbeResponse {
         profile: Some(Profile { samples, frequency_hz: FREQUENCY_HZ, folded }),

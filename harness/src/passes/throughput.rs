@@ -3,6 +3,7 @@
 
 use super::{Cell, calibrate};
 use crate::drive::Window;
+use crate::error::CellError;
 use crate::probe::{ProbeRequest, ProbeResponse};
 use crate::stats;
 use buslab_scenarios::results::Throughput;
@@ -29,7 +30,7 @@ pub fn loss_rate(delivered: u64, dropped: u64) -> Option<f64> {
     (due > 0).then(|| dropped as f64 / due as f64)
 }
 
-pub(super) fn run<C: Cell>(request: &ProbeRequest, mut cell: C) -> Result<ProbeResponse, String> {
+pub(super) fn run<C: Cell>(request: &ProbeRequest, mut cell: C) -> Result<ProbeResponse, CellError> {
     let events = calibrate(&mut cell, request, request.budget.trial_ms)?;
     cell.side_trial(events.min(10_000))?; // the side trial's warm-up, if it has one
     let mut rates = Rates::default();
