@@ -595,6 +595,10 @@ where
         self.subscribers.iter().map(|s| s.count()).sum()
     }
 
+    fn cycle(&self) -> u64 {
+        self.prepared.documents.len() as u64
+    }
+
     fn dropped(&self) -> u64 {
         self.bus.stats().dropped - self.dropped_before
     }

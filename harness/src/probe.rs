@@ -44,16 +44,31 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The default run.
+    /// The default run, sized to measure the whole catalog in about 20
+    /// minutes on a 2-core machine (the README gives the measured time):
+    /// - 3 processes × 3 trials of 100 ms: the spread between processes
+    ///   dominates a trial's (trial counts are then chosen by measurement,
+    ///   [`crate::repeat`]), so longer trials would narrow nothing;
+    /// - 250 ms per latency load, after a warm-up of a quarter of it: at the
+    ///   grid's lowest rate of 1 k events/s that is 250 events, at 1 M/s
+    ///   250 k, enough for p99.9 at every rate but the lowest;
+    /// - 5,000 events per producer under callgrind (fewer at fan-out and
+    ///   where listeners work or documents are decoded, see
+    ///   [`Budget::callgrind_events_for`]): a single-threaded cell's count
+    ///   moves by a fixed few hundred instructions per window from run to
+    ///   run (`spsc/null` read 36.20 or 36.35 Ir/event at `--quick`'s
+    ///   1,000), under 0.1% of the per-event figure at 5,000, well inside
+    ///   the gate's 1%;
+    /// - a 500 ms profile (about 500 samples per busy thread at 997 Hz).
     pub const DEFAULT: Budget = Budget {
         processes: 3,
         trials: 3,
-        trial_ms: 200,
-        latency_ms: 600,
+        trial_ms: 100,
+        latency_ms: 250,
         latency_grid: crate::rates::Grid::DEFAULT,
         alloc_events: 20_000,
-        callgrind_events: 20_000,
-        profile_ms: 2_000,
+        callgrind_events: 5_000,
+        profile_ms: 500,
     };
     /// `--quick`: fewer and shorter trials and loads, the same checks. (It
     /// also leaves out the profile pass unless `--pass` names it.) Three
@@ -70,15 +85,35 @@ impl Budget {
         profile_ms: 500,
     };
 
-    /// Events per producer the instruction pass measures for `subscribers`:
-    /// `callgrind_events`, scaled down beyond 16 subscribers so that the
-    /// deliveries simulated stay about constant across fan-outs (callgrind
-    /// runs ~50× slower; per-event figures are divided by N anyway), at
-    /// least 50. A warm-up of up to 1000 events precedes them.
-    pub fn callgrind_events_for(&self, subscribers: usize) -> u64 {
-        (self.callgrind_events.saturating_mul(16) / (subscribers as u64).max(16)).max(50)
+    /// Events per producer the instruction pass measures at `point` of
+    /// `scenario`: `callgrind_events`, scaled down beyond 16 subscribers so
+    /// that the deliveries simulated stay about constant across fan-outs,
+    /// and scaled down where listeners work or documents are decoded
+    /// ([`DECODE_NS`]), so that the work simulated per window stays within
+    /// `callgrind_events` × [`CALLGRIND_WORK_NS`]
+    /// (callgrind runs ~50× slower, and a 10 µs slow subscriber made one
+    /// cell's pass cost seconds; per-event figures are divided by N anyway,
+    /// and the work loop costs a fixed count per iteration); at least 50. A
+    /// warm-up of up to 1000 events precedes them.
+    pub fn callgrind_events_for(&self, scenario: &Scenario, point: SweepPoint) -> u64 {
+        let subscribers = point.subscribers as u64;
+        let by_fanout = self.callgrind_events.saturating_mul(16) / subscribers.max(16);
+        let slow = scenario.slow.map_or(0, |s| s.count.min(subscribers).saturating_mul(s.work_ns));
+        let decode = if point.cloudevents.is_some() { DECODE_NS } else { 0 };
+        let work_ns = scenario.listener_work_ns.saturating_mul(subscribers).saturating_add(slow).saturating_add(decode);
+        let by_work = self.callgrind_events.saturating_mul(CALLGRIND_WORK_NS) / work_ns.max(1);
+        by_fanout.min(by_work).max(50)
     }
 }
+
+/// Listener work per event the instruction pass simulates at most, on
+/// average over its window, ns ([`Budget::callgrind_events_for`]).
+pub const CALLGRIND_WORK_NS: u64 = 1_000;
+
+/// Native nanoseconds to decode one CloudEvents document, roughly (the
+/// generated documents average about 1 KB; the decoders take 1 to 3 µs for
+/// one): for sizing the instruction pass and the run's cost model.
+pub const DECODE_NS: u64 = 2_000;
 
 /// What the parent asks a probe to do.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -289,5 +324,29 @@ pub(crate) mod tests {
         assert!(l.misses > 0, "20 µs per delivery cannot take 200 k/s: {l:?}");
         assert_eq!(l.loss_rate, l.misses as f64 / owed as f64);
         assert!(l.percentile_lost(0.9999) && l.percentile_ns(0.9999).is_none() && l.p9999_ns == 0, "{l:?}");
+    }
+
+    #[test]
+    fn callgrind_events_shrink_with_fan_out_and_listener_work() {
+        let events = |text: &str, budget: Budget| {
+            let r = request("null", Pass::Instructions, text);
+            budget.callgrind_events_for(&r.scenario, r.point)
+        };
+        let quick = Budget::QUICK;
+        assert_eq!(events("name = \"t\"\nsubscribers = 1\n", quick), 1_000);
+        assert_eq!(events("name = \"t\"\nsubscribers = 128\n", quick), 125, "16 000 deliveries");
+        assert_eq!(events("name = \"t\"\nsubscribers = 500\n", quick), 50, "32 by fan-out, at least 50");
+        // One subscriber working 10 µs among 8: 1 ms of work at most.
+        let slow = "name = \"t\"\nsubscribers = 8\n[slow]\ncount = 1\nwork_ns = 10000\n";
+        assert_eq!(events(slow, quick), 100);
+        assert_eq!(events(slow, Budget::DEFAULT), 500);
+        // 16 listeners of 100 ns: 1.6 µs per event.
+        assert_eq!(events("name = \"t\"\nsubscribers = 16\nlistener_work_ns = 100\n", quick), 625);
+        // A CloudEvents document takes about 2 µs to decode.
+        let ce = "name = \"t\"\nsubscribers = 2\npayload = \"cloudevents\"\n[cloudevents]\ndocuments = 60\n";
+        assert_eq!(events(ce, quick), 500);
+        // ... and the pass measures whole cycles of the corpus: 540 of 60 documents.
+        let r = run(&request("router", Pass::Instructions, ce), &NoInstruments);
+        assert_eq!((r.error, r.measured_events), (None, 540));
     }
 }

@@ -71,9 +71,6 @@ impl FromStr for ShardSpec {
 const PUBLISH_NS: u64 = 50;
 /// Native nanoseconds per delivery before the listener's own work.
 const DELIVERY_NS: u64 = 20;
-/// Native nanoseconds to decode one CloudEvents document (the generated
-/// documents average about 1 KB; the decoders take 1 to 3 µs for one).
-const DECODE_NS: u64 = 2_000;
 /// Native nanoseconds to generate one CloudEvents document (building and
 /// serialising a JSON value of about 1 KB).
 const GENERATE_NS: u64 = 10_000;
@@ -94,7 +91,8 @@ const PASSES: u64 = 5;
 /// allocation and instruction passes cost in proportion to the events they
 /// publish (a warm-up of N, then N and 2N, for allocations; the budget's
 /// [`callgrind_events_for`](Budget::callgrind_events_for) the cell's
-/// subscribers, plus a warm-up of up to 1000, for instructions) times
+/// fan-out and listener work, plus a warm-up of up to 1000, for
+/// instructions) times
 /// producers times the native cost of an event — its publish and its
 /// deliveries, with any listener work — slowed down by callgrind for the
 /// latter. Each pass is a child process to start. A cell the bus's
@@ -120,14 +118,14 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     let slow = s.slow.as_ref().map_or(0, |w| w.count.saturating_mul(w.work_ns));
     // The scenario's generated documents, for a cloudevents cell.
     let documents = cell.point.cloudevents.map(|_| s.cloudevents.as_ref().map_or(0, |ce| ce.documents as u64));
-    let decode_ns = if documents.is_some() { DECODE_NS } else { 0 };
+    let decode_ns = if documents.is_some() { crate::probe::DECODE_NS } else { 0 };
     // Native ns per published event, across its deliveries.
     let per_event = PUBLISH_NS
         .saturating_add(subscribers.saturating_mul(DELIVERY_NS.saturating_add(s.listener_work_ns)))
         .saturating_add(slow)
         .saturating_add(decode_ns);
     let work_ms = |events: u64| events.saturating_mul(producers).saturating_mul(per_event) / 1_000_000;
-    let prepare_ms = documents.unwrap_or(0).saturating_mul(GENERATE_NS + 2 * DECODE_NS) / 1_000_000;
+    let prepare_ms = documents.unwrap_or(0).saturating_mul(GENERATE_NS + 2 * crate::probe::DECODE_NS) / 1_000_000;
     let passes = if documents.is_some() { PASSES - 1 } else { PASSES };
     let trials = budget.trials as u64;
     let processes = budget.processes.max(1) as u64;
@@ -140,7 +138,7 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     // Each load is a warm-up of a quarter of its trial, then the trial.
     let latency = if documents.is_some() { 0 } else { loads * budget.latency_ms * 5 / 4 };
     let allocations = work_ms(budget.alloc_events.saturating_mul(4));
-    let measured = budget.callgrind_events_for(cell.point.subscribers);
+    let measured = budget.callgrind_events_for(&cell.scenario, cell.point);
     let callgrind = work_ms(measured.saturating_add(measured.min(1_000))).saturating_add(prepare_ms);
     let instructions = VALGRIND_START_MS.saturating_add(callgrind.saturating_mul(CALLGRIND_SLOWDOWN));
     // The other passes prepare natively; the throughput pass runs one

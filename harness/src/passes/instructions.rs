@@ -12,7 +12,9 @@ pub(super) fn run<C: Cell>(
     instruments: &dyn Instruments,
     mut cell: C,
 ) -> Result<ProbeResponse, CellError> {
-    let n = request.budget.callgrind_events_for(request.point.subscribers);
+    let cycle = cell.cycle().max(1);
+    let whole_cycles = |events: u64| events.div_ceil(cycle) * cycle;
+    let n = whole_cycles(request.budget.callgrind_events_for(&request.scenario, request.point));
     // Every heavy shape through every pooled envelope, before callgrind
     // instruments anything: at valgrind's plain speed, not the cache
     // simulator's (it was most of a heavy-payload cell's instruction pass).
@@ -21,7 +23,7 @@ pub(super) fn run<C: Cell>(
         cell.trial(settling, Window::None)?;
     }
     instruments.callgrind_instrument(); // setup is done
-    cell.trial(n.min(1_000), Window::None)?; // warm-up, the cache simulator's too
+    cell.trial(whole_cycles(n.min(1_000)), Window::None)?; // warm-up, the cache simulator's too
     let callgrind = |open: bool| instruments.callgrind_window(open);
     cell.trial(n, window(request, &callgrind))?;
     Ok(ProbeResponse {

@@ -71,6 +71,14 @@ pub trait Cell: Sized {
         0
     }
 
+    /// Events per producer after which the cell's input repeats
+    /// (CloudEvents: the corpus's valid documents); 1 where every event is
+    /// alike. The instruction pass measures whole cycles, so that its
+    /// per-event figure is the input's average whatever the event count.
+    fn cycle(&self) -> u64 {
+        1
+    }
+
     /// A trial the throughput pass runs beside each measured one,
     /// interleaved with it so that a drift of the machine touches both
     /// alike (CloudEvents: the same documents decoded without a bus); the
