@@ -1,33 +1,19 @@
 //! The table `buslab run` ends with: one row per cell, fitted to the
 //! terminal's width; then the recommendations of the report's first screen.
 
+use buslab_reports::format::{self, Style, Unit};
 use buslab_reports::regression::Thresholds;
 use buslab_scenarios::results::{CellResult, CellStatus, Run, RunMeta};
 use std::io::{self, Write};
 
-/// Formats a rate with an SI suffix (`12.3M`).
-pub fn si(value: f64) -> String {
-    let (v, unit) = match value.abs() {
-        v if v >= 1e9 => (value / 1e9, "G"),
-        v if v >= 1e6 => (value / 1e6, "M"),
-        v if v >= 1e3 => (value / 1e3, "k"),
-        _ => (value, ""),
-    };
-    match v.abs() {
-        a if a >= 100.0 => format!("{v:.0}{unit}"),
-        a if a >= 10.0 => format!("{v:.1}{unit}"),
-        _ => format!("{v:.2}{unit}"),
-    }
+/// A rate as the terminal writes it (`12.3M`).
+fn si(value: f64) -> String {
+    format::number(value, Unit::Si, Style::TERMINAL)
 }
 
-/// Formats nanoseconds readably (`850ns`, `12.4µs`, `3.1ms`).
-pub fn duration_ns(ns: u64) -> String {
-    match ns {
-        n if n >= 1_000_000_000 => format!("{:.2}s", n as f64 / 1e9),
-        n if n >= 1_000_000 => format!("{:.1}ms", n as f64 / 1e6),
-        n if n >= 1_000 => format!("{:.1}µs", n as f64 / 1e3),
-        n => format!("{n}ns"),
-    }
+/// Nanoseconds as the terminal writes them (`850ns`, `12.4µs`, `3.10ms`).
+fn duration_ns(ns: u64) -> String {
+    format::number(ns as f64, Unit::Nanoseconds, Style::TERMINAL)
 }
 
 /// One row's cells, as text.
@@ -221,20 +207,6 @@ mod tests {
         let text = String::from_utf8(out).expect("utf-8");
         assert!(text.starts_with("Recommended (") && text.contains("\n  spsc: ring, 1.00 M events/s"), "{text}");
         assert!(!text.contains("spsc: tokio_broadcast"), "a lossy bus is never the recommendation: {text}");
-    }
-
-    #[test]
-    fn si_suffixes() {
-        assert_eq!(si(12_345_678.0), "12.3M");
-        assert_eq!(si(512.0), "512");
-        assert_eq!(si(1_500.0), "1.50k");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_ns(850), "850ns");
-        assert_eq!(duration_ns(12_400), "12.4µs");
-        assert_eq!(duration_ns(3_100_000), "3.1ms");
     }
 
     #[test]

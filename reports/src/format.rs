@@ -1,9 +1,118 @@
 //! Numbers as people read them: SI prefixes, durations, ratios. One place,
 //! so the index, cell pages, guide and charts say "1.23 M/s" the same way.
 
-use buslab_scenarios::metrics::{self, Unit};
+use buslab_scenarios::metrics;
 
-/// `value` with an SI prefix (k, M, G) and three significant figures,
+/// How a number is written: the one table of prefixes and the one
+/// rounding rule behind every number of the report, the charts and the
+/// terminal. Only the [`Style`] differs between them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Unit {
+    /// SI prefixes on plain numbers: `0.25`, `12.5`, `350 k`, `1.2 M`, `3 G`.
+    #[default]
+    Si,
+    /// The values are nanoseconds, written as durations: `850 ns`, `12 µs`,
+    /// `1.5 ms`, `2 s`.
+    Nanoseconds,
+}
+
+/// Where a number is written, and so how.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Style {
+    /// Between the digits and the prefix or unit: a space on pages and
+    /// charts (`1.23 M`), nothing in the terminal's narrow columns (`1.23M`).
+    pub gap: &'static str,
+    /// Trailing zeros dropped (chart ticks and tooltips: `1.5 ms`, `1 k`);
+    /// pages and the terminal keep three figures (`1.50 ms`, `1.00k`).
+    pub trim: bool,
+    /// The smallest magnitude an SI number takes a prefix from: pages
+    /// write four-digit numbers whole (`1234`), charts and the terminal
+    /// take `k` from a thousand (`1.23 k`).
+    pub prefix_from: f64,
+}
+
+impl Style {
+    /// Pages and Markdown: `1234`, `12.3 k`, `1.00 M`, `1.50 ms`.
+    pub const PAGE: Style = Style { gap: " ", trim: false, prefix_from: 1e4 };
+    /// Chart ticks and tooltips: `1.23 k`, `1 M`, `1.5 ms`.
+    pub const CHART: Style = Style { gap: " ", trim: true, prefix_from: 1e3 };
+    /// The terminal's tables: `1.23k`, `12.3M`, `850ns`, `3.10ms`.
+    pub const TERMINAL: Style = Style { gap: "", trim: false, prefix_from: 1e3 };
+}
+
+/// The divisor and symbol for a magnitude `a` (≥ 0) in `unit`: the
+/// largest prefix not above `a` (none below [`Style::prefix_from`] for SI
+/// numbers; `ns` below a microsecond).
+pub(crate) fn prefix(a: f64, unit: Unit, style: Style) -> (f64, &'static str) {
+    const SI: [(f64, &str); 5] = [(1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")];
+    const NANOS: [(f64, &str); 3] = [(1e9, "s"), (1e6, "ms"), (1e3, "µs")];
+    let found = match unit {
+        Unit::Si if a < style.prefix_from => None,
+        Unit::Si => SI.into_iter().find(|(scale, _)| a >= *scale),
+        Unit::Nanoseconds => NANOS.into_iter().find(|(scale, _)| a >= *scale),
+    };
+    found.unwrap_or((1.0, if unit == Unit::Nanoseconds { "ns" } else { "" }))
+}
+
+/// Decimals that give `scaled` (≥ 0) three significant figures; numbers
+/// ≥ 1000 keep their integer digits.
+fn decimals(scaled: f64) -> usize {
+    if scaled == 0.0 { 0 } else { (2 - scaled.log10().floor() as i32).clamp(0, 9) as usize }
+}
+
+/// Appends `value` in `unit` and `style` to `out`: three significant
+/// figures after the prefix (rounded half away from zero first, so
+/// 999.96 k is `1.00 M`),
+/// `0` (`0 ns`) for zero, `n/a`, `∞` or `−∞` when not finite, and SI
+/// magnitudes below 10⁻⁶ in exponent form (`1.50e-7`).
+pub fn write(out: &mut String, value: f64, unit: Unit, style: Style) {
+    use std::fmt::Write as _;
+    if !value.is_finite() {
+        out.push_str(if value.is_nan() {
+            "n/a"
+        } else if value > 0.0 {
+            "∞"
+        } else {
+            "−∞"
+        });
+        return;
+    }
+    if unit == Unit::Si && value != 0.0 && value.abs() < 1e-6 {
+        let _ = write!(out, "{value:.2e}");
+        return;
+    }
+    // Rounded in the value's own unit, half away from zero: 2465 ns is
+    // 2.47 µs (2.465 has no exact binary form, and would print as 2.46).
+    let (scale, _) = prefix(value.abs(), unit, style);
+    let quantum = scale / 10f64.powi(decimals(value.abs() / scale) as i32);
+    let rounded = (value / quantum).round() * quantum;
+    let (scale, symbol) = prefix(rounded.abs(), unit, style);
+    let scaled = rounded / scale;
+    let places = decimals(scaled.abs());
+    let start = out.len();
+    let _ = write!(out, "{scaled:.places$}");
+    if style.trim && places > 0 {
+        let kept = out[start..].trim_end_matches('0').trim_end_matches('.').len();
+        out.truncate(start + kept);
+    }
+    if &out[start..] == "-0" {
+        out.truncate(start);
+        out.push('0');
+    }
+    if !symbol.is_empty() {
+        out.push_str(style.gap);
+        out.push_str(symbol);
+    }
+}
+
+/// [`write`] into a new string.
+pub fn number(value: f64, unit: Unit, style: Style) -> String {
+    let mut out = String::with_capacity(12);
+    write(&mut out, value, unit, style);
+    out
+}
+
+/// `value` with an SI prefix (k, M, G, …) and three significant figures,
 /// followed by `unit` (which may be empty): `1.23 M events/s`.
 pub fn si(value: f64, unit: &str) -> String {
     let number = si_number(value);
@@ -25,63 +134,18 @@ pub fn bytes(value: f64) -> String {
 
 /// `value` with an SI prefix and three significant figures, no unit.
 pub fn si_number(value: f64) -> String {
-    if !value.is_finite() {
-        return if value.is_nan() {
-            "n/a".to_owned()
-        } else if value > 0.0 {
-            "∞".to_owned()
-        } else {
-            "−∞".to_owned()
-        };
-    }
-    let magnitude = value.abs();
-    let (scaled, prefix) = if magnitude >= 1e9 {
-        (value / 1e9, " G")
-    } else if magnitude >= 1e6 {
-        (value / 1e6, " M")
-    } else if magnitude >= 1e4 {
-        (value / 1e3, " k")
-    } else {
-        (value, "")
-    };
-    format!("{}{prefix}", three_figures(scaled))
+    number(value, Unit::Si, Style::PAGE)
 }
 
-/// Three significant figures without trailing noise: 1.23, 12.3, 123,
-/// 1234 (numbers ≥ 1000 keep their integer digits), 0.0123, 0.
+/// Three significant figures without a prefix: 1.23, 12.3, 123, 1234
+/// (numbers ≥ 1000 keep their integer digits), 0.0123, 0.
 pub fn three_figures(value: f64) -> String {
-    if value == 0.0 {
-        return "0".to_owned();
-    }
-    let magnitude = value.abs();
-    let decimals = if magnitude >= 100.0 {
-        0
-    } else if magnitude >= 10.0 {
-        1
-    } else if magnitude >= 1.0 {
-        2
-    } else {
-        // 0.0123 → 4 decimals: two leading zeros, then three figures.
-        (2 - magnitude.log10().floor() as i32).clamp(2, 9) as usize
-    };
-    format!("{value:.decimals$}")
+    number(value, Unit::Si, Style { prefix_from: f64::INFINITY, ..Style::PAGE })
 }
 
 /// A duration in nanoseconds as ns, µs, ms or s with three figures.
 pub fn nanos(ns: f64) -> String {
-    if !ns.is_finite() {
-        return si_number(ns);
-    }
-    let magnitude = ns.abs();
-    if magnitude >= 1e9 {
-        format!("{} s", three_figures(ns / 1e9))
-    } else if magnitude >= 1e6 {
-        format!("{} ms", three_figures(ns / 1e6))
-    } else if magnitude >= 1e3 {
-        format!("{} µs", three_figures(ns / 1e3))
-    } else {
-        format!("{} ns", three_figures(ns))
-    }
+    number(ns, Unit::Nanoseconds, Style::PAGE)
 }
 
 /// A wall-clock span of seconds as a clock reads it, to the second:
@@ -124,9 +188,11 @@ pub fn band(relative: f64) -> String {
 /// counts per event as SI numbers.
 pub fn metric_value(slug: &str, value: f64) -> String {
     match metrics::by_slug(slug).map(|m| m.unit) {
-        Some(Unit::Nanos) => nanos(value),
-        Some(Unit::Fraction) => unsigned_percent(value),
-        Some(unit @ (Unit::EventsPerSec | Unit::DeliveriesPerSec | Unit::BytesPerSec)) => si(value, unit.symbol()),
+        Some(metrics::Unit::Nanos) => nanos(value),
+        Some(metrics::Unit::Fraction) => unsigned_percent(value),
+        Some(unit @ (metrics::Unit::EventsPerSec | metrics::Unit::DeliveriesPerSec | metrics::Unit::BytesPerSec)) => {
+            si(value, unit.symbol())
+        }
         _ => si_number(value),
     }
 }
@@ -153,6 +219,58 @@ mod tests {
         assert_eq!(si(2.5e9, "Hz"), "2.50 GHz".replace("GHz", "G Hz"));
         assert_eq!(si(f64::NAN, ""), "n/a");
         assert_eq!(si(f64::INFINITY, ""), "∞");
+    }
+
+    #[test]
+    fn chart_style_trims_zeros_and_takes_k_from_a_thousand() {
+        let chart = |v, unit| number(v, unit, Style::CHART);
+        assert_eq!(chart(1_234_567.0, Unit::Si), "1.23 M");
+        assert_eq!(chart(350_000.0, Unit::Si), "350 k");
+        assert_eq!(chart(999_960.0, Unit::Si), "1 M");
+        assert_eq!(chart(0.25, Unit::Si), "0.25");
+        assert_eq!(chart(12.0, Unit::Si), "12");
+        assert_eq!(chart(-4_500.0, Unit::Si), "-4.5 k");
+        assert_eq!(chart(0.0, Unit::Si), "0");
+        assert_eq!(chart(0.001234, Unit::Si), "0.00123");
+        assert_eq!(chart(-0.5, Unit::Si), "-0.5");
+        assert_eq!(chart(1.5e-7, Unit::Si), "1.50e-7");
+        assert_eq!(chart(99.95, Unit::Si), "100");
+        assert_eq!(chart(1.05e9, Unit::Si), "1.05 G");
+        assert_eq!(chart(f64::NAN, Unit::Si), "n/a");
+        assert_eq!(chart(f64::INFINITY, Unit::Si), "∞");
+        assert_eq!(chart(0.0, Unit::Nanoseconds), "0 ns");
+        assert_eq!(chart(850.0, Unit::Nanoseconds), "850 ns");
+        assert_eq!(chart(12_000.0, Unit::Nanoseconds), "12 µs");
+        assert_eq!(chart(1_500_000.0, Unit::Nanoseconds), "1.5 ms");
+        assert_eq!(chart(2.1e9, Unit::Nanoseconds), "2.1 s");
+    }
+
+    #[test]
+    fn the_terminal_style_is_compact() {
+        let terminal = |v, unit| number(v, unit, Style::TERMINAL);
+        assert_eq!(terminal(12_345_678.0, Unit::Si), "12.3M");
+        assert_eq!(terminal(512.0, Unit::Si), "512");
+        assert_eq!(terminal(1_500.0, Unit::Si), "1.50k");
+        assert_eq!(terminal(850.0, Unit::Nanoseconds), "850ns");
+        assert_eq!(terminal(12_400.0, Unit::Nanoseconds), "12.4µs");
+        assert_eq!(terminal(3_100_000.0, Unit::Nanoseconds), "3.10ms");
+        assert_eq!(terminal(400_400.0, Unit::Nanoseconds), "400µs");
+    }
+
+    #[test]
+    fn rounding_comes_before_the_prefix_in_every_style() {
+        for style in [Style::PAGE, Style::CHART, Style::TERMINAL] {
+            let text = number(999_960.0, Unit::Si, style);
+            assert!(text.starts_with('1') && text.ends_with('M'), "{text}");
+            let text = number(999_960.0, Unit::Nanoseconds, style);
+            assert!(text.starts_with('1') && text.ends_with("ms"), "{text}");
+        }
+        assert_eq!(si_number(1234.0), "1234", "pages write four digits whole");
+        assert_eq!(three_figures(12_345_678.0), "12345678");
+        assert_eq!(three_figures(-0.0001), "-0.000100");
+        assert_eq!(si_number(-0.0), "0");
+        assert_eq!(nanos(2465.0), "2.47 µs", "a tie rounds away from zero");
+        assert_eq!(number(56_050.0, Unit::Nanoseconds, Style::CHART), "56.1 µs");
     }
 
     #[test]

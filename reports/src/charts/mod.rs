@@ -63,6 +63,7 @@ pub use scaling::scaling;
 pub use spectrum::{MAX_QUANTILE, latency_points, spectrum};
 pub use trend::trend;
 
+use crate::format::{self, Style};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -89,16 +90,9 @@ pub enum ChartError {
     },
 }
 
-/// How tick labels and values of an axis are written.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Unit {
-    /// SI prefixes on plain numbers: `0.25`, `12.5`, `350 k`, `1.2 M`, `3 G`.
-    #[default]
-    Si,
-    /// The values are nanoseconds, written as durations: `850 ns`, `12 µs`,
-    /// `1.5 ms`, `2 s`.
-    Nanoseconds,
-}
+/// How tick labels and values of an axis are written (the one
+/// [number formatter](crate::format), in its chart style).
+pub use crate::format::Unit;
 
 /// A value axis: its description and scale.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -310,7 +304,7 @@ pub(crate) fn escape_into(out: &mut String, text: &str) {
 /// Writes `v` with three significant digits in `unit`: `1.23 M`, `350 k`,
 /// `0.25`, `12.5 µs`. Zero is `0`; non-finite values are `n/a`.
 pub fn format_value(v: f64, unit: Unit) -> String {
-    scale::format_sig(v, unit)
+    format::number(v, unit, Style::CHART)
 }
 
 // ---------------------------------------------------------------------------
@@ -560,12 +554,12 @@ pub(crate) fn value_with_ci(value: f64, lower: Option<f64>, upper: Option<f64>, 
 
 /// [`value_with_ci`] appending to `s`.
 pub(crate) fn write_value_with_ci(s: &mut String, value: f64, lower: Option<f64>, upper: Option<f64>, unit: Unit) {
-    scale::write_sig(s, value, unit);
+    format::write(s, value, unit, Style::CHART);
     if let (Some(lo), Some(hi)) = (lower, upper) {
         s.push_str(" (95% CI ");
-        scale::write_sig(s, lo, unit);
+        format::write(s, lo, unit, Style::CHART);
         s.push_str(" – ");
-        scale::write_sig(s, hi, unit);
+        format::write(s, hi, unit, Style::CHART);
         s.push(')');
     }
 }

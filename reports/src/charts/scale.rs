@@ -6,8 +6,8 @@
 //! duration labels, whatever plotters' own log-axis ticks would do.
 
 use super::{CHAR_W, Unit};
+use crate::format::{self, Style};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
-use std::fmt::Write as _;
 use std::ops::Range;
 
 /// The plotters coordinate of a [`Scale`]: linear over `lo..hi` with the
@@ -143,7 +143,7 @@ impl Scale {
         lo -= if non_positive { span * 0.08 + 0.1 } else { (span * 0.04).max(0.02) };
         hi += (span * 0.04).max(0.02) + span * fit.headroom;
         let ticks = log_ticks(lo, hi);
-        let labels = ticks.iter().map(|t| format_sig(10f64.powf(*t), fit.unit)).collect();
+        let labels = ticks.iter().map(|t| format::number(10f64.powf(*t), fit.unit, Style::CHART)).collect();
         Scale { log: true, lo, hi, ticks, labels }
     }
 
@@ -232,45 +232,11 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     (0..).map(|k| (first + k as f64) * step).take_while(|v| *v <= b).filter(|v| *v > 0.0).map(f64::log10).collect()
 }
 
-/// The prefix (scale and symbol) used to write `v`: SI for [`Unit::Si`]
-/// (none below 1000), ns/µs/ms/s for [`Unit::Nanoseconds`].
-fn prefix(v: f64, unit: Unit) -> (f64, &'static str) {
-    let a = v.abs();
-    match unit {
-        Unit::Si => {
-            if a >= 1e15 {
-                (1e15, " P")
-            } else if a >= 1e12 {
-                (1e12, " T")
-            } else if a >= 1e9 {
-                (1e9, " G")
-            } else if a >= 1e6 {
-                (1e6, " M")
-            } else if a >= 1e3 {
-                (1e3, " k")
-            } else {
-                (1.0, "")
-            }
-        }
-        Unit::Nanoseconds => {
-            if a >= 1e9 {
-                (1e9, " s")
-            } else if a >= 1e6 {
-                (1e6, " ms")
-            } else if a >= 1e3 {
-                (1e3, " µs")
-            } else {
-                (1.0, " ns")
-            }
-        }
-    }
-}
-
 /// Labels for evenly spaced linear ticks: one prefix for all (the one of
 /// the largest), as many decimals as the step needs.
 fn fixed_labels(ticks: &[f64], step: f64, unit: Unit) -> Vec<String> {
     let largest = ticks.iter().fold(0f64, |m, t| m.max(t.abs()));
-    let (scale, symbol) = prefix(largest, unit);
+    let (scale, symbol) = format::prefix(largest, unit, Style::CHART);
     let decimals = (-((step / scale).log10() + 1e-9).floor()).clamp(0.0, 12.0) as usize;
     ticks
         .iter()
@@ -278,88 +244,19 @@ fn fixed_labels(ticks: &[f64], step: f64, unit: Unit) -> Vec<String> {
             let v = t / scale;
             // No "-0": a tick at zero is written "0".
             if v.abs() < step / scale / 2.0 {
-                if unit == Unit::Nanoseconds { "0 ns".to_string() } else { "0".to_string() }
+                format::number(0.0, unit, Style::CHART)
+            } else if symbol.is_empty() {
+                format!("{v:.decimals$}")
             } else {
-                format!("{v:.decimals$}{symbol}")
+                format!("{v:.decimals$}{}{symbol}", Style::CHART.gap)
             }
         })
         .collect()
 }
 
-/// `v` with three significant digits, trailing zeros trimmed: `1.23 M`,
-/// `350 k`, `0.25`, `12.5 µs`, `1 k`. Zero is `0`, non-finite `n/a`.
-pub(crate) fn format_sig(v: f64, unit: Unit) -> String {
-    let mut s = String::with_capacity(12);
-    write_sig(&mut s, v, unit);
-    s
-}
-
-/// [`format_sig`] appending to `s`.
-pub(crate) fn write_sig(s: &mut String, v: f64, unit: Unit) {
-    if !v.is_finite() {
-        s.push_str("n/a");
-        return;
-    }
-    if v == 0.0 {
-        s.push_str(if unit == Unit::Nanoseconds { "0 ns" } else { "0" });
-        return;
-    }
-    let a = v.abs();
-    if unit == Unit::Si && a < 1e-6 {
-        let _ = write!(s, "{v:.2e}");
-        return;
-    }
-    // Round to three significant digits first, so that 999.96 becomes 1 k.
-    let e = a.log10().floor() as i32;
-    let q = 10f64.powi(e - 2);
-    let rounded = (v / q).round() * q;
-    let (scale, symbol) = prefix(rounded, unit);
-    let scaled = rounded / scale;
-    let digits = scaled.abs().log10().floor() as i32;
-    let decimals = (2 - digits).clamp(0, 9) as u32;
-    // Integer arithmetic: float formatting with a precision is slow, and
-    // tooltips format three values per point.
-    let pow = 10u64.pow(decimals);
-    let mantissa = (scaled.abs() * pow as f64).round() as u64;
-    let (int, mut frac, mut width) = (mantissa / pow, mantissa % pow, decimals as usize);
-    if v < 0.0 {
-        s.push('-');
-    }
-    let _ = write!(s, "{int}");
-    if frac != 0 {
-        while frac % 10 == 0 {
-            frac /= 10;
-            width -= 1;
-        }
-        let _ = write!(s, ".{frac:0width$}");
-    }
-    s.push_str(symbol);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn format_sig_writes_three_significant_digits_with_prefixes() {
-        assert_eq!(format_sig(1_234_567.0, Unit::Si), "1.23 M");
-        assert_eq!(format_sig(350_000.0, Unit::Si), "350 k");
-        assert_eq!(format_sig(999_960.0, Unit::Si), "1 M");
-        assert_eq!(format_sig(0.25, Unit::Si), "0.25");
-        assert_eq!(format_sig(12.0, Unit::Si), "12");
-        assert_eq!(format_sig(-4_500.0, Unit::Si), "-4.5 k");
-        assert_eq!(format_sig(0.0, Unit::Si), "0");
-        assert_eq!(format_sig(0.001234, Unit::Si), "0.00123");
-        assert_eq!(format_sig(-0.5, Unit::Si), "-0.5");
-        assert_eq!(format_sig(1.5e-7, Unit::Si), "1.50e-7");
-        assert_eq!(format_sig(99.95, Unit::Si), "100");
-        assert_eq!(format_sig(1.05e9, Unit::Si), "1.05 G");
-        assert_eq!(format_sig(f64::NAN, Unit::Si), "n/a");
-        assert_eq!(format_sig(850.0, Unit::Nanoseconds), "850 ns");
-        assert_eq!(format_sig(12_000.0, Unit::Nanoseconds), "12 µs");
-        assert_eq!(format_sig(1_500_000.0, Unit::Nanoseconds), "1.5 ms");
-        assert_eq!(format_sig(2.1e9, Unit::Nanoseconds), "2.1 s");
-    }
 
     #[test]
     fn linear_ticks_are_round_and_cover_the_values() {

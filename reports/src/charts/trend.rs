@@ -173,7 +173,7 @@ fn tooltip(tip: &mut String, p: &TrendPoint, axis: &Axis) {
     if p.tooltip.is_empty() {
         tip.push_str(&date_time(p.time));
         tip.push_str(" · ");
-        super::scale::write_sig(tip, p.value, axis.unit);
+        crate::format::write(tip, p.value, axis.unit, crate::format::Style::CHART);
     } else {
         tip.push_str(&p.tooltip);
     }
