@@ -13,10 +13,6 @@ use buslab_reports::{regression, render, trends};
 use std::io::Write;
 use std::path::PathBuf;
 
-/// At most this many runs before the base are loaded as history (the noise
-/// band looks at the last 30 changes).
-const HISTORY_RUNS: usize = 30;
-
 /// The options of `buslab compare`.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Exit status: 0 when no metric regressed (or without --fail-on-regression), \
@@ -93,7 +89,7 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
         eprintln!("buslab: note: only one of the two runs is a --quick run: its trials are fewer and shorter");
     }
     let history = store
-        .earlier_run_ids(&base_id, HISTORY_RUNS)?
+        .earlier_run_ids(&base_id, regression::COMPARE_HISTORY)?
         .iter()
         .map(|id| store.load_run(id))
         .collect::<Result<Vec<_>, _>>()?;

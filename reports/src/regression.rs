@@ -424,6 +424,11 @@ impl Comparison {
     }
 }
 
+/// At most this many runs before the baseline are a comparison's history
+/// (the noise band looks at the last 30 changes): `buslab compare` and the
+/// report's comparison load as many.
+pub const COMPARE_HISTORY: usize = 30;
+
 /// Compares run `new` against run `base`. `history` holds earlier runs on
 /// the same machine (any order; `base` and `new` themselves are ignored if
 /// present), from which the noise band of each wall-clock metric is

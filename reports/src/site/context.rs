@@ -4,7 +4,6 @@
 use super::slug;
 use crate::format;
 use crate::regression::{Comparison, Method, Unmatched, Verdict};
-use crate::stats;
 use crate::verdicts::{COLUMNS, Entry, Group, Outcome};
 use buslab_scenarios::results::{CellResult, CellStatus, RunMeta};
 use serde::Serialize;
@@ -57,7 +56,9 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    pub(crate) fn new(meta: &RunMeta) -> Header {
+    /// The header of the run `meta` describes; `coverage` is its
+    /// intervals' [simulated coverage](crate::analysis::interval_coverage).
+    pub(crate) fn new(meta: &RunMeta, coverage: Option<(f64, f64)>) -> Header {
         let commit = match (&meta.git_commit, meta.git_dirty) {
             (Some(c), Some(true)) => format!("{} (with uncommitted changes)", short(c)),
             (Some(c), _) => short(c).to_owned(),
@@ -93,7 +94,7 @@ impl Header {
                 ),
                 None => "a wall-clock wait (runs before methodology 3)".to_owned(),
             },
-            intervals: intervals(meta),
+            intervals: intervals(meta, coverage),
             build: meta.build.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
             crates: meta.crate_versions.iter().map(|(k, v)| Pair { key: k.clone(), value: v.clone() }).collect(),
         }
@@ -102,25 +103,21 @@ impl Header {
 
 /// The header's line on throughput intervals: the run's processes and
 /// trials per cell, and the coverage a nominal 95% interval has at those
-/// counts in the simulation of [`stats::coverage_range`].
-fn intervals(meta: &RunMeta) -> String {
-    let (processes, trials, how) = match (meta.processes, meta.trials) {
-        (Some(p), Some(t)) if p > 1 => (p, t, format!("{p} processes × {t} trials per cell, the buses of a point interleaved in rotating rounds; 95% t interval over the process medians")),
-        (Some(p), Some(t)) => (p, t, format!("{p} process × {t} trials per cell; 95% bootstrap interval of the median")),
+/// counts (`coverage`, from the analysis).
+fn intervals(meta: &RunMeta, coverage: Option<(f64, f64)>) -> String {
+    let (how, (lo, hi)) = match (meta.processes, meta.trials, coverage) {
+        (Some(p), Some(t), Some(c)) if p > 1 => (format!("{p} processes × {t} trials per cell, the buses of a point interleaved in rotating rounds; 95% t interval over the process medians"), c),
+        (Some(p), Some(t), Some(c)) => (format!("{p} process × {t} trials per cell; 95% bootstrap interval of the median"), c),
         _ => return "one process per cell (a run before repetitions): its intervals hold none of the variance between processes".to_owned(),
     };
-    // Scenarios whose trials per process were chosen by measurement: said,
-    // and the coverage taken over every count the run used.
+    // Scenarios whose trials per process were chosen by measurement: said
+    // (the coverage was taken over every count the run used).
     let chosen: Vec<String> = meta.chosen_trials.iter().map(|(s, c)| format!("{s} {}", c.trials)).collect();
     let how = if chosen.is_empty() {
         how
     } else {
         format!("{how} (trials per process chosen by measurement, Kalibera & Jones: {})", chosen.join(", "))
     };
-    let counts = std::iter::once(trials).chain(meta.chosen_trials.values().map(|c| c.trials));
-    let (lo, hi) = counts
-        .map(|t| stats::coverage_range(processes as usize, t as usize, 500))
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (l, h)| (lo.min(l), hi.max(h)));
     format!(
         "{how}. At these counts a nominal 95% interval held the true median in {:.0}–{:.0}% of simulated cells \
          (between-process CV 5–30%, within 1–10%, normal and log-normal)",
@@ -389,14 +386,20 @@ impl CompareView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::interval_coverage;
     use buslab_scenarios::results::ChosenTrials;
+
+    /// The header's line with the coverage the analysis gives.
+    fn intervals_of(meta: &RunMeta) -> String {
+        intervals(meta, interval_coverage(meta))
+    }
 
     #[test]
     fn the_header_says_how_intervals_were_made_and_what_they_cover() {
-        let old = intervals(&RunMeta::default());
+        let old = intervals_of(&RunMeta::default());
         assert!(old.starts_with("one process per cell"), "{old}");
         let meta = RunMeta { processes: Some(3), trials: Some(3), ..RunMeta::default() };
-        let text = intervals(&meta);
+        let text = intervals_of(&meta);
         assert!(text.starts_with("3 processes × 3 trials per cell"), "{text}");
         // The simulated coverage, as measured: "held the true median in 94–96%".
         let range = text.split("true median in ").nth(1).and_then(|t| t.split('%').next()).expect("a coverage range");
@@ -405,12 +408,12 @@ mod tests {
         assert!((93.0..=hi).contains(&lo) && hi <= 99.0, "{text}");
         let chosen = [("fanout", 1), ("spsc", 6)]
             .map(|(s, trials)| (s.to_owned(), ChosenTrials { trials, from_run: "r".to_owned() }));
-        let text = intervals(&RunMeta { chosen_trials: chosen.into_iter().collect(), ..meta });
+        let text = intervals_of(&RunMeta { chosen_trials: chosen.into_iter().collect(), ..meta });
         assert!(
             text.contains("(trials per process chosen by measurement, Kalibera & Jones: fanout 1, spsc 6). At these"),
             "{text}"
         );
-        let single = intervals(&RunMeta { processes: Some(1), trials: Some(3), ..RunMeta::default() });
+        let single = intervals_of(&RunMeta { processes: Some(1), trials: Some(3), ..RunMeta::default() });
         assert!(single.contains("1 process × 3 trials"), "{single}");
     }
 }

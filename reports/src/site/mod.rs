@@ -27,40 +27,18 @@
 //! autoescaped by tera (they are registered with an `.html` name), charts
 //! escape their own text, and nothing refers to a network address.
 //!
-//! The analysis (verdicts, guide, trends, regression) lives in its own
-//! modules; this one only arranges their results into pages.
+//! The analysis (verdicts, guide, trends, regression) is done once, into
+//! the [report model](crate::analysis::Report); this module only arranges
+//! the model into pages.
 
 mod context;
 mod decide;
 mod figures;
 mod pages;
 
-use crate::regression::{Comparison, Thresholds};
-use buslab_scenarios::results::Run;
+use crate::analysis::Report;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// What the site is made from.
-#[derive(Clone, Copy, Debug)]
-pub struct Input<'a> {
-    /// The run the report is about, loaded whole (folded stacks and
-    /// histograms included).
-    pub run: &'a Run,
-    /// Runs on the same machine up to and including `run`, oldest first;
-    /// may be light (without folded stacks and histograms). Empty or just
-    /// `run` when there is no history.
-    pub history: &'a [Run],
-    /// The baseline run (loaded whole), for differential flame graphs and
-    /// the comparison page.
-    pub baseline: Option<&'a Run>,
-    /// The comparison of `run` against `baseline`.
-    pub comparison: Option<&'a Comparison>,
-    /// The regression rule's knobs (the trends apply them).
-    pub thresholds: &'a Thresholds,
-    /// The latest noise calibration (A/A runs of `buslab noise`) on the
-    /// run's machine, shown beside the thresholds.
-    pub noise: Option<&'a crate::noise::Calibration>,
-}
 
 /// What [`render`] wrote.
 #[derive(Clone, Debug)]
@@ -106,13 +84,13 @@ pub enum SiteError {
 /// The file that marks a directory as a buslab report.
 pub const MARKER: &str = ".buslab-report";
 
-/// Writes the report for `input` into `out` (created if missing; the
+/// Writes the pages of `report` into `out` (created if missing; the
 /// previous report there is replaced).
-pub fn render(input: &Input<'_>, out: &Path) -> Result<Rendered, SiteError> {
+pub fn render(report: &Report<'_>, out: &Path) -> Result<Rendered, SiteError> {
     let start = Instant::now();
     prepare(out)?;
     let writer = pages::Writer::new(out)?;
-    pages::write_all(input, &writer)?;
+    pages::write_all(report, &writer)?;
     Ok(Rendered { index: out.join("index.html"), files: writer.files(), elapsed: start.elapsed() })
 }
 

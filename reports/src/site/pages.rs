@@ -6,12 +6,11 @@ use super::context::{
 };
 use super::decide::{DecisionView, FirstScreen, Link, cell_link};
 use super::figures;
-use super::{Input, SiteError, slug};
-use crate::analysis::{self, Analysis};
+use super::{SiteError, slug};
+use crate::analysis::Report;
 use crate::format;
-use crate::guide;
 use crate::regression::{self, Verdict};
-use crate::trends::{self, Trend};
+use crate::trends::Trend;
 use crate::verdicts::{COLUMNS, Group};
 use buslab_scenarios::results::{BusMeta, CellResult, CellStatus, Run};
 use serde::Serialize;
@@ -116,38 +115,14 @@ fn parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> Result<(), SiteError> + Sync
 }
 
 /// Writes every page of the site.
-pub(crate) fn write_all(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
-    let run = input.run;
+pub(crate) fn write_all(report: &Report<'_>, writer: &Writer) -> Result<(), SiteError> {
     writer.file("style.css", STYLE)?;
-    let analysis = analysis::analyse(run, input.thresholds);
-    let groups = &analysis.groups;
-    index(input, &analysis, writer)?;
-    guide_page(run, &analysis, writer)?;
-    compare_page(input, writer)?;
-    scenario_pages(run, groups, writer)?;
-    let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
-    let history: Vec<&Run> = history_with_run(input);
-    let owned: Vec<Run>;
-    let history: &[Run] = if history.len() == input.history.len() {
-        input.history
-    } else {
-        owned = history.into_iter().cloned().collect();
-        &owned
-    };
-    let trends = trends::trends(history, &names, input.thresholds);
-    trend_pages(run, &trends, history.len(), writer)?;
-    cell_pages(input, &trends, writer)
-}
-
-/// The history, with the reported run appended when the caller's history
-/// does not end with it.
-fn history_with_run<'a>(input: &Input<'a>) -> Vec<&'a Run> {
-    let mut runs: Vec<&Run> = input.history.iter().collect();
-    if runs.last().is_none_or(|r| r.meta.id != input.run.meta.id) {
-        runs.retain(|r| r.meta.id != input.run.meta.id);
-        runs.push(input.run);
-    }
-    runs
+    index(report, writer)?;
+    guide_page(report, writer)?;
+    compare_page(report, writer)?;
+    scenario_pages(report.run, &report.analysis.groups, writer)?;
+    trend_pages(report.run, &report.trends, report.trend_runs, writer)?;
+    cell_pages(report, writer)
 }
 
 #[derive(Serialize)]
@@ -234,13 +209,14 @@ fn scenario_matrices(run: &Run, groups: &[Group], root: &str) -> Vec<ScenarioMat
     out
 }
 
-fn index(input: &Input<'_>, analysis: &Analysis, writer: &Writer) -> Result<(), SiteError> {
-    let run = input.run;
+fn index(report: &Report<'_>, writer: &Writer) -> Result<(), SiteError> {
+    let run = report.run;
+    let analysis = &report.analysis;
     let groups = &analysis.groups;
     let count = |want: &str| run.cells.iter().filter(|c| context::status(&c.status).0 == want).count();
     let page = IndexPage {
         first: FirstScreen::new(analysis),
-        header: Header::new(&run.meta),
+        header: Header::new(&run.meta, report.coverage),
         ok: count("ok"),
         failed: count("failed"),
         skipped: count("skipped"),
@@ -248,7 +224,7 @@ fn index(input: &Input<'_>, analysis: &Analysis, writer: &Writer) -> Result<(), 
         scenarios: scenario_matrices(run, groups, ""),
         problems: Problem::list("", &run.cells),
         buses: bus_views(&run.meta.buses),
-        compare: input.comparison.map(|c| CompareSummary {
+        compare: report.comparison.as_ref().map(|c| CompareSummary {
             base: c.base_run.clone(),
             regressions: c.count(Verdict::Regression),
             counted: c
@@ -262,7 +238,7 @@ fn index(input: &Input<'_>, analysis: &Analysis, writer: &Writer) -> Result<(), 
             improvements: c.count(Verdict::Improvement),
             compared: c.cells_compared(),
         }),
-        history_runs: input.history.len().max(1),
+        history_runs: report.history_runs,
         cloudevents: cloudevents(run),
     };
     writer.page("index.html", "index.html", &common(run, "", "index"), &page)
@@ -308,11 +284,11 @@ struct GuidePage {
     has_peers: bool,
 }
 
-fn guide_page(run: &Run, analysis: &Analysis, writer: &Writer) -> Result<(), SiteError> {
-    let guide = guide::guide(run, &analysis.groups);
+fn guide_page(report: &Report<'_>, writer: &Writer) -> Result<(), SiteError> {
+    let guide = &report.guide;
     let page = GuidePage {
         rule: crate::recommend::RULE_SHORT,
-        decide: DecisionView::new(analysis),
+        decide: DecisionView::new(&report.analysis),
         sections: guide
             .sections
             .iter()
@@ -359,7 +335,7 @@ fn guide_page(run: &Run, analysis: &Analysis, writer: &Writer) -> Result<(), Sit
             .collect(),
         has_peers: guide.has_peers,
     };
-    writer.page("guide.html", "guide.html", &common(run, "", "guide"), &page)
+    writer.page("guide.html", "guide.html", &common(report.run, "", "guide"), &page)
 }
 
 #[derive(Serialize)]
@@ -424,13 +400,13 @@ fn noise_view(c: &crate::noise::Calibration) -> NoiseView {
     }
 }
 
-fn compare_page(input: &Input<'_>, writer: &Writer) -> Result<(), SiteError> {
+fn compare_page(report: &Report<'_>, writer: &Writer) -> Result<(), SiteError> {
     let page = ComparePage {
-        comparison: input.comparison.map(|c| CompareView::new("", c)),
-        base_header: input.baseline.map(|b| Header::new(&b.meta)),
-        noise: input.noise.map(noise_view),
+        comparison: report.comparison.as_ref().map(|c| CompareView::new("", c)),
+        base_header: report.baseline.map(|b| Header::new(&b.meta, report.baseline_coverage)),
+        noise: report.noise.as_ref().map(noise_view),
     };
-    writer.page("compare.html", "compare.html", &common(input.run, "", "compare"), &page)
+    writer.page("compare.html", "compare.html", &common(report.run, "", "compare"), &page)
 }
 
 #[derive(Serialize)]
@@ -613,11 +589,11 @@ fn latency_row(cell: &CellResult, l: &buslab_scenarios::results::Latency) -> Lat
     }
 }
 
-fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: &Writer) -> Result<(), SiteError> {
-    let run = input.run;
+fn cell_pages(report: &Report<'_>, writer: &Writer) -> Result<(), SiteError> {
+    let (run, trends) = (report.run, &report.trends);
     let peers: Vec<&str> = run.meta.buses.iter().filter(|b| b.peer).map(|b| b.name.as_str()).collect();
     let baseline: BTreeMap<String, &CellResult> =
-        input.baseline.map(|b| b.cells.iter().map(|c| (c.key.name(), c)).collect()).unwrap_or_default();
+        report.baseline.map(|b| b.cells.iter().map(|c| (c.key.name(), c)).collect()).unwrap_or_default();
     parallel(&run.cells, |cell| {
         let name = cell.key.name();
         let slug = slug(&name);
@@ -687,7 +663,7 @@ fn cell_pages(input: &Input<'_>, trends: &BTreeMap<String, Vec<Trend>>, writer: 
             .and_then(|b| b.profile.as_ref())
             .map(|p| p.folded.as_str())
             .filter(|f| !f.trim().is_empty());
-        let (diff, diff_note) = match (folded, base_folded, input.baseline) {
+        let (diff, diff_note) = match (folded, base_folded, report.baseline) {
             (Some(new), Some(old), Some(base)) => match figures::differential(old, new, &name, &base.meta.id) {
                 Ok(svg) => {
                     writer.file(&format!("cells/{slug}.diff.svg"), &svg)?;
