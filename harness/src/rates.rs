@@ -246,7 +246,7 @@ fn behind(l: &Latency) -> Option<String> {
 }
 
 fn micros(ns: u64) -> String {
-    buslab_reports::format::nanos(ns as f64)
+    buslab_reports::render::format::nanos(ns as f64)
 }
 
 /// Judges one load of a bus against the reference's load at the same rate
@@ -267,7 +267,7 @@ fn classify(bus: &Latency, reference: Option<&Latency>) -> Option<Saturation> {
 }
 
 fn rate(r: f64) -> String {
-    buslab_reports::format::si_number(r)
+    buslab_reports::render::format::si_number(r)
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 use crate::store::{Store, StoreError};
 use buslab_reports::analysis;
-use buslab_reports::regression::Thresholds;
-use buslab_reports::site::{self, Rendered, SiteError};
+use buslab_reports::analysis::regression::Thresholds;
+use buslab_reports::render::site::{self, Rendered, SiteError};
 use buslab_scenarios::results::{NOISE_LABEL_PREFIX, Run};
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! scenario, from the cells' [`CellResult::pass_seconds`], and the
 //! estimated time left while a run goes.
 
-use buslab_reports::format::clock;
+use buslab_reports::render::format::clock;
 use buslab_scenarios::results::CellResult;
 use std::collections::BTreeMap;
 use std::io::{self, Write};

@@ -25,7 +25,7 @@
 //!   - allocations and instructions (counts): the values differ by no more
 //!     than the regression rule's threshold for the metric (1%; 5% for the
 //!     instructions of a cell whose instruction pass ran several threads,
-//!     see [`regression`](crate::regression));
+//!     see [`regression`](crate::analysis::regression));
 //!   - p99 latency, one figure per run without an interval: the values
 //!     differ by no more than the rule's default noise band (5%).
 //!
@@ -42,8 +42,8 @@
 //! [`RunMeta::loss_acceptable`](buslab_scenarios::results::RunMeta::loss_acceptable)),
 //! where lossy cells are ranked beside the others and keep their badge.
 
-use crate::regression::Thresholds;
-use crate::stats;
+use crate::analysis::regression::Thresholds;
+use crate::analysis::stats;
 use buslab_scenarios::metrics::{self, Metric};
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;

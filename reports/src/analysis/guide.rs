@@ -1,6 +1,6 @@
 //! "Choosing a dispatch strategy": a guide written from one run's data.
 //!
-//! Every claim is derived from the [verdict matrix](crate::verdicts) and
+//! Every claim is derived from the [verdict matrix](crate::analysis::verdicts) and
 //! names the cells that support it; where the matrix reports a tie, the
 //! guide says the data cannot tell the buses apart instead of naming a
 //! winner. Three kinds of statement:
@@ -10,7 +10,7 @@
 //! - per scenario and sweep point, whether the best home-grown strategy
 //!   beats the best peer crate on throughput: the ratio of their medians
 //!   with a 95% interval, paired by interleaved round where both ran
-//!   several processes ([`throughput_ratio`](crate::verdicts::throughput_ratio)); "beats"
+//!   several processes ([`throughput_ratio`](crate::analysis::verdicts::throughput_ratio)); "beats"
 //!   only when the whole interval lies above 1, "loses" when below, and
 //!   "cannot be told apart" otherwise;
 //! - per bus, where zero allocations per event held (measured by the
@@ -19,9 +19,9 @@
 //!   extension handling, router) is worth over matched pairs of cells, and
 //!   all of them together ([`levers`]).
 
-use crate::format;
-use crate::levers::{self, LEVERS};
-use crate::verdicts::{COLUMNS, Column, Group, Outcome};
+use crate::analysis::levers::{self, LEVERS};
+use crate::analysis::verdicts::{COLUMNS, Column, Group, Outcome};
+use crate::render::format;
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -131,7 +131,7 @@ pub fn guide(run: &Run, groups: &[Group]) -> Guide {
     Guide { sections, zero_allocation: zero_allocation(run, &peer_names, &references), has_peers }
 }
 
-/// The [levers](crate::levers) of one CloudEvents scenario's `cells`, and
+/// The [levers](crate::analysis::levers) of one CloudEvents scenario's `cells`, and
 /// their span; nothing for other scenarios.
 fn cloudevents_claims(cells: &[&CellResult]) -> Vec<Claim> {
     let claim = |(text, cells, undecided): (String, Vec<String>, bool)| Claim {
@@ -281,7 +281,8 @@ fn home_vs_peer(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Option<
             .map(|(r, _)| r)
     };
     let (home, peer) = (best(false)?, best(true)?);
-    let (ratio, lower, upper) = crate::verdicts::throughput_ratio(cells.get(&home.cell)?, cells.get(&peer.cell)?)?;
+    let (ratio, lower, upper) =
+        crate::analysis::verdicts::throughput_ratio(cells.get(&home.cell)?, cells.get(&peer.cell)?)?;
     let interval = format!("{} (95% CI {}–{})", format::ratio(ratio), format::ratio(lower), format::ratio(upper));
     let (text, undecided) = if lower > 1.0 {
         (format!("Home-grown beats the best peer: {} is {interval} the throughput of {}.", home.bus, peer.bus), false)
@@ -329,13 +330,13 @@ fn zero_allocation(run: &Run, peers: &[&str], references: &[&str]) -> Vec<ZeroAl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regression::Thresholds;
-    use crate::verdicts::matrix;
+    use crate::analysis::regression::Thresholds;
+    use crate::analysis::verdicts::matrix;
     use buslab_scenarios::results::{Allocations, BusMeta, RunMeta};
 
-    /// A cell of `spsc` (see [`throughput_cell`](crate::recommend::tests::throughput_cell)).
+    /// A cell of `spsc` (see [`throughput_cell`](crate::analysis::recommend::tests::throughput_cell)).
     fn cell(bus: &str, samples: &[f64], allocs: f64) -> CellResult {
-        let mut c = crate::recommend::tests::throughput_cell("spsc", bus, samples);
+        let mut c = crate::analysis::recommend::tests::throughput_cell("spsc", bus, samples);
         c.allocations = Some(Allocations { allocs_per_event: allocs, ..Allocations::default() });
         c
     }
@@ -393,7 +394,7 @@ mod tests {
         let mut lossy = cell("flume", &[900.0, 910.0, 905.0], 0.0);
         lossy.dropped = 10;
         let run = run(vec![cell("ring", &[100.0, 101.0, 99.0], 0.0), lossy]);
-        let groups = crate::verdicts::matrix(&run, &crate::regression::Thresholds::default());
+        let groups = crate::analysis::verdicts::matrix(&run, &crate::analysis::regression::Thresholds::default());
         let guide = guide(&run, &groups);
         let claims = &guide.sections[0].points[0].claims;
         let loss = claims.iter().find(|c| c.topic == "loss").expect("a loss claim");

@@ -1,13 +1,13 @@
 //! The charts of each page: which data goes into which chart kind (the
-//! kinds themselves are in [`crate::charts`], one per file). A chart that
+//! kinds themselves are in [`crate::render::charts`], one per file). A chart that
 //! fails to draw becomes a figure saying so, never a missing page.
 
 use super::context::Figure;
-use crate::charts::{self, Axis, Bar, Marker, Point, Series, TrendPoint};
-use crate::format;
-use crate::regression::Verdict;
-use crate::trends::Trend;
-use crate::verdicts::Group;
+use crate::analysis::regression::Verdict;
+use crate::analysis::trends::Trend;
+use crate::analysis::verdicts::Group;
+use crate::render::charts::{self, Axis, Bar, Marker, Point, Series, TrendPoint};
+use crate::render::format;
 use buslab_scenarios::results::{CellResult, CellStatus};
 use std::collections::BTreeMap;
 
@@ -364,12 +364,12 @@ pub(crate) fn trend(cell: &str, trend: &Trend) -> Option<Figure> {
 
 /// The flame graph of folded stacks.
 pub(crate) fn flame(folded: &str, cell: &str) -> Result<String, String> {
-    crate::flame::flamegraph(folded, &format!("Flame graph — {cell}")).map_err(|e| e.to_string())
+    crate::render::flame::flamegraph(folded, &format!("Flame graph — {cell}")).map_err(|e| e.to_string())
 }
 
 /// The differential flame graph of `old` → `new`.
 pub(crate) fn differential(old: &str, new: &str, cell: &str, base: &str) -> Result<String, String> {
-    crate::flame::differential(old, new, &format!("Differential flame graph — {cell} against {base}"))
+    crate::render::flame::differential(old, new, &format!("Differential flame graph — {cell} against {base}"))
         .map_err(|e| e.to_string())
 }
 

@@ -126,7 +126,7 @@ fn sweep_ticks(fit: &Scale, xs: impl Iterator<Item = f64>, unit: super::Unit, wi
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charts::tests::check;
+    use crate::render::charts::tests::check;
 
     fn series(label: &str, scale: f64, peer: bool) -> Series {
         let points = [1.0f64, 4.0, 16.0, 64.0, 256.0]
@@ -145,10 +145,14 @@ mod tests {
         let svg = scaling("Fan-out", &Axis::new("subscribers").log(), &Axis::new("events/s"), &data).expect("draws");
         check(&svg, &["Fan-out", "subscribers", "events/s", "channel", "ring", "disruptor (peer)", "256", "10 M"]);
         assert_eq!(svg.matches("<title>").count(), 15, "one tooltip per point");
-        let centres = crate::charts::tests::tooltip_centres(&svg);
+        let centres = crate::render::charts::tests::tooltip_centres(&svg);
         let first: Vec<(i32, i32)> = centres[..5].to_vec();
         assert!(first.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{first:?} rise left to right, fall");
-        assert!(centres.iter().all(|&(x, y)| (0..crate::charts::WIDTH as i32).contains(&x) && (0..400).contains(&y)));
+        assert!(
+            centres
+                .iter()
+                .all(|&(x, y)| (0..crate::render::charts::WIDTH as i32).contains(&x) && (0..400).contains(&y))
+        );
         let step = first[1].0 - first[0].0;
         assert!(first.windows(2).all(|w| (w[1].0 - w[0].0 - step).abs() <= 2), "x is logarithmic: {first:?}");
     }

@@ -99,7 +99,7 @@ fn rebin(buckets: &[(u64, u64, u64)]) -> Vec<(u64, u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charts::tests::check;
+    use crate::render::charts::tests::check;
 
     #[test]
     fn histogram_shows_title_axes_and_tooltips() {

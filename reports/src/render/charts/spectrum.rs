@@ -139,7 +139,7 @@ pub fn latency_points(latency: &buslab_scenarios::results::Latency) -> Vec<Point
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charts::tests::{check, texts};
+    use crate::render::charts::tests::{check, texts};
 
     fn series(label: &str, base: f64) -> Series {
         let latency = buslab_scenarios::results::Latency {

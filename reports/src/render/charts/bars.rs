@@ -110,7 +110,7 @@ pub fn bars(title: &str, axis: &Axis, bars: &[Bar]) -> Result<String, ChartError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charts::tests::check;
+    use crate::render::charts::tests::check;
 
     fn bar(label: &str, value: f64) -> Bar {
         Bar { label: label.into(), value, lower: Some(value * 0.95), upper: Some(value * 1.05), peer: false }
@@ -147,7 +147,7 @@ mod tests {
         check(&zeros, &["zeros", "a", "b"]);
         let mixed = bars("mixed", &axis, &[bar("a", 0.0), bar("b", 2.5), bar("c", f64::NAN)]).expect("draws");
         check(&mixed, &["a", "b", "2.5"]);
-        assert!(!crate::charts::tests::texts(&mixed).contains("\nc\n"), "the NaN bar is left out");
+        assert!(!crate::render::charts::tests::texts(&mixed).contains("\nc\n"), "the NaN bar is left out");
         let same = bars("same", &Axis::new("ops"), &[bar("a", 7.0), bar("b", 7.0)]).expect("draws");
         check(&same, &["same", "7"]);
         let one = bars("one", &Axis::new("ops"), &[Bar { label: "solo".into(), value: -3.0, ..Bar::default() }])

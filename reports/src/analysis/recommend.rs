@@ -2,7 +2,7 @@
 //! the data cannot tell from it, and the price of the next choice.
 //!
 //! # The rule
-//! For each scenario and sweep point (a [group](crate::verdicts::Group)):
+//! For each scenario and sweep point (a [group](crate::analysis::verdicts::Group)):
 //!
 //! 1. **The headline metric** is throughput, unless the scenario names
 //!    latency: a burst scenario (its cells measured p99 during spikes)
@@ -18,7 +18,7 @@
 //!    them on the publisher's thread, which changes what the publisher
 //!    pays, so it is named as the *in-line alternative* instead.
 //! 3. **The pick** is the best eligible bus on the metric; the buses the
-//!    data cannot tell from it (the [verdict rule](crate::verdicts): for
+//!    data cannot tell from it (the [verdict rule](crate::analysis::verdicts): for
 //!    throughput the paired ratio's interval holds 1 or the ratio is within
 //!    5%, for p99 within the 5% band) are named beside it.
 //! 4. **The price of the next choice** is the pick against the best
@@ -27,8 +27,8 @@
 //!    where both ran several processes ([`verdicts::throughput_ratio`]),
 //!    or of their p99s (one figure each, no interval).
 
-use crate::regression::Thresholds;
-use crate::verdicts::{self, COLUMNS, Group, Row};
+use crate::analysis::regression::Thresholds;
+use crate::analysis::verdicts::{self, COLUMNS, Group, Row};
 use buslab_scenarios::results::{BusMeta, CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::cell::RefCell;
@@ -423,7 +423,9 @@ fn metric_words(column: usize) -> &'static str {
 
 fn loss_words(row: &Row, declared: bool) -> String {
     match row.loss_rate {
-        Some(rate) if rate > 0.0 => format!("lossy: lost {} of deliveries", crate::format::unsigned_percent(rate)),
+        Some(rate) if rate > 0.0 => {
+            format!("lossy: lost {} of deliveries", crate::render::format::unsigned_percent(rate))
+        }
         _ if row.lossy => "lossy: dropped deliveries".to_owned(),
         _ if declared => "lossy by design".to_owned(),
         _ => "lossy".to_owned(),
@@ -507,7 +509,11 @@ pub(crate) mod tests {
         r.meta.loss_acceptable.insert("spsc".to_owned());
         let rec = first(&r);
         assert_eq!(rec.pick.as_ref().map(|c| (c.bus.as_str(), c.lossy)), Some(("broadcast", true)));
-        assert!(crate::render::recommendation(&rec).contains("lossy"), "{}", crate::render::recommendation(&rec));
+        assert!(
+            crate::render::text::recommendation(&rec).contains("lossy"),
+            "{}",
+            crate::render::text::recommendation(&rec)
+        );
     }
 
     #[test]
@@ -538,7 +544,7 @@ pub(crate) mod tests {
         assert!((next.ratio - 2.0).abs() < 1e-9 && lower > 1.0 && lower <= 2.0 && upper >= 2.0, "{next:?}");
         let alt = rec.inline_alternative.as_ref().expect("an in-line alternative");
         assert_eq!((alt.choice.bus.as_str(), alt.against.bus.as_str()), ("inline", "ring"));
-        let line = crate::render::recommendation(&rec);
+        let line = crate::render::text::recommendation(&rec);
         assert!(line.starts_with("spsc: ring, 100 events/s"), "{line}");
         assert!(
             line.contains("ring: 2.00× channel [") && line.contains("in-line alternative inline: 3.00× ring"),
@@ -552,7 +558,7 @@ pub(crate) mod tests {
         only.cells[1].status = CellStatus::Skipped("borrowed events need in-line delivery".to_owned());
         let rec = first(&only);
         assert!(rec.only_inline && rec.pick.as_ref().is_some_and(|c| c.bus == "inline"), "{rec:#?}");
-        assert!(crate::render::recommendation(&rec).contains("the only buses that fit here"));
+        assert!(crate::render::text::recommendation(&rec).contains("the only buses that fit here"));
         // When listeners may run on the publisher's thread, the in-line bus wins.
         let groups = verdicts::matrix(&r, &Thresholds::default());
         let inline_ok = Recommender::new(&r, &Thresholds::default())
@@ -571,7 +577,7 @@ pub(crate) mod tests {
         let rec = first(&r);
         assert_eq!(rec.tied.iter().map(|c| c.bus.as_str()).collect::<Vec<_>>(), ["channel"]);
         assert_eq!(rec.next.as_ref().map(|p| p.against.bus.as_str()), Some("slow"));
-        assert!(crate::render::recommendation(&rec).contains("cannot be told from channel"));
+        assert!(crate::render::text::recommendation(&rec).contains("cannot be told from channel"));
     }
 
     #[test]
@@ -632,7 +638,7 @@ pub(crate) mod tests {
         assert_eq!(recs[0].scenario, "my-workload", "a scenario outside the catalog comes first");
         assert!(recs[0].from_file && !recs[1].from_file);
         assert_eq!((recs[1].metric, recs[1].pick.as_ref().map(|c| c.bus.as_str())), ("latency-p99", Some("channel")));
-        let line = crate::render::recommendation(&recs[1]);
+        let line = crate::render::text::recommendation(&recs[1]);
         assert!(line.contains("ring's p99: 5.00× channel's"), "{line}");
     }
 }

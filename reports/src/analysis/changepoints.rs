@@ -1,7 +1,7 @@
 //! Change points: where the level of a metric's stored history moved, as a
 //! step detector finds them.
 //!
-//! The pairwise rule ([`crate::regression`]) judges one run against the
+//! The pairwise rule ([`crate::analysis::regression`]) judges one run against the
 //! run before. A level that moved by less than the noise band in one run,
 //! or a move that the next run confirms, is better seen over the whole
 //! history: this module fits the history with a piecewise-constant curve

@@ -119,7 +119,7 @@
 //! [`Instructions::multithreaded`]: buslab_scenarios::results::Instructions::multithreaded
 //! [`Estimate::samples`]: buslab_scenarios::results::Estimate::samples
 
-use crate::stats;
+use crate::analysis::stats;
 use buslab_scenarios::metrics;
 use buslab_scenarios::results::{CellResult, CellStatus, Run};
 use serde::Serialize;
@@ -1065,6 +1065,6 @@ mod tests {
         let c = compare(&base, &new, &[], &Thresholds::default());
         assert!(c.changes.is_empty() && !c.has_regression(), "{c:?}");
         assert_eq!(c.methodology_break, Some((base.meta.methodology, new.meta.methodology)));
-        assert!(crate::render::text(&c).contains("methodology"), "the break is said");
+        assert!(crate::render::text::text(&c).contains("methodology"), "the break is said");
     }
 }

@@ -2,9 +2,9 @@
 //! templates hold no logic beyond loops and conditions.
 
 use super::slug;
-use crate::format;
-use crate::regression::{Comparison, Method, Unmatched, Verdict};
-use crate::verdicts::{COLUMNS, Entry, Group, Outcome};
+use crate::analysis::regression::{Comparison, Method, Unmatched, Verdict};
+use crate::analysis::verdicts::{COLUMNS, Entry, Group, Outcome};
+use crate::render::format;
 use buslab_scenarios::results::{CellResult, CellStatus, RunMeta};
 use serde::Serialize;
 

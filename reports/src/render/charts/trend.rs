@@ -173,7 +173,7 @@ fn tooltip(tip: &mut String, p: &TrendPoint, axis: &Axis) {
     if p.tooltip.is_empty() {
         tip.push_str(&date_time(p.time));
         tip.push_str(" · ");
-        crate::format::write(tip, p.value, axis.unit, crate::format::Style::CHART);
+        crate::render::format::write(tip, p.value, axis.unit, crate::render::format::Style::CHART);
     } else {
         tip.push_str(&p.tooltip);
     }
@@ -278,7 +278,7 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::charts::tests::{check, texts};
+    use crate::render::charts::tests::{check, texts};
 
     /// 2026-01-01 00:00 UTC.
     const JAN_2026: i64 = 1_767_225_600;

@@ -1,5 +1,7 @@
-//! Numbers as people read them: SI prefixes, durations, ratios. One place,
-//! so the index, cell pages, guide and charts say "1.23 M/s" the same way.
+//! Numbers as people read them: SI prefixes, durations, ratios. The one
+//! number formatter: the pages, the charts, Markdown and the terminal all
+//! write numbers through [`write()`] (one prefix table, one rounding rule),
+//! differing only in their [`Style`].
 
 use buslab_scenarios::metrics;
 
@@ -105,7 +107,7 @@ pub fn write(out: &mut String, value: f64, unit: Unit, style: Style) {
     }
 }
 
-/// [`write`] into a new string.
+/// [`write()`] into a new string.
 pub fn number(value: f64, unit: Unit, style: Style) -> String {
     let mut out = String::with_capacity(12);
     write(&mut out, value, unit, style);

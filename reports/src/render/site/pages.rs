@@ -8,10 +8,10 @@ use super::decide::{DecisionView, FirstScreen, Link, cell_link};
 use super::figures;
 use super::{SiteError, slug};
 use crate::analysis::Report;
-use crate::format;
-use crate::regression::{self, Verdict};
-use crate::trends::Trend;
-use crate::verdicts::{COLUMNS, Group};
+use crate::analysis::regression::{self, Verdict};
+use crate::analysis::trends::Trend;
+use crate::analysis::verdicts::{COLUMNS, Group};
+use crate::render::format;
 use buslab_scenarios::results::{BusMeta, CellResult, CellStatus, Run};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,17 +22,17 @@ use tera::{Context, Tera};
 /// The templates, built in. Their names end in `.html` so that tera
 /// autoescapes everything they print.
 const TEMPLATES: [(&str, &str); 8] = [
-    ("layout.html", include_str!("../../templates/layout.html.tera")),
-    ("index.html", include_str!("../../templates/index.html.tera")),
-    ("scenario.html", include_str!("../../templates/scenario.html.tera")),
-    ("cell.html", include_str!("../../templates/cell.html.tera")),
-    ("trends.html", include_str!("../../templates/trends.html.tera")),
-    ("trend.html", include_str!("../../templates/trend.html.tera")),
-    ("compare.html", include_str!("../../templates/compare.html.tera")),
-    ("guide.html", include_str!("../../templates/guide.html.tera")),
+    ("layout.html", include_str!("../../../templates/layout.html.tera")),
+    ("index.html", include_str!("../../../templates/index.html.tera")),
+    ("scenario.html", include_str!("../../../templates/scenario.html.tera")),
+    ("cell.html", include_str!("../../../templates/cell.html.tera")),
+    ("trends.html", include_str!("../../../templates/trends.html.tera")),
+    ("trend.html", include_str!("../../../templates/trend.html.tera")),
+    ("compare.html", include_str!("../../../templates/compare.html.tera")),
+    ("guide.html", include_str!("../../../templates/guide.html.tera")),
 ];
 
-const STYLE: &str = include_str!("../../templates/style.css");
+const STYLE: &str = include_str!("../../../templates/style.css");
 
 /// Renders templates into the output directory and counts the files.
 pub(crate) struct Writer {
@@ -287,7 +287,7 @@ struct GuidePage {
 fn guide_page(report: &Report<'_>, writer: &Writer) -> Result<(), SiteError> {
     let guide = &report.guide;
     let page = GuidePage {
-        rule: crate::recommend::RULE_SHORT,
+        rule: crate::analysis::recommend::RULE_SHORT,
         decide: DecisionView::new(&report.analysis),
         sections: guide
             .sections
@@ -369,7 +369,7 @@ struct ComparePage {
     noise: Option<NoiseView>,
 }
 
-fn noise_view(c: &crate::noise::Calibration) -> NoiseView {
+fn noise_view(c: &crate::analysis::noise::Calibration) -> NoiseView {
     NoiseView {
         runs: c.runs.len(),
         commits: c.commits.iter().map(|x| short(x).to_owned()).collect::<Vec<_>>().join(", "),

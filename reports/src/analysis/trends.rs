@@ -16,8 +16,8 @@
 //! own. [`latest_regressions`] lists the cells whose latest step is a
 //! regression (what `buslab compare` prints after its verdicts).
 
-use crate::changepoints::{self, Penalty};
-use crate::regression::{self, Metric, Thresholds, Verdict};
+use crate::analysis::changepoints::{self, Penalty};
+use crate::analysis::regression::{self, Metric, Thresholds, Verdict};
 use buslab_scenarios::results::{CellStatus, Run};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};

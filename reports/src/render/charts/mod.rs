@@ -63,7 +63,7 @@ pub use scaling::scaling;
 pub use spectrum::{MAX_QUANTILE, latency_points, spectrum};
 pub use trend::trend;
 
-use crate::format::{self, Style};
+use crate::render::format::{self, Style};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -91,8 +91,8 @@ pub enum ChartError {
 }
 
 /// How tick labels and values of an axis are written (the one
-/// [number formatter](crate::format), in its chart style).
-pub use crate::format::Unit;
+/// [number formatter](crate::render::format), in its chart style).
+pub use crate::render::format::Unit;
 
 /// A value axis: its description and scale.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -781,9 +781,11 @@ pub(crate) mod tests {
                 format!("main;buslab::run;module{m}::function{i};inner{j} {c}\n", m = i % 7, j = i % 3, c = 1 + i % 50)
             })
             .collect();
-        time("flame graph, 200 stacks", 100, &mut || crate::flame::flamegraph(&folded, "f").expect("draws").len());
+        time("flame graph, 200 stacks", 100, &mut || {
+            crate::render::flame::flamegraph(&folded, "f").expect("draws").len()
+        });
         time("differential flame graph, 200 stacks", 100, &mut || {
-            crate::flame::differential(&folded, &folded, "d").expect("draws").len()
+            crate::render::flame::differential(&folded, &folded, "d").expect("draws").len()
         });
     }
 

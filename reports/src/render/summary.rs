@@ -1,9 +1,11 @@
 //! The table `buslab run` ends with: one row per cell, fitted to the
-//! terminal's width; then the recommendations of the report's first screen.
+//! terminal's width, with the notes on latency and loss under it (the
+//! recommendations that follow it are [`text::recommendations_text`]).
 
-use buslab_reports::format::{self, Style, Unit};
-use buslab_reports::regression::Thresholds;
-use buslab_scenarios::results::{CellResult, CellStatus, Run, RunMeta};
+use crate::render::format::{self, Style, Unit};
+#[cfg(doc)]
+use crate::render::text;
+use buslab_scenarios::results::{CellResult, CellStatus};
 use std::io::{self, Write};
 
 /// A rate as the terminal writes it (`12.3M`).
@@ -136,19 +138,6 @@ pub fn write(out: &mut impl Write, cells: &[CellResult], width: usize) -> io::Re
     writeln!(out, "{ok} ok, {failed} failed, {skipped} skipped")
 }
 
-/// The run's recommendations, one line per scenario point (the engineer's
-/// `--scenario-file` workloads first): the same
-/// [analysis](buslab_reports::analysis) and words as the report's first
-/// screen.
-pub fn recommendations(out: &mut impl Write, meta: &RunMeta, cells: &[CellResult]) -> io::Result<()> {
-    let run = Run { meta: meta.clone(), cells: cells.to_vec() };
-    let recommendations = buslab_reports::analysis::recommendations(&run, &Thresholds::default());
-    if recommendations.is_empty() {
-        return Ok(());
-    }
-    write!(out, "{}", buslab_reports::render::recommendations_text(&recommendations))
-}
-
 /// The lines under the table about latency: each scenario point's
 /// headline rate (where `p99@head` was read), then every saturated load
 /// with its state and reason — a saturated load is no latency and is never
@@ -187,7 +176,9 @@ mod tests {
 
     #[test]
     fn the_run_ends_with_the_lossless_recommendation() {
-        use buslab_scenarios::results::{BusMeta, Estimate, Throughput};
+        use crate::analysis::{self, regression::Thresholds};
+        use crate::render::text;
+        use buslab_scenarios::results::{BusMeta, Estimate, Run, RunMeta, Throughput};
         let cell = |bus: &str, median: f64, loss: f64| {
             let key = CellKey { scenario: "spsc".into(), bus: bus.into(), params: Default::default() };
             let mut c = CellResult::new(key, 1, 1);
@@ -201,10 +192,9 @@ mod tests {
             .map(|name| BusMeta { name: name.into(), asynchronous: true, ..BusMeta::default() })
             .to_vec();
         let meta = RunMeta { buses, ..RunMeta::default() };
-        let mut out = Vec::new();
-        recommendations(&mut out, &meta, &[cell("ring", 1e6, 0.0), cell("tokio_broadcast", 9e6, 0.5)])
-            .expect("writing to a Vec");
-        let text = String::from_utf8(out).expect("utf-8");
+        let run = Run { meta, cells: vec![cell("ring", 1e6, 0.0), cell("tokio_broadcast", 9e6, 0.5)] };
+        let recommendations = analysis::recommendations(&run, &Thresholds::default());
+        let text = text::recommendations_text(&recommendations);
         assert!(text.starts_with("Recommended (") && text.contains("\n  spsc: ring, 1.00 M events/s"), "{text}");
         assert!(!text.contains("spsc: tokio_broadcast"), "a lossy bus is never the recommendation: {text}");
     }

@@ -14,8 +14,8 @@
 //! it saves per event is the difference of the inverse medians. Nothing
 //! here is a typed-in figure: every number comes from the run's cells.
 
-use crate::format;
-use crate::stats;
+use crate::analysis::stats;
+use crate::render::format;
 use buslab_scenarios::results::{CellResult, CellStatus};
 
 /// One choice: `better` against `baseline` on `axis`.

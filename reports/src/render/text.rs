@@ -5,15 +5,15 @@
 //! the same two forms ([`calibration_text`], [`calibration_markdown`]), and
 //! so do the cells whose latest change point is a regression
 //! ([`steps_text`], [`steps_markdown`]). The first screen's
-//! [recommendations](crate::recommend) have one line each
+//! [recommendations](crate::analysis::recommend) have one line each
 //! ([`recommendation`], [`recommendations_text`]), the same on the report's
 //! index and in the terminal.
 
-use crate::format;
-use crate::noise::Calibration;
-use crate::recommend::{self, Choice, Price, Recommendation};
-use crate::regression::{Change, Comparison, Kind, Method, OtherMachine, Unmatched, Verdict};
-use crate::trends::StepRegression;
+use crate::analysis::noise::Calibration;
+use crate::analysis::recommend::{self, Choice, Price, Recommendation};
+use crate::analysis::regression::{Change, Comparison, Kind, Method, OtherMachine, Unmatched, Verdict};
+use crate::analysis::trends::StepRegression;
+use crate::render::format;
 use buslab_scenarios::results::CellStatus;
 use std::fmt::Write;
 
@@ -99,7 +99,7 @@ fn step_line(s: &StepRegression) -> [String; 5] {
 }
 
 /// The cells whose latest change point over `runs` runs is a regression
-/// (see [`crate::trends::latest_regressions`]), for the terminal: a heading
+/// (see [`crate::analysis::trends::latest_regressions`]), for the terminal: a heading
 /// line, then one line each.
 pub fn steps_text(steps: &[StepRegression], runs: usize) -> String {
     let mut out = steps_heading(steps, runs);
@@ -516,7 +516,7 @@ pub fn recommendations_text(recommendations: &[Recommendation]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regression::{Missing, Unmatched};
+    use crate::analysis::regression::{Missing, Unmatched};
 
     fn change(cell: &str, metric: &'static str, base: f64, new: f64, verdict: Verdict, method: Method) -> Change {
         Change {
@@ -607,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_calibration_renders_as_a_table_and_markdown() {
-        use crate::noise;
+        use crate::analysis::noise;
         use buslab_scenarios::results::{CellKey, CellResult, Instructions, Run, RunMeta};
         let run = |i: usize, ir: f64| {
             let key = CellKey { scenario: "spsc".to_owned(), bus: "ring".to_owned(), params: Default::default() };

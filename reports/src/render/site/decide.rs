@@ -3,10 +3,10 @@
 //! [analysis](crate::analysis); nothing is judged here.
 
 use super::context::{cell_href, scenario_href};
+use crate::analysis::recommend::{self, Choice, QUESTIONS, Recommendation};
 use crate::analysis::{Analysis, HeatMap, Mark};
-use crate::format;
-use crate::recommend::{self, Choice, QUESTIONS, Recommendation};
-use crate::render;
+use crate::render::format;
+use crate::render::text;
 use serde::Serialize;
 
 /// A link.
@@ -30,7 +30,7 @@ pub(crate) struct RecommendationView {
 
 impl RecommendationView {
     fn new(root: &str, r: &Recommendation) -> RecommendationView {
-        let line = render::recommendation(r);
+        let line = text::recommendation(r);
         let point = r.point();
         RecommendationView {
             line: line.strip_prefix(&format!("{point}: ")).unwrap_or(&line).to_owned(),
@@ -228,7 +228,7 @@ impl DecisionView {
                 let mut variants: Vec<Variant> = Vec::new();
                 for (mask, recommendations) in analysis.decisions.iter().enumerate() {
                     let r = &recommendations[i];
-                    let full = render::recommendation(r);
+                    let full = text::recommendation(r);
                     let line = full.strip_prefix(&format!("{}: ", r.point())).unwrap_or(&full).to_owned();
                     let ranking: Vec<Link> = r.ranking.iter().map(|c| ranked("", r.metric, c)).collect();
                     let excluded: Vec<Link> = r

@@ -6,7 +6,7 @@
 //! duration labels, whatever plotters' own log-axis ticks would do.
 
 use super::{CHAR_W, Unit};
-use crate::format::{self, Style};
+use crate::render::format::{self, Style};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
 use std::ops::Range;
 

@@ -7,25 +7,34 @@
 //! the noise calibration and the intervals' simulated coverage. Nothing
 //! that renders a page computes a judgement of its own.
 //!
-//! - [`Analysis::groups`]: the [verdict matrix](crate::verdicts);
+//! - [`Analysis::groups`]: the [verdict matrix](crate::analysis::verdicts);
 //! - [`Analysis::recommendations`]: the first screen's answer, one
-//!   [recommendation](crate::recommend) per scenario point under the
+//!   [recommendation](crate::analysis::recommend) per scenario point under the
 //!   default [`Constraints`];
 //! - [`Analysis::decisions`]: the same for every combination of the
 //!   decision guide's questions;
 //! - [`Analysis::heat_map`]: delivered events/s of every scenario point ×
 //!   bus relative to the point's best lossless bus.
 
-use crate::guide::{self, Guide};
-use crate::noise::{self, Calibration};
-use crate::recommend::{Constraints, Recommendation, Recommender};
-use crate::regression::{self, COMPARE_HISTORY, Comparison, Thresholds};
-use crate::stats;
-use crate::trends::{self, Trend};
-use crate::verdicts::{self, Group};
+pub mod changepoints;
+pub mod guide;
+pub mod levers;
+pub mod noise;
+pub mod recommend;
+pub mod regression;
+pub mod stats;
+pub mod trends;
+pub mod verdicts;
+
 use buslab_scenarios::results::{CellResult, CellStatus, Run, RunMeta};
+use guide::Guide;
+use noise::Calibration;
+use recommend::{Constraints, Recommendation, Recommender};
+use regression::{COMPARE_HISTORY, Comparison, Thresholds};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use trends::Trend;
+use verdicts::Group;
 
 /// One run's analysis.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -35,7 +35,7 @@
 //!
 //! [`Profile::folded`]: buslab_scenarios::results::Profile::folded
 
-use crate::charts::clean;
+use crate::render::charts::clean;
 use inferno::flamegraph::color::{MultiPalette, Palette};
 use inferno::flamegraph::{self, Options};
 

@@ -33,8 +33,8 @@
 //!
 //! [`RunMeta::label`]: buslab_scenarios::results::RunMeta::label
 
-use crate::regression::{self, Gate, Kind, Metric, Thresholds, Verdict};
-use crate::stats;
+use crate::analysis::regression::{self, Gate, Kind, Metric, Thresholds, Verdict};
+use crate::analysis::stats;
 use buslab_scenarios::results::{CellStatus, Run};
 use serde::Serialize;
 use std::collections::BTreeMap;
