@@ -31,15 +31,21 @@ pub struct Style {
     /// write four-digit numbers whole (`1234`), charts and the terminal
     /// take `k` from a thousand (`1.23 k`).
     pub prefix_from: f64,
+    /// Significant figures: three, four where two close values are set
+    /// side by side ([`Style::COMPARISON`]).
+    pub figures: u8,
 }
 
 impl Style {
     /// Pages and Markdown: `1234`, `12.3 k`, `1.00 M`, `1.50 ms`.
-    pub const PAGE: Style = Style { gap: " ", trim: false, prefix_from: 1e4 };
+    pub const PAGE: Style = Style { gap: " ", trim: false, prefix_from: 1e4, figures: 3 };
     /// Chart ticks and tooltips: `1.23 k`, `1 M`, `1.5 ms`.
-    pub const CHART: Style = Style { gap: " ", trim: true, prefix_from: 1e3 };
+    pub const CHART: Style = Style { gap: " ", trim: true, prefix_from: 1e3, figures: 3 };
     /// The terminal's tables: `1.23k`, `12.3M`, `850ns`, `3.10ms`.
-    pub const TERMINAL: Style = Style { gap: "", trim: false, prefix_from: 1e3 };
+    pub const TERMINAL: Style = Style { gap: "", trim: false, prefix_from: 1e3, figures: 3 };
+    /// A comparison's base and new values, in Markdown and the terminal:
+    /// four figures, so that a 1% change shows (`412.5`, `3.512 M`).
+    pub const COMPARISON: Style = Style { figures: 4, ..Style::PAGE };
 }
 
 /// The divisor and symbol for a magnitude `a` (≥ 0) in `unit`: the
@@ -56,14 +62,14 @@ pub(crate) fn prefix(a: f64, unit: Unit, style: Style) -> (f64, &'static str) {
     found.unwrap_or((1.0, if unit == Unit::Nanoseconds { "ns" } else { "" }))
 }
 
-/// Decimals that give `scaled` (≥ 0) three significant figures; numbers
-/// ≥ 1000 keep their integer digits.
-fn decimals(scaled: f64) -> usize {
-    if scaled == 0.0 { 0 } else { (2 - scaled.log10().floor() as i32).clamp(0, 9) as usize }
+/// Decimals that give `scaled` (≥ 0) `figures` significant figures;
+/// larger numbers keep their integer digits.
+fn decimals(scaled: f64, figures: u8) -> usize {
+    if scaled == 0.0 { 0 } else { (i32::from(figures) - 1 - scaled.log10().floor() as i32).clamp(0, 9) as usize }
 }
 
-/// Appends `value` in `unit` and `style` to `out`: three significant
-/// figures after the prefix (rounded half away from zero first, so
+/// Appends `value` in `unit` and `style` to `out`: three (or
+/// [`Style::figures`]) significant figures after the prefix (rounded half away from zero first, so
 /// 999.96 k is `1.00 M`),
 /// `0` (`0 ns`) for zero, `n/a`, `∞` or `−∞` when not finite, and SI
 /// magnitudes below 10⁻⁶ in exponent form (`1.50e-7`).
@@ -86,11 +92,11 @@ pub fn write(out: &mut String, value: f64, unit: Unit, style: Style) {
     // Rounded in the value's own unit, half away from zero: 2465 ns is
     // 2.47 µs (2.465 has no exact binary form, and would print as 2.46).
     let (scale, _) = prefix(value.abs(), unit, style);
-    let quantum = scale / 10f64.powi(decimals(value.abs() / scale) as i32);
+    let quantum = scale / 10f64.powi(decimals(value.abs() / scale, style.figures) as i32);
     let rounded = (value / quantum).round() * quantum;
     let (scale, symbol) = prefix(rounded.abs(), unit, style);
     let scaled = rounded / scale;
-    let places = decimals(scaled.abs());
+    let places = decimals(scaled.abs(), style.figures);
     let start = out.len();
     let _ = write!(out, "{scaled:.places$}");
     if style.trim && places > 0 {
@@ -273,6 +279,12 @@ mod tests {
         assert_eq!(si_number(-0.0), "0");
         assert_eq!(nanos(2465.0), "2.47 µs", "a tie rounds away from zero");
         assert_eq!(number(56_050.0, Unit::Nanoseconds, Style::CHART), "56.1 µs");
+        let comparison = |v| number(v, Unit::Si, Style::COMPARISON);
+        assert_eq!(comparison(3_512_345.0), "3.512 M");
+        assert_eq!(comparison(412.53), "412.5");
+        assert_eq!(comparison(400.0), "400.0");
+        assert_eq!(comparison(25_000.0), "25.00 k");
+        assert_eq!(comparison(0.01), "0.01000");
     }
 
     #[test]

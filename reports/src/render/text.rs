@@ -270,24 +270,9 @@ fn threshold(c: &Change) -> String {
     }
 }
 
-/// A value with about four significant digits and an SI suffix from 10⁴ on.
+/// A compared value: four figures (the one formatter's comparison style).
 fn number(x: f64) -> String {
-    let a = x.abs();
-    if a == 0.0 {
-        "0".to_owned()
-    } else if a >= 1e9 {
-        format!("{:.2} G", x / 1e9)
-    } else if a >= 1e6 {
-        format!("{:.2} M", x / 1e6)
-    } else if a >= 1e4 {
-        format!("{:.1} k", x / 1e3)
-    } else if a >= 100.0 {
-        format!("{x:.1}")
-    } else if a >= 1.0 {
-        format!("{x:.3}")
-    } else {
-        format!("{x:.4}")
-    }
+    format::number(x, format::Unit::Si, format::Style::COMPARISON)
 }
 
 /// A noise calibration as a plain table for the terminal: what was
@@ -634,14 +619,5 @@ mod tests {
         let md = calibration_markdown(&c);
         assert!(md.contains("| metric | judged by | cells |"), "{md}");
         assert!(md.contains("| `spsc/ring` | instructions-per-event | 3 | 400.0 | 0 | +10.00% |"), "{md}");
-    }
-
-    #[test]
-    fn numbers_keep_about_four_digits() {
-        assert_eq!(number(3_512_345.0), "3.51 M");
-        assert_eq!(number(412.53), "412.5");
-        assert_eq!(number(0.01), "0.0100");
-        assert_eq!(number(25_000.0), "25.0 k");
-        assert_eq!(number(0.0), "0");
     }
 }
