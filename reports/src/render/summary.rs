@@ -13,7 +13,8 @@ fn si(value: f64) -> String {
     format::number(value, Unit::Si, Style::TERMINAL)
 }
 
-/// Nanoseconds as the terminal writes them (`850ns`, `12.4µs`, `3.10ms`).
+/// Whole nanoseconds as the terminal writes them (`850ns`, `12.4µs`,
+/// `3.10ms`).
 fn duration_ns(ns: u64) -> String {
     format::number(ns as f64, Unit::Nanoseconds, Style::TERMINAL)
 }
@@ -37,7 +38,7 @@ fn row(cell: &CellResult) -> [String; 7] {
                 .throughput
                 .as_ref()
                 .and_then(|t| t.cpu_ns_per_event.as_ref())
-                .map_or_else(String::new, |c| format!("{:.1}ns", c.median));
+                .map_or_else(String::new, |c| format::number(c.median, Unit::Nanoseconds, Style::TERMINAL));
             let p99 = match cell.headline_latency() {
                 Some(l) => l.percentile_ns(0.99).map_or_else(|| "lost".to_owned(), duration_ns),
                 None if cell.latency.is_empty() => String::new(),
@@ -224,6 +225,19 @@ mod tests {
         write(&mut out, &[cell], 200).expect("writing to a Vec");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(!text.lines().find(|l| l.starts_with("spsc/ring")).expect("a row").contains("5ns"), "{text}");
+    }
+
+    #[test]
+    fn cpu_time_is_a_duration_like_the_latency() {
+        use buslab_scenarios::results::{Estimate, Throughput};
+        let key = CellKey { scenario: "fanout".into(), bus: "channel".into(), params: Default::default() };
+        let mut cell = CellResult::new(key, 1, 500);
+        let cpu = Estimate { median: 54_697.4, lower: 54_000.0, upper: 55_000.0, samples: vec![54_697.4] };
+        cell.throughput = Some(Throughput { cpu_ns_per_event: Some(cpu), ..Throughput::default() });
+        let mut out = Vec::new();
+        write(&mut out, &[cell], 200).expect("writing to a Vec");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.lines().any(|l| l.starts_with("fanout/channel") && l.ends_with("  54.7µs")), "{text}");
     }
 
     #[test]

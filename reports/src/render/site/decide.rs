@@ -3,8 +3,9 @@
 //! [analysis](crate::analysis); nothing is judged here.
 
 use super::context::{cell_href, scenario_href};
+use crate::analysis::Analysis;
+use crate::analysis::heat_map::{HeatMap, Mark};
 use crate::analysis::recommend::{self, Choice, QUESTIONS, Recommendation};
-use crate::analysis::{Analysis, HeatMap, Mark};
 use crate::render::format;
 use crate::render::text;
 use serde::Serialize;
