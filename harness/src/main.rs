@@ -557,7 +557,7 @@ pub(crate) fn execute(
     };
     if meta.label.is_none() {
         summary::write(out, &results, terminal_width())?;
-        buslab_harness::timing::Breakdown::of(&results).write(out)?;
+        summary::Breakdown::of(&results).write(out)?;
         // The same analysis and words as the report's first screen.
         let run = Run { meta: meta.clone(), cells: results.clone() };
         let recommendations = analysis::recommendations(&run, &Thresholds::default());
