@@ -1,21 +1,18 @@
 //! `buslab compare`: the regression verdicts between two stored runs.
 //!
-//! The rule is `buslab_reports::regression`'s; this module picks the runs
+//! The rule is `buslab_reports::analysis::regression`'s; this module picks the runs
 //! and their history out of the store and prints the verdicts, then the
 //! cells whose latest change point over that history (base and new run
-//! included, `buslab_reports::trends::latest_regressions`) is a regression.
+//! included, `buslab_reports::analysis::trends::latest_regressions`) is a regression.
 //! The change points are informational: the exit status follows the
 //! pairwise verdicts only.
 
 use anyhow::{Context, bail};
 use buslab_harness::store::Store;
-use buslab_reports::{regression, render, trends};
+use buslab_reports::analysis::{regression, trends};
+use buslab_reports::render::text;
 use std::io::Write;
 use std::path::PathBuf;
-
-/// At most this many runs before the base are loaded as history (the noise
-/// band looks at the last 30 changes).
-const HISTORY_RUNS: usize = 30;
 
 /// The options of `buslab compare`.
 #[derive(clap::Args, Debug)]
@@ -23,9 +20,9 @@ const HISTORY_RUNS: usize = 30;
 3 when one did (one that --gate admits) and --fail-on-regression was given, 1 on an error, 2 on a \
 usage error.\n\n\
 The rule (thresholds, Mann–Whitney U, noise bands) is written out in the docs of \
-buslab_reports::regression (cargo doc -p buslab-reports --open). After the verdicts, `compare` lists \
+buslab_reports::analysis::regression (cargo doc -p buslab-reports --open). After the verdicts, `compare` lists \
 the cells whose latest change point (a step detector over the stored history, \
-buslab_reports::changepoints) is a regression; that list does not change the exit status.")]
+buslab_reports::analysis::changepoints) is a regression; that list does not change the exit status.")]
 pub(crate) struct CompareArgs {
     /// The baseline run id (or a unique prefix); default: the run before
     /// the new one on the same machine with the same label (so never an
@@ -93,14 +90,14 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
         eprintln!("buslab: note: only one of the two runs is a --quick run: its trials are fewer and shorter");
     }
     let history = store
-        .earlier_run_ids(&base_id, HISTORY_RUNS)?
+        .earlier_run_ids(&base_id, regression::COMPARE_HISTORY)?
         .iter()
         .map(|id| store.load_run(id))
         .collect::<Result<Vec<_>, _>>()?;
     let mut thresholds = regression::Thresholds::default();
     thresholds.per_metric.extend(args.threshold.iter().cloned());
     let comparison = regression::compare(&base, &new, &history, &thresholds);
-    write!(out, "{}", render::text(&comparison))?;
+    write!(out, "{}", text::text(&comparison))?;
     // Change points over the history, the base and the new run: listed
     // when a cell's latest level move is a regression. They do not change
     // the exit status: the pairwise verdicts are the gate.
@@ -111,8 +108,8 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
         series.push(base.clone());
         series.push(new.clone());
         let steps = trends::latest_regressions(&series);
-        write!(out, "{}", render::steps_text(&steps, runs))?;
-        steps_markdown = render::steps_markdown(&steps, runs);
+        write!(out, "{}", text::steps_text(&steps, runs))?;
+        steps_markdown = text::steps_markdown(&steps, runs);
     }
     let gated = comparison.gated(args.gate).count();
     let mut gate_note = String::new();
@@ -125,7 +122,7 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
         writeln!(out, "{gate_note}")?;
     }
     if let Some(path) = &args.markdown {
-        let mut markdown = render::markdown(&comparison);
+        let mut markdown = text::markdown(&comparison);
         markdown.push_str(&steps_markdown);
         if !gate_note.is_empty() {
             markdown.push_str(&format!("\n**{gate_note}**\n"));

@@ -54,10 +54,9 @@ pub mod report;
 pub mod runner;
 pub mod shard;
 /// buslab's one statistics module, shared with the reports (medians,
-/// intervals, ratios): [`buslab_reports::stats`].
-pub use buslab_reports::stats;
+/// intervals, ratios): [`buslab_reports::analysis::stats`].
+pub use buslab_reports::analysis::stats;
 pub mod store;
-pub mod summary;
 pub mod timing;
 pub mod work;
 

@@ -11,10 +11,12 @@ use buslab_harness::probe::{self, Budget, Instruments, Pass, ProbeRequest};
 use buslab_harness::runner::{self, PlannedCell, ProbeRunner};
 use buslab_harness::shard::{self, ShardSpec};
 use buslab_harness::store::{self, Store};
-use buslab_harness::{meta, repeat, summary};
-use buslab_reports::format;
+use buslab_harness::{meta, repeat};
+use buslab_reports::analysis::{self, regression::Thresholds};
+use buslab_reports::render::format;
+use buslab_reports::render::{summary, text};
 use buslab_scenarios::Scenario;
-use buslab_scenarios::results::{CellStatus, Shards};
+use buslab_scenarios::results::{CellStatus, Run, Shards};
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -555,8 +557,13 @@ pub(crate) fn execute(
     };
     if meta.label.is_none() {
         summary::write(out, &results, terminal_width())?;
-        buslab_harness::timing::Breakdown::of(&results).write(out)?;
-        summary::recommendations(out, &meta, &results)?;
+        summary::Breakdown::of(&results).write(out)?;
+        // The same analysis and words as the report's first screen.
+        let run = Run { meta: meta.clone(), cells: results.clone() };
+        let recommendations = analysis::recommendations(&run, &Thresholds::default());
+        if !recommendations.is_empty() {
+            write!(out, "{}", text::recommendations_text(&recommendations))?;
+        }
     }
     writeln!(
         out,

@@ -3,7 +3,7 @@
 //! Runs the same cells `--repeat` times at one commit, each repetition an
 //! ordinary run stored with the label `noise:<group>` (the group id is
 //! made like a run id), then analyses the group with
-//! `buslab_reports::noise::calibrate`: each metric's spread and the
+//! `buslab_reports::analysis::noise::calibrate`: each metric's spread and the
 //! false-positive rate of the regression rule. `--analyze GROUP` analyses
 //! a stored group without running anything.
 //!
@@ -16,7 +16,8 @@ use crate::{MatrixArgs, Plan};
 use anyhow::{Context, bail};
 use buslab_harness::meta;
 use buslab_harness::store::Store;
-use buslab_reports::{noise, regression, render};
+use buslab_reports::analysis::{noise, regression};
+use buslab_reports::render::text;
 use buslab_scenarios::results::NOISE_LABEL_PREFIX;
 use std::io::Write;
 use std::path::PathBuf;
@@ -106,9 +107,9 @@ pub(crate) fn run(args: &NoiseArgs, out: &mut impl Write) -> anyhow::Result<usiz
     thresholds.per_metric.extend(args.threshold.iter().cloned());
     let calibration = noise::calibrate(&runs, &thresholds);
     writeln!(out, "noise group {}", label.trim_start_matches(NOISE_LABEL_PREFIX))?;
-    write!(out, "{}", render::calibration_text(&calibration))?;
+    write!(out, "{}", text::calibration_text(&calibration))?;
     if let Some(path) = &args.markdown {
-        std::fs::write(path, render::calibration_markdown(&calibration))
+        std::fs::write(path, text::calibration_markdown(&calibration))
             .with_context(|| format!("writing the Markdown calibration to {}", path.display()))?;
     }
     if let Some(path) = &args.json {

@@ -246,7 +246,7 @@ fn behind(l: &Latency) -> Option<String> {
 }
 
 fn micros(ns: u64) -> String {
-    if ns >= 10_000_000 { format!("{:.0} ms", ns as f64 / 1e6) } else { format!("{:.1} µs", ns as f64 / 1e3) }
+    buslab_reports::render::format::nanos(ns as f64)
 }
 
 /// Judges one load of a bus against the reference's load at the same rate
@@ -267,11 +267,7 @@ fn classify(bus: &Latency, reference: Option<&Latency>) -> Option<Saturation> {
 }
 
 fn rate(r: f64) -> String {
-    match r {
-        r if r >= 1e6 => format!("{}M", r / 1e6),
-        r if r >= 1e3 => format!("{}k", r / 1e3),
-        r => format!("{r}"),
-    }
+    buslab_reports::render::format::si_number(r)
 }
 
 #[cfg(test)]
@@ -385,7 +381,7 @@ mod tests {
             }
         }
         let reason = loads[1][3].saturation.as_ref().expect("saturated").reason().to_owned();
-        assert!(reason.contains("null") && reason.contains("400.0 µs"), "{reason}");
+        assert!(reason.contains("null") && reason.contains("400 µs"), "{reason}");
         // The lossy bus fell behind at 500 k while null kept it: its own.
         assert!(matches!(loads[3][1].saturation, Some(Saturation::OverCapacity(_))));
         assert!(loads[1][..3].iter().all(Latency::judged));
@@ -427,13 +423,13 @@ mod tests {
         for bus in [&on_time, &late] {
             let s = classify(bus, Some(&late)).expect("saturated");
             assert!(matches!(s, Saturation::HarnessSaturated(_)), "{s:?}");
-            assert!(s.reason().contains("null") && s.reason().contains("400.0 µs"), "{}", s.reason());
+            assert!(s.reason().contains("null") && s.reason().contains("400 µs"), "{}", s.reason());
         }
         // The bus fell behind while the reference kept the schedule.
         let s = classify(&late, Some(&on_time)).expect("over capacity");
-        assert!(matches!(s, Saturation::OverCapacity(_)) && s.reason().contains("2.0 µs"), "{}", s.reason());
+        assert!(matches!(s, Saturation::OverCapacity(_)) && s.reason().contains("2.00 µs"), "{}", s.reason());
         let s = classify(&backlog, Some(&on_time)).expect("a growing queue");
-        assert!(s.reason().contains("90 ms after the schedule"), "{}", s.reason());
+        assert!(s.reason().contains("90.0 ms after the schedule"), "{}", s.reason());
         assert!(classify(&late, None).expect("alone").reason().contains("no null reference"));
     }
 }

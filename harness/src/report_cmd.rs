@@ -4,7 +4,7 @@
 use anyhow::Context;
 use buslab_harness::report;
 use buslab_harness::store::Store;
-use buslab_reports::site::Rendered;
+use buslab_reports::render::site::Rendered;
 use std::path::PathBuf;
 
 /// The options of `buslab report`.

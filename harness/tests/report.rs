@@ -373,7 +373,7 @@ fn a_level_move_is_shown_on_its_trend_page() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     let page = |i: usize| {
         std::fs::read_to_string(
-            out.join("trends").join(format!("{}.html", buslab_reports::site::slug(&keys[i].name()))),
+            out.join("trends").join(format!("{}.html", buslab_reports::render::site::slug(&keys[i].name()))),
         )
         .expect("trend page")
     };
@@ -421,7 +421,7 @@ fn a_year_of_nightly_runs() {
     let load = phase.elapsed();
     let phase = Instant::now();
     let names: Vec<String> = history.last().expect("a run").cells.iter().map(|c| c.key.name()).collect();
-    let trends = buslab_reports::trends::trends(&history, &names, &Default::default());
+    let trends = buslab_reports::analysis::trends::trends(&history, &names, &Default::default());
     let analysis = phase.elapsed();
     println!(
         "loading the light history: {:.2} s; trends over it: {:.2} s ({} cells)",
@@ -444,7 +444,7 @@ fn a_year_of_nightly_runs() {
     let problems = problems(&out);
     assert!(problems.is_empty(), "{}", problems.iter().take(20).cloned().collect::<Vec<_>>().join("\n"));
     // The step change of cell 3 on day 180 is marked on its trend page.
-    let page = out.join("trends").join(format!("{}.html", buslab_reports::site::slug(&keys[3].name())));
+    let page = out.join("trends").join(format!("{}.html", buslab_reports::render::site::slug(&keys[3].name())));
     let trend = std::fs::read_to_string(page).expect("trend page");
     assert!(trend.contains("<span class=\"badge regression\">regression</span>"), "the step is marked");
     assert!(trend.contains("Where the level moved"), "the change point is listed");

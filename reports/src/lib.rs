@@ -6,36 +6,33 @@
 //! result types of `buslab-scenarios`, never on the harness, and can judge
 //! runs made anywhere (a JSON export from another machine, a CI artifact).
 //!
-//! - [`analysis`]: the report model of one run (verdicts, recommendations,
-//!   decision guide, heat map), computed once; pages and the terminal
-//!   only format it.
-//! - [`recommend`]: which bus for each scenario point, the rule in its
-//!   docs.
-//! - [`regression`]: the regression rule, written out in its docs, and
-//!   [`regression::compare`], which applies it to two runs.
-//! - [`changepoints`]: the step detector (an L1 Potts fit with a stated
-//!   penalty) that finds where a metric's level moved over the history.
-//! - [`stats`]: the statistics it uses (Mann–Whitney U, the Q3 + 3·IQR
-//!   noise band).
-//! - [`noise`]: noise calibration from A/A runs (`buslab noise`): the
-//!   spread of each metric and the false-positive rate of the rule.
-//! - [`render`]: a comparison or a calibration as Markdown (CI job
-//!   summaries) and as a terminal table.
-//! - [`charts`]: the report's charts as SVG strings, one kind per file
-//!   (bars with CIs, scaling curves, latency spectrum, latency histogram,
-//!   trends over runs): plain data in, a complete `<svg>` element out.
-//! - [`flame`]: interactive flame graphs and differential flame graphs
-//!   from the stored folded stacks.
+//! The crate has two halves, and data flows one way between them:
+//!
+//! - [`analysis`]: what the numbers mean, computed once into one model,
+//!   [`analysis::Report`] ([`analysis::report`]): the verdict matrix
+//!   ([`analysis::verdicts`]), the recommendation per scenario point
+//!   ([`analysis::recommend`]), the guide's claims ([`analysis::guide`],
+//!   [`analysis::levers`]), the regression rule and the comparison of two
+//!   runs ([`analysis::regression`]), the change points over the history
+//!   ([`analysis::trends`], [`analysis::changepoints`]), the noise
+//!   calibration of A/A runs ([`analysis::noise`]) and the statistics they
+//!   use ([`analysis::stats`]).
+//! - [`render`]: the model as text, never judging: the HTML site, one
+//!   page kind per file ([`render::site`]), its charts as SVG
+//!   ([`render::charts`]) and flame graphs ([`render::flame`]), Markdown
+//!   and terminal text ([`render::text`]), the table a run ends with
+//!   ([`render::summary`]), and the one number formatter every one of
+//!   them writes numbers with ([`render::format`]).
 //!
 //! # Dependencies and why
 //! - `libm`: `erfc` for the normal approximation of the Mann–Whitney U
 //!   p-value (std has no error function).
 //! - `fastrand`: the seeded resampling of the bootstrap intervals and the
-//!   coverage simulation of [`stats`] (the same data always give the same
+//!   coverage simulation of [`analysis::stats`] (the same data always give the same
 //!   interval).
 //! - `serde`: comparisons serialise for JSON output and report templates.
-//! - `thiserror`: the typed [`stats::StatsError`], [`charts::ChartError`]
-//!   and [`flame::FlameError`].
+//! - `thiserror`: the typed [`analysis::stats::StatsError`], [`render::charts::ChartError`]
+//!   and [`render::flame::FlameError`].
 //! - `plotters` (0.3.7, `default-features = false`, features
 //!   `svg_backend` and `line_series`): draws the charts into an SVG string
 //!   (`SVGBackend::with_string`), as criterion's reports do. No font
@@ -64,17 +61,4 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
-pub mod changepoints;
-pub mod charts;
-pub mod flame;
-pub mod format;
-pub mod guide;
-pub mod levers;
-pub mod noise;
-pub mod recommend;
-pub mod regression;
 pub mod render;
-pub mod site;
-pub mod stats;
-pub mod trends;
-pub mod verdicts;

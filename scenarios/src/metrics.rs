@@ -87,7 +87,7 @@ impl Unit {
 }
 
 /// How a change of a metric between two runs is judged (the regression
-/// rule, `reports/src/regression.rs`, states the rule in prose).
+/// rule, `reports/src/analysis/regression.rs`, states the rule in prose).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

@@ -1,0 +1,1070 @@
+//! Regression detection: which metrics of which cells changed between two
+//! runs, beyond what the metric's own noise explains.
+//!
+//! # What is compared
+//! Two runs, a *base* (the baseline) and a *new* run, are matched cell by
+//! cell on [`CellKey::name`]. Only cells that ended [`CellStatus::Ok`] in
+//! both runs are compared; a cell present in one run only, or not Ok in one
+//! of them, is listed as [`Unmatched`] and never counts as a regression. A
+//! metric measured in one run only (a pass skipped, valgrind missing) is
+//! listed in [`Comparison::missing`].
+//!
+//! Each metric of a matched cell gives one [`Change`], with the relative
+//! change `new / base − 1`. The metrics and their slugs are the harness
+//! store's: see [`compared_metrics`]. `deliveries` is left out: it is the throughput
+//! times the fan-out, and would repeat every throughput verdict.
+//!
+//! # Deterministic metrics: a fixed threshold
+//! `instructions-per-event`, `est-cycles-per-event` and
+//! `branch-misses-per-event` (callgrind), and `allocs-per-event` and
+//! `bytes-per-event` (a counting allocator) count what the code did: the same binary on the
+//! same input gives the same count, so any change is caused by the code,
+//! and no statistics are needed. For these "lower is better" figures:
+//!
+//! - a **regression** when the figure grows by more than the metric's
+//!   threshold (default **1%**, [`Thresholds::deterministic`], or
+//!   [`Thresholds::per_metric`]);
+//! - an **improvement** when it shrinks by more than the threshold;
+//! - **any growth from zero** is a regression whatever the threshold (a
+//!   bus that allocated nothing per event now allocates), and a drop to
+//!   zero is an improvement once it is beyond the threshold (it is a 100%
+//!   drop); its ratio is infinite.
+//!
+//! Callgrind runs threads one at a time, and which thread runs when varies
+//! from run to run: spin loops, retries and wake-ups then add a varying
+//! number of instructions. The instruction metrics of a cell whose
+//! instruction pass ran more than one thread ([`Instructions::multithreaded`]
+//! in either run) are therefore **not deterministic**: they are marked
+//! [`Method::Multithreaded`] and use the wider threshold
+//! [`Thresholds::multithreaded`] (default **5%**; a larger per-metric
+//! threshold wins). The allocation metrics keep the deterministic rule.
+//! `branch-misses-per-event` has a default threshold of **5%** in every
+//! cell ([`Thresholds::default`]'s `per_metric`): callgrind's branch
+//! predictor is simulated by address, addresses change from process to
+//! process, and A/A runs of single-threaded cells move it by percents.
+//!
+//! # Gates
+//! A CI job fails on the regressions its [`Gate`] admits. [`Gate::All`]
+//! admits every regression (the nightly). [`Gate::Deterministic`] admits
+//! only regressions of counts that repeat when the code does not change
+//! ([`Change::is_deterministic`]): the instructions and the allocations
+//! (count and bytes) per event of a cell that ran a single thread under
+//! callgrind in both runs ([`Change::multithreaded`] false). Left out:
+//! - every count of a multi-threaded cell: how the threads interleave
+//!   decides the spin loops and wake-ups that callgrind counts, and when a
+//!   channel parks or a subscriber list is copied — measured, such counts
+//!   move between two builds of the same bus code, and allocation counts
+//!   grow from zero;
+//! - `est-cycles-per-event` and `branch-misses-per-event`: callgrind
+//!   simulates caches and branch predictors by address, and addresses
+//!   change from process to process (ASLR): A/A runs of single-threaded
+//!   cells (`buslab noise`) show the branch figures moving by percents;
+//! - wall-clock metrics: this is the pull-request gate, whose quick runs
+//!   cannot make them significant.
+//!
+//! # Wall-clock metrics: a significance test and a noise band
+//! `throughput` (events per second, higher is better) varies from trial to
+//! trial. A change of its median is **significant** when both:
+//!
+//! 1. a two-sided **Mann–Whitney U test** on the trial samples of the two
+//!    runs ([`Estimate::samples`]) gives `p <` [`Thresholds::significance`]
+//!    (default **0.01**): the samples differ beyond chance; and
+//! 2. the relative change of the **medians** exceeds the cell's **noise
+//!    band**: the difference is also larger than how much this cell's
+//!    median usually moves between runs (a real but tiny shift is not
+//!    reported).
+//!
+//! A significant drop of throughput is a regression, a significant rise an
+//! improvement; anything else is noise. The test cannot reach `p < 0.01`
+//! when both runs have 4 trials or fewer (with 3 trials a side, as in
+//! `--quick` runs, the smallest p-value is 0.1): quick runs never show a
+//! throughput change. The default budget's 7 trials a side can reach
+//! 0.0006.
+//! When a run kept no trial samples, there is no test, and the noise band
+//! alone decides, as for latency ([`Method::NoiseBand`]).
+//!
+//! `latency-p50`, `latency-p99` and `latency-p999` (ns, lower is better)
+//! come from one histogram per offered load, the entry at load 0.5 (a burst
+//! cell's single entry at load 0), as in the store's metrics: there are no
+//! per-trial samples to test, so **the noise band alone** decides (a
+//! regression when the percentile grows beyond the band, an improvement
+//! when it shrinks beyond it), and the change has no p-value.
+//!
+//! # The noise band
+//! Like rustc-perf, the band is learned from the cell's own history: the
+//! metric's value in each past run on the same machine (the `history`
+//! given to [`compare`], then the base run itself), in start order, keeping
+//! only runs where the cell was Ok and had the metric; the absolute
+//! relative changes between consecutive values; the band is
+//! **Q3 + 3·IQR** of the last [`Thresholds::history_window`] (30) of those
+//! changes. It is used once at least [`Thresholds::min_history`] (10) runs
+//! have the metric; with less history, the default band
+//! [`Thresholds::noise_band`] (**5%**, or [`Thresholds::per_metric`]) is
+//! used. [`Change::history`] says how many changes the band came from (0
+//! for the default).
+//!
+//! # Cells measured on different machines
+//! A wall-clock figure says as much about the machine as about the code,
+//! so the wall-clock metrics (throughput and latency) of a cell are only
+//! compared when both runs measured the cell on the same machine: the
+//! cell's own [`CellResult::machine`] (a shard imported from another
+//! machine) or else its run's [`RunMeta::machine`]. Otherwise the cell is
+//! listed in [`Comparison::other_machine`] and only its deterministic
+//! counts are judged. Likewise the noise band learns only from past values
+//! measured on the machine of the compared cells.
+//!
+//! [`CellKey::name`]: buslab_scenarios::results::CellKey::name
+//! [`CellResult::machine`]: buslab_scenarios::results::CellResult::machine
+//! [`RunMeta::machine`]: buslab_scenarios::results::RunMeta::machine
+//! [`Instructions::multithreaded`]: buslab_scenarios::results::Instructions::multithreaded
+//! [`Estimate::samples`]: buslab_scenarios::results::Estimate::samples
+
+use crate::analysis::stats;
+use buslab_scenarios::metrics;
+use buslab_scenarios::results::{CellResult, CellStatus, Run};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+
+pub use buslab_scenarios::metrics::{Kind, Metric};
+
+/// Every compared metric, in the order the changes of a cell are listed:
+/// the metrics of [`metrics::ALL`] that are [`Metric::compared`].
+pub fn compared_metrics() -> impl Iterator<Item = &'static Metric> {
+    metrics::compared()
+}
+
+/// Runs from before shared rates: the offered load whose latency is
+/// compared (as in the store's metrics).
+pub const HEADLINE_LOAD: f64 = buslab_scenarios::results::HEADLINE_LOAD;
+
+/// The knobs of the rule. [`Thresholds::default`] is the rule as the
+/// [module docs](self) state it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Thresholds {
+    /// Per-metric overrides (slug → relative threshold, 0.01 = 1%): the
+    /// threshold of a deterministic metric, or the default noise band of a
+    /// wall-clock metric. The default holds `branch-misses-per-event` at
+    /// 0.05.
+    pub per_metric: BTreeMap<String, f64>,
+    /// The threshold of a deterministic metric (default 0.01).
+    pub deterministic: f64,
+    /// The least threshold of the instruction metrics of a multi-threaded
+    /// cell (default 0.05).
+    pub multithreaded: f64,
+    /// The noise band of a wall-clock metric with too little history
+    /// (default 0.05).
+    pub noise_band: f64,
+    /// The p-value below which a Mann–Whitney U test is significant
+    /// (default 0.01).
+    pub significance: f64,
+    /// Runs with the metric (base included) needed to learn the noise band
+    /// from history (default 10).
+    pub min_history: usize,
+    /// The most recent past changes the noise band is learned from
+    /// (default 30).
+    pub history_window: usize,
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            // Simulated by address: see the module docs.
+            per_metric: BTreeMap::from([("branch-misses-per-event".to_owned(), 0.05)]),
+            deterministic: 0.01,
+            multithreaded: 0.05,
+            noise_band: 0.05,
+            significance: 0.01,
+            min_history: 10,
+            history_window: 30,
+        }
+    }
+}
+
+impl Thresholds {
+    /// The configured threshold (deterministic) or default noise band
+    /// (wall-clock) of `metric`.
+    pub fn for_metric(&self, metric: &Metric) -> f64 {
+        let default = match metric.kind {
+            Kind::Deterministic => self.deterministic,
+            Kind::Sampled | Kind::SingleFigure => self.noise_band,
+        };
+        self.per_metric.get(metric.slug).copied().unwrap_or(default)
+    }
+}
+
+/// What a change means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Worse beyond the threshold (and significant, for throughput).
+    Regression,
+    /// Better beyond the threshold (and significant, for throughput).
+    Improvement,
+    /// Within the threshold, or not significant.
+    Noise,
+}
+
+/// Which part of the rule judged a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// A deterministic count against a fixed threshold.
+    Deterministic,
+    /// A callgrind count of a multi-threaded cell: not deterministic, so a
+    /// wider threshold.
+    Multithreaded,
+    /// Mann–Whitney U on the trial samples, and the noise band.
+    MannWhitney,
+    /// The noise band alone (latency percentiles; throughput without
+    /// samples).
+    NoiseBand,
+}
+
+/// One metric of one cell, base against new.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Change {
+    /// The cell's [`CellKey::name`](buslab_scenarios::results::CellKey::name).
+    pub cell: String,
+    /// The metric's slug (one of [`compared_metrics`]).
+    pub metric: &'static str,
+    /// The base run's value (the median, for throughput).
+    pub base: f64,
+    /// The new run's value.
+    pub new: f64,
+    /// `new / base`: 1 when both are 0, infinite when only `base` is 0.
+    pub ratio: f64,
+    /// What the change means.
+    pub verdict: Verdict,
+    /// The Mann–Whitney U p-value, for throughput with samples.
+    pub p_value: Option<f64>,
+    /// The relative threshold the change was held against: the metric's
+    /// threshold, or the noise band.
+    pub threshold: f64,
+    /// Which part of the rule applied.
+    pub method: Method,
+    /// How many past changes the noise band was learned from; 0 when the
+    /// default band (or a fixed threshold) applied.
+    pub history: usize,
+    /// The cell's instruction pass ran more than one thread in either run
+    /// (false when neither run has an instruction pass): its counts depend
+    /// on how the threads interleaved.
+    pub multithreaded: bool,
+}
+
+impl Change {
+    /// The relative change, `new / base − 1` (0.1 = 10% more).
+    pub fn relative(&self) -> f64 {
+        self.ratio - 1.0
+    }
+
+    /// The verdict is a regression or an improvement.
+    pub fn is_significant(&self) -> bool {
+        self.verdict != Verdict::Noise
+    }
+
+    /// A count that repeats when the code does not change: instructions
+    /// or allocations per event of a single-threaded cell (see
+    /// [`Gate::Deterministic`]).
+    pub fn is_deterministic(&self) -> bool {
+        metrics::by_slug(self.metric).is_some_and(|m| m.repeatable)
+            && self.method == Method::Deterministic
+            && !self.multithreaded
+    }
+}
+
+/// Which regressions fail a CI job (see the [module docs](self#gates)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Every regression.
+    #[default]
+    All,
+    /// Only regressions of deterministic counts of single-threaded cells.
+    Deterministic,
+}
+
+impl Gate {
+    /// Every gate, in the order `--help` lists them.
+    pub const ALL: [Gate; 2] = [Gate::All, Gate::Deterministic];
+
+    /// The gate's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Gate::All => "all",
+            Gate::Deterministic => "deterministic",
+        }
+    }
+
+    /// `change` is a regression this gate fails on.
+    pub fn admits(self, change: &Change) -> bool {
+        change.verdict == Verdict::Regression
+            && match self {
+                Gate::All => true,
+                Gate::Deterministic => change.is_deterministic(),
+            }
+    }
+}
+
+/// A cell that was not compared, and why.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unmatched {
+    /// The cell is in the base run only.
+    OnlyInBase {
+        /// The cell's name.
+        cell: String,
+    },
+    /// The cell is in the new run only.
+    OnlyInNew {
+        /// The cell's name.
+        cell: String,
+    },
+    /// The cell is in both runs but did not end Ok in at least one.
+    NotOk {
+        /// The cell's name.
+        cell: String,
+        /// How it ended in the base run.
+        base: CellStatus,
+        /// How it ended in the new run.
+        new: CellStatus,
+    },
+}
+
+impl Unmatched {
+    /// The cell's name.
+    pub fn cell(&self) -> &str {
+        match self {
+            Unmatched::OnlyInBase { cell } | Unmatched::OnlyInNew { cell } | Unmatched::NotOk { cell, .. } => cell,
+        }
+    }
+}
+
+/// A metric that a compared cell has in one run only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Missing {
+    /// The cell's name.
+    pub cell: String,
+    /// The metric's slug.
+    pub metric: &'static str,
+    /// The base run has it (and the new run does not); otherwise the
+    /// reverse.
+    pub in_base: bool,
+}
+
+/// A compared cell measured on different machines in the two runs: its
+/// wall-clock metrics were not compared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OtherMachine {
+    /// The cell's name.
+    pub cell: String,
+    /// The machine that measured it in the base run.
+    pub base: String,
+    /// The machine that measured it in the new run.
+    pub new: String,
+}
+
+/// The comparison of two runs: every change, significant or not.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// The base run's id.
+    pub base_run: String,
+    /// The new run's id.
+    pub new_run: String,
+    /// How many earlier runs were given as history.
+    pub history_runs: usize,
+    /// Every compared metric of every matched cell, in the new run's cell
+    /// order and [`compared_metrics`] order.
+    pub changes: Vec<Change>,
+    /// Cells that were not compared.
+    pub unmatched: Vec<Unmatched>,
+    /// Metrics measured in one of the runs only.
+    pub missing: Vec<Missing>,
+    /// Cells measured on different machines in the two runs, whose
+    /// wall-clock metrics were therefore not compared.
+    pub other_machine: Vec<OtherMachine>,
+    /// The two runs were made with different measurement methods
+    /// (`(base, new)` [`RunMeta::methodology`](buslab_scenarios::results::RunMeta::methodology)):
+    /// nothing is compared across the break.
+    pub methodology_break: Option<(u32, u32)>,
+}
+
+impl Comparison {
+    /// The regressions and improvements: regressions first, each group by
+    /// decreasing magnitude of the relative change.
+    pub fn significant(&self) -> Vec<&Change> {
+        let mut out: Vec<&Change> = self.changes.iter().filter(|c| c.is_significant()).collect();
+        out.sort_by(|a, b| {
+            a.verdict.cmp(&b.verdict).then(b.relative().abs().total_cmp(&a.relative().abs())).then(a.cell.cmp(&b.cell))
+        });
+        out
+    }
+
+    /// How many changes have `verdict`.
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.changes.iter().filter(|c| c.verdict == verdict).count()
+    }
+
+    /// At least one change is a regression.
+    pub fn has_regression(&self) -> bool {
+        self.changes.iter().any(|c| c.verdict == Verdict::Regression)
+    }
+
+    /// The regressions `gate` fails on.
+    pub fn gated(&self, gate: Gate) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(move |c| gate.admits(c))
+    }
+
+    /// How many cells were compared.
+    pub fn cells_compared(&self) -> usize {
+        let mut cells: Vec<&str> = self.changes.iter().map(|c| c.cell.as_str()).collect();
+        cells.extend(self.missing.iter().map(|m| m.cell.as_str()));
+        cells.sort_unstable();
+        cells.dedup();
+        cells.len()
+    }
+}
+
+/// At most this many runs before the baseline are a comparison's history
+/// (the noise band looks at the last 30 changes): `buslab compare` and the
+/// report's comparison load as many.
+pub const COMPARE_HISTORY: usize = 30;
+
+/// Compares run `new` against run `base`. `history` holds earlier runs on
+/// the same machine (any order; `base` and `new` themselves are ignored if
+/// present), from which the noise band of each wall-clock metric is
+/// learned. See the [module docs](self) for the rule.
+pub fn compare(base: &Run, new: &Run, history: &[Run], config: &Thresholds) -> Comparison {
+    let history: Vec<Indexed<'_>> = history.iter().map(Indexed::new).collect();
+    let history: Vec<&Indexed<'_>> = history.iter().collect();
+    compare_indexed(&Indexed::new(base), &Indexed::new(new), &history, config)
+}
+
+/// A run with its cells indexed by name: [`compare_indexed`] takes runs in
+/// this form so that a caller comparing many pairs of one history (the
+/// trends) names each cell once, not once per comparison.
+#[derive(Debug)]
+pub struct Indexed<'a> {
+    run: &'a Run,
+    names: Vec<String>,
+    cells: HashMap<String, &'a CellResult>,
+}
+
+impl<'a> Indexed<'a> {
+    /// Indexes `run`'s cells by [`CellKey::name`](buslab_scenarios::results::CellKey::name).
+    pub fn new(run: &'a Run) -> Indexed<'a> {
+        let names: Vec<String> = run.cells.iter().map(|c| c.key.name()).collect();
+        let cells = names.iter().cloned().zip(&run.cells).collect();
+        Indexed { run, names, cells }
+    }
+
+    /// The run.
+    pub fn run(&self) -> &'a Run {
+        self.run
+    }
+}
+
+/// [`compare`] on indexed runs: the same rule, the same result.
+pub fn compare_indexed(
+    base_ix: &Indexed<'_>,
+    new_ix: &Indexed<'_>,
+    history: &[&Indexed<'_>],
+    config: &Thresholds,
+) -> Comparison {
+    let (base_run, new_run) = (base_ix.run, new_ix.run);
+    // Noise bands are learned only from runs made the way the new one was.
+    let mut past: Vec<&Indexed<'_>> = history
+        .iter()
+        .copied()
+        .filter(|r| r.run.meta.id != base_run.meta.id && r.run.meta.id != new_run.meta.id)
+        .filter(|r| r.run.meta.methodology == new_run.meta.methodology)
+        .collect();
+    past.sort_by(|a, b| (&a.run.meta.started_at, &a.run.meta.id).cmp(&(&b.run.meta.started_at, &b.run.meta.id)));
+    let history_runs = past.len();
+    past.push(base_ix);
+    // Each past run's machine and cells by name, in start order, base last.
+    let past: Vec<PastRun<'_>> = past.iter().map(|r| (r.run.meta.machine.as_str(), &r.cells)).collect();
+    let (base, new) = (base_run, new_run);
+    let base_cells = &base_ix.cells;
+    let new_names = &new_ix.names;
+    let mut comparison = Comparison {
+        base_run: base.meta.id.clone(),
+        new_run: new.meta.id.clone(),
+        history_runs,
+        changes: Vec::new(),
+        unmatched: Vec::new(),
+        missing: Vec::new(),
+        other_machine: Vec::new(),
+        methodology_break: None,
+    };
+    if base.meta.methodology != new.meta.methodology {
+        comparison.methodology_break = Some((base.meta.methodology, new.meta.methodology));
+        return comparison;
+    }
+    for name in &base_ix.names {
+        if !new_ix.cells.contains_key(name) {
+            comparison.unmatched.push(Unmatched::OnlyInBase { cell: name.clone() });
+        }
+    }
+    for (name, n) in new_names.iter().zip(&new.cells) {
+        let Some(b) = base_cells.get(name) else {
+            comparison.unmatched.push(Unmatched::OnlyInNew { cell: name.clone() });
+            continue;
+        };
+        if b.status != CellStatus::Ok || n.status != CellStatus::Ok {
+            comparison.unmatched.push(Unmatched::NotOk {
+                cell: name.clone(),
+                base: b.status.clone(),
+                new: n.status.clone(),
+            });
+            continue;
+        }
+        let (base_machine, new_machine) = (b.measured_on(&base.meta.machine), n.measured_on(&new.meta.machine));
+        let same_machine = base_machine == new_machine;
+        if !same_machine {
+            comparison.other_machine.push(OtherMachine {
+                cell: name.clone(),
+                base: base_machine.to_owned(),
+                new: new_machine.to_owned(),
+            });
+        }
+        // This cell in each past run, where it ended Ok on the same machine
+        // as the new run's cell: what its noise bands are learned from.
+        let history_cells: Vec<&CellResult> = past
+            .iter()
+            .filter_map(|(run_machine, cells)| {
+                cells
+                    .get(name)
+                    .copied()
+                    .filter(|c| c.status == CellStatus::Ok && c.measured_on(run_machine) == new_machine)
+            })
+            .collect();
+        for metric in compared_metrics() {
+            if !same_machine && metric.kind != Kind::Deterministic {
+                continue;
+            }
+            match (value(b, metric.slug), value(n, metric.slug)) {
+                (Some(bv), Some(nv)) => {
+                    let change = judge(name, metric, b, n, bv, nv, &history_cells, config);
+                    comparison.changes.push(change);
+                }
+                (Some(_), None) => {
+                    comparison.missing.push(Missing { cell: name.clone(), metric: metric.slug, in_base: true })
+                }
+                (None, Some(_)) => {
+                    comparison.missing.push(Missing { cell: name.clone(), metric: metric.slug, in_base: false })
+                }
+                (None, None) => {}
+            }
+        }
+    }
+    comparison
+}
+
+/// A past run as the noise band reads it: its machine, and its cells by
+/// name.
+type PastRun<'a> = (&'a str, &'a HashMap<String, &'a CellResult>);
+
+/// Judges one metric of one matched cell; `past` is the history and the
+/// machine that measured the compared cells.
+#[allow(clippy::too_many_arguments)]
+fn judge(
+    name: &str,
+    metric: &Metric,
+    b: &CellResult,
+    n: &CellResult,
+    base: f64,
+    new: f64,
+    past: &[&CellResult],
+    config: &Thresholds,
+) -> Change {
+    let ratio = ratio(base, new);
+    // Positive when the new run is worse.
+    let worse = if metric.higher_is_better { 1.0 - ratio } else { ratio - 1.0 };
+    let beyond = |threshold: f64| {
+        if worse > threshold {
+            Verdict::Regression
+        } else if -worse > threshold {
+            Verdict::Improvement
+        } else {
+            Verdict::Noise
+        }
+    };
+    let configured = config.for_metric(metric);
+    let mut change = Change {
+        cell: name.to_owned(),
+        metric: metric.slug,
+        base,
+        new,
+        ratio,
+        verdict: Verdict::Noise,
+        p_value: None,
+        threshold: configured,
+        method: Method::Deterministic,
+        history: 0,
+        multithreaded: [b, n].iter().any(|c| c.instructions.as_ref().is_some_and(|i| i.multithreaded)),
+    };
+    match metric.kind {
+        Kind::Deterministic => {
+            if change.multithreaded && metric.callgrind {
+                change.method = Method::Multithreaded;
+                change.threshold = configured.max(config.multithreaded);
+            }
+            change.verdict = if base == 0.0 && new > 0.0 { Verdict::Regression } else { beyond(change.threshold) };
+        }
+        Kind::Sampled | Kind::SingleFigure => {
+            let (band, history) = noise_band(metric.slug, past, config).unwrap_or((configured, 0));
+            change.threshold = band;
+            change.history = history;
+            let test = if metric.kind == Kind::Sampled { samples(metric, b).zip(samples(metric, n)) } else { None };
+            match test.and_then(|(bs, ns)| stats::mann_whitney_u(bs, ns).ok()) {
+                Some(mwu) => {
+                    change.method = Method::MannWhitney;
+                    change.p_value = Some(mwu.p_value);
+                    if mwu.p_value < config.significance {
+                        change.verdict = beyond(band);
+                    }
+                }
+                None => {
+                    change.method = Method::NoiseBand;
+                    change.verdict = beyond(band);
+                }
+            }
+        }
+    }
+    change
+}
+
+/// `new / base`, with 0 / 0 = 1 and x / 0 = ∞.
+fn ratio(base: f64, new: f64) -> f64 {
+    if base == 0.0 { if new == 0.0 { 1.0 } else { f64::INFINITY } } else { new / base }
+}
+
+/// The noise band of `slug` learned from `past`, the cell in each past run
+/// (start order, base last) where it ended Ok on the compared machine, and
+/// how many changes it came from; `None` with too little history.
+fn noise_band(slug: &str, past: &[&CellResult], config: &Thresholds) -> Option<(f64, usize)> {
+    let values: Vec<f64> = past.iter().filter_map(|c| value(c, slug)).collect();
+    if values.len() < config.min_history.max(2) {
+        return None;
+    }
+    let changes: Vec<f64> =
+        values.windows(2).map(|w| (ratio(w[0], w[1]) - 1.0).abs()).filter(|c| c.is_finite()).collect();
+    let recent = &changes[changes.len().saturating_sub(config.history_window)..];
+    stats::noise_band(recent).map(|band| (band, recent.len()))
+}
+
+/// The trial samples of `metric` in `cell`, if any.
+fn samples<'a>(metric: &Metric, cell: &'a CellResult) -> Option<&'a [f64]> {
+    metric.reading(cell).map(|r| r.samples).filter(|s| !s.is_empty())
+}
+
+/// The value of metric `slug` in `cell`, if measured and finite.
+pub fn value(cell: &CellResult, slug: &str) -> Option<f64> {
+    metrics::by_slug(slug)?.value(cell)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use buslab_scenarios::results::{Allocations, CellKey, Estimate, Instructions, Latency, RunMeta, Throughput};
+
+    /// Seven tight trials around `median` (±0.5%).
+    fn trials(median: f64) -> Estimate {
+        let samples: Vec<f64> =
+            [-0.005, -0.003, -0.001, 0.0, 0.001, 0.003, 0.005].iter().map(|d| median * (1.0 + d)).collect();
+        Estimate { median, lower: samples[1], upper: samples[5], samples }
+    }
+
+    fn latency(p50: u64) -> Latency {
+        Latency { load: 0.5, p50_ns: p50, p90_ns: p50 * 2, p99_ns: p50 * 5, p999_ns: p50 * 12, ..Latency::default() }
+    }
+
+    fn cell(bus: &str) -> CellResult {
+        let key = CellKey { scenario: "spsc".to_owned(), bus: bus.to_owned(), params: BTreeMap::new() };
+        let mut cell = CellResult::new(key, 1, 1);
+        cell.throughput = Some(Throughput {
+            events_per_sec: trials(3.5e6),
+            deliveries_per_sec: trials(3.5e6),
+            cpu_ns_per_event: Some(trials(290.0)),
+            ..Throughput::default()
+        });
+        cell.latency = vec![latency(240)];
+        cell.allocations =
+            Some(Allocations { allocs_per_event: 0.0, bytes_per_event: 0.0, peak_bytes: 4096, events: 1000 });
+        cell.instructions = Some(Instructions {
+            ir_per_event: 400.0,
+            est_cycles_per_event: 420.0,
+            branch_misses_per_event: 2.0,
+            events: 1000,
+            ..Instructions::default()
+        });
+        cell
+    }
+
+    fn run(id: &str, cells: Vec<CellResult>) -> Run {
+        Run {
+            meta: RunMeta { id: id.to_owned(), started_at: format!("2026-01-01T00:00:{id}Z"), ..RunMeta::default() },
+            cells,
+        }
+    }
+
+    fn base() -> Run {
+        run("00", vec![cell("channel"), cell("fixed_array")])
+    }
+
+    /// A copy of the base run as run `01` with `edit` applied to the
+    /// `channel` cell.
+    fn doctored(edit: impl FnOnce(&mut CellResult)) -> Run {
+        let mut new = base();
+        new.meta.id = "01".to_owned();
+        new.meta.started_at = "2026-01-01T00:00:01Z".to_owned();
+        edit(&mut new.cells[0]);
+        new
+    }
+
+    fn compared(new: &Run) -> Comparison {
+        compare(&base(), new, &[], &Thresholds::default())
+    }
+
+    fn the<'a>(c: &'a Comparison, metric: &str) -> &'a Change {
+        c.changes.iter().find(|ch| ch.cell == "spsc/channel" && ch.metric == metric).expect("the change is listed")
+    }
+
+    #[test]
+    fn a_run_compared_with_itself_changes_nothing() {
+        let c = compare(&base(), &base(), &[], &Thresholds::default());
+        assert_eq!(c.changes.len(), 2 * compared_metrics().count());
+        assert!(c.significant().is_empty(), "{:?}", c.significant());
+        assert!(!c.has_regression());
+        assert!(c.unmatched.is_empty() && c.missing.is_empty());
+        let t = the(&c, "throughput");
+        assert_eq!((t.ratio, t.p_value, t.method), (1.0, Some(1.0), Method::MannWhitney));
+    }
+
+    #[test]
+    fn ten_percent_more_instructions_is_a_regression() {
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").ir_per_event *= 1.10));
+        let ch = the(&c, "instructions-per-event");
+        assert_eq!((ch.verdict, ch.method, ch.threshold), (Verdict::Regression, Method::Deterministic, 0.01));
+        assert!((ch.relative() - 0.10).abs() < 1e-12);
+        assert!(c.has_regression());
+        assert_eq!(c.significant().len(), 1);
+    }
+
+    #[test]
+    fn half_a_percent_more_instructions_is_noise() {
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").ir_per_event *= 1.005));
+        assert_eq!(the(&c, "instructions-per-event").verdict, Verdict::Noise);
+        assert!(!c.has_regression());
+    }
+
+    #[test]
+    fn fewer_instructions_is_an_improvement() {
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").est_cycles_per_event *= 0.9));
+        assert_eq!(the(&c, "est-cycles-per-event").verdict, Verdict::Improvement);
+        assert!(!c.has_regression());
+    }
+
+    #[test]
+    fn the_threshold_is_configurable_per_metric() {
+        let new = doctored(|c| c.instructions.as_mut().expect("measured").ir_per_event *= 1.10);
+        let mut config = Thresholds::default();
+        config.per_metric.insert("instructions-per-event".to_owned(), 0.2);
+        let c = compare(&base(), &new, &[], &config);
+        assert_eq!(the(&c, "instructions-per-event").verdict, Verdict::Noise);
+        assert_eq!(the(&c, "instructions-per-event").threshold, 0.2);
+    }
+
+    #[test]
+    fn multithreaded_instruction_counts_use_the_wider_threshold() {
+        let grow = |factor: f64| {
+            doctored(move |c| {
+                let i = c.instructions.as_mut().expect("measured");
+                i.ir_per_event *= factor;
+                i.multithreaded = true;
+            })
+        };
+        let c = compared(&grow(1.03));
+        let ch = the(&c, "instructions-per-event");
+        assert_eq!((ch.verdict, ch.method, ch.threshold), (Verdict::Noise, Method::Multithreaded, 0.05));
+        assert_eq!(the(&compared(&grow(1.06)), "instructions-per-event").verdict, Verdict::Regression);
+        // The allocation metrics of the same cell stay deterministic.
+        assert_eq!(the(&c, "allocs-per-event").method, Method::Deterministic);
+    }
+
+    #[test]
+    fn the_deterministic_gate_admits_counts_of_single_threaded_cells_only() {
+        // Single-threaded: 10% more instructions passes both gates.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").ir_per_event *= 1.10));
+        assert_eq!(c.gated(Gate::All).count(), 1);
+        assert_eq!(c.gated(Gate::Deterministic).count(), 1);
+        assert!(the(&c, "instructions-per-event").is_deterministic());
+        // Simulated cache and branch figures move with addresses: reported,
+        // not gated.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").branch_misses_per_event *= 1.10));
+        assert_eq!((c.gated(Gate::All).count(), c.gated(Gate::Deterministic).count()), (1, 0));
+        // And their default threshold is 5%, even in a single-threaded cell.
+        let c = compared(&doctored(|c| c.instructions.as_mut().expect("measured").branch_misses_per_event *= 1.03));
+        assert_eq!((the(&c, "branch-misses-per-event").threshold, c.count(Verdict::Regression)), (0.05, 0));
+        // A multi-threaded cell: its instruction and allocation regressions
+        // are reported, and fail only the `all` gate.
+        let threads = doctored(|c| {
+            let i = c.instructions.as_mut().expect("measured");
+            i.ir_per_event *= 1.10;
+            i.multithreaded = true;
+            c.allocations.as_mut().expect("measured").allocs_per_event = 0.02;
+        });
+        let c = compared(&threads);
+        assert_eq!(c.count(Verdict::Regression), 2);
+        assert_eq!(c.gated(Gate::All).count(), 2);
+        assert_eq!(c.gated(Gate::Deterministic).count(), 0);
+        let allocs = the(&c, "allocs-per-event");
+        assert_eq!((allocs.method, allocs.multithreaded), (Method::Deterministic, true));
+        // Wall-clock regressions never pass the deterministic gate.
+        let slower = compared(&doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.8e6)));
+        assert_eq!((slower.gated(Gate::All).count(), slower.gated(Gate::Deterministic).count()), (1, 0));
+        assert_eq!(Gate::ALL.map(Gate::name), ["all", "deterministic"]);
+    }
+
+    #[test]
+    fn any_allocation_from_zero_is_a_regression() {
+        let c = compared(&doctored(|c| c.allocations.as_mut().expect("measured").allocs_per_event = 0.01));
+        let ch = the(&c, "allocs-per-event");
+        assert_eq!(ch.verdict, Verdict::Regression);
+        assert!(ch.ratio.is_infinite());
+        // And back to zero is an improvement.
+        let back = compare(&c_run_with_allocs(0.01), &base(), &[], &Thresholds::default());
+        assert_eq!(the(&back, "allocs-per-event").verdict, Verdict::Improvement);
+    }
+
+    fn c_run_with_allocs(allocs: f64) -> Run {
+        doctored(|c| c.allocations.as_mut().expect("measured").allocs_per_event = allocs)
+    }
+
+    #[test]
+    fn throughput_shifted_by_twenty_percent_is_significant() {
+        let slower = compared(&doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.8e6)));
+        let ch = the(&slower, "throughput");
+        assert_eq!((ch.verdict, ch.method), (Verdict::Regression, Method::MannWhitney));
+        assert!(ch.p_value.is_some_and(|p| p < 0.001), "{ch:?}");
+        assert_eq!((ch.threshold, ch.history), (0.05, 0));
+        let faster = compared(&doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(4.2e6)));
+        assert_eq!(the(&faster, "throughput").verdict, Verdict::Improvement);
+    }
+
+    #[test]
+    fn throughput_within_the_noise_band_or_not_significant_is_noise() {
+        // Separated samples, but only 2% apart: below the 5% band.
+        let small = compared(&doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(3.43e6)));
+        let ch = the(&small, "throughput");
+        assert!(ch.p_value.is_some_and(|p| p < 0.01));
+        assert_eq!(ch.verdict, Verdict::Noise);
+        // Medians 20% apart, but the samples overlap: not significant.
+        let wide = doctored(|c| {
+            let s = vec![1.0e6, 2.0e6, 2.6e6, 2.8e6, 3.6e6, 4.0e6, 5.0e6];
+            c.throughput.as_mut().expect("measured").events_per_sec =
+                Estimate { median: 2.8e6, lower: 2.0e6, upper: 4.0e6, samples: s };
+        });
+        let ch = compared(&wide).changes.into_iter().find(|c| c.metric == "throughput").expect("listed");
+        assert!(ch.p_value.is_some_and(|p| p > 0.01), "{ch:?}");
+        assert_eq!(ch.verdict, Verdict::Noise);
+        // Three trials a side can never be significant.
+        let quick = |median: f64| Estimate {
+            median,
+            lower: median,
+            upper: median,
+            samples: vec![median * 0.99, median, median * 1.01],
+        };
+        let mut b = base();
+        b.cells[0].throughput.as_mut().expect("measured").events_per_sec = quick(3.5e6);
+        let n = doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = quick(2.0e6));
+        let c = compare(&b, &n, &[], &Thresholds::default());
+        assert_eq!(the(&c, "throughput").p_value, Some(0.1));
+        assert_eq!(the(&c, "throughput").verdict, Verdict::Noise);
+    }
+
+    #[test]
+    fn latency_is_judged_by_the_noise_band_alone() {
+        let c = compared(&doctored(|c| c.latency = vec![latency(360)]));
+        for metric in ["latency-p50", "latency-p99", "latency-p999"] {
+            let ch = the(&c, metric);
+            assert_eq!((ch.verdict, ch.method, ch.p_value), (Verdict::Regression, Method::NoiseBand, None), "{metric}");
+        }
+        let c = compared(&doctored(|c| c.latency = vec![latency(247)]));
+        assert_eq!(the(&c, "latency-p50").verdict, Verdict::Noise, "3% is inside the 5% band");
+    }
+
+    /// Runs 10..10+n whose channel throughput alternates ±`swing` around
+    /// 3.5e6, with tight samples each.
+    fn history(n: usize, swing: f64) -> Vec<Run> {
+        (0..n)
+            .map(|i| {
+                let mut r = base();
+                r.meta.id = format!("h{i:02}");
+                r.meta.started_at = format!("2025-12-31T00:00:{i:02}Z");
+                let median = 3.5e6 * if i % 2 == 0 { 1.0 + swing } else { 1.0 - swing };
+                r.cells[0].throughput.as_mut().expect("measured").events_per_sec = trials(median);
+                r
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_noise_band_is_learned_from_ten_runs_of_history() {
+        // 15% slower, tight samples: a regression against the default band.
+        let new = doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.975e6));
+        assert_eq!(the(&compared(&new), "throughput").verdict, Verdict::Regression);
+        // A history that swings ±10% between runs: a change of 15% is within
+        // its noise.
+        let past = history(12, 0.10);
+        let c = compare(&base(), &new, &past, &Thresholds::default());
+        let ch = the(&c, "throughput");
+        assert_eq!(c.history_runs, 12);
+        // 12 past runs plus the base: 12 consecutive changes.
+        assert_eq!(ch.history, 12);
+        assert!(ch.threshold > 0.15, "{ch:?}");
+        assert_eq!(ch.verdict, Verdict::Noise);
+        // A band from a quiet history is narrower than the default.
+        let quiet = compare(&base(), &new, &history(12, 0.001), &Thresholds::default());
+        let ch = the(&quiet, "throughput");
+        assert!(ch.threshold < 0.01, "{ch:?}");
+        assert_eq!(ch.verdict, Verdict::Regression);
+        // With 8 past runs (9 with the base) the default band applies.
+        let short = compare(&base(), &new, &history(8, 0.10), &Thresholds::default());
+        let ch = the(&short, "throughput");
+        assert_eq!((ch.threshold, ch.history, ch.verdict), (0.05, 0, Verdict::Regression));
+        // The band is per cell: the other cell has a quiet history.
+        let other = c.changes.iter().find(|c| c.cell == "spsc/fixed_array" && c.metric == "throughput");
+        assert!(other.is_some_and(|o| o.history == 12 && o.threshold < 0.01), "{other:?}");
+    }
+
+    #[test]
+    fn the_noise_band_keeps_the_last_thirty_changes() {
+        // 40 loud runs then 31 quiet ones: only the quiet changes count
+        // (the last loud-to-quiet step falls out of the window).
+        let mut past = history(40, 0.10);
+        for (i, mut r) in history(31, 0.0).into_iter().enumerate() {
+            r.meta.id = format!("q{i:02}");
+            r.meta.started_at = format!("2026-01-01T00:00:00.{i:02}Z");
+            r.cells[0].throughput.as_mut().expect("measured").events_per_sec = trials(3.5e6);
+            past.push(r);
+        }
+        let new = doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(3.3e6));
+        let c = compare(&base(), &new, &past, &Thresholds::default());
+        let ch = the(&c, "throughput");
+        assert_eq!(ch.history, 30);
+        assert_eq!(ch.threshold, 0.0);
+        assert_eq!(ch.verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn cells_are_matched_by_name_and_must_be_ok_in_both_runs() {
+        let mut new = doctored(|c| c.status = CellStatus::Failed("delivered 9 of 10".to_owned()));
+        new.cells[1].key.bus = "pooled".to_owned();
+        new.cells[1].instructions = None;
+        new.cells.push(cell("ring_buffer"));
+        new.cells[2].allocations = None;
+        let mut b = base();
+        b.cells.push(cell("ring_buffer"));
+        let c = compare(&b, &new, &[], &Thresholds::default());
+        assert_eq!(
+            c.unmatched,
+            vec![
+                Unmatched::OnlyInBase { cell: "spsc/fixed_array".to_owned() },
+                Unmatched::NotOk {
+                    cell: "spsc/channel".to_owned(),
+                    base: CellStatus::Ok,
+                    new: CellStatus::Failed("delivered 9 of 10".to_owned()),
+                },
+                Unmatched::OnlyInNew { cell: "spsc/pooled".to_owned() },
+            ]
+        );
+        assert!(c.changes.iter().all(|ch| ch.cell == "spsc/ring_buffer"));
+        assert_eq!(c.changes.len(), compared_metrics().count() - 2);
+        assert_eq!(c.missing.len(), 2);
+        assert!(c.missing.iter().all(|m| m.in_base && m.cell == "spsc/ring_buffer"));
+        assert_eq!(c.cells_compared(), 1);
+        assert!(!c.has_regression(), "a failed cell is listed, not judged");
+    }
+
+    const WALL_CLOCK: [&str; 5] = ["throughput", "cpu-time-per-event", "latency-p50", "latency-p99", "latency-p999"];
+
+    #[test]
+    fn wall_clock_metrics_of_cells_measured_on_other_machines_are_not_compared() {
+        // The channel cell came from a shard measured on another machine,
+        // 40% slower there, with 10% more instructions.
+        let new = doctored(|c| {
+            c.machine = Some("box-b".to_owned());
+            c.throughput.as_mut().expect("measured").events_per_sec = trials(2.1e6);
+            c.latency = vec![latency(480)];
+            c.instructions.as_mut().expect("measured").ir_per_event *= 1.10;
+        });
+        let c = compared(&new);
+        assert_eq!(
+            c.other_machine,
+            vec![OtherMachine { cell: "spsc/channel".to_owned(), base: String::new(), new: "box-b".to_owned() }]
+        );
+        let channel: Vec<&Change> = c.changes.iter().filter(|ch| ch.cell == "spsc/channel").collect();
+        assert!(channel.iter().all(|ch| !WALL_CLOCK.contains(&ch.metric)), "{channel:?}");
+        assert_eq!(channel.len(), compared_metrics().count() - WALL_CLOCK.len());
+        assert_eq!(the(&c, "instructions-per-event").verdict, Verdict::Regression, "counts are still judged");
+        assert_eq!(c.count(Verdict::Regression), 1);
+        // The other cell, measured on the run's machine in both, is compared in full.
+        assert_eq!(c.changes.iter().filter(|ch| ch.cell == "spsc/fixed_array").count(), compared_metrics().count());
+        // Naming the run's own machine is the same as naming none.
+        let same = doctored(|c| c.machine = Some(String::new()));
+        assert!(compared(&same).other_machine.is_empty());
+        // Whole runs on different machines: no wall-clock metric compared.
+        let mut elsewhere = doctored(|_| {});
+        elsewhere.meta.machine = "box-b".to_owned();
+        let c = compared(&elsewhere);
+        assert_eq!(c.other_machine.len(), 2);
+        assert!(c.changes.iter().all(|ch| !WALL_CLOCK.contains(&ch.metric)));
+        assert!(!c.changes.is_empty() && c.significant().is_empty());
+    }
+
+    #[test]
+    fn the_noise_band_learns_only_from_the_compared_machine() {
+        let new = doctored(|c| c.throughput.as_mut().expect("measured").events_per_sec = trials(2.975e6));
+        // Twelve loud past runs, but made on another machine: not this
+        // cell's noise, so the default band applies and 15% is a regression.
+        let mut past = history(12, 0.10);
+        for r in &mut past {
+            r.meta.machine = "box-b".to_owned();
+        }
+        let ch = the(&compare(&base(), &new, &past, &Thresholds::default()), "throughput").clone();
+        assert_eq!((ch.history, ch.threshold, ch.verdict), (0, 0.05, Verdict::Regression));
+        // The same runs with their cells measured here (a shard imported
+        // from this machine) count.
+        for r in &mut past {
+            r.cells[0].machine = Some(String::new());
+        }
+        let ch = the(&compare(&base(), &new, &past, &Thresholds::default()), "throughput").clone();
+        assert_eq!((ch.history, ch.verdict), (12, Verdict::Noise));
+    }
+
+    #[test]
+    fn burst_cells_compare_their_single_latency_entry() {
+        let burst = |p50: u64| {
+            let mut c = cell("ring");
+            c.latency = vec![Latency { load: 0.0, ..latency(p50) }];
+            c
+        };
+        let c = compare(&run("00", vec![burst(900)]), &run("01", vec![burst(1800)]), &[], &Thresholds::default());
+        let ch = c.changes.iter().find(|c| c.metric == "latency-p99").expect("the burst entry is compared");
+        assert_eq!(ch.verdict, Verdict::Regression);
+    }
+
+    #[test]
+    fn runs_of_different_methodologies_are_never_compared() {
+        let base = run("01", vec![cell("fixed_array")]);
+        let mut new = run("02", vec![cell("fixed_array")]);
+        new.cells[0].instructions.as_mut().expect("measured").ir_per_event *= 2.0;
+        assert!(compare(&base, &new, &[], &Thresholds::default()).has_regression(), "same method: judged");
+        new.meta.methodology = base.meta.methodology + 1;
+        let c = compare(&base, &new, &[], &Thresholds::default());
+        assert!(c.changes.is_empty() && !c.has_regression(), "{c:?}");
+        assert_eq!(c.methodology_break, Some((base.meta.methodology, new.meta.methodology)));
+        assert!(crate::render::text::text(&c).contains("methodology"), "the break is said");
+    }
+}
