@@ -25,11 +25,14 @@
 //! When `--trials` is not given, each scenario's trials per process are
 //! chosen by measurement, as Kalibera and Jones recommend ([`choose_trials`],
 //! with the estimators and the formula of [`stats::repetitions`]): from the
-//! latest stored run on this machine, of the same kind (`--quick` or not),
-//! whose cells of the scenario ran two or more processes of two or more
-//! trials, each cell's variance within and between processes (on the logs
-//! of its trial rates, the scale of its interval) and its costs give that
-//! cell's optimum, and the scenario takes the median over its cells. A
+//! latest [`POOLED_RUNS`] stored runs on this machine, of the same kind
+//! (`--quick` or not), whose cells of the scenario ran two or more
+//! processes of two or more trials, each cell's variance within and between
+//! processes (on the logs of its trial rates, the scale of its interval)
+//! and its costs give that cell's optimum, and the scenario takes the
+//! median over its cells of all those runs. One run's estimate of a
+//! variance from three processes is itself noisy (the choice moved between
+//! 1 and 3 trials from one quick run to the next); pooling runs steadies it. A
 //! cell's costs come from what the store knows of it: a trial costs the
 //! mean of its `trial_ns`, a process its share of the pass's wall time
 //! (`pass_seconds["throughput"]`, child start included) less its timed
@@ -131,20 +134,17 @@ pub fn cell_optimum(cell: &CellResult, max: usize) -> Option<usize> {
     optimal_trials(components, c_process / c_trial, max)
 }
 
-/// A scenario's trials per process from its `cells` of one run: the
-/// median of the cells' optima ([`cell_optimum`]), rounded up; `None` when
-/// no cell has one.
-pub fn scenario_optimum<'a>(cells: impl IntoIterator<Item = &'a CellResult>, max: usize) -> Option<usize> {
-    let optima: Vec<f64> = cells.into_iter().filter_map(|c| cell_optimum(c, max)).map(|r| r as f64).collect();
-    stats::median(&optima).map(|m| m.ceil() as usize)
-}
+/// Stored runs whose cells a scenario's choice of trials pools, the latest
+/// first.
+pub const POOLED_RUNS: usize = 5;
 
-/// The trials per process of each of `scenarios` that some stored run lets
-/// this run choose (see the [module docs](self)): for each, from the latest
-/// of `runs` (oldest first, as [`Store::list_runs`] gives them; each loaded
-/// by `load` only when it may help) on `machine`, of the same kind
-/// (`quick`), of two or more processes, whose cells of the scenario give an
-/// optimum ([`scenario_optimum`]). Scenarios without one are left out.
+/// The trials per process of each of `scenarios` that the stored runs let
+/// this run choose (see the [module docs](self)): for each, the median of
+/// the cell optima ([`cell_optimum`]) of the latest [`POOLED_RUNS`] of
+/// `runs` (oldest first, as [`Store::list_runs`] gives them; each loaded by
+/// `load` only when it may help) on `machine`, of the same kind (`quick`),
+/// of two or more processes, whose cells of the scenario give an optimum.
+/// Scenarios without one are left out.
 pub fn choose_from<E>(
     runs: &[buslab_scenarios::results::RunMeta],
     mut load: impl FnMut(&str) -> Result<Run, E>,
@@ -153,32 +153,46 @@ pub fn choose_from<E>(
     machine: &str,
     max: usize,
 ) -> Result<BTreeMap<String, ChosenTrials>, E> {
-    let mut chosen = BTreeMap::new();
+    // Per scenario: the cells' optima, the runs that gave some, the latest.
+    let mut pooled: BTreeMap<&str, (Vec<f64>, u32, String)> = BTreeMap::new();
     for meta in runs.iter().rev() {
         if meta.quick != quick || meta.machine != machine || meta.processes.unwrap_or(1) < 2 {
             continue;
         }
-        let wanted: Vec<&str> = scenarios
-            .iter()
-            .copied()
-            .filter(|s| !chosen.contains_key(*s) && meta.scenario_hashes.contains_key(*s))
-            .collect();
+        let full = |s: &&str| pooled.get(*s).is_some_and(|(_, runs, _)| *runs as usize >= POOLED_RUNS);
+        let wanted: Vec<&str> =
+            scenarios.iter().copied().filter(|s| !full(s) && meta.scenario_hashes.contains_key(*s)).collect();
         if wanted.is_empty() {
+            if scenarios.iter().all(full) {
+                break;
+            }
             continue;
         }
         let run = load(&meta.id)?;
         for scenario in wanted {
-            let cells = run.cells.iter().filter(|c| c.key.scenario == scenario);
-            if let Some(trials) = scenario_optimum(cells, max) {
-                let trials = u32::try_from(trials).unwrap_or(u32::MAX);
-                chosen.insert(scenario.to_owned(), ChosenTrials { trials, from_run: meta.id.clone() });
+            let optima: Vec<f64> = run
+                .cells
+                .iter()
+                .filter(|c| c.key.scenario == scenario)
+                .filter_map(|c| cell_optimum(c, max))
+                .map(|r| r as f64)
+                .collect();
+            if optima.is_empty() {
+                continue;
             }
-        }
-        if chosen.len() == scenarios.len() {
-            break;
+            let entry = pooled.entry(scenario).or_insert_with(|| (Vec::new(), 0, meta.id.clone()));
+            entry.0.extend(optima);
+            entry.1 += 1;
         }
     }
-    Ok(chosen)
+    Ok(pooled
+        .into_iter()
+        .filter_map(|(scenario, (optima, runs, from_run))| {
+            let trials = stats::median(&optima)?.ceil() as usize;
+            let trials = u32::try_from(trials).unwrap_or(u32::MAX);
+            Some((scenario.to_owned(), ChosenTrials { trials, from_run, runs }))
+        })
+        .collect())
 }
 
 /// [`choose_from`] over the runs of `store`.
@@ -202,17 +216,23 @@ pub fn describe_choice(chosen: &BTreeMap<String, ChosenTrials>, scenarios: &[&st
              more processes of 2 or more trials to choose from by measurement)"
         );
     }
-    let mut by_run: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut by_source: Vec<((&str, u32), Vec<String>)> = Vec::new();
     for scenario in scenarios {
         let Some(c) = chosen.get(*scenario) else { continue };
         let entry = format!("{scenario} {}", c.trials);
-        match by_run.iter_mut().find(|(run, _)| *run == c.from_run) {
+        let source = (c.from_run.as_str(), c.runs);
+        match by_source.iter_mut().find(|(s, _)| *s == source) {
             Some((_, list)) => list.push(entry),
-            None => by_run.push((&c.from_run, vec![entry])),
+            None => by_source.push((source, vec![entry])),
         }
     }
-    let sources: Vec<String> =
-        by_run.into_iter().map(|(run, list)| format!("from run {run}: {}", list.join(", "))).collect();
+    let sources: Vec<String> = by_source
+        .into_iter()
+        .map(|((run, runs), list)| match runs {
+            1 => format!("from run {run}: {}", list.join(", ")),
+            n => format!("from {n} runs up to {run}: {}", list.join(", ")),
+        })
+        .collect();
     let others = scenarios.iter().filter(|s| !chosen.contains_key(**s)).count();
     let rest = if others > 0 { format!("; others default {default}") } else { String::new() };
     format!("trials per process chosen by measurement (Kalibera & Jones) {}{rest}", sources.join("; "))
@@ -334,13 +354,14 @@ mod tests {
     }
 
     #[test]
-    fn each_scenario_learns_from_the_latest_run_that_can_tell() {
-        let noisy_within = || measured("spsc", &spread(&[100.0, 100.1, 99.9], 0.1), 0.5);
+    fn each_scenario_pools_the_latest_runs_that_can_tell() {
+        let noisy_within = |s: &str| measured(s, &spread(&[100.0, 100.1, 99.9], 0.1), 0.5);
         let noisy_between = |s: &str| measured(s, &spread(&[100.0, 200.0, 150.0], 0.001), 0.5);
         let one_trial = measured("spsc", &[vec![1.0], vec![2.0], vec![3.0]], 0.5);
         let runs = [
-            run("old", false, "m", 3, vec![noisy_within(), noisy_between("fanout")]),
+            run("old", false, "m", 3, vec![noisy_within("spsc"), noisy_between("fanout")]),
             run("newer", false, "m", 3, vec![noisy_between("fanout"), noisy_between("fanout")]),
+            run("newest", false, "m", 3, vec![noisy_between("spsc")]),
             // Each of these cannot tell spsc's count: one trial per
             // process, another machine, a quick run, one process.
             run("one-trial", false, "m", 3, vec![one_trial]),
@@ -355,17 +376,38 @@ mod tests {
             Ok(runs.iter().find(|r| r.meta.id == id).expect("stored").clone())
         };
         let chosen = choose_from(&metas, load, &["spsc", "fanout", "burst"], false, "m", 6).expect("loaded");
-        let pick = |s: &str| chosen.get(s).map(|c| (c.trials, c.from_run.as_str()));
-        assert_eq!(pick("spsc"), Some((6, "old")));
-        assert_eq!(pick("fanout"), Some((1, "newer")));
+        let pick = |s: &str| chosen.get(s).map(|c| (c.trials, c.from_run.as_str(), c.runs));
+        // spsc: 1 (newest) and 6 (old) pooled: the median 3.5, rounded up.
+        assert_eq!(pick("spsc"), Some((4, "newest", 2)));
+        assert_eq!(pick("fanout"), Some((1, "newer", 2)));
         assert_eq!(pick("burst"), None, "never measured");
-        assert_eq!(loaded, ["one-trial", "newer", "old"], "only runs that may help are loaded");
+        assert_eq!(loaded, ["one-trial", "newest", "newer", "old"], "only runs that may help are loaded");
         assert_eq!(
             describe_choice(&chosen, &["spsc", "fanout", "burst"], 3),
-            "trials per process chosen by measurement (Kalibera & Jones) from run old: spsc 6; from run newer: \
-             fanout 1; others default 3"
+            "trials per process chosen by measurement (Kalibera & Jones) from 2 runs up to newest: spsc 4; from 2 \
+             runs up to newer: fanout 1; others default 3"
         );
         assert!(describe_choice(&BTreeMap::new(), &["spsc"], 3).starts_with("trials per process: the default 3 ("));
+    }
+
+    #[test]
+    fn only_the_latest_runs_are_pooled() {
+        let within = measured("spsc", &spread(&[100.0, 100.1, 99.9], 0.1), 0.5);
+        let between = measured("spsc", &spread(&[100.0, 200.0, 150.0], 0.001), 0.5);
+        // Two old runs would pull the median to 6; the latest POOLED_RUNS say 1.
+        let runs: Vec<Run> = (0..POOLED_RUNS + 2)
+            .map(|i| run(&format!("r{i}"), false, "m", 3, vec![if i < 2 { within.clone() } else { between.clone() }]))
+            .collect();
+        let metas: Vec<RunMeta> = runs.iter().map(|r| r.meta.clone()).collect();
+        let mut loaded = 0;
+        let load = |id: &str| -> Result<Run, ()> {
+            loaded += 1;
+            Ok(runs.iter().find(|r| r.meta.id == id).expect("stored").clone())
+        };
+        let chosen = choose_from(&metas, load, &["spsc"], false, "m", 6).expect("loaded");
+        let c = &chosen["spsc"];
+        assert_eq!((c.trials, c.runs as usize, c.from_run.as_str()), (1, POOLED_RUNS, "r6"));
+        assert_eq!(loaded, POOLED_RUNS, "older runs are not read");
     }
 
     #[test]

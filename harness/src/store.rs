@@ -1790,7 +1790,7 @@ mod tests {
     fn merged_shards_keep_every_scenario_s_chosen_trials() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (mut store, _) = store_in(&dir);
-        let chosen = |trials, from: &str| ChosenTrials { trials, from_run: from.to_owned() };
+        let chosen = |trials, from: &str| ChosenTrials { trials, from_run: from.to_owned(), runs: 1 };
         let mut one = shard_of(1, &[0, 1], "box-1", "2026-05-01T12:00:00Z");
         one.meta.chosen_trials = [("fanout".to_owned(), chosen(1, "a"))].into();
         let mut two = shard_of(2, &[2, 3], "box-2", "2026-05-01T12:01:00Z");

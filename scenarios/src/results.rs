@@ -114,8 +114,17 @@ pub struct RunMeta {
 pub struct ChosenTrials {
     /// Trials in each process.
     pub trials: u32,
-    /// The run whose cells of the scenario the count was chosen from.
+    /// The latest run whose cells of the scenario the count was chosen
+    /// from.
     pub from_run: String,
+    /// How many stored runs' cells the count pools, `from_run` the latest
+    /// (1 in runs stored before counts were pooled).
+    #[serde(default = "one")]
+    pub runs: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// The current version of the measurement method. Bump it, with a line in

@@ -407,7 +407,7 @@ mod tests {
         let (lo, hi): (f64, f64) = (lo.parse().expect("lo"), hi.parse().expect("hi"));
         assert!((93.0..=hi).contains(&lo) && hi <= 99.0, "{text}");
         let chosen = [("fanout", 1), ("spsc", 6)]
-            .map(|(s, trials)| (s.to_owned(), ChosenTrials { trials, from_run: "r".to_owned() }));
+            .map(|(s, trials)| (s.to_owned(), ChosenTrials { trials, from_run: "r".to_owned(), runs: 1 }));
         let text = intervals_of(&RunMeta { chosen_trials: chosen.into_iter().collect(), ..meta });
         assert!(
             text.contains("(trials per process chosen by measurement, Kalibera & Jones: fanout 1, spsc 6). At these"),
