@@ -55,6 +55,14 @@
 //! cached snapshot keeps unsubscribed entries (their channel buffers)
 //! allocated until that thread's next publish, its exit or the bus's drop.
 //!
+//! Consumer side: a consumer takes each event with crossbeam's `try_recv`,
+//! and `drain` is the only caller of `try_recv` for the event type (`leave`
+//! discards through `recv_timeout(0)`): with a second caller the compiler
+//! kept `try_recv` out of line, a call and the event moved through memory
+//! per delivery; inlined, 23 Ir/event less at fan-out 1 (338 then 315,
+//! `drain_batch` with `try_recv` 88 then 66 per event in callgrind) and
+//! about 22 per delivery at 16 to 500 subscribers.
+//!
 //! Event copies: each subscriber gets its own `E`. For a `HeavyEvent` (several
 //! heap blocks) that is one deep clone per extra subscriber; publishing an
 //! `Arc<HeavyEvent>`-like event instead makes each copy one reference-count
@@ -684,8 +692,13 @@ impl<E: Event, L: Listener<E>> Consumer for Consume<E, L> {
     fn leave(&self, local: Local<E, L>) {
         let entry = local.entry.clone();
         // Discard what is queued now; later sends see a disconnected
-        // channel once the receiver is dropped.
-        while local.rx.try_recv().is_ok() {}
+        // channel once the receiver is dropped. Through `recv_timeout`, not
+        // `try_recv`: `drain` stays the only caller of `try_recv` for this
+        // event type, which lets the compiler inline it into the delivery
+        // loop (see "Consumer side" in the module doc). Only while not
+        // empty: on an empty channel `recv_timeout` backs off (spins and
+        // yields) before it reports the timeout.
+        while !local.rx.is_empty() && local.rx.recv_timeout(std::time::Duration::ZERO).is_ok() {}
         drop(local);
         entry.gone.store(true, Ordering::Release);
     }
