@@ -24,12 +24,13 @@
 //!
 //! # Design
 //! The array has [`SLOTS`] slots allocated once. `publish` pins the epoch
-//! once, loads the high-water count, and walks the slots calling each live
-//! one — no lock, no allocation, no queue. Subscribers serialise among
-//! themselves on a mutex that publishers never touch, so publishers are
-//! never blocked. Each choice below was measured at `fanout` with 500
-//! listeners, in instructions per listener call (callgrind, whole harness
-//! included; the `null` reference then costs about 23):
+//! once, loads the shape word (the high-water length and two flags), and
+//! walks the slots calling each live one — no lock, no allocation, no
+//! queue. Subscribers serialise among themselves on a mutex that publishers
+//! never touch, so publishers are never blocked. Each choice below was
+//! measured at `fanout` with 500 listeners, in instructions per listener
+//! call (callgrind, whole harness included; the `null` reference then costs
+//! about 23):
 //! - **Listeners stored in place.** A slot is a state word followed by the
 //!   listener itself, not a pointer to a boxed entry: a delivery reads the
 //!   state and then the listener from the same line, with no dependent load
@@ -47,15 +48,46 @@
 //! - **The filter lives in the state word.** A live slot's state is
 //!   `ALL` or one topic's own value, so one load tells both
 //!   "occupied" and "accepts this topic".
-//! - **The filter check is free when nothing filters.** The bus counts its
-//!   topic-filtered subscribers; a publish that reads zero runs a loop whose
-//!   only test is `state == ALL`, the test it needs anyway to skip empty
-//!   slots. With filtered subscribers the loop also compares the state with
-//!   the event's topic. A filtered subscriber added during a publish that
-//!   read zero misses that publish, as the contract allows for a subscriber
-//!   not present for the whole publish; once a publish has reached it, every
-//!   later publish of that thread reads a count that includes it (it was
-//!   raised before the slot went live), so the stream it receives has no gap.
+//! - **One shape word.** After every change of a slot's state, the writer
+//!   (under its mutex) recomputes one word from the states and stores it:
+//!   the length (one past the highest live slot), `HOLES` (a slot below it
+//!   is free or retired) and `FILTERED` (a live subscriber filters by
+//!   topic). One word, so a publish never pairs a length with flags of
+//!   another moment. Writers pay a scan of the slots; publishers one load.
+//!   `subscribe` stores the shape that covers its slot *before* the slot's
+//!   state goes live, never after: a publish that read an older, longer
+//!   shape (with a hole, so it checks states) can see the state live and
+//!   call the new listener; every later publish of its thread then reads
+//!   the covering shape or a newer one. Stored after, an unsubscribe past
+//!   the new slot could have shortened the length in between: the next
+//!   publish read the shorter shape and skipped the subscriber it had just
+//!   reached, a gap in its stream (conformance `stress_churn` failed 5 of
+//!   40 debug runs that way, "expected seq 1, got 9"; the loom model
+//!   `a_subscriber_reached_through_an_older_longer_shape_gets_every_later_publish`
+//!   finds it). A publish that reads the covering shape before the state
+//!   is stored may call the listener already: it was written before.
+//! - **No state check while every slot is live.** A publish that reads
+//!   neither flag calls every listener below the length without looking at
+//!   its state (at 500 listeners, the load, compare and branch of each
+//!   call). This is sound because a shape is stored after the listeners
+//!   it covers were written and, on `unsubscribe`, after the state is
+//!   retired and before the listener's drop is deferred: a publish that read a shape in which a slot was live pinned
+//!   the epoch before that deferral, so the listener outlives its call even
+//!   if it was retired meanwhile (a call in flight, as the contract allows),
+//!   and its slot cannot be freed and taken by another subscriber. The loom
+//!   model (`tests/loom_fixed_array.rs`) checks this, and fails if the
+//!   shape is stored after the deferral or a publish drops its guard early.
+//! - **The filter check is free when nothing filters.** A publish that
+//!   reads `HOLES` without `FILTERED` runs a loop whose only test is
+//!   `state == ALL`, the test it needs anyway to skip free and retired
+//!   slots. With `FILTERED` the loop also compares the state with the
+//!   event's topic. A filtered subscriber added during a publish that read
+//!   no `FILTERED` misses that publish (no loop without that flag calls a
+//!   topic slot), as the contract allows for a subscriber not present for
+//!   the whole publish; once a publish has reached it, the shape covering
+//!   it (with `FILTERED`) was stored before the state it saw, and every
+//!   later publish of that thread reads that shape or a newer one, so the
+//!   stream it receives has no gap.
 //! - **Static dispatch.** The listener type is the bus's type parameter, so
 //!   a statically typed listener (the harness's, a closure type) is called
 //!   directly and inlined into the publish loop; only a listener type that
@@ -69,24 +101,27 @@
 //!   re-entered after the slot that panicked: no cost on the happy path.
 //!
 //! Measured (fat LTO, callgrind, `fanout` at 500): 34.8 Ir per listener call
-//! with boxed entries, 28.8 with the above, against 22.8 for `null`. The 6
-//! left are the state check (load, compare, branch: 3), two event fields
-//! spilled to the stack and reloaded (2), and the loop's own step (1).
+//! with boxed entries, 28.8 with the above but the state checked on every
+//! call, against 22.8 for `null`. Of those 6, the state check (load,
+//! compare, branch: 3) is gone while every slot is live: 26.1 (13,041 Ir
+//! per event against 14,415 with the check, `buslab run --quick --pass
+//! instructions`, 2026-12-03); two event fields spilled to the stack and
+//! reloaded (2) and the loop's own step (1) remain.
 
+use crate::sync::{AtomicBool, AtomicU32, AtomicUsize, Cell, Mutex, MutexGuard, epoch, yield_now};
 use crate::util::deliver_each_isolated;
 use crate::{
     BusConfig, BusError, Capabilities, Event, EventBus, Filter, Listener, PanicPolicy, Strategy, SubscriptionId, Topic,
 };
-use crossbeam_epoch as epoch;
 use crossbeam_utils::CachePadded;
-use std::cell::UnsafeCell;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Number of listener slots.
-pub const SLOTS: usize = 1024;
+/// Number of listener slots (4 under `--cfg buslab_loom`, so that the
+/// models in `tests/loom_fixed_array.rs` stay small).
+pub const SLOTS: usize = if cfg!(buslab_loom) { 4 } else { 1024 };
 
 /// The `fixed_array` strategy.
 pub struct FixedArray;
@@ -124,6 +159,17 @@ mod state {
     pub(super) const TOPIC: u32 = 3;
 }
 
+/// The bits of the bus's shape word, which publishers read once per publish:
+/// how far to walk the slots, and which loop to walk them with.
+mod shape {
+    /// One past the highest live slot (at most `SLOTS`).
+    pub(super) const LEN: usize = 0xffff;
+    /// Some slot below the length is free or retired.
+    pub(super) const HOLES: usize = 1 << 16;
+    /// Some live subscriber filters by topic.
+    pub(super) const FILTERED: usize = 1 << 17;
+}
+
 /// The state word of a live subscriber with `filter`.
 fn live(filter: Filter) -> u32 {
     match filter {
@@ -142,21 +188,26 @@ fn topic_state(t: Topic) -> u32 {
 /// state is [`state::FREE`]).
 struct Slot<L> {
     state: AtomicU32,
-    listener: UnsafeCell<MaybeUninit<L>>,
+    listener: Cell<MaybeUninit<L>>,
 }
 
 impl<L> Slot<L> {
     /// The slot's listener.
     ///
     /// # Safety
-    /// The state was seen live (Acquire) under an epoch guard still held,
-    /// or the caller has exclusive access and the state is not `FREE`.
+    /// Under an epoch guard still held, the state was seen live (Acquire)
+    /// or a shape without `HOLES` covering the slot was read (Acquire); or
+    /// the caller has exclusive access and the state is not `FREE`.
     #[inline(always)]
-    unsafe fn listener(&self) -> &L {
-        // SAFETY: a live state is stored (Release) after the listener was
-        // written, and the listener is dropped only after every guard that
-        // could have seen that state was dropped (the caller's promise).
-        unsafe { (*self.listener.get()).assume_init_ref() }
+    unsafe fn call<E>(&self, event: &E)
+    where
+        L: Listener<E>,
+    {
+        // SAFETY: a live state, and a shape covering the slot, are stored
+        // (Release) after the listener was written, and the listener is
+        // dropped only after every guard that could have seen either was
+        // dropped (the caller's promise), so nobody writes it meanwhile.
+        unsafe { self.listener.with(|listener| listener.assume_init_ref().on_event(event)) }
     }
 }
 
@@ -179,11 +230,10 @@ struct Writer {
 /// The `fixed_array` bus: see the module doc.
 pub struct FixedArrayBus<E, L> {
     slots: Box<[Slot<L>]>,
-    /// One past the highest slot that may be live.
-    len: CachePadded<AtomicUsize>,
-    /// Live subscribers with a topic filter: while zero, publishes check no
-    /// topic.
-    filtered: AtomicUsize,
+    /// The slots' shape (see [`shape`]): the length, and whether any slot
+    /// below it is not live or any live one filters. One word, so that a
+    /// publish reads a length and flags that agree.
+    shape: CachePadded<AtomicUsize>,
     panics: CachePadded<AtomicU64>,
     topics: usize,
     /// Serialises subscribe/unsubscribe (never taken by publishers).
@@ -196,11 +246,11 @@ pub struct FixedArrayBus<E, L> {
 unsafe impl<E, L: Send + Sync> Send for FixedArrayBus<E, L> {}
 // SAFETY: publishers on several threads call `&L` concurrently (`L: Sync`);
 // a slot's listener is written only while its state is `FREE`, when no
-// publisher reads it (see `Slot::listener`), and under the writer mutex.
+// publisher reads it (see `Slot::call`), and under the writer mutex.
 unsafe impl<E, L: Send + Sync> Sync for FixedArrayBus<E, L> {}
 
 impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
-    fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
+    fn lock_writer(&self) -> MutexGuard<'_, Writer> {
         // Poisoning cannot leave the slots inconsistent: every change a
         // publisher sees is a single atomic store. Carry on with the data.
         self.writer.lock().unwrap_or_else(|e| e.into_inner())
@@ -226,7 +276,7 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
             // after every guard pinned before the slot was retired was
             // dropped; later publishers saw it retired and skipped it; we
             // hold the writer mutex, so nobody else writes the slot.
-            unsafe { (*slot.listener.get()).assume_init_drop() };
+            unsafe { slot.listener.with_mut(|listener| listener.assume_init_drop()) };
         }
     }
 
@@ -246,20 +296,56 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
             // Help the collector advance the epoch, then let the
             // publishers that hold it back run.
             epoch::pin().flush();
-            std::thread::yield_now();
+            yield_now();
         }
+    }
+
+    /// Recomputes the shape word from the slots' states and publishes it,
+    /// counting slot `joining.0` as having state `joining.1` already.
+    /// Called under the writer mutex: by `subscribe` before the joining
+    /// slot goes live, by `unsubscribe` after the slot is retired and
+    /// before its listener's drop is deferred (see "One shape word").
+    fn reshape(&self, joining: Option<(usize, u32)>) {
+        let (mut len, mut live, mut filtered) = (0, 0, false);
+        for (index, slot) in self.slots.iter().enumerate() {
+            let s = match joining {
+                Some((at, s)) if at == index => s,
+                // Relaxed: only writers (we hold the mutex) store states.
+                _ => slot.state.load(Ordering::Relaxed),
+            };
+            if s >= state::ALL {
+                len = index + 1;
+                live += 1;
+                filtered |= s >= state::TOPIC;
+            }
+        }
+        let mut word = len;
+        if live < len {
+            word |= shape::HOLES;
+        }
+        if filtered {
+            word |= shape::FILTERED;
+        }
+        self.shape.store(word, Ordering::Release);
     }
 
     #[inline]
     fn deliver(&self, event: &E) {
         let _guard = epoch::pin();
-        let len = self.len.load(Ordering::Acquire);
-        let slots = &self.slots[..len.min(SLOTS)];
-        let panics = if self.filtered.load(Ordering::Acquire) == 0 {
+        let word = self.shape.load(Ordering::Acquire);
+        let slots = &self.slots[..(word & shape::LEN).min(SLOTS)];
+        let panics = if word & (shape::HOLES | shape::FILTERED) == 0 {
+            deliver_each_isolated(slots, event, |slot, event| {
+                // SAFETY: every slot below the length was live when the
+                // shape was stored, and `_guard` is held (see "No state
+                // check while every slot is live").
+                unsafe { slot.call(event) };
+            })
+        } else if word & shape::FILTERED == 0 {
             deliver_each_isolated(slots, event, |slot, event| {
                 if slot.state.load(Ordering::Acquire) == state::ALL {
                     // SAFETY: seen live, and `_guard` is held.
-                    unsafe { slot.listener() }.on_event(event);
+                    unsafe { slot.call(event) };
                 }
             })
         } else {
@@ -268,7 +354,7 @@ impl<E: Event, L: Listener<E>> FixedArrayBus<E, L> {
                 let s = slot.state.load(Ordering::Acquire);
                 if s == state::ALL || s == topic {
                     // SAFETY: seen live, and `_guard` is held.
-                    unsafe { slot.listener() }.on_event(event);
+                    unsafe { slot.call(event) };
                 }
             })
         };
@@ -286,10 +372,9 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         config.validate(FixedArray::NAME)?;
         Ok(FixedArrayBus {
             slots: (0..SLOTS)
-                .map(|_| Slot { state: AtomicU32::new(state::FREE), listener: UnsafeCell::new(MaybeUninit::uninit()) })
+                .map(|_| Slot { state: AtomicU32::new(state::FREE), listener: Cell::new(MaybeUninit::uninit()) })
                 .collect(),
-            len: CachePadded::new(AtomicUsize::new(0)),
-            filtered: AtomicUsize::new(0),
+            shape: CachePadded::new(AtomicUsize::new(0)),
             panics: CachePadded::new(AtomicU64::new(0)),
             topics: config.topics,
             writer: Mutex::new(Writer { ids: vec![None; SLOTS].into(), next_id: 0, retired: Vec::new() }),
@@ -305,14 +390,20 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         };
         let slot = &self.slots[index];
         // SAFETY: the slot is free: no publisher reads its listener (they
-        // read it only when live), and the writer mutex is held.
-        unsafe { (*slot.listener.get()).write(listener) };
-        if matches!(filter, Filter::Topic(_)) {
-            // Before the slot goes live: see "The filter check is free".
-            self.filtered.fetch_add(1, Ordering::Release);
-        }
+        // read it only when live or covered by a shape stored after this
+        // write), and the writer mutex is held.
+        unsafe {
+            slot.listener.with_mut(|cell| {
+                cell.write(listener);
+            })
+        };
+        // The shape that covers the slot first, then its state: a publish
+        // that sees the state live (even through an older, longer shape)
+        // makes every later publish of its thread read this shape or a
+        // newer one, all of which reach the slot while it is live (see
+        // "One shape word"; `tests/loom_fixed_array.rs` fails otherwise).
+        self.reshape(Some((index, live(filter))));
         slot.state.store(live(filter), Ordering::Release);
-        self.len.fetch_max(index + 1, Ordering::Release);
         let id = writer.next_id;
         writer.next_id += 1;
         writer.ids[index] = Some(id);
@@ -326,18 +417,12 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
         };
         writer.ids[index] = None;
         let guard = epoch::pin();
-        let was = self.slots[index].state.swap(state::RETIRED, Ordering::AcqRel);
-        if was >= state::TOPIC {
-            self.filtered.fetch_sub(1, Ordering::Release);
-        }
-        // Shrink the count past trailing slots that are not live, so
-        // publishers skip them.
-        let len = self.len.load(Ordering::Relaxed);
-        let mut new_len = len;
-        while new_len > 0 && self.slots[new_len - 1].state.load(Ordering::Relaxed) < state::ALL {
-            new_len -= 1;
-        }
-        self.len.store(new_len, Ordering::Release);
+        self.slots[index].state.store(state::RETIRED, Ordering::Release);
+        // A hole now, or a shorter length, before the listener's drop is
+        // deferred: a publish that could still read the old shape (and call
+        // the listener without checking its state) pinned before the
+        // deferral.
+        self.reshape(None);
         let safe = Arc::new(AtomicBool::new(false));
         let flag = safe.clone();
         // SAFETY: the closure only touches an `Arc<AtomicBool>`.
@@ -355,10 +440,10 @@ impl<E: Event, L: Listener<E>> EventBus for FixedArrayBus<E, L> {
 impl<E, L> Drop for FixedArrayBus<E, L> {
     fn drop(&mut self) {
         for slot in self.slots.iter_mut() {
-            if *slot.state.get_mut() != state::FREE {
+            if slot.state.load(Ordering::Relaxed) != state::FREE {
                 // SAFETY: `&mut self`: no publisher or guard can reach the
                 // bus, and a slot that is not free holds a listener.
-                unsafe { slot.listener.get_mut().assume_init_drop() };
+                unsafe { slot.listener.with_mut(|listener| listener.assume_init_drop()) };
             }
         }
     }

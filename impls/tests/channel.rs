@@ -278,6 +278,67 @@ fn heavy_events_are_cloned_per_subscriber() {
     bus.shutdown();
 }
 
+/// An event whose `clone` runs this thread's hook (once, not from inside
+/// itself): a publish that clones for all but its last subscriber re-enters
+/// the bus from inside its own fan-out.
+#[derive(Debug)]
+struct Reentrant(u64);
+
+thread_local! {
+    static CLONE_HOOK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> = const { std::cell::RefCell::new(None) };
+}
+
+impl Clone for Reentrant {
+    fn clone(&self) -> Self {
+        if let Some(hook) = CLONE_HOOK.with(|h| h.borrow_mut().take()) {
+            hook();
+        }
+        Reentrant(self.0)
+    }
+}
+
+impl Event for Reentrant {
+    fn topic(&self) -> Topic {
+        0
+    }
+}
+
+/// A publish from inside a publish of the same thread (an event's `clone`)
+/// that also changes the subscribers: the inner publish must not replace the
+/// outer one's cached snapshot while the outer reads it (it reads the
+/// `ArcSwap` instead), and both events reach the subscribers they should.
+#[test]
+fn a_publish_from_inside_a_clone_sees_the_new_subscriber() {
+    type B = ChannelBus<Reentrant, Boxed<Reentrant>>;
+    let bus = Arc::new(B::new(&config(16, 1)).expect("valid config"));
+    let seen: Vec<_> = (0..3).map(|_| Arc::new(std::sync::Mutex::new(Vec::new()))).collect();
+    let listener = |i: usize| -> Boxed<Reentrant> {
+        let seen = seen[i].clone();
+        Box::new(move |e: &Reentrant| seen.lock().expect("not poisoned").push(e.0))
+    };
+    bus.subscribe(Filter::All, listener(0)).expect("subscribe");
+    bus.subscribe(Filter::All, listener(1)).expect("subscribe");
+    // Warm this thread's cached snapshot (version of two subscribers).
+    bus.publish(Reentrant(0));
+    let (inner_bus, third) = (bus.clone(), listener(2));
+    CLONE_HOOK.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move || {
+            inner_bus.subscribe(Filter::All, third).expect("subscribe");
+            inner_bus.publish(Reentrant(2));
+        }))
+    });
+    bus.publish(Reentrant(1));
+    bus.publish(Reentrant(3));
+    bus.flush();
+    let seen: Vec<Vec<u64>> = seen.iter().map(|s| s.lock().expect("not poisoned").clone()).collect();
+    // The outer publish of 1 runs on the snapshot it read (two subscribers);
+    // the inner publish of 2 sees the third; 3 reaches all three.
+    assert_eq!(seen[0], [0, 2, 1, 3], "{seen:?}");
+    assert_eq!(seen[1], [0, 2, 1, 3], "{seen:?}");
+    assert_eq!(seen[2], [2, 3], "{seen:?}");
+    Arc::try_unwrap(bus).ok().expect("the hook ran and let go of its clone").shutdown();
+}
+
 // ---------------------------------------------------------------------------
 // Measurements: ignored; they print figures and assert nothing about speed.
 // ---------------------------------------------------------------------------

@@ -54,6 +54,27 @@ fn trailing_unsubscribes_shrink_the_scan() {
     assert_eq!(n.load(Ordering::Relaxed), 0);
 }
 
+/// A slot unsubscribed between live ones is skipped (the shape word says
+/// there is a hole, so publishes check each state); a subscriber added next
+/// (in that slot once its grace period is over, else past the end) is
+/// called, and the old listener never again.
+#[test]
+fn a_hole_between_live_slots_is_skipped_until_refilled() {
+    let bus = bus();
+    let counts: Vec<_> = (0..4).map(|_| Arc::new(AtomicU64::new(0))).collect();
+    let ids: Vec<_> = counts[..3].iter().map(|n| bus.subscribe(Filter::All, counting(n)).expect("room")).collect();
+    let calls = || counts.iter().map(|n| n.load(Ordering::Relaxed)).collect::<Vec<_>>();
+    bus.publish(SmallEvent::make(0, 0, 0));
+    assert_eq!(calls(), [1, 1, 1, 0]);
+    bus.unsubscribe(ids[1]).expect("subscribed");
+    bus.publish(SmallEvent::make(0, 1, 0));
+    assert_eq!(calls(), [2, 1, 2, 0], "the retired middle slot is skipped");
+    bus.subscribe(Filter::All, counting(&counts[3])).expect("room");
+    bus.publish(SmallEvent::make(0, 2, 0));
+    bus.publish(SmallEvent::make(0, 3, 0));
+    assert_eq!(calls(), [4, 1, 4, 2], "the new subscriber is called, the old listener is not");
+}
+
 #[test]
 fn a_full_array_waits_for_a_retired_slot_except_inside_a_publish() {
     let bus = bus();
