@@ -210,7 +210,7 @@ print(max(earlier, key=key)["id"] if earlier else "")
       >"$work/compare.md"
     note "no earlier run on this machine: nothing to compare"
   else
-    buslab compare --base "$base" --new "$id" --db "$db" --markdown "$work/compare.md" --fail-on-regression \
+    buslab compare --baseline "$base" --new "$id" --db "$db" --markdown "$work/compare.md" --fail-on-regression \
       --gate "${BUSLAB_NIGHTLY_GATE:-deterministic}" || status=$?
     [ "$status" = 0 ] || [ "$status" = 3 ] || die "buslab compare exited $status"
     # shellcheck disable=SC2016 # Markdown backticks in a Python program

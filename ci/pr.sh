@@ -144,7 +144,7 @@ bench() {
   base_id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["meta"]["id"])' "$work/base.json")
 
   step "compare (instruction and allocation counts)"
-  "$work/buslab-head" compare --base "$base_id" --new pr-head --db "$work/pr.sqlite" \
+  "$work/buslab-head" compare --baseline "$base_id" --new pr-head --db "$work/pr.sqlite" \
     --markdown "$work/compare.md" --fail-on-regression --gate deterministic || status=$?
   [ "$status" = 0 ] || [ "$status" = 3 ] || die "buslab compare exited $status"
   {

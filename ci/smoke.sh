@@ -46,21 +46,21 @@ else
 fi
 
 step "compare the run with itself: exit 0"
-buslab compare --base "$id" --new "$id" --fail-on-regression --db "$db"
+buslab compare --baseline "$id" --new "$id" --fail-on-regression --db "$db"
 
 step "compare against a doctored copy (+10% instructions): exit 3"
 buslab export --run "$id" --format json --db "$db" >"$tmp/run.json"
 python3 ci/doctor_run.py "$tmp/run.json" "$tmp/doctored.json" smoke-doctored 1.10
 buslab import "$tmp/doctored.json" --db "$db"
 status=0
-buslab compare --base "$id" --new smoke-doctored --fail-on-regression --db "$db" \
+buslab compare --baseline "$id" --new smoke-doctored --fail-on-regression --db "$db" \
   --markdown "$tmp/compare.md" >"$tmp/compare.txt" || status=$?
 head -n 4 "$tmp/compare.txt"
 [ "$status" = 3 ] || die "compare against the doctored run exited $status, expected 3"
 grep -q "regression" "$tmp/compare.md" || die "the Markdown summary names no regression"
 # The pull-request gate (single-threaded counts only) catches it too.
 status=0
-buslab compare --base "$id" --new smoke-doctored --fail-on-regression --gate deterministic --db "$db" \
+buslab compare --baseline "$id" --new smoke-doctored --fail-on-regression --gate deterministic --db "$db" \
   >"$tmp/compare-gate.txt" || status=$?
 tail -n 1 "$tmp/compare-gate.txt"
 [ "$status" = 3 ] || die "the deterministic gate exited $status against the doctored run, expected 3"

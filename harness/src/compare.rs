@@ -27,8 +27,8 @@ pub(crate) struct CompareArgs {
     /// The baseline run id (or a unique prefix); default: the run before
     /// the new one on the same machine with the same label (so never an
     /// A/A run of `buslab noise` for an ordinary run).
-    #[arg(long, value_name = "ID")]
-    base: Option<String>,
+    #[arg(long, value_name = "ID", visible_alias = "base")]
+    baseline: Option<String>,
     /// The run to judge (id or unique prefix); default: the latest
     /// ordinary run (not a run of `buslab noise`).
     #[arg(long, value_name = "ID")]
@@ -67,10 +67,10 @@ pub(crate) fn run(args: &CompareArgs, out: &mut impl Write) -> anyhow::Result<bo
             .latest_run_id()?
             .with_context(|| format!("{} holds no run; `buslab run` makes one", args.db.display()))?,
     };
-    let base_id = match &args.base {
+    let base_id = match &args.baseline {
         Some(id) => store.resolve_run(id)?,
         None => store.previous_run_id(&new_id)?.with_context(|| {
-            format!("run `{new_id}` has no earlier run on its machine to compare with; name one with --base (see `buslab runs`)")
+            format!("run `{new_id}` has no earlier run on its machine to compare with; name one with --baseline (see `buslab runs`)")
         })?,
     };
     let base = store.load_run(&base_id)?;

@@ -4,17 +4,18 @@
 //! # Formats
 //! - `json`: the whole [`Run`], pretty-printed; the one lossless format and
 //!   the one [`read_run`] (and so `buslab import`) reads back.
-//! - `csv`: one row per cell × measure, for spreadsheets: `run_id, cell,
-//!   scenario, bus, params, status, reason, measure, value, lower, upper`.
-//!   A cell with no measure (failed, skipped) gets one row with the measure
+//! - `csv`: one row per cell × metric, for spreadsheets: `run_id, cell,
+//!   scenario, bus, params, status, reason, metric, value, lower, upper`.
+//!   A cell with no metric (failed, skipped) gets one row with the metric
 //!   columns empty, so that its status and reason are not lost. `params` is
 //!   `k=v` pairs joined by `;`.
-//! - `bmf`: Bencher Metric Format, `{ "<cell name>": { "<measure>": {
+//! - `bmf`: Bencher Metric Format (Bencher calls a metric a *measure*),
+//!   `{ "<cell name>": { "<measure>": {
 //!   "value": x, "lower_value": lo, "upper_value": hi } } }`, the bounds
 //!   only where the measure has a confidence interval, and only cells that
 //!   ended Ok.
 //!
-//! The measures are [`store::metrics`]: the same slugs as the store's
+//! The metrics are [`store::metrics`]: the same slugs as the store's
 //! `metrics` table.
 //!
 //! # Dependencies and why
@@ -38,7 +39,7 @@ use std::str::FromStr;
 pub enum Format {
     /// The whole run as pretty JSON; the import format.
     Json,
-    /// One row per cell × measure.
+    /// One row per cell × metric.
     Csv,
     /// Bencher Metric Format.
     Bmf,
@@ -138,7 +139,7 @@ pub fn export(run: &Run, format: Format, out: &mut impl Write) -> Result<(), Exp
     out.flush().map_err(write)
 }
 
-/// One measure in a BMF document.
+/// One metric in a BMF document (a Bencher *measure*).
 #[derive(Debug, Serialize)]
 struct BmfMeasure {
     value: f64,
@@ -148,7 +149,7 @@ struct BmfMeasure {
     upper_value: Option<f64>,
 }
 
-/// The BMF document of a run: Ok cells that have at least one measure.
+/// The BMF document of a run: Ok cells that have at least one metric.
 fn bmf(run: &Run) -> BTreeMap<String, BTreeMap<&'static str, BmfMeasure>> {
     run.cells
         .iter()
@@ -168,7 +169,7 @@ fn bmf(run: &Run) -> BTreeMap<String, BTreeMap<&'static str, BmfMeasure>> {
 
 /// The CSV columns.
 const CSV_HEADER: [&str; 11] =
-    ["run_id", "cell", "scenario", "bus", "params", "status", "reason", "measure", "value", "lower", "upper"];
+    ["run_id", "cell", "scenario", "bus", "params", "status", "reason", "metric", "value", "lower", "upper"];
 
 fn write_csv(run: &Run, out: &mut impl Write) -> Result<(), csv::Error> {
     let mut csv = csv::Writer::from_writer(out);

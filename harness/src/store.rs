@@ -17,11 +17,11 @@
 //!   one row per cell, `ordinal` its position in the run, `name` the
 //!   [`CellKey::name`](buslab_scenarios::results::CellKey::name), `result`
 //!   the whole [`CellResult`] as JSON. `(run_id, name)` is unique.
-//! - `metrics (run_id, cell, measure, value, lower, upper)`: the headline
+//! - `metrics (run_id, cell, metric, value, lower, upper)`: the headline
 //!   figures of each cell, one row per [`Metric`], derived from `cells` by
 //!   [`metrics()`] when a cell is saved. It exists for trend queries (one
-//!   measure of one cell over hundreds of runs) that must not parse the
-//!   cells' JSON; it is indexed on `(cell, measure)`.
+//!   metric of one cell over hundreds of runs) that must not parse the
+//!   cells' JSON; it is indexed on `(cell, metric)`.
 //!
 //! # Versions and migrations
 //! A buslab store is marked with `PRAGMA application_id` =
@@ -97,6 +97,7 @@ struct Migration {
 const MIGRATIONS: &[Migration] = &[
     Migration { summary: "create runs and cells", apply: migrate_v1 },
     Migration { summary: "add the metrics table, filled from the stored cells", apply: migrate_v2 },
+    Migration { summary: "call the metrics table's metric column `metric` (the glossary's word)", apply: migrate_v3 },
 ];
 
 fn migrate_v1(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
@@ -125,6 +126,13 @@ fn migrate_v1(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
         ) STRICT;",
     )
     .map_err(|e| sqlite_error(path, "creating runs and cells", e))
+}
+
+/// The glossary's word (README, "Glossary"): a *metric*, not a measure.
+/// SQLite renames the column in the index and the key with it.
+fn migrate_v3(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
+    tx.execute_batch("ALTER TABLE metrics RENAME COLUMN measure TO metric;")
+        .map_err(|e| sqlite_error(path, "renaming the metrics table's measure column to metric", e))
 }
 
 fn migrate_v2(tx: &Transaction<'_>, path: &Path) -> Result<(), StoreError> {
@@ -1167,8 +1175,11 @@ fn insert_metrics(
     let err = |e| sqlite_error(path, format!("storing the metrics of cell `{name}` of run `{run_id}`"), e);
     let mut stmt = tx
         .prepare_cached(
-            "INSERT INTO metrics (run_id, cell, measure, value, lower, upper)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            // Columns by position: (run_id, cell, metric, value, lower,
+            // upper), so that the step that created the table (whose
+            // third column was called `measure` until the next step) can
+            // fill it too.
+            "INSERT INTO metrics VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(err)?;
     for m in metrics(cell) {
@@ -1426,7 +1437,7 @@ mod tests {
         let conn = Connection::open(&path).expect("open");
         let (value, lower, upper): (f64, Option<f64>, Option<f64>) = conn
             .query_row(
-                "SELECT value, lower, upper FROM metrics WHERE cell = ?1 AND measure = 'throughput'",
+                "SELECT value, lower, upper FROM metrics WHERE cell = ?1 AND metric = 'throughput'",
                 ["fanout/channel/subscribers=16"],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
             )
@@ -1434,7 +1445,7 @@ mod tests {
         assert_eq!((value, lower, upper), (3.5e6, Some(3.5e6 * 0.97), Some(3.5e6 * 1.02)));
         let p99: f64 = conn
             .query_row(
-                "SELECT value FROM metrics WHERE cell = ?1 AND measure = 'latency-p99'",
+                "SELECT value FROM metrics WHERE cell = ?1 AND metric = 'latency-p99'",
                 ["burst/ring_buffer/ring=1024/subscribers=4"],
                 |r| r.get(0),
             )
@@ -1442,7 +1453,7 @@ mod tests {
         assert_eq!(p99, 4_500.0);
         let plan: String = conn
             .query_row(
-                "EXPLAIN QUERY PLAN SELECT value FROM metrics WHERE cell = 'x' AND measure = 'throughput'",
+                "EXPLAIN QUERY PLAN SELECT value FROM metrics WHERE cell = 'x' AND metric = 'throughput'",
                 [],
                 |r| r.get(3),
             )
@@ -1567,6 +1578,9 @@ mod tests {
         drop(store);
         assert_eq!(count(&path, "PRAGMA user_version"), SCHEMA_VERSION);
         assert_eq!(count(&path, "SELECT count(*) FROM metrics WHERE run_id = 'old-run'"), total_metrics(&run));
+        // Version 3 calls the column what the glossary calls it.
+        assert_eq!(count(&path, "SELECT count(*) FROM pragma_table_info('metrics') WHERE name = 'metric'"), 1);
+        assert_eq!(count(&path, "SELECT count(*) FROM pragma_table_info('metrics') WHERE name = 'measure'"), 0);
     }
 
     #[test]

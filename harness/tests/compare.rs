@@ -210,7 +210,7 @@ fn errors_exit_1_and_usage_errors_exit_2() {
     assert!(!db.exists(), "compare creates no store");
 
     let db = store_with(&dir, &sample_run("new-run", "2026-06-02T10:00:00Z"));
-    let out = buslab(&["compare", "--db", &db, "--base", "nope"]);
+    let out = buslab(&["compare", "--db", &db, "--baseline", "nope"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("no run `nope`"), "{}", text(&out));
     let out = buslab(&["compare", "--db", &db, "--new", "base-run"]);
