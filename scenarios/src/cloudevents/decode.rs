@@ -20,8 +20,9 @@
 //! [`sonic_rs_features`]); serde_json is scalar.
 //!
 //! Where the decoders differ in strictness, the stricter rule holds for all:
-//! the whole document must be UTF-8 (serde_json would not look inside the
-//! `data` it skips, so it gets a `std::str::from_utf8` first), nest at most
+//! the whole document must be UTF-8 (serde_json and sonic-rs's serde path
+//! would not look inside the `data` they skip, so they get a
+//! `std::str::from_utf8` first), nest at most
 //! [`MAX_DEPTH`] levels, carry no `\u` escape without four hexadecimal
 //! digits and no lone UTF-16 surrogate escape, and no number beyond
 //! binary64's range (all checked before serde_json and both sonic-rs
@@ -479,6 +480,13 @@ impl Decoders {
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
             Decoder::SonicRs => {
+                // sonic-rs's serde path checks UTF-8 only in the strings it
+                // reads, not in those it skips (`data`): check the whole
+                // document, as for serde_json (found by
+                // `invalid_utf8_inside_skipped_data_is_refused_everywhere`).
+                if std::str::from_utf8(&self.input).is_err() {
+                    return Err(refusal(document, None));
+                }
                 let mut de = sonic_rs::Deserializer::from_slice(&self.input);
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
