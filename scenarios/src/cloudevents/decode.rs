@@ -20,9 +20,10 @@
 //! [`sonic_rs_features`]); serde_json is scalar.
 //!
 //! Where the decoders differ in strictness, the stricter rule holds for all:
-//! the whole document must be UTF-8 (serde_json and sonic-rs's serde path
-//! would not look inside the `data` they skip, so they get a
-//! `std::str::from_utf8` first), nest at most
+//! the whole document must be UTF-8 (serde_json would not look inside the
+//! `data` it skips, so it gets a `std::str::from_utf8` first; sonic-rs
+//! validates the whole input when it makes its reader but reports it only
+//! for strings it reads, so its reader's verdict is read first), nest at most
 //! [`MAX_DEPTH`] levels, carry no `\u` escape without four hexadecimal
 //! digits and no lone UTF-16 surrogate escape, and no number beyond
 //! binary64's range (all checked before serde_json and both sonic-rs
@@ -69,6 +70,7 @@ use super::prescan::{bad_unicode_escape, first_negative_zero_member, nests_deepe
 use super::rules::{Attribute, Members, binary_refusal, refusal};
 pub use super::rules::{DecodeError, valid_base64};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use sonic_rs::reader::Reader;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
@@ -489,14 +491,16 @@ impl Decoders {
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
             Decoder::SonicRs => {
-                // sonic-rs's serde path checks UTF-8 only in the strings it
-                // reads, not in those it skips (`data`): check the whole
-                // document, as for serde_json (found by
+                // sonic-rs validates the whole input as UTF-8 (SIMD) when it
+                // makes its reader, but reports it only in the strings it
+                // reads, not in those it skips (`data`): its verdict is read
+                // here, as the native decoder does (found by
                 // `invalid_utf8_inside_skipped_data_is_refused_everywhere`).
-                if std::str::from_utf8(&self.input).is_err() {
+                let read = sonic_rs::Read::from(&self.input[..]);
+                if read.check_utf8_final().is_err() {
                     return Err(refusal(document, None));
                 }
-                let mut de = sonic_rs::Deserializer::from_slice(&self.input);
+                let mut de = sonic_rs::Deserializer::new(read);
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
             // Returned from here: through `result` the event would be moved
@@ -604,12 +608,14 @@ fn valid_data(
             de::IgnoredAny::deserialize(&mut de).is_ok() && de.end().is_ok()
         }
         Decoder::SonicRs => {
-            // sonic-rs's serde skip does not check UTF-8 in the strings it
-            // skips, and the whole body is skipped.
-            if std::str::from_utf8(input).is_err() || prescan() {
+            // sonic-rs's serde skip does not report invalid UTF-8 in the
+            // strings it skips, and the whole body is skipped: its reader's
+            // verdict is read first (see `Decoders::decode`).
+            let read = sonic_rs::Read::from(&input[..]);
+            if read.check_utf8_final().is_err() || prescan() {
                 return false;
             }
-            let mut de = sonic_rs::Deserializer::from_slice(input);
+            let mut de = sonic_rs::Deserializer::new(read);
             de::IgnoredAny::deserialize(&mut de).is_ok() && de.end().is_ok()
         }
         Decoder::SonicRsNative => native::valid_data(input),
