@@ -5,8 +5,9 @@
 //! # How events cross a bus
 //! - **Owned** events (`OwnedRouted`) own their strings: any bus can take
 //!   them; queueing fan-out buses clone them per subscriber.
-//! - **Borrowed** events point into the producer's input buffer, which the
-//!   next document overwrites. They travel as a `Scoped` pointer that is
+//! - **Borrowed** events point into the producer's input buffer (binary
+//!   mode: into the message, and into the buffer decoded header values go
+//!   to), which the next document overwrites. They travel as a `Scoped` pointer that is
 //!   valid only *during* the `publish` call, so only buses that deliver
 //!   in-line — on the publisher's thread, before `publish` returns
 //!   (`Capabilities::asynchronous == false`) — may carry them; the runner
@@ -16,7 +17,11 @@
 //!
 //! # What is timed
 //! - **decode**: copy each document into the reused mutable buffer, decode it
-//!   with the cell's decoder into the cell's representation; no bus.
+//!   with the cell's decoder into the cell's representation; no bus. In
+//!   binary content mode (`mode=binary`), read the message's headers and
+//!   check its body, copied into that buffer, with the cell's decoder when
+//!   it is JSON (`Decoders::decode_binary`); bytes count header names,
+//!   values and body.
 //! - **decode + route**: the same, then the type's topic, the producer's
 //!   checksum (for verification) and `publish`; `flush` at the end of the
 //!   trial. Only the corpus's valid documents are timed; invalid ones are
@@ -31,8 +36,8 @@ use crate::stats;
 use buslab_impls::{BusConfig, Event, EventBus, Filter, Listener, Strategy, Topic};
 use buslab_scenarios::cloudevents::decode::{ExtensionsFamily, MapFamily, StructFamily};
 use buslab_scenarios::cloudevents::{
-    Borrow, CePoint, CloudEvent, Corpus, DecodeError, Decoder, Decoders, ExtensionMode, Extensions, Limits, Own,
-    Representation, TypeTopics,
+    Borrow, CePoint, CloudEvent, Content, Corpus, DecodeError, Decoder, Decoders, ExtensionMode, Extensions, Limits,
+    Own, Representation, TypeTopics,
 };
 use buslab_scenarios::results::CloudEvents;
 use std::marker::PhantomData;
@@ -173,11 +178,11 @@ pub(crate) trait Flavor: 'static {
     fn publish<B: EventBus<Event = Self::Event>>(
         p: &mut Producer<'_>,
         bus: &B,
-        doc: &[u8],
+        doc: &Content,
         seq: u64,
     ) -> Result<(Topic, u64), DecodeError>;
     /// Decodes `doc` and drops the event.
-    fn decode(decoders: &mut Decoders, decoder: Decoder, doc: &[u8], limits: Limits) -> Result<(), DecodeError>;
+    fn decode(decoders: &mut Decoders, decoder: Decoder, doc: &Content, limits: Limits) -> Result<(), DecodeError>;
 }
 
 /// Owned events with extension family `F`.
@@ -195,10 +200,10 @@ where
     fn publish<B: EventBus<Event = Self::Event>>(
         p: &mut Producer<'_>,
         bus: &B,
-        doc: &[u8],
+        doc: &Content,
         seq: u64,
     ) -> Result<(Topic, u64), DecodeError> {
-        let event = p.decoders.decode::<Own, F::Of<'static>>(p.decoder, doc, p.limits)?;
+        let event = p.decoders.decode_content::<Own, F::Of<'static>>(p.decoder, doc, p.limits)?;
         let topic = p.routes.topic(&event.ty);
         let checksum = event.checksum();
         bus.publish(OwnedRouted { producer: p.index, seq, topic, event });
@@ -206,8 +211,8 @@ where
     }
 
     #[inline]
-    fn decode(decoders: &mut Decoders, decoder: Decoder, doc: &[u8], limits: Limits) -> Result<(), DecodeError> {
-        let event = decoders.decode::<Own, F::Of<'static>>(decoder, doc, limits)?;
+    fn decode(decoders: &mut Decoders, decoder: Decoder, doc: &Content, limits: Limits) -> Result<(), DecodeError> {
+        let event = decoders.decode_content::<Own, F::Of<'static>>(decoder, doc, limits)?;
         std::hint::black_box(&event);
         Ok(())
     }
@@ -220,10 +225,10 @@ impl<F: ExtensionsFamily> Flavor for BorrowedFlavor<F> {
     fn publish<B: EventBus<Event = Self::Event>>(
         p: &mut Producer<'_>,
         bus: &B,
-        doc: &[u8],
+        doc: &Content,
         seq: u64,
     ) -> Result<(Topic, u64), DecodeError> {
-        let event = p.decoders.decode::<Borrow, F::Of<'_>>(p.decoder, doc, p.limits)?;
+        let event = p.decoders.decode_content::<Borrow, F::Of<'_>>(p.decoder, doc, p.limits)?;
         let topic = p.routes.topic(&event.ty);
         let checksum = event.checksum();
         p.next_epoch += 1;
@@ -237,8 +242,8 @@ impl<F: ExtensionsFamily> Flavor for BorrowedFlavor<F> {
     }
 
     #[inline]
-    fn decode(decoders: &mut Decoders, decoder: Decoder, doc: &[u8], limits: Limits) -> Result<(), DecodeError> {
-        let event = decoders.decode::<Borrow, F::Of<'_>>(decoder, doc, limits)?;
+    fn decode(decoders: &mut Decoders, decoder: Decoder, doc: &Content, limits: Limits) -> Result<(), DecodeError> {
+        let event = decoders.decode_content::<Borrow, F::Of<'_>>(decoder, doc, limits)?;
         std::hint::black_box(&event);
         Ok(())
     }
@@ -246,8 +251,8 @@ impl<F: ExtensionsFamily> Flavor for BorrowedFlavor<F> {
 
 /// The corpus of a cell, checked with the cell's decoder.
 pub(crate) struct Prepared {
-    /// The valid documents, in corpus order.
-    pub(crate) documents: Vec<Vec<u8>>,
+    /// The valid documents in the cell's content mode, in corpus order.
+    pub(crate) documents: Vec<Content>,
     /// Routes by type.
     pub(crate) routes: TypeTopics,
     /// The cell's CloudEvents figures so far: errors and corpus.
@@ -259,14 +264,16 @@ pub(crate) struct Prepared {
 }
 
 /// Loads the corpus (`request.corpus`, else generated from the scenario's
-/// settings) and classifies it with the cell's decoder (untimed).
+/// settings) in the cell's content mode (valid events given in the other
+/// mode converted) and classifies it with the cell's decoder (untimed).
 pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, CellError> {
     let point = request.point.cloudevents.ok_or_else(no_axes)?;
     let settings = request.scenario.cloudevents.clone().unwrap_or_default();
     let corpus = match &request.corpus {
         Some(path) => Corpus::load(path).map_err(|e| CellError::Input(e.to_string()))?,
         None => Corpus::generated(settings.seed, settings.documents),
-    };
+    }
+    .in_mode(point.mode);
     let limits = settings.limits();
     let classified = corpus.classify(point.decoder, limits);
     if classified.valid.is_empty() {
@@ -277,12 +284,12 @@ pub(crate) fn prepare(request: &ProbeRequest) -> Result<Prepared, CellError> {
             classified.errors
         )));
     }
-    let documents: Vec<Vec<u8>> = classified.valid.iter().map(|&i| corpus.documents[i].bytes.clone()).collect();
+    let documents: Vec<Content> = classified.valid.iter().map(|&i| corpus.documents[i].content.clone()).collect();
     let mut decoders = Decoders::default();
     let mut types = Vec::with_capacity(documents.len());
     for doc in &documents {
         let event = decoders
-            .decode::<Own, buslab_scenarios::cloudevents::StructExtensions<'static>>(point.decoder, doc, limits)
+            .decode_content::<Own, buslab_scenarios::cloudevents::StructExtensions<'static>>(point.decoder, doc, limits)
             .map_err(|e| CellError::Input(format!("a document valid a moment ago is now refused: {e}")))?;
         types.push(event.ty.into_owned());
     }
@@ -628,6 +635,7 @@ mod tests {
     use super::*;
     use crate::probe::Budget;
     use crate::probe::tests::NoInstruments;
+    use buslab_scenarios::cloudevents::ContentMode;
 
     fn request(bus: &str, text: &str, index: usize) -> ProbeRequest {
         let scenario = buslab_scenarios::spec::parse("t.toml", text, buslab_scenarios::Origin::File("t".into()))
@@ -723,9 +731,41 @@ mod tests {
     }
 
     #[test]
+    fn a_binary_corpus_is_measured_in_both_modes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.http");
+        let mut stream = Vec::new();
+        for message in buslab_scenarios::cloudevents::generate::messages(3, 20) {
+            stream.extend_from_slice(&message.to_wire());
+        }
+        stream.extend_from_slice(b"POST / HTTP/1.1\r\nce-specversion: 1.0\r\nce-id: 1\r\nce-type: t\r\n\r\n");
+        std::fs::write(&path, stream).expect("write");
+        let scenario = request("router", SMALL, 0).scenario;
+        let mut modes = Vec::new();
+        for (i, point) in scenario.points().iter().enumerate() {
+            let ce = point.cloudevents.expect("a cloudevents point");
+            if ce.decoder != Decoder::SonicRsNative || ce.extensions != ExtensionMode::Struct {
+                continue;
+            }
+            let mut req = request("router", SMALL, i);
+            req.corpus = Some(path.clone());
+            let r = crate::probe::run(&req, &NoInstruments);
+            assert_eq!(r.error, None, "{point:?}");
+            let figures = r.cloudevents.expect("measured");
+            assert_eq!((figures.corpus.documents, figures.corpus.invalid), (21, 1), "{point:?}");
+            assert_eq!(figures.errors.get("missing-source"), Some(&1), "{point:?}");
+            assert!(figures.decode_bytes_per_sec.median > 0.0);
+            modes.push(ce.mode);
+        }
+        modes.dedup();
+        assert_eq!(modes, [ContentMode::Structured, ContentMode::Binary]);
+    }
+
+    #[test]
     fn skip_reasons_name_the_bus() {
         let point = CePoint {
             decoder: Decoder::SonicRs,
+            mode: ContentMode::Structured,
             representation: Representation::Borrowed,
             extensions: ExtensionMode::Struct,
         };

@@ -190,7 +190,9 @@ pub(crate) struct MatrixArgs {
     #[arg(long, default_value = store::DEFAULT_PATH)]
     db: PathBuf,
     /// Your own CloudEvents for the `cloudevents` scenarios: a
-    /// newline-delimited JSON file, or a directory of `.json` files.
+    /// newline-delimited JSON file (structured mode), a `.http` file of
+    /// HTTP/1.1 messages (binary mode), or a directory of `.json` and
+    /// `.http` files; each cell converts the valid events to its mode.
     #[arg(long, value_name = "PATH")]
     corpus: Option<PathBuf>,
 }

@@ -230,13 +230,16 @@ fn a_cloudevents_cell_decodes_routes_and_records_its_corpus() {
     let run = store.latest_run().expect("readable").expect("one run");
     let corpus = run.meta.corpus.as_ref().expect("the corpus is in the run metadata");
     assert_eq!((corpus.name.as_str(), corpus.documents, corpus.invalid), ("events.ndjson", 4, 2));
-    // Each of the two points opens with the floor, which decodes and routes
-    // through the null reference.
+    // Each of the four points (two representations, two content modes: the
+    // default) opens with the floor, which decodes and routes through the
+    // null reference.
     let floors: Vec<_> = run.cells.iter().filter(|c| c.key.bus == "null").collect();
-    assert_eq!(floors.len(), 2, "{:?}", run.cells.iter().map(|c| c.key.name()).collect::<Vec<_>>());
+    assert_eq!(floors.len(), 4, "{:?}", run.cells.iter().map(|c| c.key.name()).collect::<Vec<_>>());
+    let binary = run.cells.iter().filter(|c| c.key.params.get("mode").map(String::as_str) == Some("binary"));
+    assert_eq!(binary.count(), 6, "the binary-mode cells name their mode, the structured ones do not");
     assert!(floors.iter().all(|c| c.status == CellStatus::Ok && c.cloudevents.is_some()), "{floors:?}");
     let buses: Vec<_> = run.cells.iter().filter(|c| c.key.bus != "null").collect();
-    assert_eq!(buses.len(), 4);
+    assert_eq!(buses.len(), 8);
     for cell in buses {
         let name = cell.key.name();
         assert_eq!(cell.key.params.get("decoder").map(String::as_str), Some("sonic_rs"), "{name}");

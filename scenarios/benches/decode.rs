@@ -29,7 +29,7 @@
 use buslab_scenarios::cloudevents::decode::{
     Borrow, Decoders, ExtensionsFamily, Limits, MapFamily, Own, Strings, StructFamily,
 };
-use buslab_scenarios::cloudevents::{Corpus, Decoder, Extensions};
+use buslab_scenarios::cloudevents::{Decoder, Extensions, generate};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use serde::de::IgnoredAny;
 use sonic_rs::JsonContainerTrait;
@@ -55,14 +55,9 @@ fn digest<F: ExtensionsFamily>(decoders: &mut Decoders, decoder: Decoder, doc: &
 }
 
 fn corpora() -> Vec<(&'static str, Vec<Vec<u8>>)> {
-    let generated: Vec<Vec<u8>> = Corpus::generated(42, 1000).documents.into_iter().map(|d| d.bytes).collect();
-    let small: Vec<Vec<u8>> = Corpus::generated(7, 20_000)
-        .documents
-        .into_iter()
-        .map(|d| d.bytes)
-        .filter(|d| (400..=600).contains(&d.len()))
-        .take(1000)
-        .collect();
+    let generated: Vec<Vec<u8>> = generate::documents(42, 1000);
+    let small: Vec<Vec<u8>> =
+        generate::documents(7, 20_000).into_iter().filter(|d| (400..=600).contains(&d.len())).take(1000).collect();
     vec![("generated", generated), ("small", small)]
 }
 

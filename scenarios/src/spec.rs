@@ -23,14 +23,14 @@
 //! | `[slow]` | table | none | `count` subscribers doing `work_ns` each per delivery |
 //! | `[churn]` | table | none | `per_second` subscribe/unsubscribe pairs while publishing |
 //! | `[bus]` | table | none | `capacity` (events), `wait` (`"park"`, `"yield"`, `"busy_spin"`) |
-//! | `[cloudevents]` | table | defaults | only with `payload = "cloudevents"`: `decoders` (`"serde_json"`, `"simd_json"`, `"sonic_rs"`, `"sonic_rs_native"`), `representations` (`"owned"`, `"borrowed"`), `extensions` (`"struct"`, `"map"`) — each a name or a list, swept, default all; `documents` (generated, default 1000), `seed` (default 42), `max_bytes` (size limit, default 65536) |
+//! | `[cloudevents]` | table | defaults | only with `payload = "cloudevents"`: `decoders` (`"serde_json"`, `"simd_json"`, `"sonic_rs"`, `"sonic_rs_native"`), `modes` (`"structured"`, `"binary"`), `representations` (`"owned"`, `"borrowed"`), `extensions` (`"struct"`, `"map"`) — each a name or a list, swept, default all; `documents` (generated, default 1000), `seed` (default 42), `max_bytes` (size limit, default 65536) |
 //!
 //! A `cloudevents` scenario routes by event type: its topics are the
 //! corpus's types, so `topics` is refused, and so are `[burst]`, `[slow]` and
 //! `[churn]`, which its passes do not support.
 
 use crate::ScenarioError;
-use crate::cloudevents::{CePoint, Decoder, ExtensionMode, Representation, Settings};
+use crate::cloudevents::{CePoint, ContentMode, Decoder, ExtensionMode, Representation, Settings};
 use buslab_impls::WaitStrategy;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -232,8 +232,8 @@ pub struct SweepPoint {
     pub producers: usize,
     /// Listeners.
     pub subscribers: usize,
-    /// The decoder, representation and extension handling of a
-    /// `cloudevents` cell.
+    /// The decoder, content mode, representation and extension handling of
+    /// a `cloudevents` cell.
     #[serde(default)]
     pub cloudevents: Option<CePoint>,
 }
@@ -247,7 +247,8 @@ impl SweepPoint {
 
 impl Scenario {
     /// Every sweep point, producers outer, subscribers inner, then (for
-    /// `cloudevents`) decoders, representations and extension modes.
+    /// `cloudevents`) decoders, content modes, representations and
+    /// extension modes.
     pub fn points(&self) -> Vec<SweepPoint> {
         let axes: Vec<Option<CePoint>> = match &self.cloudevents {
             Some(settings) => settings.points().into_iter().map(Some).collect(),
@@ -275,9 +276,14 @@ impl Scenario {
             params.push(("subscribers", point.subscribers.to_string()));
         }
         // Always named, swept or not: reports build the decoder × bus ×
-        // representation matrix from them.
+        // representation matrix from them. The content mode is named when
+        // it is binary: structured cells keep the keys (and the history)
+        // they had before the mode axis, and no `mode` means structured.
         if let Some(ce) = point.cloudevents {
             params.push(("decoder", ce.decoder.name().to_owned()));
+            if ce.mode != ContentMode::Structured {
+                params.push(("mode", ce.mode.name().to_owned()));
+            }
             params.push(("representation", ce.representation.name().to_owned()));
             params.push(("extensions", ce.extensions.name().to_owned()));
         }
@@ -403,6 +409,7 @@ enum Names {
 #[serde(deny_unknown_fields)]
 struct RawCloudEvents {
     decoders: Option<Spanned<Names>>,
+    modes: Option<Spanned<Names>>,
     representations: Option<Spanned<Names>>,
     extensions: Option<Spanned<Names>>,
     documents: Option<Spanned<u64>>,
@@ -781,6 +788,9 @@ fn cloudevents_settings(
             Decoder::from_name,
         )?;
     }
+    if let Some(d) = &r.modes {
+        settings.modes = loc.names(d, "cloudevents.modes", "\"structured\", \"binary\"", ContentMode::from_name)?;
+    }
     if let Some(d) = &r.representations {
         settings.representations =
             loc.names(d, "cloudevents.representations", "\"owned\", \"borrowed\"", Representation::from_name)?;
@@ -913,7 +923,7 @@ mod tests {
         let settings = s.cloudevents.as_ref().expect("settings");
         assert_eq!((settings.documents, settings.seed), (50, 42));
         let points = s.points();
-        assert_eq!(points.len(), 4, "2 decoders × 1 representation × 2 extension modes");
+        assert_eq!(points.len(), 8, "2 decoders × 2 content modes × 1 representation × 2 extension modes");
         let params = s.sweep_params(points[0]);
         assert_eq!(
             params,
@@ -921,10 +931,24 @@ mod tests {
                 ("decoder", "sonic_rs".to_owned()),
                 ("representation", "borrowed".to_owned()),
                 ("extensions", "struct".to_owned())
+            ],
+            "structured cells keep the keys they had before the mode axis"
+        );
+        assert_eq!(
+            s.sweep_params(points[2]),
+            [
+                ("decoder", "sonic_rs".to_owned()),
+                ("mode", "binary".to_owned()),
+                ("representation", "borrowed".to_owned()),
+                ("extensions", "struct".to_owned())
             ]
         );
         let defaults = parse_str("name = \"ce\"\nsubscribers = 8\npayload = \"cloudevents\"\n").expect("valid");
-        assert_eq!(defaults.points().len(), 16, "4 decoders × 2 representations × 2 extension modes");
+        assert_eq!(defaults.points().len(), 32, "4 decoders × 2 content modes × 2 representations × 2 extension modes");
+        let one =
+            parse_str("name = \"ce\"\nsubscribers = 8\npayload = \"cloudevents\"\n[cloudevents]\nmodes = \"binary\"\n")
+                .expect("valid");
+        assert!(one.points().iter().all(|p| p.cloudevents.is_some_and(|c| c.mode == ContentMode::Binary)));
     }
 
     #[test]
@@ -932,6 +956,7 @@ mod tests {
         let base = "name = \"ce\"\nsubscribers = 8\npayload = \"cloudevents\"\n";
         assert!(error(&format!("{base}[cloudevents]\ndecoders = \"yaml\"\n")).contains("`cloudevents.decoders`"));
         assert!(error(&format!("{base}[cloudevents]\nextensions = []\n")).contains("empty"));
+        assert!(error(&format!("{base}[cloudevents]\nmodes = \"batched\"\n")).contains("`cloudevents.modes`"));
         assert!(error(&format!("{base}[cloudevents]\nrepresentations = [\"owned\", \"owned\"]\n")).contains("twice"));
         assert!(error(&format!("{base}[cloudevents]\nmax_bytes = 1\n")).contains("out of range"));
         assert!(error(&format!("{base}[cloudevents]\nformat = 1\n")).contains("format"));

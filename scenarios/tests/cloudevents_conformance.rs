@@ -1,11 +1,11 @@
-//! Conformance: the fixture set in `tests/data/cloudevents/` (one document
-//! per file, each listed in `cases.toml` with the verdict it must get and
+//! Conformance: the fixture set in `tests/data/cloudevents/` (one event per
+//! file, a structured-mode document `.json` or a binary-mode message
+//! `.http`, each listed in `cases.toml` with the verdict it must get and
 //! the spec rule it exercises) through every decoder, both representations
-//! and both extension modes. Structured content mode only: it is the one
-//! buslab decodes.
+//! and both extension modes.
 
 use buslab_scenarios::cloudevents::{
-    Borrow, CloudEvent, DecodeError, Decoder, Decoders, Limits, MapExtensions, Own, StructExtensions,
+    Borrow, CloudEvent, Content, DecodeError, Decoder, Decoders, Limits, MapExtensions, Message, Own, StructExtensions,
 };
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,17 @@ fn folder() -> PathBuf {
 fn cases() -> Vec<Case> {
     let text = std::fs::read_to_string(folder().join("cases.toml")).expect("cases.toml is readable");
     toml::from_str::<Cases>(&text).expect("cases.toml parses").case
+}
+
+/// The event in `file`: a `.http` file holds one binary-mode message.
+fn content(file: &str) -> Content {
+    let bytes = std::fs::read(folder().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    if !file.ends_with(".http") {
+        return Content::Structured(bytes);
+    }
+    let mut messages = Message::parse_stream(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(messages.len(), 1, "{file}: one message per file");
+    Content::Binary(messages.remove(0).1)
 }
 
 /// Runs `body` on a thread with the stack the decoders need at the depth
@@ -57,18 +68,21 @@ fn all_verdicts() {
     let cases = cases();
     assert!(cases.len() >= 50, "{} cases", cases.len());
     for case in &cases {
-        let doc = std::fs::read(folder().join(&case.file)).unwrap_or_else(|e| panic!("{}: {e}", case.file));
+        let doc = content(&case.file);
         let limits = Limits { max_bytes: case.max_bytes.unwrap_or(Limits::default().max_bytes) };
         for decoder in Decoder::ALL {
             let mut d = Decoders::default();
             let verdicts: [(&str, &str); 4] = [
-                ("owned/struct", slug(&d.decode::<Own, StructExtensions<'static>>(decoder, &doc, limits))),
-                ("owned/map", slug(&d.decode::<Own, MapExtensions<'static>>(decoder, &doc, limits))),
+                ("owned/struct", slug(&d.decode_content::<Own, StructExtensions<'static>>(decoder, &doc, limits))),
+                ("owned/map", slug(&d.decode_content::<Own, MapExtensions<'static>>(decoder, &doc, limits))),
                 (
                     "borrowed/struct",
-                    slug(&Decoders::default().decode::<Borrow, StructExtensions<'_>>(decoder, &doc, limits)),
+                    slug(&Decoders::default().decode_content::<Borrow, StructExtensions<'_>>(decoder, &doc, limits)),
                 ),
-                ("borrowed/map", slug(&Decoders::default().decode::<Borrow, MapExtensions<'_>>(decoder, &doc, limits))),
+                (
+                    "borrowed/map",
+                    slug(&Decoders::default().decode_content::<Borrow, MapExtensions<'_>>(decoder, &doc, limits)),
+                ),
             ];
             for (mode, got) in verdicts {
                 assert_eq!(got, case.expect, "{} ({}), {} {mode}", case.file, case.rule, decoder.name());
@@ -84,10 +98,10 @@ fn valid_cases_decode_to_the_same_event_everywhere() {
 
 fn same_events() {
     for case in cases().iter().filter(|c| c.expect == "ok") {
-        let doc = std::fs::read(folder().join(&case.file)).expect("readable");
+        let doc = content(&case.file);
         let events: Vec<CloudEvent<'static, StructExtensions<'static>>> = Decoder::ALL
             .iter()
-            .map(|&d| Decoders::default().decode::<Own, _>(d, &doc, Limits::default()).expect("valid"))
+            .map(|&d| Decoders::default().decode_content::<Own, _>(d, &doc, Limits::default()).expect("valid"))
             .collect();
         assert!(events.windows(2).all(|w| w[0] == w[1]), "{}: {events:?}", case.file);
     }
@@ -104,8 +118,41 @@ fn every_fixture_file_is_a_listed_case_and_every_slug_is_exercised() {
         }
     }
     assert_eq!(found, listed, "files and cases.toml differ");
-    let expected: std::collections::BTreeSet<String> = cases().into_iter().map(|c| c.expect).collect();
+    let mode = |c: &Case| if c.file.ends_with(".http") { "binary" } else { "structured" };
+    let expected: std::collections::BTreeSet<(&str, String)> =
+        cases().iter().map(|c| (mode(c), c.expect.clone())).collect();
+    // Rules about JSON members and `data_base64`, which binary mode has not.
+    let structured_only = ["not-an-object", "bad-extension-value", "data-and-data-base64", "bad-base64"];
     for reason in DecodeError::REASONS {
-        assert!(expected.contains(reason), "no case for {reason}");
+        if reason != "bad-header-value" {
+            assert!(expected.contains(&("structured", reason.to_owned())), "no structured case for {reason}");
+        }
+        if !structured_only.contains(&reason) {
+            assert!(expected.contains(&("binary", reason.to_owned())), "no binary case for {reason}");
+        }
     }
+}
+
+/// Binary-mode values are decoded as the HTTP binding says, and borrowed
+/// from the message where they need no decoding.
+#[test]
+fn binary_values_decode_to_what_the_binding_says() {
+    let doc = content("valid/percent-encoded.http");
+    let Content::Binary(message) = &doc else { unreachable!("a .http file") };
+    let mut decoders = Decoders::default();
+    let event = decoders
+        .decode_binary::<Borrow, MapExtensions<'_>>(Decoder::SonicRsNative, message, Limits::default())
+        .expect("valid");
+    assert_eq!(event.subject.as_deref(), Some("Euro € 😀"));
+    assert_eq!(event.extensions.0.get("tenant").map(|v| format!("{v:?}")), Some("String(\"€A\")".to_owned()));
+    assert_eq!(event.borrowed_strings(), 4, "id, source, type from the message; subject decoded (and borrowed)");
+    let doc = content("valid/extension-strings.http");
+    let event = decoders.decode_content::<Own, StructExtensions<'static>>(Decoder::SimdJson, &doc, Limits::default());
+    let event = event.expect("valid");
+    assert_eq!((event.extensions.severitynumber, event.extensions.sampled), (None, None), "strings, not typed");
+    assert_eq!(event.extensions.sequence.as_deref(), Some("0000000001"), "a string extension keeps its field");
+    assert_eq!(event.extensions.other.len(), 2);
+    let doc = content("valid/quoted-string.http");
+    let event = decoders.decode_content::<Own, StructExtensions<'static>>(Decoder::SerdeJson, &doc, Limits::default());
+    assert_eq!(event.expect("valid").subject.as_deref(), Some("a \"quoted\" value!"));
 }

@@ -335,3 +335,10 @@ fn the_documented_reason_wins_when_several_rules_break() {
         assert_eq!(e.err(), Some(DecodeError::Oversized), "{d:?}");
     }
 }
+
+#[test]
+fn invalid_utf8_inside_skipped_data_is_refused_everywhere() {
+    let doc = b"{\"specversion\":\"1.0\",\"id\":\"1\",\"source\":\"/s\",\"type\":\"t\",\"data\":{\"k\":\"\xff\"}}";
+    assert_agree(doc);
+    assert_eq!(verdicts(doc)[0].as_ref().err(), Some(&DecodeError::InvalidUtf8));
+}

@@ -1,6 +1,7 @@
 //! What each CloudEvents choice is worth: the decoder, borrowing strings
 //! instead of copying them, known extensions in struct fields instead of a
-//! map, and the typed router instead of the type-erased one — the levers of
+//! map, the typed router instead of the type-erased one, and binary content
+//! mode instead of structured — the levers of
 //! the case study this lab's CloudEvents scenarios follow (throughput ×3.8
 //! once per-event allocations, map-based extensions and type assertions
 //! were removed).
@@ -21,7 +22,8 @@ use buslab_scenarios::results::{CellResult, CellStatus};
 /// One choice: `better` against `baseline` on `axis`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Lever {
-    /// `bus`, or a cell parameter (`decoder`, `representation`, `extensions`).
+    /// `bus`, or a cell parameter (`decoder`, `mode`, `representation`,
+    /// `extensions`).
     pub axis: &'static str,
     /// The value expected to be faster.
     pub better: &'static str,
@@ -32,7 +34,7 @@ pub struct Lever {
 }
 
 /// The levers, in the order the guide states them.
-pub const LEVERS: [Lever; 5] = [
+pub const LEVERS: [Lever; 7] = [
     Lever {
         axis: "representation",
         better: "borrowed",
@@ -53,6 +55,18 @@ pub const LEVERS: [Lever; 5] = [
     },
     Lever { axis: "decoder", better: "sonic_rs", baseline: "serde_json", what: "sonic-rs instead of serde_json" },
     Lever { axis: "decoder", better: "simd_json", baseline: "serde_json", what: "simd-json instead of serde_json" },
+    Lever {
+        axis: "decoder",
+        better: "sonic_rs_native",
+        baseline: "sonic_rs",
+        what: "sonic-rs's parser driven natively instead of through serde",
+    },
+    Lever {
+        axis: "mode",
+        better: "binary",
+        baseline: "structured",
+        what: "Binary content mode (attributes in ce-* headers, data the body) instead of structured JSON",
+    },
 ];
 
 /// Two cells differing in one lever's axis only, and how they compare.
@@ -74,9 +88,16 @@ pub struct Pair {
     pub allocations: Option<(f64, f64)>,
 }
 
-/// The value of `axis` in `cell`.
+/// The value of `axis` in `cell`. A cloudevents cell without a `mode`
+/// parameter is structured: the mode is named only when it is binary.
 fn coordinate<'c>(cell: &'c CellResult, axis: &str) -> Option<&'c str> {
-    if axis == "bus" { Some(&cell.key.bus) } else { cell.key.params.get(axis).map(String::as_str) }
+    match axis {
+        "bus" => Some(&cell.key.bus),
+        "mode" if cell.key.params.contains_key("decoder") => {
+            Some(cell.key.params.get(axis).map_or("structured", String::as_str))
+        }
+        _ => cell.key.params.get(axis).map(String::as_str),
+    }
 }
 
 /// Everything that places `cell` except `axis`.
@@ -255,6 +276,15 @@ mod tests {
         assert!(!text.contains("allocations"), "the router does not change them: {text}");
         // No map cells: the extensions lever has no pair and no verdict.
         assert!(verdict(&LEVERS[1], &pairs(&refs, &LEVERS[1])).is_none());
+        // No binary cells: the mode lever has no pair.
+        assert!(pairs(&refs, &LEVERS[6]).is_empty());
+        let mut binary = cell("router", "borrowed", &[150.0, 151.0, 149.0, 150.5, 149.5], 0.0);
+        binary.key.params.insert("mode".to_owned(), "binary".to_owned());
+        let with_binary: Vec<&CellResult> = refs.iter().copied().chain([&binary]).collect();
+        let mode = pairs(&with_binary, &LEVERS[6]);
+        assert_eq!(mode.len(), 1, "binary pairs with the structured cell that names no mode");
+        assert_eq!(mode[0].baseline, found[0].better);
+        assert!((mode[0].ratio - 1.2).abs() < 1e-9, "{:?}", mode[0]);
         let (span_text, span_cells, _) = span(&refs).expect("a span");
         assert!(span_text.contains("1.39×"), "125 / 90: {span_text}");
         assert_eq!(span_cells[0], found[0].better);

@@ -1,15 +1,28 @@
 //! The documents a cloudevents cell decodes: generated from a seed, or an
-//! engineer's own events (`--corpus PATH`): a newline-delimited JSON file (one
-//! document per non-empty line) or a directory of `.json` files (one document
-//! per file, sorted by name, not recursive).
+//! engineer's own events (`--corpus PATH`), in either content mode:
+//! - a newline-delimited JSON file: structured mode, one document per
+//!   non-empty line;
+//! - a `.http` file: binary mode, HTTP/1.1 messages back to back (headers,
+//!   an empty line, a body of `Content-Length` bytes; the last body may
+//!   run to the end of the file instead), as [`super::binary`] describes
+//!   under "Corpus files";
+//! - a directory: one structured document per `.json` file and the
+//!   messages of every `.http` file, files sorted by name, not recursive.
+//!
+//! A cell measures its own content mode ([`Corpus::in_mode`]): a valid
+//! event given in the other mode is converted ([`super::binary::from_structured`],
+//! [`super::binary::to_structured`]), so both modes decode the same events;
+//! an invalid one is kept as it is, and counted.
 //!
 //! Documents are kept as bytes, whatever they hold: an invalid one (bad UTF-8,
 //! broken JSON, a spec violation) is still a document, counted by reason
 //! when the corpus is classified, and left out of what is timed. Only an
-//! unreadable path or an empty corpus is an error.
+//! unreadable path, a `.http` file that is not HTTP/1.1 messages, or an
+//! empty corpus is an error.
 
+use super::binary::{self, FramingError, Message};
 use super::decode::{DecodeError, Decoders, Limits, Own};
-use super::{Decoder, StructExtensions, generate};
+use super::{ContentMode, Decoder, StructExtensions, generate};
 use crate::results;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,6 +51,14 @@ pub enum CorpusError {
         /// The path.
         path: PathBuf,
     },
+    /// A `.http` file is not a stream of HTTP/1.1 messages.
+    #[error("{path}: not HTTP/1.1 messages: {source}")]
+    Framing {
+        /// The file.
+        path: PathBuf,
+        /// Where and what.
+        source: FramingError,
+    },
     /// The corpus is larger than [`MAX_CORPUS_BYTES`].
     #[error("{path}: the corpus exceeds {MAX_CORPUS_BYTES} bytes")]
     TooLarge {
@@ -46,12 +67,46 @@ pub enum CorpusError {
     },
 }
 
+/// One event as it travels, in either content mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    /// A structured-mode JSON document, its bytes as read.
+    Structured(Vec<u8>),
+    /// A binary-mode message.
+    Binary(Message),
+}
+
+impl Content {
+    /// Its mode.
+    pub fn mode(&self) -> ContentMode {
+        match self {
+            Content::Structured(_) => ContentMode::Structured,
+            Content::Binary(_) => ContentMode::Binary,
+        }
+    }
+
+    /// Its size, bytes: the document, or the message's header names,
+    /// values and body ([`Message::len`]).
+    pub fn len(&self) -> usize {
+        match self {
+            Content::Structured(bytes) => bytes.len(),
+            Content::Binary(message) => message.len(),
+        }
+    }
+
+    /// True when it holds no byte.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One document and where it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Document {
-    /// Its bytes, as read.
-    pub bytes: Vec<u8>,
-    /// `file:line` (NDJSON), the file (directory), or `#index` (generated).
+    /// The event, as read.
+    pub content: Content,
+    /// `file:line` (NDJSON, `.http`), the file (directory of `.json`), or
+    /// `#index` (generated).
     pub origin: String,
 }
 
@@ -84,7 +139,7 @@ impl Corpus {
         let documents = generate::documents(seed, count)
             .into_iter()
             .enumerate()
-            .map(|(i, bytes)| Document { bytes, origin: format!("#{i}") })
+            .map(|(i, bytes)| Document { content: Content::Structured(bytes), origin: format!("#{i}") })
             .collect();
         Corpus { name: "generated".into(), source: format!("generated, seed {seed}"), documents }
     }
@@ -95,25 +150,45 @@ impl Corpus {
         let meta = std::fs::metadata(path).map_err(read_err)?;
         let mut documents = Vec::new();
         let mut total = 0u64;
-        let mut add = |bytes: Vec<u8>, origin: String| {
-            total += bytes.len() as u64;
-            documents.push(Document { bytes, origin });
+        let mut add = |content: Content, origin: String| {
+            total += content.len() as u64;
+            documents.push(Document { content, origin });
             total <= MAX_CORPUS_BYTES
+        };
+        let http = |file: &Path| file.extension().is_some_and(|e| e == "http");
+        let messages = |file: &Path, bytes: &[u8]| {
+            Message::parse_stream(bytes).map_err(|source| CorpusError::Framing { path: file.to_path_buf(), source })
         };
         if meta.is_dir() {
             let mut files = Vec::new();
             for entry in std::fs::read_dir(path).map_err(read_err)? {
                 let file = entry.map_err(read_err)?.path();
-                if file.extension().is_some_and(|e| e == "json") && file.is_file() {
+                if (file.extension().is_some_and(|e| e == "json") || http(&file)) && file.is_file() {
                     files.push(file);
                 }
             }
             files.sort();
             for file in files {
                 let bytes = std::fs::read(&file).map_err(|source| CorpusError::Read { path: file.clone(), source })?;
-                if !add(bytes, file.display().to_string()) {
+                let mut within = true;
+                if http(&file) {
+                    for (line, message) in messages(&file, &bytes)? {
+                        within &= add(Content::Binary(message), format!("{}:{line}", file.display()));
+                    }
+                } else {
+                    within = add(Content::Structured(bytes), file.display().to_string());
+                }
+                if !within {
                     return Err(CorpusError::TooLarge { path: path.to_path_buf() });
                 }
+            }
+        } else if http(path) {
+            if meta.len() > MAX_CORPUS_BYTES {
+                return Err(CorpusError::TooLarge { path: path.to_path_buf() });
+            }
+            let bytes = std::fs::read(path).map_err(read_err)?;
+            for (line, message) in messages(path, &bytes)? {
+                add(Content::Binary(message), format!("{}:{line}", path.display()));
             }
         } else {
             if meta.len() > MAX_CORPUS_BYTES {
@@ -125,7 +200,7 @@ impl Corpus {
                 if line.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }
-                add(line.to_vec(), format!("{}:{}", path.display(), i + 1));
+                add(Content::Structured(line.to_vec()), format!("{}:{}", path.display(), i + 1));
             }
         }
         if documents.is_empty() {
@@ -135,13 +210,45 @@ impl Corpus {
         Ok(Corpus { name, source: path.display().to_string(), documents })
     }
 
-    /// Decodes every document once with `decoder` (not timed): which are
-    /// valid, and how many are invalid for each reason.
+    /// The corpus as a cell of content mode `mode` decodes it: every valid
+    /// event given in the other mode converted to this one (its origin
+    /// says so), every invalid one kept as it is (to be counted, under the
+    /// reason its own mode gives).
+    pub fn in_mode(&self, mode: ContentMode) -> Corpus {
+        let mut decoders = Decoders::default();
+        let limits = Limits { max_bytes: usize::MAX };
+        let documents = self
+            .documents
+            .iter()
+            .map(|doc| {
+                let valid =
+                    decoders.decode_content::<Own, StructExtensions<'static>>(Decoder::SerdeJson, &doc.content, limits);
+                let converted = match (&doc.content, mode) {
+                    (Content::Structured(bytes), ContentMode::Binary) if valid.is_ok() => {
+                        binary::from_structured(bytes).map(Content::Binary)
+                    }
+                    (Content::Binary(message), ContentMode::Structured) if valid.is_ok() => {
+                        binary::to_structured(message).map(Content::Structured)
+                    }
+                    _ => None,
+                };
+                match converted {
+                    Some(content) => Document { content, origin: format!("{} (as {})", doc.origin, mode.name()) },
+                    None => doc.clone(),
+                }
+            })
+            .collect();
+        Corpus { name: self.name.clone(), source: self.source.clone(), documents }
+    }
+
+    /// Decodes every document once with `decoder` (not timed), each in its
+    /// own content mode: which are valid, and how many are invalid for each
+    /// reason.
     pub fn classify(&self, decoder: Decoder, limits: Limits) -> Classification {
         let mut decoders = Decoders::default();
         let mut out = Classification::default();
         for (i, doc) in self.documents.iter().enumerate() {
-            match decoders.decode::<Own, StructExtensions<'static>>(decoder, &doc.bytes, limits) {
+            match decoders.decode_content::<Own, StructExtensions<'static>>(decoder, &doc.content, limits) {
                 Ok(_) => out.valid.push(i),
                 Err(e) => {
                     *out.errors.entry(e.reason().to_owned()).or_default() += 1;
@@ -158,7 +265,7 @@ impl Corpus {
     /// size distribution (nearest-rank percentiles), with the invalid
     /// documents `classified` found ([`Corpus::classify`]).
     pub fn summary(&self, classified: &Classification) -> results::Corpus {
-        let mut sizes: Vec<u64> = self.documents.iter().map(|d| d.bytes.len() as u64).collect();
+        let mut sizes: Vec<u64> = self.documents.iter().map(|d| d.content.len() as u64).collect();
         sizes.sort_unstable();
         let rank = |q: f64| {
             let i = ((q * sizes.len() as f64).ceil() as usize).clamp(1, sizes.len().max(1)) - 1;
@@ -205,7 +312,7 @@ mod tests {
         let corpus = Corpus::load(&path).expect("loads");
         assert_eq!(corpus.name, "events.ndjson");
         assert_eq!(corpus.documents.len(), 3);
-        assert_eq!(corpus.documents[1].bytes, VALID.as_bytes(), "CR stripped");
+        assert_eq!(corpus.documents[1].content, Content::Structured(VALID.into()), "CR stripped");
         assert!(corpus.documents[2].origin.ends_with("events.ndjson:4"), "{}", corpus.documents[2].origin);
         for decoder in Decoder::ALL {
             let c = corpus.classify(decoder, Limits::default());
@@ -237,7 +344,7 @@ mod tests {
         assert_eq!(s.invalid_examples.len(), 1);
         assert!(s.invalid_examples[0].origin.ends_with("c.json"), "{:?}", s.invalid_examples);
         assert_eq!(s.invalid_examples[0].reason, "invalid-utf8");
-        assert_eq!(s.total_bytes, corpus.documents.iter().map(|d| d.bytes.len() as u64).sum::<u64>());
+        assert_eq!(s.total_bytes, corpus.documents.iter().map(|d| d.content.len() as u64).sum::<u64>());
     }
 
     #[test]

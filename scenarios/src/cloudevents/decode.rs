@@ -21,7 +21,9 @@
 //!
 //! Where the decoders differ in strictness, the stricter rule holds for all:
 //! the whole document must be UTF-8 (serde_json would not look inside the
-//! `data` it skips, so it gets a `std::str::from_utf8` first), nest at most
+//! `data` it skips, so it gets a `std::str::from_utf8` first; sonic-rs
+//! validates the whole input when it makes its reader but reports it only
+//! for strings it reads, so its reader's verdict is read first), nest at most
 //! [`MAX_DEPTH`] levels, carry no `\u` escape without four hexadecimal
 //! digits and no lone UTF-16 surrogate escape, and no number beyond
 //! binary64's range (all checked before serde_json and both sonic-rs
@@ -61,12 +63,14 @@
 //! the same verdict and the same reason.
 
 use super::Decoder;
+use super::binary::{self, Message};
 use super::event::{CloudEvent, ExtValue, Extensions};
 use super::native;
 use super::prescan::{bad_unicode_escape, first_negative_zero_member, nests_deeper, number_out_of_range};
-use super::rules::{Attribute, Members, refusal};
+use super::rules::{Attribute, Members, binary_refusal, refusal};
 pub use super::rules::{DecodeError, valid_base64};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use sonic_rs::reader::Reader;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt;
@@ -410,13 +414,18 @@ impl Default for Limits {
 }
 
 /// The reusable state of the decoders: the mutable input buffer every
-/// decoder parses from, simd-json's tape and buffers, and the buffer the
-/// native decoder unescapes strings into. One per thread.
+/// decoder parses from, simd-json's tape and buffers, the buffer the
+/// native decoder unescapes strings into, and those binary mode decodes
+/// header values into. One per thread.
 pub struct Decoders {
     input: Vec<u8>,
     strings: Vec<u8>,
     simd_buffers: simd_json::Buffers,
+    /// For a binary-mode body, which is `data` alone: one level less.
+    simd_data_buffers: simd_json::Buffers,
     simd_tape: Option<simd_json::Tape<'static>>,
+    headers: Vec<u8>,
+    slots: Vec<binary::Slot>,
 }
 
 impl Default for Decoders {
@@ -425,7 +434,10 @@ impl Default for Decoders {
             input: Vec::with_capacity(4096 + simd_json::INPUT_PADDING),
             strings: Vec::with_capacity(256),
             simd_buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH),
+            simd_data_buffers: simd_json::Buffers::with_max_depth(4096, MAX_DEPTH - 1),
             simd_tape: Some(simd_json::Tape::null()),
+            headers: Vec::with_capacity(1024),
+            slots: Vec::with_capacity(32),
         }
     }
 }
@@ -479,7 +491,16 @@ impl Decoders {
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
             Decoder::SonicRs => {
-                let mut de = sonic_rs::Deserializer::from_slice(&self.input);
+                // sonic-rs validates the whole input as UTF-8 (SIMD) when it
+                // makes its reader, but reports it only in the strings it
+                // reads, not in those it skips (`data`): its verdict is read
+                // here, as the native decoder does (found by
+                // `invalid_utf8_inside_skipped_data_is_refused_everywhere`).
+                let read = sonic_rs::Read::from(&self.input[..]);
+                if read.check_utf8_final().is_err() {
+                    return Err(refusal(document, None));
+                }
+                let mut de = sonic_rs::Deserializer::new(read);
                 seed.deserialize(&mut de).and_then(|event| de.end().map(|()| event)).map_err(|_| ())
             }
             // Returned from here: through `result` the event would be moved
@@ -507,6 +528,105 @@ impl Decoders {
             }
         };
         result.map_err(|()| refusal(document, why.get()))
+    }
+
+    /// Decodes `content` in its own mode: [`Decoders::decode`] or
+    /// [`Decoders::decode_binary`].
+    #[inline]
+    pub fn decode_content<'s, 'o, S, X>(
+        &'s mut self,
+        decoder: Decoder,
+        content: &'s super::Content,
+        limits: Limits,
+    ) -> Result<CloudEvent<'o, X>, DecodeError>
+    where
+        S: Strings<'s, 'o>,
+        X: Extensions<'o>,
+    {
+        match content {
+            super::Content::Structured(document) => self.decode::<S, X>(decoder, document, limits),
+            super::Content::Binary(message) => self.decode_binary::<S, X>(decoder, message, limits),
+        }
+    }
+
+    /// Decodes a binary-mode `message` ([`binary`]) into the representation
+    /// `S` picks: [`Borrow`] ties the event to the message (values that
+    /// need no decoding) and to this `Decoders` (decoded ones), [`Own`]
+    /// makes it independent. The headers are read the same way whatever the
+    /// decoder; `decoder` checks the body when it is JSON (copied into the
+    /// reused mutable buffer first, as a structured document is), which,
+    /// being `data` alone, may nest [`MAX_DEPTH`] − 1 levels, as `data` may
+    /// in a structured document.
+    pub fn decode_binary<'s, 'o, S, X>(
+        &'s mut self,
+        decoder: Decoder,
+        message: &'s Message,
+        limits: Limits,
+    ) -> Result<CloudEvent<'o, X>, DecodeError>
+    where
+        S: Strings<'s, 'o>,
+        X: Extensions<'o>,
+    {
+        if message.len() > limits.max_bytes {
+            return Err(DecodeError::Oversized);
+        }
+        let Decoders { input, simd_data_buffers, simd_tape, headers, slots, .. } = self;
+        let (json, event) = binary::decode::<S, X>(message, headers, slots);
+        let body = json.then(|| message.body());
+        let event = event.map_err(|noted| binary_refusal(body, Some(noted)))?;
+        if let Some(body) = body
+            && !valid_data(decoder, body, input, simd_data_buffers, simd_tape)
+        {
+            return Err(binary_refusal(Some(body), None));
+        }
+        Ok(event)
+    }
+}
+
+/// Whether `body`, a binary-mode message's body, is JSON nesting at most
+/// [`MAX_DEPTH`] − 1 levels, as `decoder` checks it: copied into `input`
+/// first, and held to the same stricter rules as a structured document's
+/// `data` (see "Fair treatment of the decoders").
+fn valid_data(
+    decoder: Decoder,
+    body: &[u8],
+    input: &mut Vec<u8>,
+    simd_buffers: &mut simd_json::Buffers,
+    simd_tape: &mut Option<simd_json::Tape<'static>>,
+) -> bool {
+    use serde::Deserialize;
+    input.clear();
+    input.extend_from_slice(body);
+    let prescan = || nests_deeper(body, MAX_DEPTH - 1) || bad_unicode_escape(body) || number_out_of_range(body);
+    match decoder {
+        Decoder::SerdeJson => {
+            let Ok(text) = std::str::from_utf8(input) else { return false };
+            if prescan() {
+                return false;
+            }
+            let mut de = serde_json::Deserializer::from_str(text);
+            de::IgnoredAny::deserialize(&mut de).is_ok() && de.end().is_ok()
+        }
+        Decoder::SonicRs => {
+            // sonic-rs's serde skip does not report invalid UTF-8 in the
+            // strings it skips, and the whole body is skipped: its reader's
+            // verdict is read first (see `Decoders::decode`).
+            let read = sonic_rs::Read::from(&input[..]);
+            if read.check_utf8_final().is_err() || prescan() {
+                return false;
+            }
+            let mut de = sonic_rs::Deserializer::new(read);
+            de::IgnoredAny::deserialize(&mut de).is_ok() && de.end().is_ok()
+        }
+        Decoder::SonicRsNative => native::valid_data(input),
+        Decoder::SimdJson => {
+            let len = input.len();
+            input.resize(len + simd_json::INPUT_PADDING, b' ');
+            let mut tape = simd_tape.take().unwrap_or_else(simd_json::Tape::null).reset();
+            let valid = simd_json::fill_tape_padded(input, len, simd_buffers, &mut tape).is_ok();
+            *simd_tape = Some(tape.reset());
+            valid
+        }
     }
 }
 

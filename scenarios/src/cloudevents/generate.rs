@@ -9,6 +9,12 @@
 //! (accents, CJK, emoji) as raw UTF-8; JSON escapes (`\"`, `\n`) appear only
 //! inside `data`, so attribute strings can be borrowed by every decoder.
 //! The same seed always gives the same documents.
+//!
+//! [`messages`] gives the same events in binary content mode: each
+//! attribute a `ce-*` header (strings percent-encoded, so the accents and
+//! spaces of `subject` and some extensions need decoding), `datacontenttype`
+//! as `Content-Type`, `data` the body (its JSON text, or the bytes
+//! `data_base64` encoded).
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
@@ -50,6 +56,14 @@ const UNKNOWN: [&str; 3] = ["tenant", "region", "priority"];
 pub fn documents(seed: u64, count: usize) -> Vec<Vec<u8>> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..count).map(|i| document(&mut rng, i as u64)).collect()
+}
+
+/// The events of [`documents`]`(seed, count)` as binary-mode messages.
+pub fn messages(seed: u64, count: usize) -> Vec<super::Message> {
+    documents(seed, count)
+        .iter()
+        .map(|doc| super::binary::from_structured(doc).expect("generated documents are valid events"))
+        .collect()
 }
 
 fn word(rng: &mut fastrand::Rng) -> &'static str {

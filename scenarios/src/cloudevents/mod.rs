@@ -1,14 +1,17 @@
-//! CloudEvents 1.0 in structured-mode JSON: typed events, four decoders, the
-//! spec's rules, a seeded generator and corpus loading — the `cloudevents`
-//! payload kind.
+//! CloudEvents 1.0 over HTTP, in structured-mode JSON and in binary mode:
+//! typed events, four decoders, the spec's rules, a seeded generator and
+//! corpus loading — the `cloudevents` payload kind.
 //!
 //! A `cloudevents` cell decodes documents into a [`CloudEvent`] and routes
-//! them by `type` through a bus. Three axes vary per cell:
+//! them by `type` through a bus. Four axes vary per cell:
 //! - [`Decoder`]: `serde_json`, `simd_json`, `sonic_rs` (one serde visitor
 //!   driven by each) and `sonic_rs_native` (sonic-rs's parser driven
 //!   directly, no serde); see [`decode`] for how each is given the same
 //!   mutable input copy, and [`DecodeError`] for the reasons a document is
 //!   refused and which one wins;
+//! - [`ContentMode`]: `structured` (the event is one JSON document) or
+//!   `binary` (attributes in `ce-*` headers, `data` the body: [`binary`];
+//!   the decoder checks the body when it is JSON);
 //! - [`Representation`]: `owned` (every string copied) or `borrowed` (strings
 //!   point into the input buffer);
 //! - [`ExtensionMode`]: `struct` (known extensions in typed fields) or `map`
@@ -16,6 +19,7 @@
 //!
 //! Event types map to topics with [`TypeTopics`], built from the corpus.
 
+pub mod binary;
 pub mod corpus;
 pub mod decode;
 pub mod event;
@@ -24,7 +28,8 @@ mod native;
 mod prescan;
 mod rules;
 
-pub use corpus::{Corpus, CorpusError};
+pub use binary::Message;
+pub use corpus::{Content, Corpus, CorpusError};
 pub use decode::{Borrow, DecodeError, Decoders, Limits, Own};
 pub use event::{CloudEvent, ExtValue, Extensions, MapExtensions, OwnedEvent, StructExtensions};
 
@@ -62,6 +67,35 @@ impl Decoder {
     /// The decoder named `name`.
     pub fn from_name(name: &str) -> Option<Decoder> {
         Decoder::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// How the event travels: the HTTP binding's content modes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentMode {
+    /// The whole event is one JSON document (the JSON event format).
+    Structured,
+    /// Attributes in `ce-*` headers and `Content-Type`, `data` the body
+    /// ([`binary`]).
+    Binary,
+}
+
+impl ContentMode {
+    /// Both modes.
+    pub const ALL: [ContentMode; 2] = [ContentMode::Structured, ContentMode::Binary];
+
+    /// The name used in files, cell keys and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContentMode::Structured => "structured",
+            ContentMode::Binary => "binary",
+        }
+    }
+
+    /// The mode named `name`.
+    pub fn from_name(name: &str) -> Option<ContentMode> {
+        ContentMode::ALL.into_iter().find(|m| m.name() == name)
     }
 }
 
@@ -124,15 +158,26 @@ impl ExtensionMode {
     }
 }
 
-/// One cell's choice on the three axes.
+/// One cell's choice on the four axes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CePoint {
     /// The decoder.
     pub decoder: Decoder,
+    /// The content mode (structured in points stored before the axis).
+    #[serde(default = "structured")]
+    pub mode: ContentMode,
     /// The representation.
     pub representation: Representation,
     /// The extension handling.
     pub extensions: ExtensionMode,
+}
+
+fn structured() -> ContentMode {
+    ContentMode::Structured
+}
+
+fn structured_only() -> Vec<ContentMode> {
+    vec![ContentMode::Structured]
 }
 
 /// A `cloudevents` scenario's settings (the `[cloudevents]` table).
@@ -140,6 +185,10 @@ pub struct CePoint {
 pub struct Settings {
     /// Decoders swept.
     pub decoders: Vec<Decoder>,
+    /// Content modes swept (structured only in settings stored before the
+    /// axis).
+    #[serde(default = "structured_only")]
+    pub modes: Vec<ContentMode>,
     /// Representations swept.
     pub representations: Vec<Representation>,
     /// Extension modes swept.
@@ -156,6 +205,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             decoders: Decoder::ALL.to_vec(),
+            modes: ContentMode::ALL.to_vec(),
             representations: Representation::ALL.to_vec(),
             extensions: ExtensionMode::ALL.to_vec(),
             documents: 1000,
@@ -166,13 +216,16 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Every combination, decoders outer, extension modes inner.
+    /// Every combination: decoders outer, then content modes,
+    /// representations, extension modes inner.
     pub fn points(&self) -> Vec<CePoint> {
         let mut out = Vec::new();
         for &decoder in &self.decoders {
-            for &representation in &self.representations {
-                for &extensions in &self.extensions {
-                    out.push(CePoint { decoder, representation, extensions });
+            for &mode in &self.modes {
+                for &representation in &self.representations {
+                    for &extensions in &self.extensions {
+                        out.push(CePoint { decoder, mode, representation, extensions });
+                    }
                 }
             }
         }
@@ -254,7 +307,10 @@ mod tests {
         for m in ExtensionMode::ALL {
             assert_eq!(ExtensionMode::from_name(m.name()), Some(m));
         }
-        assert_eq!(Settings::default().points().len(), 16);
+        for m in ContentMode::ALL {
+            assert_eq!(ContentMode::from_name(m.name()), Some(m));
+        }
+        assert_eq!(Settings::default().points().len(), 32);
     }
 
     #[test]

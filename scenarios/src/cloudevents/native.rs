@@ -118,6 +118,22 @@ where
     Ok(event)
 }
 
+/// Whether `input`, a binary-mode body (`data` alone), is JSON: the same
+/// checks as `data` gets inside a structured document — UTF-8 over the
+/// whole of it, at most [`MAX_DEPTH`] − 1 levels, sonic-rs's checked skip,
+/// then `\u` escapes and numbers beyond binary64 — and nothing but
+/// whitespace after the value.
+pub(crate) fn valid_data(input: &[u8]) -> bool {
+    let mut parser = Parser::new(Read::from(input));
+    if parser.read.check_utf8_final().is_err() || nests_deeper(input, MAX_DEPTH - 1) {
+        return false;
+    }
+    if parser.skip_one(true).is_err() || parser.skip_space().is_some() {
+        return false;
+    }
+    !bad_unicode_escape(input) && !number_out_of_range(input)
+}
+
 /// A string for the event: borrowed as `S` places it, or copied out of the
 /// unescaping buffer.
 #[inline]

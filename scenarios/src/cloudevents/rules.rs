@@ -1,9 +1,10 @@
-//! The spec's rules on one structured-mode document, written once: why a
-//! document is refused ([`DecodeError`]), which reason wins when it breaks
-//! several, and the member-by-member checks ([`Members`]) that every decoder
-//! drives — the serde visitor of [`super::decode`] and the native sonic-rs
-//! decoder of [`super::native`] alike. The precedence is documented on
-//! [`DecodeError`] ("Which reason wins").
+//! The spec's rules on one event, written once: why a structured-mode
+//! document or a binary-mode message is refused ([`DecodeError`]), which
+//! reason wins when it breaks several, and the member-by-member checks
+//! ([`Members`]) that every decoder drives — the serde visitor of
+//! [`super::decode`], the native sonic-rs decoder of [`super::native`] and
+//! the header reader of [`super::binary`] alike. The precedence is
+//! documented on [`DecodeError`] ("Which reason wins").
 
 use super::decode::MAX_DEPTH;
 use super::event::{CloudEvent, ExtValue, Extensions};
@@ -43,6 +44,33 @@ use std::borrow::Cow;
 /// the reason by this order from the bytes and the event rule the decoder
 /// stopped at. That costs a second look at refused documents only, and
 /// refused documents are counted, never timed.
+///
+/// ## In binary content mode
+/// A binary-mode message ([`super::binary`]) follows the same order, read
+/// for its parts: the attributes are its `ce-*` headers and its
+/// `Content-Type` (the members, in header order), `data` is its body.
+/// 1. `oversized`: header names, values and body together;
+/// 2. – 4. `invalid-utf8`, `too-deep`, `malformed-json` are about the
+///    body, and only when `Content-Type` is JSON (`application/json` or a
+///    `+json` media type) and the body is not empty: `data` must be JSON
+///    before the headers are judged, as in a structured document;
+/// 5. `not-an-object` never applies (`data` may be any JSON value);
+/// 6. the first header, in message order, that breaks a rule; within one
+///    header: a repeated attribute (`duplicate-attribute`: a `ce-*` header
+///    twice, or `Content-Type` twice), then the name (`bad-attribute-name`:
+///    outside `[a-z0-9]+` once lower-cased — header names are
+///    case-insensitive, so `CE-Subject` is `subject` — or `ce-data`,
+///    `ce-data_base64` and `ce-datacontenttype`, which this mode carries
+///    elsewhere), then the value's encoding (`bad-header-value`: a byte
+///    outside printable ASCII, space and tab, a `%` without two hex digits,
+///    a broken quoted string; then `invalid-utf8` when the percent-decoded
+///    bytes are not UTF-8), then the value (`wrong-specversion`);
+/// 7. after the last header: as in structured mode, without
+///    `data-and-data-base64` (there is no `data_base64` in this mode).
+///
+/// Header values are strings, so `mistyped-attribute` means only an empty
+/// `id`, `source` or `type`, and `bad-extension-value` never applies;
+/// `bad-base64` never applies either.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DecodeError {
     /// Larger than the size limit.
@@ -85,6 +113,11 @@ pub enum DecodeError {
     /// The document nests deeper than [`MAX_DEPTH`].
     #[error("the document nests deeper than {MAX_DEPTH} levels")]
     TooDeep,
+    /// Binary mode: a header value breaks the HTTP binding's encoding (a
+    /// byte outside printable ASCII, space and tab; a `%` without two hex
+    /// digits; a broken quoted string).
+    #[error("a header value is not encoded as the HTTP binding requires")]
+    BadHeaderValue,
 }
 
 impl DecodeError {
@@ -108,11 +141,12 @@ impl DecodeError {
             DecodeError::DataAndDataBase64 => "data-and-data-base64",
             DecodeError::BadBase64 => "bad-base64",
             DecodeError::TooDeep => "too-deep",
+            DecodeError::BadHeaderValue => "bad-header-value",
         }
     }
 
     /// Every slug [`DecodeError::reason`] can return.
-    pub const REASONS: [&'static str; 16] = [
+    pub const REASONS: [&'static str; 17] = [
         "oversized",
         "invalid-utf8",
         "malformed-json",
@@ -129,6 +163,7 @@ impl DecodeError {
         "data-and-data-base64",
         "bad-base64",
         "too-deep",
+        "bad-header-value",
     ];
 }
 
@@ -139,15 +174,23 @@ impl DecodeError {
 /// reference check accepts; the agreement tests forbid it).
 #[cold]
 pub(crate) fn refusal(document: &[u8], noted: Option<DecodeError>) -> DecodeError {
-    json_error(document).or(noted).unwrap_or(DecodeError::MalformedJson)
+    json_error(document, MAX_DEPTH).or(noted).unwrap_or(DecodeError::MalformedJson)
 }
 
-/// Rules 2–4 on the whole document: UTF-8, then depth, then well-formed
-/// JSON (the scans that hold every decoder to what simd-json refuses, then
-/// serde_json validating into `IgnoredAny`).
-fn json_error(document: &[u8]) -> Option<DecodeError> {
+/// The reason a refused binary-mode message is counted under: rules 2–4 on
+/// its body when it is checked as JSON (`json_body`), else `noted`, else
+/// [`DecodeError::MalformedJson`] (as [`refusal`]).
+#[cold]
+pub(crate) fn binary_refusal(json_body: Option<&[u8]>, noted: Option<DecodeError>) -> DecodeError {
+    json_body.and_then(|body| json_error(body, MAX_DEPTH - 1)).or(noted).unwrap_or(DecodeError::MalformedJson)
+}
+
+/// Rules 2–4 on a whole JSON text nesting at most `depth` levels: UTF-8,
+/// then depth, then well-formed JSON (the scans that hold every decoder to
+/// what simd-json refuses, then serde_json validating into `IgnoredAny`).
+fn json_error(document: &[u8], depth: usize) -> Option<DecodeError> {
     let Ok(text) = std::str::from_utf8(document) else { return Some(DecodeError::InvalidUtf8) };
-    if nests_deeper(document, MAX_DEPTH) {
+    if nests_deeper(document, depth) {
         return Some(DecodeError::TooDeep);
     }
     let malformed = bad_unicode_escape(document)
