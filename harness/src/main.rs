@@ -305,9 +305,9 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
         }
         let (mine, cost, total) = shard::select(cells, spec, &runner.budget);
         eprintln!(
-            "buslab: shard {spec}: {} cells, {:.0}% of the matrix's expected cost",
+            "buslab: shard {spec}: {} cells, {} of the matrix's expected cost",
             mine.len(),
-            100.0 * cost as f64 / total.max(1) as f64
+            buslab_reports::render::format::share(cost as f64 / total.max(1) as f64)
         );
         cells = mine;
         planned_cost = Some((cost, total));

@@ -186,6 +186,14 @@ pub fn unsigned_percent(relative: f64) -> String {
     percent(relative).trim_start_matches('+').to_owned()
 }
 
+/// A share of a whole in whole percent, for rough proportions (time per
+/// pass, a load as a fraction of capacity, a shard's part of the matrix):
+/// `50%`, `<1%` for a share that is not zero but rounds to it.
+pub fn share(fraction: f64) -> String {
+    let percent = fraction * 100.0;
+    if percent > 0.0 && percent < 0.5 { "<1%".to_owned() } else { format!("{percent:.0}%") }
+}
+
 /// A relative threshold or noise band: `±5.00%`.
 pub fn band(relative: f64) -> String {
     format!("±{}", unsigned_percent(relative))
@@ -308,5 +316,8 @@ mod tests {
         assert_eq!(percent(-0.031), "−3.10%");
         assert_eq!(band(0.05), "±5.00%");
         assert_eq!(unsigned_percent(0.012), "1.20%");
+        assert_eq!(share(0.5), "50%");
+        assert_eq!(share(0.004), "<1%");
+        assert_eq!(share(0.0), "0%");
     }
 }

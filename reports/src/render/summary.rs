@@ -50,7 +50,7 @@ fn row(cell: &CellResult) -> [String; 7] {
             let ir = cell.instructions.as_ref().map_or_else(String::new, |i| format!("{:.0}", i.ir_per_event));
             // A lossy bus publishes faster than it delivers: say so.
             let status = match cell.loss_rate() {
-                Some(rate) if rate > 0.0 => format!("ok, {:.1}% lost", rate * 100.0),
+                Some(rate) if rate > 0.0 => format!("ok, {} lost", format::unsigned_percent(rate)),
                 _ if cell.lossy() => "ok, lossy".to_owned(),
                 _ => "ok".to_owned(),
             };
@@ -212,7 +212,7 @@ impl Breakdown {
             items.sort_by(|a, b| b.1.total_cmp(a.1).then_with(|| a.0.cmp(b.0)));
             items
                 .iter()
-                .map(|(name, s)| format!("{name} {} ({:.0}%)", clock(**s), 100.0 * **s / total))
+                .map(|(name, s)| format!("{name} {} ({})", clock(**s), format::share(**s / total)))
                 .collect::<Vec<_>>()
                 .join(", ")
         };

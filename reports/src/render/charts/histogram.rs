@@ -53,9 +53,9 @@ pub fn histogram(title: &str, buckets: &[(u64, u64, u64)]) -> Result<String, Cha
                 if x1 - x0 >= 4 {
                     root.draw(&Rectangle::new([(x0, y0), (x1, y1)], WHITE.stroke_width(1)))?;
                 }
-                let share = n as f64 / total as f64 * 100.0;
+                let share = crate::render::format::unsigned_percent(n as f64 / total as f64);
                 let tip = format!(
-                    "{} – {}: {} ({share:.2}%)",
+                    "{} – {}: {} ({share})",
                     format_value(lo as f64, Unit::Nanoseconds),
                     format_value(hi as f64, Unit::Nanoseconds),
                     grouped(n)

@@ -116,7 +116,7 @@ pub(crate) fn group(group: &Group, cells: &BTreeMap<String, &CellResult>) -> Vec
             .collect();
         let (load, rate) = key;
         let at = if load != 0.0 {
-            format!("at {:.0}% of capacity", load * 100.0)
+            format!("at {} of capacity", format::share(load))
         } else if members.iter().any(|(c, _)| c.headline_rate.is_some()) {
             format!("at {}", format::si(rate, "events/s"))
         } else {
@@ -137,7 +137,7 @@ fn load_key(l: &buslab_scenarios::results::Latency) -> (f64, f64) {
 /// A latency entry's label: `1 M events/s`, `50% of capacity` or `bursts`.
 fn load_label(cell: &CellResult, l: &buslab_scenarios::results::Latency) -> String {
     if l.load != 0.0 {
-        format!("{:.0}% of capacity", l.load * 100.0)
+        format!("{} of capacity", format::share(l.load))
     } else if cell.headline_rate.is_some() {
         format::si(l.offered_per_sec, "events/s")
     } else {

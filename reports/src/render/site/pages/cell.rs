@@ -92,7 +92,7 @@ fn latency_row(cell: &CellResult, l: &buslab_scenarios::results::Latency) -> Lat
     let headline = cell.headline_rate.is_some_and(|h| buslab_scenarios::results::same_rate(h, l.offered_per_sec));
     LatencyRow {
         load: if l.load != 0.0 {
-            format!("{:.0}% of capacity", l.load * 100.0)
+            format!("{} of capacity", format::share(l.load))
         } else if l.spike_p99_ns.is_some() {
             "burst".to_owned()
         } else {
@@ -107,7 +107,7 @@ fn latency_row(cell: &CellResult, l: &buslab_scenarios::results::Latency) -> Lat
         },
         saturation: l.saturation.as_ref().map(|s| format!("{}: {}", s.state(), s.reason())).unwrap_or_default(),
         lateness_p99: l.lateness.map(|t| format::nanos(t.p99_ns as f64)).unwrap_or_default(),
-        loss: if l.misses > 0 { format!("{:.3}%", l.loss_rate * 100.0) } else { String::new() },
+        loss: if l.misses > 0 { format::unsigned_percent(l.loss_rate) } else { String::new() },
         offered: format::si(l.offered_per_sec, "events/s"),
         p50: pct(0.5),
         p90: pct(0.9),
