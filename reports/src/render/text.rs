@@ -263,11 +263,23 @@ fn threshold(c: &Change) -> String {
         Method::Deterministic if c.multithreaded => format!("{pct:.1}% (multi-threaded cell)"),
         Method::Deterministic => format!("{pct:.1}%"),
         Method::Multithreaded => format!("{pct:.1}% (multi-threaded)"),
-        Method::MannWhitney | Method::NoiseBand if c.history > 0 => {
-            format!("noise {pct:.1}% ({} past changes)", c.history)
+        Method::TailInterval => {
+            let (lower, upper) = c.interval.unwrap_or((f64::NAN, f64::NAN));
+            format!("95% interval [{lower:.3}×, {upper:.3}×] vs noise {pct:.1}%{}", history(c))
         }
-        Method::MannWhitney | Method::NoiseBand => format!("noise {pct:.1}% (too little history)"),
+        Method::NoiseBand if is_tail(c) => format!("noise {pct:.1}%{}; noise band only (no repetitions)", history(c)),
+        Method::MannWhitney | Method::NoiseBand => format!("noise {pct:.1}%{}", history(c)),
     }
+}
+
+/// Where a noise band came from, in parentheses after it.
+fn history(c: &Change) -> String {
+    if c.history > 0 { format!(" ({} past changes)", c.history) } else { " (too little history)".to_owned() }
+}
+
+/// `c` is a metric of the tail-latency gate.
+fn is_tail(c: &Change) -> bool {
+    crate::analysis::regression::TAIL_METRICS.iter().any(|(slug, _)| *slug == c.metric)
 }
 
 /// A compared value: four figures (the one formatter's comparison style).
@@ -375,6 +387,13 @@ fn calibration_header(c: &Calibration) -> Vec<String> {
             c.pairs_with_deterministic_regression,
             c.pairs_flagged
         ),
+        match c.tail_gate {
+            (0, _) => "tail-latency gate: no change judged (no run kept latency repetitions)".to_owned(),
+            (judged, flagged) => format!(
+                "tail-latency gate (p99, p99.9 by the interval of the change): {flagged} of {judged} changes flagged                  ({:.1}% false positives)",
+                100.0 * flagged as f64 / judged as f64
+            ),
+        },
     ]
 }
 
@@ -514,6 +533,7 @@ mod tests {
             p_value: (method == Method::MannWhitney).then_some(0.0006),
             threshold: if method == Method::Deterministic { 0.01 } else { 0.05 },
             method,
+            interval: None,
             history: 0,
             multithreaded: false,
         }
