@@ -1011,7 +1011,15 @@ mod tests {
             assert!(lower > 1.05 && lower < 1.3 && upper > 1.3 && upper < 1.4, "{ch:?}");
         }
         assert_eq!(the(&c, "latency-p50").method, Method::NoiseBand, "the median keeps the noise band");
-        assert!(crate::render::text::text(&c).contains("95% interval ["), "compare shows the interval");
+        let text = crate::render::text::text(&c);
+        assert!(text.contains("95% interval ["), "compare shows the interval: {text}");
+        assert!(
+            text.contains("tail-latency gate: 2 p99/p99.9 changes by the 95% interval of the change, 2 flagged"),
+            "{text}"
+        );
+        let wide = crate::render::text::markdown(&tail_pair(&[600, 1000, 1400], &[800, 1300, 1800]));
+        assert!(wide.contains("0 flagged; largest within noise: spsc/channel latency-p99"), "{wide}");
+        assert!(wide.contains(" +30.0% [") && wide.contains("2 by the noise band only"), "{wide}");
         // And back down is an improvement.
         let back = tail_pair(&[1300, 1310, 1290], &[1000, 1010, 990]);
         assert_eq!(the(&back, "latency-p99").verdict, Verdict::Improvement);
@@ -1044,7 +1052,12 @@ mod tests {
         let c = compared(&n);
         let ch = the(&c, "latency-p99");
         assert_eq!((ch.method, ch.verdict, ch.interval), (Method::NoiseBand, Verdict::Regression, None));
-        assert!(crate::render::text::text(&c).contains("noise band only"), "{}", crate::render::text::text(&c));
+        let text = crate::render::text::text(&c);
+        assert!(text.contains("noise band only (no repetitions)"), "{text}");
+        assert!(
+            text.contains("0 p99/p99.9 changes by the 95% interval of the change, 0 flagged; 4 by the noise band only"),
+            "{text}"
+        );
         // One repetition a side is no interval either.
         let c = tail_pair(&[1000], &[1300]);
         assert_eq!(the(&c, "latency-p99").method, Method::NoiseBand);

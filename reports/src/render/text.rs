@@ -30,6 +30,9 @@ pub fn markdown(comparison: &Comparison) -> String {
         comparison.base_run, comparison.new_run, comparison.history_runs
     );
     let _ = writeln!(w, "{}\n", counts(comparison, "**"));
+    if let Some(line) = tail_gate(comparison) {
+        let _ = writeln!(w, "{line}\n");
+    }
     let significant = comparison.significant();
     if significant.is_empty() {
         let _ = writeln!(w, "No significant changes.");
@@ -133,6 +136,9 @@ pub fn text(comparison: &Comparison) -> String {
         comparison.base_run, comparison.new_run, comparison.history_runs
     );
     let _ = writeln!(w, "{}", counts(comparison, ""));
+    if let Some(line) = tail_gate(comparison) {
+        let _ = writeln!(w, "{line}");
+    }
     let significant = comparison.significant();
     if significant.is_empty() {
         let _ = writeln!(w, "no significant changes");
@@ -215,6 +221,37 @@ fn counts(comparison: &Comparison, strong: &str) -> String {
         );
     }
     line
+}
+
+/// One line on the tail-latency gate: how many p99/p99.9 changes it
+/// judged by their interval and how many it flagged, the largest change it
+/// did not flag with its interval, and how many fell back to the noise
+/// band (runs without latency repetitions). `None` with no tail change.
+fn tail_gate(comparison: &Comparison) -> Option<String> {
+    let tails: Vec<&Change> = comparison.changes.iter().filter(|c| is_tail(c)).collect();
+    if tails.is_empty() {
+        return None;
+    }
+    let judged: Vec<&&Change> = tails.iter().filter(|c| c.method == Method::TailInterval).collect();
+    let flagged = judged.iter().filter(|c| c.is_significant()).count();
+    let fallback = tails.len() - judged.len();
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "tail-latency gate: {} by the 95% interval of the change, {flagged} flagged",
+        plural(judged.len(), "p99/p99.9 change", "p99/p99.9 changes")
+    );
+    let largest =
+        judged.iter().filter(|c| !c.is_significant()).max_by(|a, b| a.relative().abs().total_cmp(&b.relative().abs()));
+    if let Some(c) = largest
+        && let Some((lower, upper)) = c.interval
+    {
+        let _ =
+            write!(line, "; largest within noise: {} {} {} [{lower:.3}×, {upper:.3}×]", c.cell, c.metric, magnitude(c));
+    }
+    if fallback > 0 {
+        let _ = write!(line, "; {fallback} by the noise band only (a run without latency repetitions)");
+    }
+    Some(line)
 }
 
 fn verdict_word(verdict: Verdict) -> &'static str {
