@@ -89,19 +89,23 @@ impl Budget {
     };
     /// `--quick`: fewer and shorter trials and loads, the same checks. (It
     /// also leaves out the profile pass unless `--pass` names it.) Three
-    /// processes stay, for throughput and latency alike: fewer would leave
-    /// an interval over process medians too wide to tell anything apart.
-    /// The 100 ms latency window is split among them (34 ms each after a
-    /// 20 ms warm-up): measured on `spsc` (debug build), the latency pass
-    /// was 11% of a quick run's time, and the whole catalog's quick run
-    /// spent 22% in it (README), so the split's extra warm-ups and process
-    /// starts add about a third to the pass, under 10% to the run.
+    /// throughput processes stay: fewer would leave an interval over
+    /// process medians too wide to tell anything apart. The latency pass
+    /// runs 2 processes of 50 ms each (after a 20 ms warm-up each): measured
+    /// on `spsc` (release, `--quick`, 15 cells, load average 3–5 on 2
+    /// cores), the pass took 6.3 s with one process of 100 ms and 8.8 and
+    /// 10.7 s with three of 34 ms (the run 34 s → 40 s), and the whole
+    /// catalog's quick run spends 22% in it (README): three would add
+    /// 9–15% to a quick run. Two keep the same window with one more process
+    /// start; their tail-gate interval has 1 or 2 degrees of freedom, so a
+    /// quick run's tail gate reads only large changes: tails are gated on
+    /// the default run's three.
     pub const QUICK: Budget = Budget {
         processes: 3,
         trials: 2,
         trial_ms: 50,
         latency_ms: 100,
-        latency_processes: 3,
+        latency_processes: 2,
         latency_grid: crate::rates::Grid::QUICK,
         alloc_events: 2_000,
         callgrind_events: 1_000,

@@ -117,10 +117,11 @@
 //! A/A pair is flagged only when the interval misses 1 *and* the band
 //! (`a_a_pairs_of_one_distribution_are_not_flagged` measures < 5%, and
 //! `buslab noise` reports the gate's false-positive rate over its pairs).
-//! With 3 repetitions a side the interval's half-width is about
-//! 4.3 × √(2/3) ≈ 3.5 times the repetitions' CV: a tail that moves 5%
-//! from process to process shows a shift of about 20% beyond the band;
-//! a spread of 30% shows nothing.
+//! With 3 repetitions a side (the default run) the interval's half-width
+//! is about 4.3 × √(2/3) ≈ 3.5 times the repetitions' CV: a tail that
+//! moves 5% from process to process shows a shift of about 20% beyond the
+//! band; a spread of 30% shows nothing. `--quick` runs 2 (1 or 2 degrees
+//! of freedom, `t` = 12.7 or 4.3): its tail gate reads only large changes.
 //!
 //! Runs stored before latency repetitions (one process per cell), and the
 //! `latency-p50`, are judged by **the noise band alone** (a regression when

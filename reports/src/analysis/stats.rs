@@ -596,7 +596,7 @@ mod tests {
     }
 
     /// The tail gate's interval: at 3 repetitions a side (the default
-    /// and `--quick` latency processes), a nominal 95% interval of the
+    /// run's latency processes), a nominal 95% interval of the
     /// ratio of two runs of one distribution holds 1 in at least 93% of
     /// simulated pairs, for log-normal and normal repetitions with a CV of
     /// 5–30%, and rejects in favour of a 30% shift when the spread is
