@@ -178,6 +178,12 @@ pub(crate) struct MatrixArgs {
     /// processes.
     #[arg(long, value_name = "N", value_parser = parse_processes)]
     processes: Option<usize>,
+    /// Independent processes that measure each cell's latency, sharing its
+    /// window at each load and interleaving the buses of a point (default
+    /// 3). Their spread is the interval of the tail-latency gate of
+    /// `buslab compare`; with 1 that gate falls back to the noise band.
+    #[arg(long, value_name = "N", value_parser = parse_processes)]
+    latency_processes: Option<usize>,
     /// Throughput trials in each process. Without it, each scenario's count
     /// is chosen by measurement from the latest stored run that can tell
     /// (Kalibera & Jones; see the README), else 3 (2 with `--quick`).
@@ -401,6 +407,7 @@ pub(crate) fn prepare(args: &MatrixArgs) -> anyhow::Result<(Vec<Scenario>, Vec<P
             let budget = if args.quick { Budget::QUICK } else { Budget::DEFAULT };
             Budget {
                 processes: args.processes.unwrap_or(budget.processes),
+                latency_processes: args.latency_processes.unwrap_or(budget.latency_processes),
                 trials: args.trials.unwrap_or(budget.trials),
                 ..budget
             }

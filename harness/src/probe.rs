@@ -31,8 +31,17 @@ pub struct Budget {
     pub trials: usize,
     /// Minimum length of a throughput trial.
     pub trial_ms: u64,
-    /// Length of a latency trial at each load.
+    /// Length of the latency pass's measured window at each load, shared
+    /// among its [`Budget::latency_processes`] (see
+    /// [`Budget::latency_trial_ms`]).
     pub latency_ms: u64,
+    /// Independent probe processes that measure each cell's latency, in
+    /// rounds that interleave the buses of a point in rotating order like
+    /// the throughput pass's; their histograms merge into the cell's
+    /// percentiles, and their spread gives the tail-latency gate its
+    /// interval. At least 1.
+    #[serde(default = "one")]
+    pub latency_processes: usize,
     /// Which offered rates the latency pass's shared grid takes.
     pub latency_grid: crate::rates::Grid,
     /// Events per producer in the allocation pass (run at N and 2N).
@@ -49,9 +58,16 @@ impl Budget {
     /// - 3 processes × 3 trials of 100 ms: the spread between processes
     ///   dominates a trial's (trial counts are then chosen by measurement,
     ///   [`crate::repeat`]), so longer trials would narrow nothing;
-    /// - 250 ms per latency load, after a warm-up of a quarter of it: at the
-    ///   grid's lowest rate of 1 k events/s that is 250 events, at 1 M/s
-    ///   250 k, enough for p99.9 at every rate but the lowest;
+    /// - 250 ms per latency load, split among 3 latency processes (84 ms
+    ///   each, after a warm-up of a quarter of it, at least 20 ms): at the
+    ///   grid's lowest rate of 1 k events/s that is 250 events over the
+    ///   three, at 1 M/s 250 k, enough for p99.9 at every rate but the
+    ///   lowest. Splitting the window rather than repeating it keeps the
+    ///   pass's time about what one process of 250 ms took (three warm-ups
+    ///   of 21 ms and two more process starts instead of one 62 ms
+    ///   warm-up), and three repetitions are the fewest whose *t* interval
+    ///   can tell a tail change (two give one degree of freedom, `t` =
+    ///   12.7);
     /// - 5,000 events per producer under callgrind (fewer at fan-out and
     ///   where listeners work or documents are decoded, see
     ///   [`Budget::callgrind_events_for`]): a single-threaded cell's count
@@ -65,6 +81,7 @@ impl Budget {
         trials: 3,
         trial_ms: 100,
         latency_ms: 250,
+        latency_processes: 3,
         latency_grid: crate::rates::Grid::DEFAULT,
         alloc_events: 20_000,
         callgrind_events: 5_000,
@@ -72,18 +89,35 @@ impl Budget {
     };
     /// `--quick`: fewer and shorter trials and loads, the same checks. (It
     /// also leaves out the profile pass unless `--pass` names it.) Three
-    /// processes stay: fewer would leave an interval over process medians
-    /// too wide to tell anything apart.
+    /// throughput processes stay: fewer would leave an interval over
+    /// process medians too wide to tell anything apart. The latency pass
+    /// runs 2 processes of 50 ms each (after a 20 ms warm-up each): measured
+    /// on `spsc` (release, `--quick`, 15 cells, load average 3–5 on 2
+    /// cores), the pass took 6.3 s with one process of 100 ms and 8.8 and
+    /// 10.7 s with three of 34 ms (the run 34 s → 40 s), and the whole
+    /// catalog's quick run spends 22% in it (README): three would add
+    /// 9–15% to a quick run. Two keep the same window with one more process
+    /// start; their tail-gate interval has 1 or 2 degrees of freedom, so a
+    /// quick run's tail gate reads only large changes: tails are gated on
+    /// the default run's three.
     pub const QUICK: Budget = Budget {
         processes: 3,
         trials: 2,
         trial_ms: 50,
         latency_ms: 100,
+        latency_processes: 2,
         latency_grid: crate::rates::Grid::QUICK,
         alloc_events: 2_000,
         callgrind_events: 1_000,
         profile_ms: 500,
     };
+
+    /// Length of the measured window of one latency process at each load:
+    /// [`Budget::latency_ms`] shared among the
+    /// [`Budget::latency_processes`], rounded up.
+    pub fn latency_trial_ms(&self) -> u64 {
+        self.latency_ms.div_ceil(self.latency_processes.max(1) as u64)
+    }
 
     /// Events per producer the instruction pass measures at `point` of
     /// `scenario`: `callgrind_events`, scaled down beyond 16 subscribers so
@@ -104,6 +138,11 @@ impl Budget {
         let by_work = self.callgrind_events.saturating_mul(CALLGRIND_WORK_NS) / work_ns.max(1);
         by_fanout.min(by_work).max(50)
     }
+}
+
+/// Budgets serialized before latency repetitions ran one latency process.
+fn one() -> usize {
+    1
 }
 
 /// Listener work per event the instruction pass simulates at most, on
@@ -319,7 +358,7 @@ pub(crate) mod tests {
         let r = run(&request, &NoInstruments);
         assert_eq!(r.error, None);
         let [l] = r.latency.as_slice() else { panic!("one load: {:?}", r.latency) };
-        let owed = events_for(2e5, Budget::QUICK.latency_ms, 1);
+        let owed = events_for(2e5, Budget::QUICK.latency_trial_ms(), 1);
         assert_eq!(l.count + l.misses, owed, "{l:?}");
         assert!(l.misses > 0, "20 µs per delivery cannot take 200 k/s: {l:?}");
         assert_eq!(l.loss_rate, l.misses as f64 / owed as f64);

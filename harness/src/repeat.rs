@@ -42,17 +42,33 @@
 //! chose 1 trial keeps learning from the last run that measured more;
 //! a run with `--trials N` measures afresh.
 //!
+//! # Latency repetitions
+//! The latency pass runs the same way: [`Budget::latency_processes`]
+//! rounds, each running every bus of the point once in rotating order at
+//! the rates shared by the point ([`crate::rates`]), each process measuring
+//! its share of the window ([`Budget::latency_trial_ms`]). [`merge_latency`]
+//! makes one entry per offered load from them: the percentiles of the
+//! merged histograms (the misses added up), each process's own percentiles
+//! in [`Latency::repetitions`] for the tail-latency gate of the regression
+//! rule, the worst process's send lateness (a load is judged on time only
+//! if every process kept its schedule), and the median process's spike p99
+//! and drain time.
+//!
 //! # Guarantees
 //! - A cell's merged figures hold every trial of every process, process
 //!   after process, and [`Throughput::processes`] says how many trials each
 //!   process measured; a failed process fails the cell (no figure is kept,
-//!   never a narrower interval from the processes that passed).
+//!   never a narrower interval from the processes that passed). Likewise
+//!   for latency: every process verifies delivery, a failed one fails the
+//!   cell, and a merged entry holds every process's histogram.
 
 use crate::probe::Budget;
 use crate::stats;
 use crate::stats::repetitions::{optimal_trials, variance_components};
 use crate::store::{Store, StoreError};
-use buslab_scenarios::results::{CellResult, CellStatus, ChosenTrials, CloudEvents, Estimate, Run, Throughput};
+use buslab_scenarios::results::{
+    CellResult, CellStatus, ChosenTrials, CloudEvents, Estimate, Latency, LatencyRepetition, Lateness, Run, Throughput,
+};
 use std::collections::BTreeMap;
 
 /// The order in which round `round` runs the `n` cells of a point: every
@@ -101,6 +117,76 @@ pub fn merge(parts: &[(Throughput, Option<CloudEvents>)]) -> Option<(Throughput,
         }
     });
     Some((throughput, cloudevents))
+}
+
+/// The latency pass of one cell from its processes' answers, in the order
+/// they ran (each one process's loads, in the order of the rates offered):
+/// one entry per load (see the [module docs](self#latency-repetitions)).
+/// An error when the processes measured different loads or a histogram
+/// cannot be read.
+pub fn merge_latency(parts: &[Vec<Latency>]) -> Result<Vec<Latency>, String> {
+    let Some(first) = parts.first() else { return Ok(Vec::new()) };
+    let mut merged = Vec::with_capacity(first.len());
+    for (i, head) in first.iter().enumerate() {
+        let entries: Vec<&Latency> = parts
+            .iter()
+            .map(|p| p.get(i).filter(|l| buslab_scenarios::results::same_rate(l.offered_per_sec, head.offered_per_sec)))
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("latency processes measured different loads (load {i})"))?;
+        let repetitions: Vec<LatencyRepetition> = entries
+            .iter()
+            .map(|l| LatencyRepetition {
+                p50_ns: l.p50_ns,
+                p99_ns: l.p99_ns,
+                p999_ns: l.p999_ns,
+                count: l.count,
+                misses: l.misses,
+            })
+            .collect();
+        if let [only] = entries.as_slice() {
+            merged.push(Latency { repetitions, ..(*only).clone() });
+            continue;
+        }
+        let mut all = crate::listener::new_histogram();
+        for l in &entries {
+            if l.count > 0 {
+                let h = crate::passes::latency::decode_histogram(&l.histogram)?;
+                all.add(&h).map_err(|e| format!("merging latency histograms: {e:?}"))?;
+            }
+        }
+        let misses: u64 = entries.iter().map(|l| l.misses).sum();
+        let at = |q: f64| crate::passes::latency::percentile(&all, misses, q);
+        let delivered = all.len();
+        let median_of = |pick: fn(&Latency) -> Option<u64>| -> Option<u64> {
+            let values: Vec<f64> = entries.iter().filter_map(|l| pick(l)).map(|v| v as f64).collect();
+            stats::median(&values).map(|m| m as u64)
+        };
+        let lateness = entries.iter().filter_map(|l| l.lateness).reduce(|a, b| Lateness {
+            p50_ns: a.p50_ns.max(b.p50_ns),
+            p99_ns: a.p99_ns.max(b.p99_ns),
+            max_ns: a.max_ns.max(b.max_ns),
+            backlog_ns: a.backlog_ns.max(b.backlog_ns),
+            schedule_ns: a.schedule_ns.max(b.schedule_ns),
+        });
+        merged.push(Latency {
+            p50_ns: at(0.5),
+            p90_ns: at(0.9),
+            p99_ns: at(0.99),
+            p999_ns: at(0.999),
+            p9999_ns: at(0.9999),
+            max_ns: all.max(),
+            count: delivered,
+            histogram: crate::passes::latency::encode_histogram(&all),
+            spike_p99_ns: median_of(|l| l.spike_p99_ns),
+            drain_ns: median_of(|l| l.drain_ns),
+            misses,
+            loss_rate: if delivered + misses == 0 { 0.0 } else { misses as f64 / (delivered + misses) as f64 },
+            lateness,
+            repetitions,
+            ..head.clone()
+        });
+    }
+    Ok(merged)
 }
 
 /// The most trials per process [`choose_trials`] gives a scenario: twice
@@ -242,6 +328,56 @@ pub fn describe_choice(chosen: &BTreeMap<String, ChosenTrials>, scenarios: &[&st
 mod tests {
     use super::*;
     use buslab_scenarios::results::{CellKey, RunMeta};
+
+    /// One latency process's entry at `rate`: `n` deliveries at `ns`
+    /// each, `misses` missed, lateness p99 `late`.
+    fn load(rate: f64, ns: &[u64], misses: u64, late: u64) -> Latency {
+        let mut h = crate::listener::new_histogram();
+        ns.iter().for_each(|&v| h.record(v).expect("in range"));
+        let q = |q: f64| crate::passes::latency::percentile(&h, misses, q);
+        Latency {
+            offered_per_sec: rate,
+            p50_ns: q(0.5),
+            p99_ns: q(0.99),
+            p999_ns: q(0.999),
+            count: h.len(),
+            misses,
+            histogram: crate::passes::latency::encode_histogram(&h),
+            lateness: Some(Lateness { p99_ns: late, ..Lateness::default() }),
+            ..Latency::default()
+        }
+    }
+
+    #[test]
+    fn latency_processes_merge_their_histograms_and_keep_their_percentiles() {
+        let fast: Vec<u64> = (1..=100).collect();
+        let slow: Vec<u64> = (1..=100).map(|v| v * 10).collect();
+        let parts = vec![
+            vec![load(1e3, &fast, 0, 5), load(1e4, &fast, 0, 5)],
+            vec![load(1e3, &slow, 0, 9), load(1e4, &fast, 2, 5)],
+            vec![load(1e3, &fast, 0, 7), load(1e4, &fast, 0, 5)],
+        ];
+        let merged = merge_latency(&parts).expect("the same loads");
+        assert_eq!(merged.len(), 2);
+        let low = &merged[0];
+        assert_eq!(low.count, 300);
+        assert_eq!(low.repetitions.iter().map(|r| r.p99_ns).collect::<Vec<_>>(), [99, 990, 99]);
+        // The merged p50 is the 150th of 300 values: the fast processes'
+        // 1..=100 twice and 10..=1000 once.
+        assert!((60..=80).contains(&low.p50_ns), "{low:?}");
+        assert!(low.p99_ns >= 960, "{low:?}");
+        assert_eq!(low.lateness.expect("lateness").p99_ns, 9, "the worst process's lateness");
+        assert_eq!(crate::passes::latency::decode_histogram(&low.histogram).expect("readable").len(), 300);
+        assert_eq!((merged[1].misses, merged[1].count), (2, 300));
+        // One process: kept as it is, with its one repetition.
+        let one = merge_latency(&parts[..1]).expect("one process");
+        assert_eq!(one[0].repetitions.len(), 1);
+        assert_eq!(Latency { repetitions: Vec::new(), ..one[0].clone() }, parts[0][0]);
+        // Processes that measured different loads cannot merge.
+        let odd = vec![parts[0].clone(), vec![load(2e3, &fast, 0, 5), load(1e4, &fast, 0, 5)]];
+        assert!(merge_latency(&odd).is_err());
+        assert!(merge_latency(&[parts[0].clone(), parts[1][..1].to_vec()]).is_err());
+    }
 
     fn process(samples: &[f64]) -> Throughput {
         Throughput {

@@ -331,7 +331,9 @@ impl ProbeRunner {
     }
 
     /// The latency pass of one point: the shared rates from the measured
-    /// capacities, each bus's loads, then the judgement of every load
+    /// capacities, each bus's loads measured by
+    /// [`Budget::latency_processes`] rounds of processes in rotating order
+    /// and merged ([`crate::repeat::merge_latency`]), then the judgement of every load
     /// against the point's `null` reference (its row: the plan opens each
     /// point where it can run with it) and the headline rate
     /// ([`crate::rates`]).
@@ -376,16 +378,40 @@ impl ProbeRunner {
                 Err(why) => return skip_all(results, why),
             }
         };
-        for ((cell, result), rates) in cells.iter().zip(results.iter_mut()).zip(per_member) {
+        for (result, rates) in results.iter_mut().zip(&per_member) {
+            if result.status == CellStatus::Ok && rates.is_none() {
+                result.skipped_passes.insert(pass.into(), "needs the throughput pass's capacity".into());
+            }
+        }
+        // Rounds of processes, the buses of the point in rotating order as
+        // in the throughput pass; a process that fails fails its cell,
+        // which runs no further round.
+        let mut parts: Vec<Vec<Vec<Latency>>> = vec![Vec::new(); cells.len()];
+        for round in 0..self.budget.latency_processes.max(1) {
+            for i in crate::repeat::rotation(cells.len(), round) {
+                let (result, Some(rates)) = (&mut results[i], &per_member[i]) else { continue };
+                if result.status != CellStatus::Ok {
+                    continue;
+                }
+                progress(cells[i], Pass::Latency);
+                self.run_pass(cells[i], Pass::Latency, result, rates);
+                if result.status == CellStatus::Ok {
+                    parts[i].push(std::mem::take(&mut result.latency));
+                }
+            }
+        }
+        for (result, parts) in results.iter_mut().zip(parts) {
             if result.status != CellStatus::Ok {
                 continue;
             }
-            let Some(rates) = rates else {
-                result.skipped_passes.insert(pass.into(), "needs the throughput pass's capacity".into());
-                continue;
-            };
-            progress(cell, Pass::Latency);
-            self.run_pass(cell, Pass::Latency, result, &rates);
+            match crate::repeat::merge_latency(&parts) {
+                Ok(loads) => result.latency = loads,
+                Err(e) => {
+                    result.status = CellStatus::Failed(format!("{pass} pass: {e}"));
+                    result.throughput = None;
+                    result.cloudevents = None;
+                }
+            }
         }
         let mut loads: Vec<Vec<Latency>> = results.iter_mut().map(|r| std::mem::take(&mut r.latency)).collect();
         let headline = crate::rates::judge(&members, &mut loads, &shared, named.is_some(), burst);

@@ -135,15 +135,22 @@ pub fn expected_cost(cell: &PlannedCell, budget: &Budget) -> u64 {
     let decode_only =
         processes.saturating_mul(trials).saturating_mul(budget.trial_ms).saturating_mul(decode_ns) / per_event;
     let loads = (budget.latency_grid.rates + crate::rates::BEYOND_RATES) as u64;
-    // Each load is a warm-up of a quarter of its trial, then the trial.
-    let latency = if documents.is_some() { 0 } else { loads * budget.latency_ms * 5 / 4 };
+    // Each load of each latency process is a warm-up of a quarter of its
+    // trial (at least 20 ms), then the trial.
+    let latency_processes = budget.latency_processes.max(1) as u64;
+    let latency_trial = budget.latency_trial_ms();
+    let latency = if documents.is_some() || latency_trial == 0 {
+        0
+    } else {
+        loads * latency_processes * (latency_trial + (latency_trial / 4).max(20))
+    };
     let allocations = work_ms(budget.alloc_events.saturating_mul(4));
     let measured = budget.callgrind_events_for(&cell.scenario, cell.point);
     let callgrind = work_ms(measured.saturating_add(measured.min(1_000))).saturating_add(prepare_ms);
     let instructions = VALGRIND_START_MS.saturating_add(callgrind.saturating_mul(CALLGRIND_SLOWDOWN));
-    // The other passes prepare natively; the throughput pass runs one
-    // child process per repetition.
-    let children = passes + processes - 1;
+    // The other passes prepare natively; the throughput and latency passes
+    // run one child process per repetition.
+    let children = passes + processes - 1 + if documents.is_some() { 0 } else { latency_processes - 1 };
     let starts = children.saturating_mul(PROBE_START_MS).saturating_add((children - 1).saturating_mul(prepare_ms));
     [throughput, decode_only, latency, allocations, instructions, budget.profile_ms]
         .into_iter()

@@ -1216,8 +1216,8 @@ fn parse_cell(path: &Path, run_id: &str, name: &str, json: &str) -> Result<CellR
 #[cfg(test)]
 pub mod sample {
     use buslab_scenarios::results::{
-        Allocations, CellKey, CellResult, CellStatus, Estimate, Instructions, Latency, Profile, Run, RunMeta,
-        Throughput,
+        Allocations, CellKey, CellResult, CellStatus, Estimate, Instructions, Latency, LatencyRepetition, Profile, Run,
+        RunMeta, Throughput,
     };
     use std::collections::BTreeMap;
 
@@ -1248,6 +1248,16 @@ pub mod sample {
             histogram: "HISTFAAAACl4nJNpmSzMwMDAxAABzFCaEUzOmNZg/wEi0NzIyszUzNjMyNTMwtDAwA==".to_owned(),
             spike_p99_ns: (load == 0.0).then_some(base * 40),
             drain_ns: (load == 0.0).then_some(1_250_000),
+            repetitions: [base * 5, base * 4, base * 6]
+                .iter()
+                .map(|&p99| LatencyRepetition {
+                    p50_ns: base,
+                    p99_ns: p99,
+                    p999_ns: base * 12,
+                    count: 70_000,
+                    misses: 0,
+                })
+                .collect(),
             ..Latency::default()
         }
     }
@@ -1412,6 +1422,9 @@ mod tests {
         let run = sample::run("20260501T120000Z-a1b2", "box-1", "2026-05-01T12:00:00Z");
         record(&mut store, &run);
         assert_eq!(store.load_run(&run.meta.id).expect("load"), run);
+        let repetitions = |r: &Run| r.cells[0].latency[1].repetitions.clone();
+        assert_eq!(repetitions(&store.load_run(&run.meta.id).expect("load")).len(), 3, "latency repetitions kept");
+        assert_eq!(repetitions(&store.load_run(&run.meta.id).expect("load")), repetitions(&run));
         drop(store);
 
         let store = Store::open(&path).expect("reopen");

@@ -376,6 +376,47 @@ pub struct Latency {
     /// the point does not sustain): shown, never ranked.
     #[serde(default)]
     pub beyond_headline: bool,
+    /// The load measured by each of the cell's latency probe processes, in
+    /// the order they ran; the percentiles above come from their merged
+    /// histograms. The tail-latency gate's interval is read from their
+    /// spread. Empty in runs stored before latency repetitions (one
+    /// process), which the regression rule judges by the noise band alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repetitions: Vec<LatencyRepetition>,
+}
+
+/// One latency probe process's figures at one offered load (see
+/// [`Latency::repetitions`]): its percentiles over delivered and missed
+/// deliveries, as in [`Latency`] (0 where the percentile falls among the
+/// misses).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRepetition {
+    /// Median, ns.
+    pub p50_ns: u64,
+    /// 99th percentile, ns.
+    pub p99_ns: u64,
+    /// 99.9th percentile, ns.
+    pub p999_ns: u64,
+    /// Recorded deliveries.
+    pub count: u64,
+    /// Missed deliveries (a lossy bus's drops).
+    #[serde(default)]
+    pub misses: u64,
+}
+
+impl LatencyRepetition {
+    /// The `q` quantile (0.5, 0.99 or 0.999; another rounds up to the next
+    /// of these), or `None` when it falls among the misses.
+    pub fn percentile_ns(&self, q: f64) -> Option<u64> {
+        if percentile_lost(self.count, self.misses, q) {
+            return None;
+        }
+        Some(match q {
+            q if q <= 0.5 => self.p50_ns,
+            q if q <= 0.99 => self.p99_ns,
+            _ => self.p999_ns,
+        })
+    }
 }
 
 impl Latency {
@@ -849,7 +890,20 @@ mod tests {
         let old = r#"{"load":0.5,"offered_per_sec":1.0,"p50_ns":1,"p90_ns":2,"p99_ns":3,"p999_ns":4,"p9999_ns":5,
             "max_ns":6,"count":7,"histogram":"","spike_p99_ns":null,"drain_ns":null}"#;
         let l: Latency = serde_json::from_str(old).expect("an old entry loads");
-        assert_eq!((l.misses, l.saturation, l.beyond_headline), (0, None, false));
+        assert_eq!((l.misses, &l.saturation, l.beyond_headline), (0, &None, false));
+        assert!(l.repetitions.is_empty(), "a run from before latency repetitions: one process");
+        // And an entry without repetitions stores none.
+        assert!(!serde_json::to_string(&l).expect("json").contains("repetitions"));
+    }
+
+    #[test]
+    fn a_latency_repetition_reads_its_percentiles_and_knows_the_lost_ones() {
+        let r = LatencyRepetition { p50_ns: 1, p99_ns: 2, p999_ns: 3, count: 995, misses: 5 };
+        assert_eq!([0.5, 0.99].map(|q| r.percentile_ns(q)), [Some(1), Some(2)]);
+        assert_eq!(r.percentile_ns(0.999), None, "p99.9 falls among the 5 misses of 1000");
+        let json = serde_json::to_string(&Latency { repetitions: vec![r], ..Latency::default() }).expect("json");
+        let back: Latency = serde_json::from_str(&json).expect("loads");
+        assert_eq!(back.repetitions, [r]);
     }
 
     #[test]

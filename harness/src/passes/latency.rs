@@ -61,10 +61,10 @@ where
             Pace::Burst { base, factor, spike_ns, period_ns } => {
                 let per_period = base * factor * spike_ns as f64 / 1e9 + base * (period_ns - spike_ns) as f64 / 1e9;
                 // Whole periods, at least two.
-                let periods = (request.budget.latency_ms * 1_000_000).div_ceil(period_ns).max(2);
+                let periods = (request.budget.latency_trial_ms() * 1_000_000).div_ceil(period_ns).max(2);
                 (per_period * 1e9 / period_ns as f64, periods * period_ns / 1_000_000)
             }
-            Pace::Rate(r) => (r, request.budget.latency_ms),
+            Pace::Rate(r) => (r, request.budget.latency_trial_ms()),
             Pace::Flat => unreachable!("latency paces are open loop"),
         };
         let events = events_for(rate, duration_ms, point.producers);
@@ -109,7 +109,7 @@ where
 /// The `q` quantile of `delivered` latencies and `misses` deliveries that
 /// never came (ranked above every delivery), or 0 when it falls among the
 /// misses (see [`Latency::percentile_ns`]).
-fn percentile(delivered: &hdrhistogram::Histogram<u64>, misses: u64, q: f64) -> u64 {
+pub(crate) fn percentile(delivered: &hdrhistogram::Histogram<u64>, misses: u64, q: f64) -> u64 {
     let n = delivered.len();
     if percentile_lost(n, misses, q) || n == 0 {
         return 0;
@@ -142,11 +142,6 @@ where
     let q = |h: &hdrhistogram::Histogram<u64>, q: f64| {
         if h.is_empty() { 0 } else { h.value_at_quantile(q) }
     };
-    use hdrhistogram::serialization::Serializer;
-    let mut serialized = Vec::new();
-    hdrhistogram::serialization::V2Serializer::new()
-        .serialize(&all, &mut serialized)
-        .expect("serializing into a Vec cannot fail");
     let is_burst = matches!(pace, Pace::Burst { .. });
     let drain_ns = match pace {
         Pace::Burst { spike_ns, period_ns, .. } => {
@@ -178,7 +173,7 @@ where
         p9999_ns: percentile(&all, misses, 0.9999),
         max_ns: all.max(),
         count: delivered,
-        histogram: base64_encode(&serialized),
+        histogram: encode_histogram(&all),
         spike_p99_ns: is_burst.then(|| q(&spikes, 0.99)),
         drain_ns,
         misses,
@@ -186,7 +181,27 @@ where
         lateness,
         saturation: None,
         beyond_headline: false,
+        repetitions: Vec::new(),
     }
+}
+
+/// An HdrHistogram stored as V2, base64 (as in [`Latency::histogram`]).
+pub fn decode_histogram(encoded: &str) -> Result<hdrhistogram::Histogram<u64>, String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("histogram: {e}"))?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| format!("histogram: {e:?}"))
+}
+
+/// The V2 serialization of `histogram`, base64.
+pub fn encode_histogram(histogram: &hdrhistogram::Histogram<u64>) -> String {
+    use hdrhistogram::serialization::Serializer;
+    let mut serialized = Vec::new();
+    hdrhistogram::serialization::V2Serializer::new()
+        .serialize(histogram, &mut serialized)
+        .expect("serializing into a Vec cannot fail");
+    base64_encode(&serialized)
 }
 
 /// Standard base64 with padding.

@@ -20,6 +20,10 @@
 //!   false-positive rate of a metric is its flagged changes over its
 //!   compared changes; [`Calibration::pairs_with_regression`] counts the
 //!   pairs that would have failed a job.
+//! - the **tail-latency gate**'s false-positive rate: of the `latency-p99`
+//!   and `latency-p999` changes judged by the interval of the change
+//!   ([`regression::Method::TailInterval`], runs with latency
+//!   repetitions), the share flagged ([`Calibration::tail_gate`]).
 //! - from each cell's consecutive changes the rule's own **learned band**
 //!   (Q3 + 3·IQR, [`stats::noise_band`]) is computed when there are at
 //!   least [`MIN_CHANGES_FOR_BAND`] of them: what the band would become
@@ -145,6 +149,9 @@ pub struct Calibration {
     /// Per metric, in [`regression::compared_metrics`] order (metrics no cell measured left
     /// out).
     pub metrics: Vec<MetricNoise>,
+    /// The tail-latency gate over every pair: `(changes it judged, changes
+    /// it flagged)`, both 0 when no run had latency repetitions.
+    pub tail_gate: (usize, usize),
     /// Per cell and metric, by cell then [`regression::compared_metrics`] order.
     pub cells: Vec<CellSpread>,
 }
@@ -193,6 +200,7 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
     let mut compared = vec![0_usize; compared_metrics.len()];
     let mut flagged = vec![0_usize; compared_metrics.len()];
     let (mut pairs, mut pairs_with_regression, mut pairs_flagged, mut pairs_deterministic) = (0, 0, 0, 0);
+    let mut tail_gate = (0, 0);
     let indexed: Vec<regression::Indexed<'_>> = runs.iter().map(|r| regression::Indexed::new(r)).collect();
     for (i, base) in indexed.iter().enumerate() {
         for (j, new) in indexed.iter().enumerate() {
@@ -205,6 +213,10 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
             pairs_deterministic += usize::from(comparison.gated(Gate::Deterministic).next().is_some());
             pairs_flagged += usize::from(comparison.changes.iter().any(|c| c.verdict != Verdict::Noise));
             for change in &comparison.changes {
+                if change.method == regression::Method::TailInterval {
+                    tail_gate.0 += 1;
+                    tail_gate.1 += usize::from(change.is_significant());
+                }
                 if let Some(m) = compared_metrics.iter().position(|s| s.slug == change.metric) {
                     compared[m] += 1;
                     flagged[m] += usize::from(change.is_significant());
@@ -256,6 +268,7 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
         pairs_with_deterministic_regression: pairs_deterministic,
         pairs_flagged,
         metrics,
+        tail_gate,
         cells,
     }
 }
@@ -413,6 +426,65 @@ mod tests {
         assert!(metric(&c, "throughput").false_positives > 0);
         assert!(c.pairs_with_regression > 0);
         assert_eq!(c.pairs_with_deterministic_regression, 0, "wall-clock never passes that gate");
+    }
+
+    #[test]
+    fn the_tail_gate_false_positive_rate_is_counted_over_the_pairs() {
+        use buslab_scenarios::results::{Latency, LatencyRepetition};
+        // Six runs whose p99 repetitions wander by ±10% around one level.
+        let wobble: [[f64; 3]; 6] = [
+            [1.0, 1.08, 0.93],
+            [0.95, 1.1, 1.0],
+            [1.02, 0.9, 1.05],
+            [1.1, 0.97, 0.92],
+            [0.99, 1.04, 0.9],
+            [0.94, 1.0, 1.09],
+        ];
+        let runs: Vec<Run> = wobble
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let mut c = cell("ring", 3.5e6, 400.0);
+                let reps: Vec<LatencyRepetition> = w
+                    .iter()
+                    .map(|f| {
+                        let p99 = (10_000.0 * f) as u64;
+                        LatencyRepetition { p50_ns: 2_000, p99_ns: p99, p999_ns: p99 * 2, count: 10_000, misses: 0 }
+                    })
+                    .collect();
+                c.latency = vec![Latency {
+                    load: 0.5,
+                    p50_ns: 2_000,
+                    p99_ns: reps[0].p99_ns,
+                    p999_ns: reps[0].p999_ns,
+                    count: 30_000,
+                    repetitions: reps,
+                    ..Latency::default()
+                }];
+                run(i, vec![c])
+            })
+            .collect();
+        let c = calibrate(&runs, &Thresholds::default());
+        // p99 and p99.9 of one cell in each of 30 ordered pairs.
+        assert_eq!(c.tail_gate, (60, 0), "the gate flags none of these A/A pairs");
+        // The headlines alone (first repetition, ±10%) fool the noise band.
+        assert!(metric(&c, "latency-p50").comparisons == 30);
+        let text = crate::render::text::calibration_text(&c);
+        assert!(text.contains("tail-latency gate (p99, p99.9 by the interval of the change): 0 of 60"), "{text}");
+        let none = calibrate(
+            &runs
+                .iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.cells[0].latency[0].repetitions.clear();
+                    r
+                })
+                .collect::<Vec<_>>(),
+            &Thresholds::default(),
+        );
+        assert_eq!(none.tail_gate, (0, 0));
+        let p99 = metric(&none, "latency-p99");
+        assert!(p99.false_positives > 0, "the noise band alone flags headlines 10% apart: {p99:?}");
     }
 
     #[test]

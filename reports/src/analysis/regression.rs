@@ -77,18 +77,57 @@
 //! A significant drop of throughput is a regression, a significant rise an
 //! improvement; anything else is noise. The test cannot reach `p < 0.01`
 //! when both runs have 4 trials or fewer (with 3 trials a side, as in
-//! `--quick` runs, the smallest p-value is 0.1): quick runs never show a
-//! throughput change. The default budget's 7 trials a side can reach
-//! 0.0006.
+//! `--quick` runs, the smallest p-value is 0.1). The default budget's 3
+//! processes × 3 trials give 9 trials a side, which can reach 2/48620 ≈
+//! 4·10⁻⁵; `--quick`'s 3 × 2 give 6 a side, down to 2/924 ≈ 0.002.
 //! When a run kept no trial samples, there is no test, and the noise band
 //! alone decides, as for latency ([`Method::NoiseBand`]).
 //!
 //! `latency-p50`, `latency-p99` and `latency-p999` (ns, lower is better)
-//! come from one histogram per offered load, the entry at load 0.5 (a burst
-//! cell's single entry at load 0), as in the store's metrics: there are no
-//! per-trial samples to test, so **the noise band alone** decides (a
-//! regression when the percentile grows beyond the band, an improvement
-//! when it shrinks beyond it), and the change has no p-value.
+//! are read from the cell's headline latency entry (at the point's shared
+//! headline rate; in older runs the entry at load 0.5, a burst cell's
+//! single entry), as in the store's metrics: the percentiles of the merged
+//! histogram of the cell's latency repetitions.
+//!
+//! # The tail-latency gate
+//! `latency-p99` and `latency-p999` of a cell measured on the same machine
+//! in both runs, where both runs kept the percentile of each latency probe
+//! process ([`Latency::repetitions`], two or more a side, none of them
+//! lost among a lossy bus's misses), are judged by an **interval of the
+//! change** ([`Method::TailInterval`]): the ratio `new / base` with a 95%
+//! Welch *t* interval over the logs of the repetitions' percentiles
+//! ([`stats::log_ratio_interval`]). It is a **regression only when the
+//! interval's lower bound exceeds 1 + the cell's noise band**, an
+//! **improvement only when its upper bound is below 1 − the band**;
+//! otherwise noise. The change shows the interval ([`Change::interval`]).
+//!
+//! Why a *t* interval over repetitions and not a bootstrap: a tail
+//! percentile moves between processes (memory layout, thread placement,
+//! the host's state that minute) far more than its sampling error within
+//! one histogram, and a run affords 3 repetitions; a bootstrap over 3
+//! values gives at best their range (about 75% coverage), and resampling
+//! the histogram counts within them would add only the within-process
+//! error, the small part. Welch's interval over the log percentiles holds
+//! both (each repetition's percentile carries its own sampling error) and
+//! keeps unequal spreads of the two runs apart; rounding its degrees of
+//! freedom down only widens it. The simulation test
+//! (`welch_log_ratio_covers_at_the_run_counts`) measures 93–99.5% coverage
+//! for 3 repetitions a side, normal and log-normal, CV 5–30%. Requiring the
+//! whole interval beyond the band makes a false positive rarer still: an
+//! A/A pair is flagged only when the interval misses 1 *and* the band
+//! (`a_a_pairs_of_one_distribution_are_not_flagged` measures < 5%, and
+//! `buslab noise` reports the gate's false-positive rate over its pairs).
+//! With 3 repetitions a side (the default run) the interval's half-width
+//! is about 4.3 × √(2/3) ≈ 3.5 times the repetitions' CV: a tail that
+//! moves 5% from process to process shows a shift of about 20% beyond the
+//! band; a spread of 30% shows nothing. `--quick` runs 2 (1 or 2 degrees
+//! of freedom, `t` = 12.7 or 4.3): its tail gate reads only large changes.
+//!
+//! Runs stored before latency repetitions (one process per cell), and the
+//! `latency-p50`, are judged by **the noise band alone** (a regression when
+//! the percentile grows beyond the band, an improvement when it shrinks
+//! beyond it, [`Method::NoiseBand`]; `compare` labels such tail changes
+//! "noise band only"); these changes have no p-value and no interval.
 //!
 //! # The noise band
 //! Like rustc-perf, the band is learned from the cell's own history: the
@@ -118,6 +157,7 @@
 //! [`RunMeta::machine`]: buslab_scenarios::results::RunMeta::machine
 //! [`Instructions::multithreaded`]: buslab_scenarios::results::Instructions::multithreaded
 //! [`Estimate::samples`]: buslab_scenarios::results::Estimate::samples
+//! [`Latency::repetitions`]: buslab_scenarios::results::Latency::repetitions
 
 use crate::analysis::stats;
 use buslab_scenarios::metrics;
@@ -215,10 +255,20 @@ pub enum Method {
     Multithreaded,
     /// Mann–Whitney U on the trial samples, and the noise band.
     MannWhitney,
-    /// The noise band alone (latency percentiles; throughput without
-    /// samples).
+    /// The noise band alone (the median latency; tail latencies of runs
+    /// without repetitions; throughput without samples).
     NoiseBand,
+    /// The tail-latency gate: the interval of the ratio from the latency
+    /// repetitions of both runs must clear the noise band (see the
+    /// [module docs](self#the-tail-latency-gate)).
+    TailInterval,
 }
+
+/// The confidence of the tail-latency gate's interval.
+pub const TAIL_CONFIDENCE: f64 = 0.95;
+
+/// The metrics the tail-latency gate judges, with their quantiles.
+pub const TAIL_METRICS: [(&str, f64); 2] = [("latency-p99", 0.99), ("latency-p999", 0.999)];
 
 /// One metric of one cell, base against new.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -242,6 +292,9 @@ pub struct Change {
     pub threshold: f64,
     /// Which part of the rule applied.
     pub method: Method,
+    /// The tail-latency gate's interval of `ratio` (lower, upper), from the
+    /// latency repetitions of both runs ([`Method::TailInterval`] only).
+    pub interval: Option<(f64, f64)>,
     /// How many past changes the noise band was learned from; 0 when the
     /// default band (or a fixed threshold) applied.
     pub history: usize,
@@ -600,6 +653,7 @@ fn judge(
         p_value: None,
         threshold: configured,
         method: Method::Deterministic,
+        interval: None,
         history: 0,
         multithreaded: [b, n].iter().any(|c| c.instructions.as_ref().is_some_and(|i| i.multithreaded)),
     };
@@ -615,6 +669,18 @@ fn judge(
             let (band, history) = noise_band(metric.slug, past, config).unwrap_or((configured, 0));
             change.threshold = band;
             change.history = history;
+            if let Some((_, lower, upper)) = tail_interval(metric.slug, b, n) {
+                change.method = Method::TailInterval;
+                change.interval = Some((lower, upper));
+                change.verdict = if lower > 1.0 + band {
+                    Verdict::Regression
+                } else if upper < 1.0 - band {
+                    Verdict::Improvement
+                } else {
+                    Verdict::Noise
+                };
+                return change;
+            }
             let test = if metric.kind == Kind::Sampled { samples(metric, b).zip(samples(metric, n)) } else { None };
             match test.and_then(|(bs, ns)| stats::mann_whitney_u(bs, ns).ok()) {
                 Some(mwu) => {
@@ -632,6 +698,19 @@ fn judge(
         }
     }
     change
+}
+
+/// The tail-latency gate's interval of `new / base` for tail metric
+/// `slug` of cells `b` and `n` ([`stats::log_ratio_interval`] over the
+/// percentile of each repetition of their headline latency entries), or
+/// `None` when `slug` is not a tail metric, either entry has fewer than two
+/// repetitions, or a repetition's percentile is lost among misses or 0.
+pub fn tail_interval(slug: &str, b: &CellResult, n: &CellResult) -> Option<(f64, f64, f64)> {
+    let (_, q) = TAIL_METRICS.iter().find(|(s, _)| *s == slug)?;
+    let of = |c: &CellResult| -> Option<Vec<f64>> {
+        c.headline_latency()?.repetitions.iter().map(|r| r.percentile_ns(*q).map(|v| v as f64)).collect()
+    };
+    stats::log_ratio_interval(&of(b)?, &of(n)?, TAIL_CONFIDENCE)
 }
 
 /// `new / base`, with 0 / 0 = 1 and x / 0 = ∞.
@@ -666,7 +745,9 @@ pub fn value(cell: &CellResult, slug: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use buslab_scenarios::results::{Allocations, CellKey, Estimate, Instructions, Latency, RunMeta, Throughput};
+    use buslab_scenarios::results::{
+        Allocations, CellKey, Estimate, Instructions, Latency, LatencyRepetition, RunMeta, Throughput,
+    };
 
     /// Seven tight trials around `median` (±0.5%).
     fn trials(median: f64) -> Estimate {
@@ -892,6 +973,127 @@ mod tests {
         }
         let c = compared(&doctored(|c| c.latency = vec![latency(247)]));
         assert_eq!(the(&c, "latency-p50").verdict, Verdict::Noise, "3% is inside the 5% band");
+    }
+
+    /// The headline entry of [`latency`] with one repetition per p99 in
+    /// `p99s` (p50 and p99.9 in proportion), its headline p99 their median.
+    fn repeated(p99s: &[u64]) -> Latency {
+        let repetitions: Vec<LatencyRepetition> = p99s
+            .iter()
+            .map(|&p99| LatencyRepetition {
+                p50_ns: p99 / 5,
+                p99_ns: p99,
+                p999_ns: p99 * 12 / 5,
+                count: 50_000,
+                misses: 0,
+            })
+            .collect();
+        let mut sorted = p99s.to_vec();
+        sorted.sort_unstable();
+        let p99 = sorted[sorted.len() / 2];
+        Latency { p99_ns: p99, p999_ns: p99 * 12 / 5, repetitions, ..latency(p99 / 5) }
+    }
+
+    /// A pair of runs whose channel cell has these repetitions' p99s.
+    fn tail_pair(base_p99s: &[u64], new_p99s: &[u64]) -> Comparison {
+        let mut b = base();
+        b.cells[0].latency = vec![repeated(base_p99s)];
+        let n = doctored(|c| c.latency = vec![repeated(new_p99s)]);
+        compare(&b, &n, &[], &Thresholds::default())
+    }
+
+    #[test]
+    fn a_thirty_percent_tail_with_tight_repetitions_is_a_regression() {
+        let c = tail_pair(&[1000, 1010, 990], &[1300, 1310, 1290]);
+        for metric in ["latency-p99", "latency-p999"] {
+            let ch = the(&c, metric);
+            assert_eq!((ch.verdict, ch.method), (Verdict::Regression, Method::TailInterval), "{ch:?}");
+            let (lower, upper) = ch.interval.expect("an interval");
+            assert!(lower > 1.05 && lower < 1.3 && upper > 1.3 && upper < 1.4, "{ch:?}");
+        }
+        assert_eq!(the(&c, "latency-p50").method, Method::NoiseBand, "the median keeps the noise band");
+        let text = crate::render::text::text(&c);
+        assert!(text.contains("95% interval ["), "compare shows the interval: {text}");
+        assert!(
+            text.contains("tail-latency gate: 2 p99/p99.9 changes by the 95% interval of the change, 2 flagged"),
+            "{text}"
+        );
+        let wide = crate::render::text::markdown(&tail_pair(&[600, 1000, 1400], &[800, 1300, 1800]));
+        assert!(wide.contains("0 flagged; largest within noise: spsc/channel latency-p99"), "{wide}");
+        assert!(wide.contains(" +30.0% [") && wide.contains("2 by the noise band only"), "{wide}");
+        // And back down is an improvement.
+        let back = tail_pair(&[1300, 1310, 1290], &[1000, 1010, 990]);
+        assert_eq!(the(&back, "latency-p99").verdict, Verdict::Improvement);
+    }
+
+    #[test]
+    fn the_same_thirty_percent_with_wide_repetitions_is_noise() {
+        // Medians 1000 → 1300 as above, but the processes spread by ±40%.
+        let c = tail_pair(&[600, 1000, 1400], &[800, 1300, 1800]);
+        let ch = the(&c, "latency-p99");
+        assert_eq!((ch.method, ch.verdict), (Method::TailInterval, Verdict::Noise), "{ch:?}");
+        assert!((ch.ratio - 1.3).abs() < 1e-9, "the headline still moved 30%: {ch:?}");
+        let (lower, upper) = ch.interval.expect("an interval");
+        assert!(lower < 1.0 + ch.threshold && upper > 1.3, "{ch:?}");
+        // The noise band alone would have flagged it.
+        let mut b = base();
+        b.cells[0].latency = vec![Latency { repetitions: Vec::new(), ..repeated(&[600, 1000, 1400]) }];
+        let n = doctored(|c| c.latency = vec![Latency { repetitions: Vec::new(), ..repeated(&[800, 1300, 1800]) }]);
+        let old = compare(&b, &n, &[], &Thresholds::default());
+        assert_eq!(
+            (the(&old, "latency-p99").method, the(&old, "latency-p99").verdict),
+            (Method::NoiseBand, Verdict::Regression)
+        );
+    }
+
+    #[test]
+    fn runs_without_repetitions_fall_back_to_the_noise_band() {
+        // The base run is from before repetitions; the new run has them.
+        let n = doctored(|c| c.latency = vec![repeated(&[1300, 1310, 1290])]);
+        let c = compared(&n);
+        let ch = the(&c, "latency-p99");
+        assert_eq!((ch.method, ch.verdict, ch.interval), (Method::NoiseBand, Verdict::Regression, None));
+        let text = crate::render::text::text(&c);
+        assert!(text.contains("noise band only (no repetitions)"), "{text}");
+        assert!(
+            text.contains("0 p99/p99.9 changes by the 95% interval of the change, 0 flagged; 4 by the noise band only"),
+            "{text}"
+        );
+        // One repetition a side is no interval either.
+        let c = tail_pair(&[1000], &[1300]);
+        assert_eq!(the(&c, "latency-p99").method, Method::NoiseBand);
+        // A repetition whose p99 fell among a lossy bus's misses: no interval.
+        let mut lost = repeated(&[1300, 1310, 1290]);
+        lost.repetitions[1].misses = lost.repetitions[1].count;
+        let c = compared(&doctored(|c| c.latency = vec![lost]));
+        assert_eq!(the(&c, "latency-p99").method, Method::NoiseBand);
+    }
+
+    /// A/A: both runs' repetitions drawn from one log-normal distribution
+    /// (CV 10% or 30% between processes, 3 repetitions a side, seeded): the
+    /// gate flags at most 5% of the pairs (its interval must miss 1 and
+    /// the band, so far fewer are expected).
+    #[test]
+    fn a_a_pairs_of_one_distribution_are_not_flagged() {
+        let mut rng = fastrand::Rng::with_seed(13);
+        let mut normal = move || {
+            let (u1, u2) = (rng.f64().max(1e-300), rng.f64());
+            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        };
+        for cv in [0.1, 0.3] {
+            let pairs = 1_000;
+            let mut draw = || -> Vec<u64> { (0..3).map(|_| (10_000.0 * (cv * normal()).exp()) as u64).collect() };
+            let flagged = (0..pairs)
+                .filter(|_| {
+                    let c = tail_pair(&draw(), &draw());
+                    let ch = the(&c, "latency-p99");
+                    assert_eq!(ch.method, Method::TailInterval);
+                    ch.is_significant()
+                })
+                .count();
+            eprintln!("CV {cv}: {flagged} of {pairs} A/A pairs flagged");
+            assert!(flagged * 20 <= pairs, "CV {cv}: {flagged} of {pairs} A/A pairs flagged");
+        }
     }
 
     /// Runs 10..10+n whose channel throughput alternates ±`swing` around

@@ -30,6 +30,9 @@ pub fn markdown(comparison: &Comparison) -> String {
         comparison.base_run, comparison.new_run, comparison.history_runs
     );
     let _ = writeln!(w, "{}\n", counts(comparison, "**"));
+    if let Some(line) = tail_gate(comparison) {
+        let _ = writeln!(w, "{line}\n");
+    }
     let significant = comparison.significant();
     if significant.is_empty() {
         let _ = writeln!(w, "No significant changes.");
@@ -133,6 +136,9 @@ pub fn text(comparison: &Comparison) -> String {
         comparison.base_run, comparison.new_run, comparison.history_runs
     );
     let _ = writeln!(w, "{}", counts(comparison, ""));
+    if let Some(line) = tail_gate(comparison) {
+        let _ = writeln!(w, "{line}");
+    }
     let significant = comparison.significant();
     if significant.is_empty() {
         let _ = writeln!(w, "no significant changes");
@@ -217,6 +223,37 @@ fn counts(comparison: &Comparison, strong: &str) -> String {
     line
 }
 
+/// One line on the tail-latency gate: how many p99/p99.9 changes it
+/// judged by their interval and how many it flagged, the largest change it
+/// did not flag with its interval, and how many fell back to the noise
+/// band (runs without latency repetitions). `None` with no tail change.
+fn tail_gate(comparison: &Comparison) -> Option<String> {
+    let tails: Vec<&Change> = comparison.changes.iter().filter(|c| is_tail(c)).collect();
+    if tails.is_empty() {
+        return None;
+    }
+    let judged: Vec<&&Change> = tails.iter().filter(|c| c.method == Method::TailInterval).collect();
+    let flagged = judged.iter().filter(|c| c.is_significant()).count();
+    let fallback = tails.len() - judged.len();
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "tail-latency gate: {} by the 95% interval of the change, {flagged} flagged",
+        plural(judged.len(), "p99/p99.9 change", "p99/p99.9 changes")
+    );
+    let largest =
+        judged.iter().filter(|c| !c.is_significant()).max_by(|a, b| a.relative().abs().total_cmp(&b.relative().abs()));
+    if let Some(c) = largest
+        && let Some((lower, upper)) = c.interval
+    {
+        let _ =
+            write!(line, "; largest within noise: {} {} {} [{lower:.3}×, {upper:.3}×]", c.cell, c.metric, magnitude(c));
+    }
+    if fallback > 0 {
+        let _ = write!(line, "; {fallback} by the noise band only (a run without latency repetitions)");
+    }
+    Some(line)
+}
+
 fn verdict_word(verdict: Verdict) -> &'static str {
     match verdict {
         Verdict::Regression => "regression",
@@ -263,11 +300,23 @@ fn threshold(c: &Change) -> String {
         Method::Deterministic if c.multithreaded => format!("{pct:.1}% (multi-threaded cell)"),
         Method::Deterministic => format!("{pct:.1}%"),
         Method::Multithreaded => format!("{pct:.1}% (multi-threaded)"),
-        Method::MannWhitney | Method::NoiseBand if c.history > 0 => {
-            format!("noise {pct:.1}% ({} past changes)", c.history)
+        Method::TailInterval => {
+            let (lower, upper) = c.interval.unwrap_or((f64::NAN, f64::NAN));
+            format!("95% interval [{lower:.3}×, {upper:.3}×] vs noise {pct:.1}%{}", history(c))
         }
-        Method::MannWhitney | Method::NoiseBand => format!("noise {pct:.1}% (too little history)"),
+        Method::NoiseBand if is_tail(c) => format!("noise {pct:.1}%{}; noise band only (no repetitions)", history(c)),
+        Method::MannWhitney | Method::NoiseBand => format!("noise {pct:.1}%{}", history(c)),
     }
+}
+
+/// Where a noise band came from, in parentheses after it.
+fn history(c: &Change) -> String {
+    if c.history > 0 { format!(" ({} past changes)", c.history) } else { " (too little history)".to_owned() }
+}
+
+/// `c` is a metric of the tail-latency gate.
+fn is_tail(c: &Change) -> bool {
+    crate::analysis::regression::TAIL_METRICS.iter().any(|(slug, _)| *slug == c.metric)
 }
 
 /// A compared value: four figures (the one formatter's comparison style).
@@ -375,6 +424,13 @@ fn calibration_header(c: &Calibration) -> Vec<String> {
             c.pairs_with_deterministic_regression,
             c.pairs_flagged
         ),
+        match c.tail_gate {
+            (0, _) => "tail-latency gate: no change judged (no run kept latency repetitions)".to_owned(),
+            (judged, flagged) => format!(
+                "tail-latency gate (p99, p99.9 by the interval of the change): {flagged} of {judged} changes flagged                  ({:.1}% false positives)",
+                100.0 * flagged as f64 / judged as f64
+            ),
+        },
     ]
 }
 
@@ -514,6 +570,7 @@ mod tests {
             p_value: (method == Method::MannWhitney).then_some(0.0006),
             threshold: if method == Method::Deterministic { 0.01 } else { 0.05 },
             method,
+            interval: None,
             history: 0,
             multithreaded: false,
         }

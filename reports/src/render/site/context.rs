@@ -349,9 +349,13 @@ impl CompareView {
                     Method::Multithreaded => "count of a multi-threaded cell, wider threshold",
                     Method::MannWhitney => "Mann–Whitney U + noise band",
                     Method::NoiseBand => "noise band",
+                    Method::TailInterval => "interval of the change vs noise band",
                 },
                 p_value: c.p_value.map(|p| format!("{p:.4}")).unwrap_or_default(),
-                threshold: format::band(c.threshold),
+                threshold: match c.interval {
+                    Some((lower, upper)) => format!("{} (95% [{lower:.3}×, {upper:.3}×])", format::band(c.threshold)),
+                    None => format::band(c.threshold),
+                },
             })
             .collect();
         let unmatched = comparison
