@@ -27,6 +27,7 @@ pub mod generate;
 mod native;
 mod prescan;
 mod rules;
+mod skip;
 
 pub use binary::Message;
 pub use corpus::{Content, Corpus, CorpusError};

@@ -1,5 +1,6 @@
-//! The native decoder: sonic-rs's own parser driven member by member, with
-//! no serde visitor between the bytes and the event.
+//! The native decoder: the event object scanned member by member, with no
+//! serde visitor between the bytes and the event, and sonic-rs's parser
+//! taking over where it is the cheaper tool.
 //!
 //! The serde decoders hand each value to a visitor through serde's generic
 //! `Deserializer` protocol: every member goes through `deserialize_any` or
@@ -7,12 +8,70 @@
 //! the reason a document is refused has to be smuggled out through a side
 //! cell. Here the event object is scanned directly: a key is read in place
 //! (sixteen bytes at a time), its name decides what the value must be, and
-//! exactly that is read — a string in place, a literal — with
-//! `sonic_rs::parser::Parser` (its raw, public API, positioned where the
-//! scan is) taking over for what needs a real parser: a string with
-//! escapes, an extension's number, and `data` (sonic-rs's checked skip).
-//! Each member then goes to the same [`Members`] the serde visitor feeds, so
-//! the spec's rules are the ones written once in [`super::rules`].
+//! exactly that is read — a string in place, a literal. Each member then
+//! goes to the same [`Members`] the serde visitor feeds, so the spec's
+//! rules are the ones written once in [`super::rules`].
+//!
+//! # Design, and why
+//! Each choice was measured against sonic-rs's own DOM parse into
+//! `sonic_rs::Value` of the same documents after the same input copy (the
+//! floor beside it in `benches/decode.rs`, group `native/*`; callgrind
+//! instruction counts from `examples/native_floor.rs`).
+//! - **One UTF-8 pass, sonic-rs's**: `sonic_rs::Read::from` validates the
+//!   whole input (SIMD, run-time dispatch) and the verdict is read once;
+//!   nothing downstream re-validates, so a plain string is borrowed with an
+//!   unchecked slice.
+//! - **The object's own bytes are scanned here, not through
+//!   `sonic_rs::parser::Parser`**: its `Read` input bounds-checks every
+//!   peek and dispatches on an enum (owned or borrowed input) each time,
+//!   and the key iterators of `LazyValue` (`ObjectJsonIter`) keep each key
+//!   in a buffer, one allocation per event. Attribute names and values are
+//!   short: the plain-string scan (SSE2, sixteen bytes a step) is inlined
+//!   and its escaped path kept cold.
+//! - **sonic-rs where a real parser is needed and rare**: a string with
+//!   escapes (validated by [`skip::string`], then unescaped by
+//!   `Parser::parse_str` into a reused buffer) and an extension's number
+//!   (`Parser::skip_number`, positioned where the scan is).
+//! - **`data` by [`skip::value`], one forward pass, not sonic-rs's checked
+//!   skip** (`Parser::skip_one(true)`): that skip recursed per value through
+//!   the bounds-checked reader at about 14 instructions per byte — as much
+//!   as the whole DOM parse, which reads a padded copy through a reader
+//!   sonic-rs does not export — and still needed three more scans over
+//!   `data` for what it does not check (depth, `\u` escapes and lone
+//!   surrogates, numbers beyond binary64). [`skip::value`] checks the
+//!   grammar and all three in the one pass, without recursion or
+//!   allocation. This was the difference between 0.65× and 1.08× the DOM
+//!   floor (see the figures below).
+//! - **Refusals cost a second look, valid documents none**: the decoder
+//!   only decides whether the document is valid; a refused one is named by
+//!   [`super::rules::refusal`] (untimed, counted).
+//!
+//! # Figures
+//! Native borrowed decode (struct extensions) against the DOM floor, same
+//! input copy, same run, on a 2-core VM shared with other builds (uptime
+//! load 2–5, so ranges), default portable build, release profile (fat LTO):
+//! - before [`skip::value`] (sonic-rs's checked skip and three scans over
+//!   `data`): 0.64–0.68× on the 400–600 B set (quick build, LTO off), and
+//!   0.70–0.73× in the decode bench as last recorded before this work;
+//! - after, 400–600 B set (mean 505 B): 0.92–0.96× interleaved
+//!   (`examples/native_floor.rs`, medians of 200 rounds: native 0.88–1.14
+//!   M documents/s, 447–576 MB/s) and 1.20× in criterion's `native/small`
+//!   (0.72 M/s against 0.60 M/s; criterion runs them one after the other);
+//!   callgrind: 6,457 instructions per document against the DOM's 6,575
+//!   (10,370 before, in the quick build);
+//! - after, generated corpus (mean 1,067 B): 1.03–1.04× interleaved (0.71–
+//!   0.73 M/s, 752–778 MB/s), 1.14× in criterion (0.57 against 0.51 M/s).
+//!
+//! So the native decoder is at the DOM floor, not clearly past it, at
+//! 500 B: what is left is spread thin (UTF-8 validation and the input copy,
+//! which both sides pay; per-member name dispatch; the extension inserts;
+//! bounds checks) rather than one pass to remove.
+//!
+//! With `RUSTFLAGS="-C target-cpu=x86-64-v3"` (sonic-rs's AVX2 path for
+//! the DOM; this decoder's scans stay SSE2): 0.95–0.97× on the 400–600 B
+//! set (native 0.85–0.87 M/s, 431–437 MB/s) and 1.11–1.14× on the
+//! generated corpus, interleaved; 6,365 instructions per document against
+//! the DOM's 6,393.
 //!
 //! # Guarantees
 //! - **Same verdicts**: valid with the same event, or refused with the same
@@ -26,13 +85,13 @@
 //!   no escaped attribute strings); the owned representation allocates one
 //!   block per string it keeps, the map mode its hash map. The `specversion`
 //!   value and context attribute names are compared in place, never kept.
-//! - **Same strictness**: the whole document is checked as UTF-8 first,
-//!   `data` is skipped with sonic-rs's checked skip (the one its serde
-//!   `IgnoredAny` uses), and the scans the serde sonic-rs decoder runs over
-//!   the whole document for depth, `\u` escapes and numbers beyond binary64
-//!   run over `data` alone: the rest of the document is read here, where an
-//!   escaped string is scanned for bad `\u` escapes before it is unescaped,
-//!   and a nested or non-integer extension value is refused anyway.
+//! - **Same strictness**: the whole document is checked as UTF-8 first;
+//!   `data` gets, in [`skip::value`], what the serde decoders get from
+//!   their parser and the prescans over the whole document (depth, `\u`
+//!   escapes, numbers beyond binary64); the rest of the document is read
+//!   here, where an escaped string is checked by [`skip::string`] before it
+//!   is unescaped, and a nested or non-integer extension value is refused
+//!   anyway.
 //! - **No panic** on any byte sequence (a property test feeds it random and
 //!   mutated documents).
 //!
@@ -42,8 +101,8 @@
 
 use super::decode::{MAX_DEPTH, Strings};
 use super::event::{CloudEvent, ExtValue, Extensions};
-use super::prescan::{bad_unicode_escape, nests_deeper, number_out_of_range};
 use super::rules::{Attribute, DecodeError, Members};
+use super::skip::{self, plain_end};
 use sonic_rs::Read;
 use sonic_rs::parser::{Parser, Reference};
 use sonic_rs::reader::Reader;
@@ -120,18 +179,14 @@ where
 
 /// Whether `input`, a binary-mode body (`data` alone), is JSON: the same
 /// checks as `data` gets inside a structured document — UTF-8 over the
-/// whole of it, at most [`MAX_DEPTH`] − 1 levels, sonic-rs's checked skip,
-/// then `\u` escapes and numbers beyond binary64 — and nothing but
-/// whitespace after the value.
+/// whole of it (sonic-rs's check), then [`skip::value`] with at most
+/// [`MAX_DEPTH`] − 1 levels — and nothing but whitespace after the value.
 pub(crate) fn valid_data(input: &[u8]) -> bool {
-    let mut parser = Parser::new(Read::from(input));
-    if parser.read.check_utf8_final().is_err() || nests_deeper(input, MAX_DEPTH - 1) {
+    if Read::from(input).check_utf8_final().is_err() {
         return false;
     }
-    if parser.skip_one(true).is_err() || parser.skip_space().is_some() {
-        return false;
-    }
-    !bad_unicode_escape(input) && !number_out_of_range(input)
+    skip::value(input, 0, MAX_DEPTH - 1)
+        .is_some_and(|end| input[end..].iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')))
 }
 
 /// A string for the event: borrowed as `S` places it, or copied out of the
@@ -185,32 +240,42 @@ impl<'de> Scan<'de> {
     }
 
     /// A string whose opening quote was consumed: borrowed when it has no
-    /// escape, unescaped by sonic-rs into `strings` when it has one.
-    #[inline]
+    /// escape (the path every attribute string of the generated corpus
+    /// takes, inlined), unescaped by sonic-rs into `strings` when it has one.
+    #[inline(always)]
     fn string<'b>(&mut self, strings: &'b mut Vec<u8>) -> Result<Reference<'de, 'b, str>, Stop> {
         let start = self.at;
         let end = plain_end(self.bytes, start);
-        match self.bytes.get(end) {
-            Some(b'"') => {
-                self.at = end + 1;
-                // Both ends sit at an ASCII quote, so on character boundaries.
-                Ok(Reference::Borrowed(&self.text[start..end]))
-            }
-            Some(b'\\') => {
-                // sonic-rs reads a `\u` escape's digits unchecked: refuse a
-                // bad one (or a lone surrogate) first, in the rest of the
-                // document (rare: attribute strings seldom carry escapes).
-                if bad_unicode_escape(&self.bytes[start..]) {
-                    return Err(None);
-                }
-                self.parser.read.set_index(start);
-                let s = self.parser.parse_str(strings).map_err(|_| None)?;
-                self.at = self.parser.read.index();
-                Ok(s)
-            }
-            // A control character, or the end of the document.
-            _ => Err(None),
+        if self.bytes.get(end) != Some(&b'"') {
+            return self.escaped(start, end, strings);
         }
+        self.at = end + 1;
+        // SAFETY: `text` is `bytes`, validated as UTF-8; `start` follows an
+        // ASCII quote and `end` holds one, so both are character boundaries
+        // within it (`end` < `bytes.len()` by the test above).
+        Ok(Reference::Borrowed(unsafe { self.text.get_unchecked(start..end) }))
+    }
+
+    /// The rest of [`Scan::string`] when its body from `start` stopped
+    /// being plain at `end` before the closing quote: at an escape, checked
+    /// by [`skip::string`] (sonic-rs reads a `\u` escape's digits unchecked
+    /// and lets a lone surrogate through) and then unescaped by sonic-rs;
+    /// at a control character or the end of the document, refused.
+    #[cold]
+    #[inline(never)]
+    fn escaped<'b>(
+        &mut self,
+        start: usize,
+        end: usize,
+        strings: &'b mut Vec<u8>,
+    ) -> Result<Reference<'de, 'b, str>, Stop> {
+        if self.bytes.get(end) != Some(&b'\\') || skip::string(self.bytes, start).is_none() {
+            return Err(None);
+        }
+        self.parser.read.set_index(start);
+        let s = self.parser.parse_str(strings).map_err(|_| None)?;
+        self.at = self.parser.read.index();
+        Ok(s)
     }
 
     /// A string attribute's value: a string, or null (`None`); any other
@@ -229,30 +294,17 @@ impl<'de> Scan<'de> {
         }
     }
 
-    /// `data`: whether it holds a value (null is an absent `data`), skipped
-    /// with sonic-rs's checked skip (every string, number and bracket
-    /// validated; nothing built).
+    /// `data`: whether it holds a value (null is an absent `data`),
+    /// validated and skipped in one pass ([`skip::value`]: grammar, depth —
+    /// the event object is level 1 —, `\u` escapes and numbers beyond
+    /// binary64, nothing built).
     #[inline]
     fn data(&mut self) -> Result<bool, Stop> {
         if self.peek() == Some(b'n') {
             self.at += 1;
             return self.literal(b"ull").map(|()| false);
         }
-        // What simd-json refuses while building its tape and sonic-rs's
-        // skip lets through, checked over `data` alone: its nesting (the
-        // event object is level 1) before the skip recurses into it, then
-        // its `\u` escapes and numbers.
-        let start = self.at;
-        if nests_deeper(&self.bytes[start..], MAX_DEPTH - 1) {
-            return Err(None);
-        }
-        self.parser.read.set_index(start);
-        self.parser.skip_one(true).map_err(|_| None)?;
-        self.at = self.parser.read.index();
-        let raw = &self.bytes[start..self.at];
-        if bad_unicode_escape(raw) || number_out_of_range(raw) {
-            return Err(None);
-        }
+        self.at = skip::value(self.bytes, self.at, MAX_DEPTH - 1).ok_or(None)?;
         Ok(true)
     }
 
@@ -278,54 +330,6 @@ impl<'de> Scan<'de> {
     }
 }
 
-/// Where the string body starting at `at` stops being plain: the first
-/// quote, backslash or control character (or the end). Sixteen bytes at a
-/// time with SSE2 on x86-64, then eight at a time (SWAR: the lowest
-/// flagged byte of each test is exact, since a borrow only runs upwards
-/// from a byte that matched), then one at a time.
-#[inline]
-fn plain_end(bytes: &[u8], mut at: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    while let Some(chunk) = bytes.get(at..at + 16) {
-        use std::arch::x86_64::{
-            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        };
-        // SAFETY: SSE2 is part of the x86-64 baseline, `chunk` is 16
-        // readable bytes, and `_mm_loadu_si128` needs no alignment.
-        let found = unsafe {
-            let v = _mm_loadu_si128(chunk.as_ptr().cast());
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            // Unsigned v <= 0x1f exactly when max(v, 0x1f) is 0x1f.
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
-            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
-        };
-        if found != 0 {
-            return at + found.trailing_zeros() as usize;
-        }
-        at += 16;
-    }
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    while let Some(chunk) = bytes.get(at..at + 8) {
-        let w = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
-        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-        let found = zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | below_space;
-        if found != 0 {
-            return at + (found.trailing_zeros() / 8) as usize;
-        }
-        at += 8;
-    }
-    while let Some(&b) = bytes.get(at) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
-            return at;
-        }
-        at += 1;
-    }
-    at
-}
-
 /// The `i32` a well-formed number token denotes, if it is an integer in
 /// range, as the serde decoders see it: a fraction or an exponent makes a
 /// float even when its value is whole (`1.0`, `1e2`), and so does `-0`
@@ -341,20 +345,6 @@ fn integer(text: &str) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_ends_at_the_first_quote_backslash_or_control_byte() {
-        for len in 0..70 {
-            let body = "é".repeat(len / 2) + &"a".repeat(len % 2);
-            for stop in ["\"", "\\", "\n", "\u{1f}", ""] {
-                let text = format!("{body}{stop}x\"");
-                let want = if stop.is_empty() { body.len() + 1 } else { body.len() };
-                assert_eq!(plain_end(text.as_bytes(), 0), want, "{text:?}");
-            }
-        }
-        assert_eq!(plain_end(b"abc", 0), 3);
-        assert_eq!(plain_end(b"\x7f\x80\xff\"", 0), 3, "DEL and high bytes are plain");
-    }
 
     #[test]
     fn integers_are_whole_tokens_in_i32_range() {
