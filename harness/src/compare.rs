@@ -19,7 +19,7 @@ use std::path::PathBuf;
 #[command(after_help = "Exit status: 0 when no metric regressed (or without --fail-on-regression), \
 3 when one did (one that --gate admits) and --fail-on-regression was given, 1 on an error, 2 on a \
 usage error.\n\n\
-The rule (thresholds, Mann–Whitney U, noise bands) is written out in the docs of \
+The rule (thresholds, intervals over processes, noise bands) is written out in the docs of \
 buslab_reports::analysis::regression (cargo doc -p buslab-reports --open). After the verdicts, `compare` lists \
 the cells whose latest change point (a step detector over the stored history, \
 buslab_reports::analysis::changepoints) is a regression; that list does not change the exit status.")]

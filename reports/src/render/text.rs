@@ -300,7 +300,7 @@ fn threshold(c: &Change) -> String {
         Method::Deterministic if c.multithreaded => format!("{pct:.1}% (multi-threaded cell)"),
         Method::Deterministic => format!("{pct:.1}%"),
         Method::Multithreaded => format!("{pct:.1}% (multi-threaded)"),
-        Method::TailInterval => {
+        Method::TailInterval | Method::ProcessInterval => {
             let (lower, upper) = c.interval.unwrap_or((f64::NAN, f64::NAN));
             format!("95% interval [{lower:.3}×, {upper:.3}×] vs noise {pct:.1}%{}", history(c))
         }
@@ -442,7 +442,7 @@ fn calibration_rows(c: &Calibration) -> Vec<[String; 8]> {
     for m in &c.metrics {
         let judged = match m.kind {
             Kind::Deterministic => "threshold",
-            Kind::Sampled => "U test + band",
+            Kind::Sampled => "interval + band",
             Kind::SingleFigure => "noise band",
         };
         let widest = match &m.widest {

@@ -350,6 +350,7 @@ impl CompareView {
                     Method::MannWhitney => "Mann–Whitney U + noise band",
                     Method::NoiseBand => "noise band",
                     Method::TailInterval => "interval of the change vs noise band",
+                    Method::ProcessInterval => "interval over processes vs noise band",
                 },
                 p_value: c.p_value.map(|p| format!("{p:.4}")).unwrap_or_default(),
                 threshold: match c.interval {
