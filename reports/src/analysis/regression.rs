@@ -78,7 +78,11 @@
 //! `buslab noise` group of 4 quick runs over the whole catalog (261 cells,
 //! 12 ordered A/A pairs, a machine loaded by parallel builds) flagged
 //! 28.9% of its throughput changes with the Mann–Whitney rule below on
-//! pooled trials.
+//! pooled trials, and 18.8% with this interval (CPU time: 14.2% and
+//! 7.5%). What the interval still misses there is drift between runs
+//! (the machine's load changed from run to run, which the processes of
+//! one run share): the noise band learned from the cell's history is what
+//! covers it, so the band, not the interval, must absorb a noisy host.
 //!
 //! Runs stored before repetitions (one process) keep the earlier rule
 //! ([`Method::MannWhitney`]); a change of the median is **significant**
