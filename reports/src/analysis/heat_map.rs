@@ -136,17 +136,8 @@ mod tests {
     use super::*;
     use crate::analysis::analyse;
     use crate::analysis::regression::Thresholds;
-    use buslab_scenarios::results::{BusMeta, CellKey, Estimate, Latency, RunMeta, Saturation, Throughput};
-
-    fn cell(bus: &str, median: f64) -> CellResult {
-        let key = CellKey { scenario: "spsc".to_owned(), bus: bus.to_owned(), params: BTreeMap::new() };
-        let mut c = CellResult::new(key, 1, 1);
-        c.throughput = Some(Throughput {
-            events_per_sec: Estimate { median, lower: median, upper: median, samples: vec![median] },
-            ..Throughput::default()
-        });
-        c
-    }
+    use crate::analysis::tests::cell;
+    use buslab_scenarios::results::{BusMeta, Latency, RunMeta, Saturation};
 
     #[test]
     fn the_heat_map_is_relative_to_the_best_lossless_bus_and_marks_the_rest() {

@@ -181,7 +181,9 @@ mod tests {
     use super::*;
     use buslab_scenarios::results::{CellKey, CellResult, Estimate, Throughput};
 
-    fn cell(bus: &str, median: f64) -> CellResult {
+    /// A `spsc` cell of `bus` whose throughput is `median` events/s (one
+    /// sample); the analysis modules' tests share it.
+    pub(super) fn cell(bus: &str, median: f64) -> CellResult {
         let key = CellKey { scenario: "spsc".to_owned(), bus: bus.to_owned(), params: BTreeMap::new() };
         let mut c = CellResult::new(key, 1, 1);
         c.throughput = Some(Throughput {
