@@ -36,8 +36,8 @@ use crate::stats;
 use buslab_impls::{BusConfig, Event, EventBus, Filter, Listener, Strategy, Topic};
 use buslab_scenarios::cloudevents::decode::{ExtensionsFamily, MapFamily, StructFamily};
 use buslab_scenarios::cloudevents::{
-    Borrow, CePoint, CloudEvent, Content, Corpus, DecodeError, Decoder, Decoders, ExtensionMode, Extensions, Limits,
-    Own, Representation, TypeTopics,
+    Borrow, CloudEvent, Content, Corpus, DecodeError, Decoder, Decoders, ExtensionMode, Extensions, Limits, Own,
+    Representation, TypeTopics, Variant,
 };
 use buslab_scenarios::results::CloudEvents;
 use std::marker::PhantomData;
@@ -46,7 +46,7 @@ use std::sync::{Arc, Barrier};
 
 /// Why `bus` cannot carry the cell's events, if it cannot (borrowed events
 /// on a bus that delivers on its own threads).
-pub fn skip_reason(bus: &str, asynchronous: bool, point: Option<CePoint>) -> Option<String> {
+pub fn skip_reason(bus: &str, asynchronous: bool, point: Option<Variant>) -> Option<String> {
     let ce = point?;
     (ce.representation == Representation::Borrowed && asynchronous).then(|| {
         format!(
@@ -260,7 +260,7 @@ pub(crate) struct Prepared {
     /// Size limit.
     pub(crate) limits: Limits,
     /// The cell's axes.
-    pub(crate) point: CePoint,
+    pub(crate) point: Variant,
 }
 
 /// Loads the corpus (`request.corpus`, else generated from the scenario's
@@ -763,7 +763,7 @@ mod tests {
 
     #[test]
     fn skip_reasons_name_the_bus() {
-        let point = CePoint {
+        let point = Variant {
             decoder: Decoder::SonicRs,
             mode: ContentMode::Structured,
             representation: Representation::Borrowed,
@@ -771,7 +771,7 @@ mod tests {
         };
         assert!(skip_reason("ring", true, Some(point)).expect("skipped").contains("ring delivers"));
         assert_eq!(skip_reason("router", false, Some(point)), None);
-        assert_eq!(skip_reason("ring", true, Some(CePoint { representation: Representation::Owned, ..point })), None);
+        assert_eq!(skip_reason("ring", true, Some(Variant { representation: Representation::Owned, ..point })), None);
         assert_eq!(skip_reason("ring", true, None), None);
     }
 }

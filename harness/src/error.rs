@@ -151,6 +151,16 @@ pub enum CellError {
     /// profiler).
     #[error("{0}")]
     Instrument(String),
+    /// The probe processes of one cell measured different latency loads,
+    /// so their answers cannot be merged into one entry per load.
+    #[error("latency processes measured different loads (load {load})")]
+    LoadMismatch {
+        /// The position of the first load that differs.
+        load: usize,
+    },
+    /// A stored latency histogram could not be read or merged.
+    #[error("latency histogram: {0}")]
+    Histogram(String),
     /// The request cannot be run as asked (an unknown bus, a pass that does
     /// not apply to the cell, no rates to offer, borrowed events on a bus
     /// that delivers after `publish` returns).

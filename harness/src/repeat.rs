@@ -62,6 +62,7 @@
 //!   for latency: every process verifies delivery, a failed one fails the
 //!   cell, and a merged entry holds every process's histogram.
 
+use crate::error::CellError;
 use crate::probe::Budget;
 use crate::stats;
 use crate::stats::repetitions::{optimal_trials, variance_components};
@@ -124,7 +125,7 @@ pub fn merge(parts: &[(Throughput, Option<CloudEvents>)]) -> Option<(Throughput,
 /// one entry per load (see the [module docs](self#latency-repetitions)).
 /// An error when the processes measured different loads or a histogram
 /// cannot be read.
-pub fn merge_latency(parts: &[Vec<Latency>]) -> Result<Vec<Latency>, String> {
+pub fn merge_latency(parts: &[Vec<Latency>]) -> Result<Vec<Latency>, CellError> {
     let Some(first) = parts.first() else { return Ok(Vec::new()) };
     let mut merged = Vec::with_capacity(first.len());
     for (i, head) in first.iter().enumerate() {
@@ -132,7 +133,7 @@ pub fn merge_latency(parts: &[Vec<Latency>]) -> Result<Vec<Latency>, String> {
             .iter()
             .map(|p| p.get(i).filter(|l| buslab_scenarios::results::same_rate(l.offered_per_sec, head.offered_per_sec)))
             .collect::<Option<_>>()
-            .ok_or_else(|| format!("latency processes measured different loads (load {i})"))?;
+            .ok_or(CellError::LoadMismatch { load: i })?;
         let repetitions: Vec<LatencyRepetition> = entries
             .iter()
             .map(|l| LatencyRepetition {
@@ -150,8 +151,8 @@ pub fn merge_latency(parts: &[Vec<Latency>]) -> Result<Vec<Latency>, String> {
         let mut all = crate::listener::new_histogram();
         for l in &entries {
             if l.count > 0 {
-                let h = crate::passes::latency::decode_histogram(&l.histogram)?;
-                all.add(&h).map_err(|e| format!("merging latency histograms: {e:?}"))?;
+                let h = crate::passes::latency::decode_histogram(&l.histogram).map_err(CellError::Histogram)?;
+                all.add(&h).map_err(|e| CellError::Histogram(format!("merging: {e:?}")))?;
             }
         }
         let misses: u64 = entries.iter().map(|l| l.misses).sum();
@@ -375,8 +376,11 @@ mod tests {
         assert_eq!(Latency { repetitions: Vec::new(), ..one[0].clone() }, parts[0][0]);
         // Processes that measured different loads cannot merge.
         let odd = vec![parts[0].clone(), vec![load(2e3, &fast, 0, 5), load(1e4, &fast, 0, 5)]];
-        assert!(merge_latency(&odd).is_err());
-        assert!(merge_latency(&[parts[0].clone(), parts[1][..1].to_vec()]).is_err());
+        assert!(matches!(merge_latency(&odd), Err(CellError::LoadMismatch { load: 0 })));
+        assert!(matches!(
+            merge_latency(&[parts[0].clone(), parts[1][..1].to_vec()]),
+            Err(CellError::LoadMismatch { load: 1 })
+        ));
     }
 
     fn process(samples: &[f64]) -> Throughput {

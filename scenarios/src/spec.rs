@@ -30,7 +30,7 @@
 //! `[churn]`, which its passes do not support.
 
 use crate::ScenarioError;
-use crate::cloudevents::{CePoint, ContentMode, Decoder, ExtensionMode, Representation, Settings};
+use crate::cloudevents::{ContentMode, Decoder, ExtensionMode, Representation, Settings, Variant};
 use buslab_impls::WaitStrategy;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -235,7 +235,7 @@ pub struct SweepPoint {
     /// The decoder, content mode, representation and extension handling of
     /// a `cloudevents` cell.
     #[serde(default)]
-    pub cloudevents: Option<CePoint>,
+    pub cloudevents: Option<Variant>,
 }
 
 impl SweepPoint {
@@ -250,8 +250,8 @@ impl Scenario {
     /// `cloudevents`) decoders, content modes, representations and
     /// extension modes.
     pub fn points(&self) -> Vec<SweepPoint> {
-        let axes: Vec<Option<CePoint>> = match &self.cloudevents {
-            Some(settings) => settings.points().into_iter().map(Some).collect(),
+        let axes: Vec<Option<Variant>> = match &self.cloudevents {
+            Some(settings) => settings.variants().into_iter().map(Some).collect(),
             None => vec![None],
         };
         let mut points = Vec::new();

@@ -188,10 +188,8 @@ where
 /// An HdrHistogram stored as V2, base64 (as in [`Latency::histogram`]).
 pub fn decode_histogram(encoded: &str) -> Result<hdrhistogram::Histogram<u64>, String> {
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| format!("histogram: {e}"))?;
-    hdrhistogram::serialization::Deserializer::new()
-        .deserialize(&mut bytes.as_slice())
-        .map_err(|e| format!("histogram: {e:?}"))
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|e| e.to_string())?;
+    hdrhistogram::serialization::Deserializer::new().deserialize(&mut bytes.as_slice()).map_err(|e| format!("{e:?}"))
 }
 
 /// The V2 serialization of `histogram`, base64.

@@ -159,9 +159,11 @@ impl ExtensionMode {
     }
 }
 
-/// One cell's choice on the four axes.
+/// One cell's choice on the four CloudEvents axes: a *variant* in the
+/// README's glossary (decoder × content mode × representation × extension
+/// handling).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct CePoint {
+pub struct Variant {
     /// The decoder.
     pub decoder: Decoder,
     /// The content mode (structured in points stored before the axis).
@@ -219,13 +221,13 @@ impl Default for Settings {
 impl Settings {
     /// Every combination: decoders outer, then content modes,
     /// representations, extension modes inner.
-    pub fn points(&self) -> Vec<CePoint> {
+    pub fn variants(&self) -> Vec<Variant> {
         let mut out = Vec::new();
         for &decoder in &self.decoders {
             for &mode in &self.modes {
                 for &representation in &self.representations {
                     for &extensions in &self.extensions {
-                        out.push(CePoint { decoder, mode, representation, extensions });
+                        out.push(Variant { decoder, mode, representation, extensions });
                     }
                 }
             }
@@ -311,7 +313,7 @@ mod tests {
         for m in ContentMode::ALL {
             assert_eq!(ContentMode::from_name(m.name()), Some(m));
         }
-        assert_eq!(Settings::default().points().len(), 32);
+        assert_eq!(Settings::default().variants().len(), 32);
     }
 
     #[test]
