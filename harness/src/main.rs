@@ -11,12 +11,11 @@ use buslab_harness::probe::{self, Budget, Instruments, Pass, ProbeRequest};
 use buslab_harness::runner::{self, PlannedCell, ProbeRunner};
 use buslab_harness::shard::{self, ShardSpec};
 use buslab_harness::store::{self, Store};
-use buslab_harness::{meta, repeat};
-use buslab_reports::analysis::{self, regression::Thresholds};
+use buslab_harness::{meta, repeat, report};
 use buslab_reports::render::format;
 use buslab_reports::render::{summary, text};
 use buslab_scenarios::Scenario;
-use buslab_scenarios::results::{CellStatus, Run, Shards};
+use buslab_scenarios::results::{CellStatus, Shards};
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -334,12 +333,25 @@ fn run_command(args: RunArgs, out: &mut impl Write) -> anyhow::Result<usize> {
     let plan =
         Plan { scenarios: &scenarios, cells: &cells, runner: &runner, db: &args.matrix.db, quick: args.matrix.quick };
     let outcome = execute(&plan, args.run_id, None, shards, out)?;
+    // The run is stored whatever happens here: a report that cannot be
+    // written is a warning, and `buslab report` can retry.
+    let db = &args.matrix.db;
+    let stored = match report::Stored::load(&Store::open(db)?, &outcome.id) {
+        Ok(stored) => stored,
+        Err(e) => {
+            eprintln!("buslab: warning: no recommendations and no report: {e:#}");
+            return Ok(outcome.failed);
+        }
+    };
+    // One analysis: the terminal's recommendations are the report's first
+    // screen, read from the same model.
+    let model = stored.analyse();
+    if !model.analysis.recommendations.is_empty() {
+        write!(out, "{}", text::recommendations_text(&model.analysis.recommendations))?;
+    }
     if !args.no_report {
-        let db = &args.matrix.db;
-        let dir = args.report_dir.clone().unwrap_or_else(|| buslab_harness::report::default_out(db));
-        // The run is stored whatever happens here: a report that cannot be
-        // written is a warning, and `buslab report` can retry.
-        match buslab_harness::report::render(&Store::open(db)?, &outcome.id, &dir) {
+        let dir = args.report_dir.clone().unwrap_or_else(|| report::default_out(db));
+        match report::write(&model, &dir) {
             Ok(rendered) => writeln!(out, "report: {}", rendered.index.display())?,
             Err(e) => eprintln!("buslab: warning: no report: {e:#}"),
         }
@@ -567,12 +579,6 @@ pub(crate) fn execute(
     if meta.label.is_none() {
         summary::write(out, &results, terminal_width())?;
         summary::Breakdown::of(&results).write(out)?;
-        // The same analysis and words as the report's first screen.
-        let run = Run { meta: meta.clone(), cells: results.clone() };
-        let recommendations = analysis::recommendations(&run, &Thresholds::default());
-        if !recommendations.is_empty() {
-            write!(out, "{}", text::recommendations_text(&recommendations))?;
-        }
     }
     writeln!(
         out,

@@ -35,24 +35,57 @@ pub fn default_out(db: &Path) -> PathBuf {
     db.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).join("report")
 }
 
-/// Renders the report of run `id` from `store` into `out`: the run loaded
-/// whole, up to [`HISTORY_RUNS`] runs of light history on its machine, and
-/// its baseline (the previous run on the machine), and the latest noise
-/// group's runs.
+/// What the report of one run is analysed from, read out of the store
+/// once: the run whole, up to [`HISTORY_RUNS`] runs of light history on its
+/// machine, its baseline (the previous run on the machine) and the latest
+/// noise group's runs.
+pub struct Stored {
+    /// The run.
+    pub run: Run,
+    /// Its history.
+    pub history: Vec<Run>,
+    /// Its baseline.
+    pub baseline: Option<Run>,
+    /// The latest noise group's runs.
+    pub noise: Vec<Run>,
+    /// The thresholds the comparison uses (the defaults).
+    pub thresholds: Thresholds,
+}
+
+impl Stored {
+    /// Reads run `id` and what its report compares it with from `store`.
+    pub fn load(store: &Store, id: &str) -> Result<Stored, ReportError> {
+        Ok(Stored {
+            run: store.load_run(id)?,
+            history: store.load_history(id, HISTORY_RUNS)?,
+            baseline: store.previous_run(id)?,
+            noise: latest_noise(store)?,
+            thresholds: Thresholds::default(),
+        })
+    }
+
+    /// The report's model: every analysis, once ([`analysis::report`]).
+    /// The terminal's recommendations and the pages are both read from it.
+    pub fn analyse(&self) -> analysis::Report<'_> {
+        let input = analysis::Input {
+            run: &self.run,
+            history: &self.history,
+            baseline: self.baseline.as_ref(),
+            noise: &self.noise,
+            thresholds: &self.thresholds,
+        };
+        analysis::report(&input)
+    }
+}
+
+/// Writes the pages of an analysed report into `out`.
+pub fn write(report: &analysis::Report<'_>, out: &Path) -> Result<Rendered, ReportError> {
+    site::render(report, out).map_err(|source| ReportError::Site { dir: out.to_owned(), source })
+}
+
+/// Renders the report of run `id` from `store` into `out` ([`Stored`]).
 pub fn render(store: &Store, id: &str, out: &Path) -> Result<Rendered, ReportError> {
-    let run = store.load_run(id)?;
-    let history = store.load_history(id, HISTORY_RUNS)?;
-    let baseline = store.previous_run(id)?;
-    let noise = latest_noise(store)?;
-    let input = analysis::Input {
-        run: &run,
-        history: &history,
-        baseline: baseline.as_ref(),
-        noise: &noise,
-        thresholds: &Thresholds::default(),
-    };
-    let report = analysis::report(&input);
-    site::render(&report, out).map_err(|source| ReportError::Site { dir: out.to_owned(), source })
+    write(&Stored::load(store, id)?.analyse(), out)
 }
 
 /// The runs of the latest noise group (`buslab noise`), if any.

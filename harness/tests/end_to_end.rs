@@ -48,6 +48,12 @@ fn a_tiny_run_fills_the_store_with_every_pass() {
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("3 ok, 0 failed, 0 skipped"), "the null floor and the two buses: {stdout}");
+    // The run ends with the report's recommendations (one analysis for
+    // both), then the report's path.
+    let said = stdout.find("Recommended (").expect("recommendations");
+    let wrote = stdout.find("\nreport: ").expect("the report's path");
+    assert!(stdout.find("\nrun ").is_some_and(|run| run < said) && said < wrote, "{stdout}");
+    assert!(stdout[said..wrote].contains("tiny: "), "{stdout}");
 
     let store = Store::open(&db).expect("the run created the store");
     let run = store.latest_run().expect("readable").expect("one run");
