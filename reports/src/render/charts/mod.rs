@@ -52,6 +52,7 @@
 
 mod bars;
 mod histogram;
+mod lines;
 mod scale;
 mod scaling;
 mod spectrum;

@@ -1,12 +1,11 @@
 //! Scaling curves: one line per bus against a swept parameter (subscribers,
 //! producers), with CI whiskers.
 
+use super::lines::{clean_series, draw_lines};
 use super::scale::{Fit, Scale};
 use super::{
-    Axis, ChartError, DrawResult, LegendEntry, Point, Series, Swatch, color, draw, draw_legend, finite, format_value,
-    legend_width, no_data, plot_box, v_whisker, value_with_ci,
+    Axis, ChartError, DrawResult, Point, Series, draw, finite, format_value, legend_width, no_data, value_with_ci,
 };
-use plotters::prelude::*;
 
 /// One line per series against `x`, with a marker per point, CI whiskers
 /// where [`Point::lower`] and [`Point::upper`] are known, tooltips on the
@@ -37,70 +36,24 @@ pub fn scaling(title: &str, x: &Axis, y: &Axis, series: &[Series]) -> Result<Str
     let plot_width = f64::from(super::WIDTH - layout.y_label_area - layout.right);
     let x_scale = sweep_ticks(&x_fit, all().map(|p| p.x), x.unit, plot_width).unwrap_or(x_fit);
     draw("scaling", title, &layout, (&x_scale, &x.label), (&y_scale, &y.label), |chart, root, overlay| -> DrawResult {
-        let ((_, top), (right, _)) = plot_box(chart);
-        for (i, (s, points)) in lines.iter().enumerate() {
-            let c = color(i);
-            let xy: Vec<(f64, f64)> = points.iter().map(|p| (x_scale.to_plot(p.x), y_scale.to_plot(p.y))).collect();
-            if s.peer {
-                chart.draw_series(DashedLineSeries::new(xy.iter().copied(), 6, 4, c.stroke_width(2)))?;
-            } else {
-                chart.draw_series(LineSeries::new(xy.iter().copied(), c.stroke_width(2)))?;
-            }
-            for (p, &(px, py)) in points.iter().zip(&xy) {
-                if let (Some(lo), Some(hi)) = (finite(p.lower), finite(p.upper)) {
-                    let a = chart.backend_coord(&(px, y_scale.to_plot(hi)));
-                    let b = chart.backend_coord(&(px, y_scale.to_plot(lo)));
-                    v_whisker(root, a, b, 4, c)?;
-                }
-                let at = chart.backend_coord(&(px, py));
-                if s.peer {
-                    root.draw(&Circle::new(at, 4, WHITE.filled()))?;
-                    root.draw(&Circle::new(at, 4, c.stroke_width(2)))?;
-                } else {
-                    root.draw(&Circle::new(at, 4, c.filled()))?;
-                }
-                let tip = format!(
-                    "{}\n{}: {}\n{}: {}",
-                    label(s),
-                    x.label,
-                    format_value(p.x, x.unit),
-                    y.label,
-                    value_with_ci(p.y, p.lower, p.upper, y.unit)
-                );
-                overlay.circle(at, 7, &tip);
-            }
-        }
-        if legend {
-            let entries: Vec<LegendEntry> = lines
-                .iter()
-                .enumerate()
-                .map(|(i, (s, _))| LegendEntry {
-                    label: label(s),
-                    swatch: Swatch::Line { color: color(i), dashed: s.peer },
-                })
-                .collect();
-            draw_legend(root, (right + 14, top + 4), true, &entries)?;
-        }
-        Ok(())
+        let tip = |s: &Series, p: &Point| {
+            format!(
+                "{}\n{}: {}\n{}: {}",
+                label(s),
+                x.label,
+                format_value(p.x, x.unit),
+                y.label,
+                value_with_ci(p.y, p.lower, p.upper, y.unit)
+            )
+        };
+        let place = |v: f64| x_scale.to_plot(v);
+        draw_lines(chart, root, overlay, &lines, (place, &y_scale), tip, legend.then_some(&label))
     })
 }
 
 /// The legend label of a series: peers say so.
 fn label(s: &Series) -> String {
     if s.peer { format!("{} (peer)", s.label) } else { s.label.clone() }
-}
-
-/// Each series with its finite points sorted by `x`.
-pub(crate) fn clean_series(series: &[Series]) -> Vec<(&Series, Vec<Point>)> {
-    series
-        .iter()
-        .map(|s| {
-            let mut points: Vec<Point> =
-                s.points.iter().copied().filter(|p| p.x.is_finite() && p.y.is_finite()).collect();
-            points.sort_by(|a, b| a.x.total_cmp(&b.x));
-            (s, points)
-        })
-        .collect()
 }
 
 /// The scale `fit` with its ticks at the swept values, if there are at

@@ -1,12 +1,9 @@
 //! The latency percentile spectrum: p50 … p99.99 and the maximum on a
 //! "nines" axis, latency on a log scale.
 
+use super::lines::{Line, clean_series, draw_lines};
 use super::scale::{Fit, Scale};
-use super::{
-    ChartError, DrawResult, LegendEntry, Point, Series, Swatch, Unit, color, draw, draw_legend, finite, legend_width,
-    no_data, plot_box, v_whisker, value_with_ci,
-};
-use plotters::prelude::*;
+use super::{ChartError, DrawResult, Point, Series, Unit, draw, finite, legend_width, no_data, value_with_ci};
 
 /// The [`Point::x`] that stands for the maximum in a [`spectrum`] series.
 pub const MAX_QUANTILE: f64 = 1.0;
@@ -25,7 +22,7 @@ pub const MAX_QUANTILE: f64 = 1.0;
 /// are left out; no point left gives the "no data" placeholder.
 /// 800 × 400 px.
 pub fn spectrum(title: &str, series: &[Series]) -> Result<String, ChartError> {
-    let lines: Vec<(&Series, Vec<Point>)> = super::scaling::clean_series(series)
+    let lines: Vec<Line<'_>> = clean_series(series)
         .into_iter()
         .map(|(s, points)| (s, points.into_iter().filter(|p| p.x > 0.0 && p.x <= MAX_QUANTILE).collect()))
         .collect();
@@ -65,46 +62,12 @@ pub fn spectrum(title: &str, series: &[Series]) -> Result<String, ChartError> {
         (&x, "percentile"),
         (&y, "latency (log scale)"),
         |chart, root, overlay| -> DrawResult {
-            let ((_, top), (right, _)) = plot_box(chart);
-            for (i, (s, points)) in lines.iter().enumerate() {
-                let c = color(i);
-                let xy: Vec<(f64, f64)> = points.iter().map(|p| (position(p.x), y.to_plot(p.y))).collect();
-                if s.peer {
-                    chart.draw_series(DashedLineSeries::new(xy.iter().copied(), 6, 4, c.stroke_width(2)))?;
-                } else {
-                    chart.draw_series(LineSeries::new(xy.iter().copied(), c.stroke_width(2)))?;
-                }
-                for (p, &(px, py)) in points.iter().zip(&xy) {
-                    if let (Some(lo), Some(hi)) = (finite(p.lower), finite(p.upper)) {
-                        let a = chart.backend_coord(&(px, y.to_plot(hi)));
-                        let b = chart.backend_coord(&(px, y.to_plot(lo)));
-                        v_whisker(root, a, b, 4, c)?;
-                    }
-                    let at = chart.backend_coord(&(px, py));
-                    if s.peer {
-                        root.draw(&Circle::new(at, 4, WHITE.filled()))?;
-                        root.draw(&Circle::new(at, 4, c.stroke_width(2)))?;
-                    } else {
-                        root.draw(&Circle::new(at, 4, c.filled()))?;
-                    }
-                    let name = if p.x >= MAX_QUANTILE { "max".to_string() } else { percentile_label(p.x) };
-                    let tip =
-                        format!("{}\n{name}: {}", s.label, value_with_ci(p.y, p.lower, p.upper, Unit::Nanoseconds));
-                    overlay.circle(at, 7, &tip);
-                }
-            }
-            if legend {
-                let entries: Vec<LegendEntry> = lines
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (s, _))| LegendEntry {
-                        label: s.label.clone(),
-                        swatch: Swatch::Line { color: color(i), dashed: s.peer },
-                    })
-                    .collect();
-                draw_legend(root, (right + 14, top + 4), true, &entries)?;
-            }
-            Ok(())
+            let tip = |s: &Series, p: &Point| {
+                let name = if p.x >= MAX_QUANTILE { "max".to_string() } else { percentile_label(p.x) };
+                format!("{}\n{name}: {}", s.label, value_with_ci(p.y, p.lower, p.upper, Unit::Nanoseconds))
+            };
+            let label = |s: &Series| s.label.clone();
+            draw_lines(chart, root, overlay, &lines, (position, &y), tip, legend.then_some(&label))
         },
     )
 }
