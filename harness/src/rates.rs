@@ -23,19 +23,36 @@
 //! A load is judged against the `null` reference at the same rate (the
 //! harness's own producer loop and verifying listener, in-line):
 //!
-//! - **Harness saturated**: the reference's send lateness p99 exceeds
+//! - **Harness saturated**: the reference's median send lateness exceeds
 //!   [`LATENESS_BOUND_NS`], or its deliveries end more than the backlog
 //!   bound after the schedule: the harness cannot offer this rate, so no
 //!   bus is judged there.
 //! - **Over capacity**: the reference kept the schedule, the bus did not —
-//!   its send lateness p99 exceeds the bound (a publish that blocks, or an
-//!   in-line publish slower than the schedule: for an in-line bus, lateness
-//!   caused by its own `publish` is its latency, not the harness's), or its
-//!   deliveries end more than the backlog bound after the schedule (a
-//!   queue that grew). The backlog bound is the larger of
+//!   its median send lateness exceeds the bound (a publish that blocks, or
+//!   an in-line publish slower than the schedule: for an in-line bus,
+//!   lateness caused by its own `publish` is its latency, not the
+//!   harness's), or its deliveries end more than the backlog bound after the
+//!   schedule (a queue that grew). The backlog bound is the larger of
 //!   [`BACKLOG_BOUND_NS`] and a tenth of the trial's schedule.
+//! - **A burst** (the scenario's `[burst]` pattern) offers spikes above
+//!   capacity by design, and the lateness they cause is what it measures:
+//!   its loads are judged by the backlog alone (did it drain?).
 //!
 //! Neither state is ever shown or compared as a latency.
+//!
+//! **Why the median send, not the tail.** A producer that cannot keep a
+//! rate falls further behind with every event: its lateness grows through
+//! the window, so the median send is late (or, with a queue that absorbs
+//! it, the deliveries end late). A producer that keeps the rate is still
+//! paused now and then by the scheduler of a shared or virtual machine, and
+//! those pauses set the tail of its lateness: on a quiet 2-core VM the
+//! `null` reference's send lateness p99 read 36–148 µs at every rate from
+//! 200 k to 5 M events/s in 50 ms windows, with a median of 0 — judged by
+//! its p99, almost no load of the catalog had a headline rate. Such pauses
+//! delay every bus's events alike and are in every bus's open-loop
+//! percentiles (the `null` floor beside each cell shows their share); they
+//! do not make a rate unsustainable. The send lateness p99 stays in each
+//! load's figures.
 
 use buslab_scenarios::results::{Latency, Saturation, same_rate};
 
@@ -62,7 +79,8 @@ impl Grid {
 pub const BEYOND_RATES: usize = 1;
 /// Lowest rate of the grid, events/s.
 pub const MIN_GRID_RATE: f64 = 1_000.0;
-/// Send lateness p99 beyond which a producer did not keep its schedule, ns.
+/// Median send lateness beyond which a producer did not keep its schedule,
+/// ns (see the [module docs](self)).
 pub const LATENESS_BOUND_NS: u64 = 50_000;
 /// Least backlog at the end of the schedule that counts as falling behind,
 /// ns.
@@ -194,7 +212,7 @@ pub fn judge(members: &[Member], loads: &mut [Vec<Latency>], shared: &[f64], nam
         for l in entries.iter_mut() {
             let at =
                 reference.as_ref().and_then(|r| r.iter().find(|x| same_rate(x.offered_per_sec, l.offered_per_sec)));
-            l.saturation = classify(l, at);
+            l.saturation = classify(l, at, burst);
         }
     }
     let headline = if burst {
@@ -228,12 +246,14 @@ fn headline(shared: &[f64], named: bool, lossless: &[&[Latency]]) -> Option<f64>
     })
 }
 
-/// A load's schedule keeping: is it behind, and why.
-fn behind(l: &Latency) -> Option<String> {
+/// A load's schedule keeping: is it behind, and why. A `burst` schedule's
+/// spikes exceed capacity by design (the lateness they cause is what the
+/// scenario measures): it is behind only when its backlog did not drain.
+fn behind(l: &Latency, burst: bool) -> Option<String> {
     let late = l.lateness?;
     let backlog_bound = BACKLOG_BOUND_NS.max(late.schedule_ns / 10);
-    if late.p99_ns > LATENESS_BOUND_NS {
-        Some(format!("send lateness p99 {} > {}", micros(late.p99_ns), micros(LATENESS_BOUND_NS)))
+    if !burst && late.p50_ns > LATENESS_BOUND_NS {
+        Some(format!("median send lateness {} > {}", micros(late.p50_ns), micros(LATENESS_BOUND_NS)))
     } else if late.backlog_ns > backlog_bound {
         Some(format!(
             "deliveries ended {} after the schedule (bound {})",
@@ -250,17 +270,18 @@ fn micros(ns: u64) -> String {
 }
 
 /// Judges one load of a bus against the reference's load at the same rate
-/// (`None` when the point has no reference there).
-fn classify(bus: &Latency, reference: Option<&Latency>) -> Option<Saturation> {
-    if let Some(why) = reference.and_then(behind) {
+/// (`None` when the point has no reference there); `burst`: the load
+/// followed the scenario's burst pattern ([`behind`]).
+fn classify(bus: &Latency, reference: Option<&Latency>, burst: bool) -> Option<Saturation> {
+    if let Some(why) = reference.and_then(|r| behind(r, burst)) {
         return Some(Saturation::HarnessSaturated(format!(
             "the null reference could not keep {} events/s: {why}",
             rate(bus.offered_per_sec)
         )));
     }
-    let why = behind(bus)?;
+    let why = behind(bus, burst)?;
     let reference = match reference.and_then(|r| r.lateness) {
-        Some(r) => format!("null's send lateness p99 {}", micros(r.p99_ns)),
+        Some(r) => format!("null's median send lateness {}", micros(r.p50_ns)),
         None => "no null reference at this rate".to_owned(),
     };
     Some(Saturation::OverCapacity(format!("fell behind {} events/s: {why}; {reference}", rate(bus.offered_per_sec))))
@@ -275,13 +296,15 @@ mod tests {
     use super::*;
     use buslab_scenarios::results::Lateness;
 
-    fn load(rate: f64, lateness_p99: u64, backlog: u64) -> Latency {
+    /// A load whose median send was `lateness` late (its p99 four times
+    /// that) and whose deliveries ended `backlog` after the schedule.
+    fn load(rate: f64, lateness: u64, backlog: u64) -> Latency {
         Latency {
             offered_per_sec: rate,
             lateness: Some(Lateness {
-                p50_ns: 100,
-                p99_ns: lateness_p99,
-                max_ns: lateness_p99,
+                p50_ns: lateness,
+                p99_ns: lateness * 4,
+                max_ns: lateness * 8,
                 backlog_ns: backlog,
                 schedule_ns: 200_000_000,
             }),
@@ -413,23 +436,56 @@ mod tests {
         assert_eq!(headline(&grid, false, &[&fast, &[]]), None);
     }
 
+    /// A producer paused now and then (a late tail, an on-time median)
+    /// kept its rate; one whose median send is late did not.
+    #[test]
+    fn a_late_tail_is_a_pause_and_a_late_median_a_rate_not_kept() {
+        let mut paused = load(1e6, 0, 30_000);
+        let on_time = paused.lateness.expect("lateness");
+        paused.lateness = Some(Lateness { p99_ns: 150_000, max_ns: 900_000, ..on_time });
+        assert_eq!(
+            classify(&paused, Some(&paused), false),
+            None,
+            "scheduler pauses are every bus's latency, not a saturation"
+        );
+        let behind = load(1e6, 60_000, 30_000);
+        let s = classify(&behind, Some(&paused), false).expect("over capacity");
+        assert!(s.reason().contains("median send lateness 60.0 µs > 50.0 µs"), "{}", s.reason());
+    }
+
+    /// A burst's spikes make the median send late by design; the load is
+    /// judged by whether its backlog drained.
+    #[test]
+    fn a_burst_is_judged_by_its_backlog() {
+        let spikes = load(145e3, 4_900_000, 420_000);
+        assert!(classify(&spikes, Some(&spikes), false).is_some(), "as a steady schedule, saturated");
+        assert_eq!(classify(&spikes, Some(&spikes), true), None, "as a burst, it drained");
+        let stuck = load(145e3, 4_900_000, 90_000_000);
+        let s = classify(&stuck, Some(&spikes), true).expect("a backlog that did not drain");
+        assert!(
+            matches!(s, Saturation::OverCapacity(_)) && s.reason().contains("after the schedule"),
+            "{}",
+            s.reason()
+        );
+    }
+
     #[test]
     fn loads_are_judged_against_the_reference() {
         let on_time = load(1e6, 2_000, 30_000);
         let late = load(1e6, 400_000, 30_000);
         let backlog = load(1e6, 2_000, 90_000_000);
-        assert_eq!(classify(&on_time, Some(&on_time)), None);
+        assert_eq!(classify(&on_time, Some(&on_time), false), None);
         // The reference fell behind: the harness is saturated, whatever the bus did.
         for bus in [&on_time, &late] {
-            let s = classify(bus, Some(&late)).expect("saturated");
+            let s = classify(bus, Some(&late), false).expect("saturated");
             assert!(matches!(s, Saturation::HarnessSaturated(_)), "{s:?}");
             assert!(s.reason().contains("null") && s.reason().contains("400 µs"), "{}", s.reason());
         }
         // The bus fell behind while the reference kept the schedule.
-        let s = classify(&late, Some(&on_time)).expect("over capacity");
+        let s = classify(&late, Some(&on_time), false).expect("over capacity");
         assert!(matches!(s, Saturation::OverCapacity(_)) && s.reason().contains("2.00 µs"), "{}", s.reason());
-        let s = classify(&backlog, Some(&on_time)).expect("a growing queue");
+        let s = classify(&backlog, Some(&on_time), false).expect("a growing queue");
         assert!(s.reason().contains("90.0 ms after the schedule"), "{}", s.reason());
-        assert!(classify(&late, None).expect("alone").reason().contains("no null reference"));
+        assert!(classify(&late, None, false).expect("alone").reason().contains("no null reference"));
     }
 }

@@ -184,7 +184,8 @@
 
 use crate::analysis::stats;
 use buslab_scenarios::metrics;
-use buslab_scenarios::results::{CellResult, CellStatus, Run};
+use buslab_scenarios::metrics::Pass;
+use buslab_scenarios::results::{CellResult, CellStatus, Run, same_rate};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -421,8 +422,9 @@ impl Unmatched {
     }
 }
 
-/// A metric that a compared cell has in one run only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A metric that a compared cell has in one run only (for latency: at the
+/// baseline's headline rate).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Missing {
     /// The cell's name.
     pub cell: String,
@@ -431,6 +433,11 @@ pub struct Missing {
     /// The base run has it (and the new run does not); otherwise the
     /// reverse.
     pub in_base: bool,
+    /// For a latency metric whose headline rate moved between the runs:
+    /// the baseline's headline rate, at which the new run has no load it
+    /// kept (events/s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_rate: Option<f64>,
 }
 
 /// A compared cell measured on different machines in the two runs: its
@@ -620,21 +627,37 @@ pub fn compare_indexed(
                     .filter(|c| c.status == CellStatus::Ok && c.measured_on(run_machine) == new_machine)
             })
             .collect();
+        // Latency is compared at one offered rate: the baseline's headline
+        // rate. The grid follows each run's measured capacities, so the new
+        // run's headline can move; its load at the baseline's rate, when it
+        // measured one there and kept it, is what is compared.
+        let moved = match (b.headline_rate, n.headline_rate) {
+            (Some(base_rate), Some(new_rate)) if !same_rate(base_rate, new_rate) => Some(base_rate),
+            _ => None,
+        };
+        let at_base_rate = moved.map(|rate| CellResult { headline_rate: Some(rate), ..n.clone() });
         for metric in compared_metrics() {
             if !same_machine && metric.kind != Kind::Deterministic {
                 continue;
             }
+            let (n, at_rate) = match (&at_base_rate, metric.pass) {
+                (Some(aligned), Pass::Latency) => (aligned, moved),
+                _ => (n, None),
+            };
             match (value(b, metric.slug), value(n, metric.slug)) {
                 (Some(bv), Some(nv)) => {
                     let change = judge(name, metric, b, n, bv, nv, &history_cells, config);
                     comparison.changes.push(change);
                 }
                 (Some(_), None) => {
-                    comparison.missing.push(Missing { cell: name.clone(), metric: metric.slug, in_base: true })
+                    comparison.missing.push(Missing { cell: name.clone(), metric: metric.slug, in_base: true, at_rate })
                 }
-                (None, Some(_)) => {
-                    comparison.missing.push(Missing { cell: name.clone(), metric: metric.slug, in_base: false })
-                }
+                (None, Some(_)) => comparison.missing.push(Missing {
+                    cell: name.clone(),
+                    metric: metric.slug,
+                    in_base: false,
+                    at_rate,
+                }),
                 (None, None) => {}
             }
         }
@@ -1140,6 +1163,40 @@ mod tests {
         // And back down is an improvement.
         let back = tail_pair(&[1300, 1310, 1290], &[1000, 1010, 990]);
         assert_eq!(the(&back, "latency-p99").verdict, Verdict::Improvement);
+    }
+
+    /// A load of the repetitions `p99s` offered `rate` events/s.
+    fn offered(rate: f64, p99s: &[u64]) -> Latency {
+        Latency { offered_per_sec: rate, ..repeated(p99s) }
+    }
+
+    /// When the new run's headline rate moved, its latency is compared at
+    /// the baseline's rate, not at its own.
+    #[test]
+    fn latency_is_compared_at_the_baselines_headline_rate() {
+        let mut b = base();
+        b.cells[0].headline_rate = Some(1e6);
+        b.cells[0].latency = vec![offered(1e6, &[1000, 1010, 990]), offered(2e6, &[5000, 5050, 4950])];
+        // Same latencies at each rate; the new run's headline moved up to 2 M.
+        let n = doctored(|c| {
+            c.headline_rate = Some(2e6);
+            c.latency = vec![offered(1e6, &[1000, 1010, 990]), offered(2e6, &[5000, 5050, 4950])];
+        });
+        let c = compare(&b, &n, &[], &Thresholds::default());
+        let ch = the(&c, "latency-p99");
+        assert_eq!((ch.base, ch.new, ch.verdict), (1000.0, 1000.0, Verdict::Noise), "{ch:?}");
+        // Without a load at the baseline's rate, the metric is not compared, and the text says why.
+        let n = doctored(|c| {
+            c.headline_rate = Some(2e6);
+            c.latency = vec![offered(2e6, &[5000, 5050, 4950])];
+        });
+        let c = compare(&b, &n, &[], &Thresholds::default());
+        let channel_latency = |ch: &&Change| ch.cell == "spsc/channel" && ch.metric.starts_with("latency");
+        assert!(!c.changes.iter().any(|ch| channel_latency(&ch)), "{:?}", c.changes);
+        let missing = c.missing.iter().find(|m| m.metric == "latency-p99").expect("not compared");
+        assert_eq!((missing.in_base, missing.at_rate), (true, Some(1e6)));
+        let text = crate::render::text::text(&c);
+        assert!(text.contains("kept no load at the baseline's headline rate (1.00 M events/s)"), "{text}");
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use crate::analysis::noise::Calibration;
 use crate::analysis::recommend::{self, Choice, Price, Recommendation};
-use crate::analysis::regression::{Change, Comparison, Kind, Method, OtherMachine, Unmatched, Verdict};
+use crate::analysis::regression::{Change, Comparison, Kind, Method, Missing, OtherMachine, Unmatched, Verdict};
 use crate::analysis::trends::StepRegression;
 use crate::render::format;
 use buslab_scenarios::results::CellStatus;
@@ -61,8 +61,7 @@ pub fn markdown(comparison: &Comparison) -> String {
             let _ = writeln!(w, "- `{}`: {}", u.cell().replace('|', "\\|"), unmatched_reason(u));
         }
         for m in &comparison.missing {
-            let side = if m.in_base { "base" } else { "new" };
-            let _ = writeln!(w, "- `{}` {}: measured in the {side} run only", m.cell.replace('|', "\\|"), m.metric);
+            let _ = writeln!(w, "- `{}` {}: {}", m.cell.replace('|', "\\|"), m.metric, missing_reason(m));
         }
         for o in &comparison.other_machine {
             let _ = writeln!(w, "- `{}` wall-clock metrics: {}", o.cell.replace('|', "\\|"), other_machine_reason(o));
@@ -70,6 +69,16 @@ pub fn markdown(comparison: &Comparison) -> String {
         let _ = writeln!(w, "\n</details>");
     }
     out
+}
+
+/// Why a metric of a matched cell was not compared, in words.
+fn missing_reason(m: &Missing) -> String {
+    match m.at_rate {
+        Some(rate) => {
+            format!("the new run kept no load at the baseline's headline rate ({} events/s)", format::si_number(rate))
+        }
+        None => format!("measured in the {} run only", if m.in_base { "base" } else { "new" }),
+    }
 }
 
 /// The heading line of the change-point section, over `runs` runs.
@@ -182,8 +191,7 @@ pub fn text(comparison: &Comparison) -> String {
         let _ = writeln!(w, "not compared: {}: {}", u.cell(), unmatched_reason(u));
     }
     for m in &comparison.missing {
-        let side = if m.in_base { "base" } else { "new" };
-        let _ = writeln!(w, "not compared: {} {}: measured in the {side} run only", m.cell, m.metric);
+        let _ = writeln!(w, "not compared: {} {}: {}", m.cell, m.metric, missing_reason(m));
     }
     for o in &comparison.other_machine {
         let _ = writeln!(w, "not compared: {} wall-clock metrics: {}", o.cell, other_machine_reason(o));
@@ -557,7 +565,7 @@ pub fn recommendations_text(recommendations: &[Recommendation]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::regression::{Missing, Unmatched};
+    use crate::analysis::regression::Unmatched;
 
     fn change(cell: &str, metric: &'static str, base: f64, new: f64, verdict: Verdict, method: Method) -> Change {
         Change {
@@ -588,7 +596,7 @@ mod tests {
                 change("spsc/y", "throughput", 3.5e6, 2.8e6, Verdict::Regression, Method::MannWhitney),
             ],
             unmatched: vec![Unmatched::OnlyInBase { cell: "gone/z".to_owned() }],
-            missing: vec![Missing { cell: "spsc/x".to_owned(), metric: "latency-p99", in_base: true }],
+            missing: vec![Missing { cell: "spsc/x".to_owned(), metric: "latency-p99", in_base: true, at_rate: None }],
             other_machine: Vec::new(),
             methodology_break: None,
         }
