@@ -213,7 +213,8 @@ pub fn calibrate(runs: &[Run], thresholds: &Thresholds) -> Calibration {
             pairs_deterministic += usize::from(comparison.gated(Gate::Deterministic).next().is_some());
             pairs_flagged += usize::from(comparison.changes.iter().any(|c| c.verdict != Verdict::Noise));
             for change in &comparison.changes {
-                if change.method == regression::Method::TailInterval {
+                let tail = regression::TAIL_METRICS.iter().any(|(slug, _)| *slug == change.metric);
+                if tail && change.method == regression::Method::TailInterval {
                     tail_gate.0 += 1;
                     tail_gate.1 += usize::from(change.is_significant());
                 }

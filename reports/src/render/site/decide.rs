@@ -27,6 +27,9 @@ pub(crate) struct RecommendationView {
     pub from_file: bool,
     pub none: bool,
     pub cells: Vec<Link>,
+    /// The recommended bus (`none` when there is none).
+    #[serde(skip)]
+    pick: String,
 }
 
 impl RecommendationView {
@@ -39,8 +42,71 @@ impl RecommendationView {
             href: scenario_href(root, &r.scenario),
             from_file: r.from_file,
             none: r.pick.is_none(),
-            cells: r.cells().iter().map(|c| cell_link(root, c)).collect(),
+            cells: r.cells().iter().map(|c| bus_link(root, c)).collect(),
+            pick: r.pick.as_ref().map_or_else(|| "none".to_owned(), |c| c.bus.clone()),
         }
+    }
+}
+
+/// A link to cell `name`, labelled with its bus alone (where the sweep
+/// point is already said beside it).
+fn bus_link(root: &str, name: &str) -> Link {
+    let text = name.split('/').nth(1).unwrap_or(name).to_owned();
+    Link { text, href: cell_href(root, name) }
+}
+
+/// A scenario's recommendation lines on the first screen. A catalog
+/// scenario with more than [`RecommendationGroup::OPEN`] points (the
+/// CloudEvents variants) is folded under one line that counts its picks;
+/// the engineer's own scenario file never is.
+#[derive(Serialize)]
+pub(crate) struct RecommendationGroup {
+    pub scenario: String,
+    pub href: String,
+    /// For a folded scenario: how many points, and which bus each
+    /// recommends (`24 points; recommended: router at 14, any_router at
+    /// 10`).
+    pub folded: Option<String>,
+    pub from_file: bool,
+    pub lines: Vec<RecommendationView>,
+}
+
+impl RecommendationGroup {
+    /// The most points a scenario shows unfolded.
+    pub const OPEN: usize = 4;
+
+    /// Groups `recommendations` by scenario, in their order.
+    fn all(root: &str, recommendations: &[Recommendation]) -> Vec<RecommendationGroup> {
+        let mut groups: Vec<RecommendationGroup> = Vec::new();
+        for r in recommendations {
+            let view = RecommendationView::new(root, r);
+            match groups.last_mut() {
+                Some(g) if g.scenario == r.scenario => g.lines.push(view),
+                _ => groups.push(RecommendationGroup {
+                    scenario: r.scenario.clone(),
+                    href: view.href.clone(),
+                    folded: None,
+                    from_file: r.from_file,
+                    lines: vec![view],
+                }),
+            }
+        }
+        for g in &mut groups {
+            if g.lines.len() > Self::OPEN && !g.from_file {
+                let mut picks: Vec<(String, usize)> = Vec::new();
+                for line in &g.lines {
+                    let bus = line.pick.as_str();
+                    match picks.iter_mut().find(|(b, _)| b == bus) {
+                        Some((_, n)) => *n += 1,
+                        None => picks.push((bus.to_owned(), 1)),
+                    }
+                }
+                picks.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let counts: Vec<String> = picks.iter().map(|(bus, n)| format!("{bus} at {n}")).collect();
+                g.folded = Some(format!("{} points; recommended: {}", g.lines.len(), counts.join(", ")));
+            }
+        }
+        groups
     }
 }
 
@@ -157,7 +223,7 @@ impl HeatView {
 #[derive(Serialize)]
 pub(crate) struct FirstScreen {
     pub rule: &'static str,
-    pub recommendations: Vec<RecommendationView>,
+    pub recommendations: Vec<RecommendationGroup>,
     pub heat: HeatView,
 }
 
@@ -165,7 +231,7 @@ impl FirstScreen {
     pub(crate) fn new(analysis: &Analysis) -> FirstScreen {
         FirstScreen {
             rule: recommend::RULE_SHORT,
-            recommendations: analysis.recommendations.iter().map(|r| RecommendationView::new("", r)).collect(),
+            recommendations: RecommendationGroup::all("", &analysis.recommendations),
             heat: HeatView::new("", &analysis.heat_map),
         }
     }
@@ -262,5 +328,63 @@ impl DecisionView {
             })
             .collect();
         DecisionView { questions, workloads }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::recommend::Choice;
+
+    fn rec(scenario: &str, label: &str, bus: &str, from_file: bool) -> Recommendation {
+        let pick = Choice {
+            bus: bus.to_owned(),
+            cell: format!("{scenario}/{bus}/{label}"),
+            value: 1e6,
+            interval: None,
+            inline: true,
+            peer: false,
+            lossy: false,
+        };
+        Recommendation {
+            scenario: scenario.to_owned(),
+            label: label.to_owned(),
+            from_file,
+            metric: "throughput",
+            latency_unmeasured: false,
+            only_inline: false,
+            loss_acceptable: false,
+            ranking: vec![pick.clone()],
+            pick: Some(pick),
+            tied: Vec::new(),
+            next: None,
+            inline_alternative: None,
+            excluded: Vec::new(),
+        }
+    }
+
+    /// A scenario of many points folds under a count of its picks; one of
+    /// few points, and the engineer's own, stay open.
+    #[test]
+    fn many_points_fold_under_a_count_of_their_picks() {
+        let mut recs = vec![rec("spsc", "", "ring", false)];
+        for (i, bus) in ["router", "any_router", "router", "router", "any_router"].iter().enumerate() {
+            recs.push(rec("cloudevents", &format!("decoder={i}"), bus, false));
+        }
+        recs.extend((0..6).map(|i| rec("mine", &format!("subscribers={i}"), "ring", true)));
+        let groups = RecommendationGroup::all("", &recs);
+        let folded: Vec<(&str, Option<&str>, usize)> =
+            groups.iter().map(|g| (g.scenario.as_str(), g.folded.as_deref(), g.lines.len())).collect();
+        assert_eq!(
+            folded,
+            [
+                ("spsc", None, 1),
+                ("cloudevents", Some("5 points; recommended: router at 3, any_router at 2"), 5),
+                ("mine", None, 6),
+            ]
+        );
+        // The links name the bus alone: the point is said beside them.
+        assert_eq!(groups[1].lines[0].cells[0].text, "router");
+        assert!(groups[1].lines[0].cells[0].href.contains("cloudevents-router-decoder-0"));
     }
 }
