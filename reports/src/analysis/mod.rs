@@ -169,13 +169,6 @@ pub fn analyse(run: &Run, thresholds: &Thresholds) -> Analysis {
     Analysis { recommendations: decisions[0].clone(), heat_map: heat_map::heat_map(run, &groups), decisions, groups }
 }
 
-/// The recommendations alone (what the terminal prints): cheaper than
-/// [`analyse`], which adds every combination of constraints.
-pub fn recommendations(run: &Run, thresholds: &Thresholds) -> Vec<Recommendation> {
-    let groups = verdicts::matrix(run, thresholds);
-    Recommender::new(run, thresholds).all(&groups, Constraints::default())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

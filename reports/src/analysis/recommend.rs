@@ -487,7 +487,7 @@ pub(crate) mod tests {
     }
 
     fn first(run: &Run) -> Recommendation {
-        analysis::recommendations(run, &Thresholds::default()).remove(0)
+        analysis::analyse(run, &Thresholds::default()).recommendations.remove(0)
     }
 
     const RING: [f64; 5] = [100.0, 101.0, 99.0, 100.5, 99.5];
@@ -634,7 +634,7 @@ pub(crate) mod tests {
             burst("channel", &CHANNEL, 1_000),
             cell("my-workload", "ring", &RING),
         ]);
-        let recs = analysis::recommendations(&r, &Thresholds::default());
+        let recs = analysis::analyse(&r, &Thresholds::default()).recommendations;
         assert_eq!(recs[0].scenario, "my-workload", "a scenario outside the catalog comes first");
         assert!(recs[0].from_file && !recs[1].from_file);
         assert_eq!((recs[1].metric, recs[1].pick.as_ref().map(|c| c.bus.as_str())), ("latency-p99", Some("channel")));

@@ -663,16 +663,13 @@ pub fn compare_indexed(
                     let change = judge(name, metric, b, n, bv, nv, &history_cells, config);
                     comparison.changes.push(change);
                 }
-                (Some(_), None) => {
-                    comparison.missing.push(Missing { cell: name.clone(), metric: metric.slug, in_base: true, at_rate })
-                }
-                (None, Some(_)) => comparison.missing.push(Missing {
+                (bv, nv) if bv.is_some() || nv.is_some() => comparison.missing.push(Missing {
                     cell: name.clone(),
                     metric: metric.slug,
-                    in_base: false,
+                    in_base: bv.is_some(),
                     at_rate,
                 }),
-                (None, None) => {}
+                _ => {}
             }
         }
     }

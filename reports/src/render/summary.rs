@@ -245,7 +245,7 @@ mod tests {
             .to_vec();
         let meta = RunMeta { buses, ..RunMeta::default() };
         let run = Run { meta, cells: vec![cell("ring", 1e6, 0.0), cell("tokio_broadcast", 9e6, 0.5)] };
-        let recommendations = analysis::recommendations(&run, &Thresholds::default());
+        let recommendations = analysis::analyse(&run, &Thresholds::default()).recommendations;
         let text = text::recommendations_text(&recommendations);
         assert!(text.starts_with("Recommended (") && text.contains("\n  spsc: ring, 1.00 M events/s"), "{text}");
         assert!(!text.contains("spsc: tokio_broadcast"), "a lossy bus is never the recommendation: {text}");
