@@ -8,8 +8,8 @@
 use crossbeam_utils::Backoff;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 /// How a thread waits for a condition another thread will make true.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,6 +45,35 @@ impl WaitStrategy {
     pub fn from_name(name: &str) -> Option<WaitStrategy> {
         WaitStrategy::ALL.into_iter().find(|w| w.name() == name)
     }
+}
+
+/// How long a consumer thread pauses after delivering a batch shorter than
+/// its maximum, before it looks for events again. Without it, a consumer
+/// that keeps up re-reads the producer's index after every event or two,
+/// and that index's cache line (and the slots' lines) move between the
+/// cores on nearly every publish; pausing lets a run of events build up
+/// (and costs an event at most this much latency). The `ring` bus and the
+/// `rtrb` peer's consumer both pause so. Not used with
+/// `WaitStrategy::BusySpin` (lowest latency).
+const COALESCE: Duration = Duration::from_nanos(250);
+
+/// `spin_loop` rounds that take about [`COALESCE`] on this machine (a
+/// `pause` takes from a few to ~140 cycles depending on the CPU), measured
+/// once per process; 0 with `WaitStrategy::BusySpin`.
+pub(crate) fn coalescing_spins(strategy: WaitStrategy) -> u32 {
+    static SPINS: OnceLock<u32> = OnceLock::new();
+    if strategy == WaitStrategy::BusySpin {
+        return 0;
+    }
+    *SPINS.get_or_init(|| {
+        const ROUNDS: u32 = 1_000;
+        let start = Instant::now();
+        for _ in 0..ROUNDS {
+            std::hint::spin_loop();
+        }
+        let per_round = start.elapsed().as_nanos().max(1) as f64 / f64::from(ROUNDS);
+        (COALESCE.as_nanos() as f64 / per_round).clamp(1.0, 4_096.0) as u32
+    })
 }
 
 /// How many `yield_now` rounds `Park` tries before it sleeps.

@@ -8,20 +8,26 @@
 //! of either are skipped with that reason.
 //!
 //! The wrapping it needed, stated plainly:
-//! - **A one-flag guard around the producer end.** `Producer::push` takes
-//!   `&mut self`, `EventBus::publish` takes `&self`; so the producer end
-//!   sits behind a flag taken with one atomic swap and released with one
-//!   store per `publish` (per chunk for `publish_batch`), cheaper than a
-//!   `Mutex` (whose unlock is a second read-modify-write). It also keeps the
-//!   bus sound if two threads publish despite the declaration: they take
-//!   turns (a waiter spins briefly, then yields). The crate's own benchmarks
-//!   have no such guard.
+//! - **One publisher at a time, as the `ring` bus's single-producer path.**
+//!   `Producer::push` takes `&mut self`, `EventBus::publish` takes `&self`.
+//!   A bus built with `BusConfig::producers == 1` (every cell this peer
+//!   runs) reaches the producer end with no lock, on the contract that one
+//!   thread publishes at a time (publishing from two at once is then a
+//!   contract violation the bus does not detect in release builds; debug
+//!   builds assert it, as `ring` does). With more producers declared,
+//!   publishers take turns at a one-flag gate (one swap, one store).
+//!   Control calls never touch the producer end: `subscribe` publishes a
+//!   pointer to it (made once, freed by `shutdown`/`Drop`), `unsubscribe`
+//!   clears that pointer and flags the subscription removed, and `flush`
+//!   reads counts the publisher stores.
 //! - **Waiting, which the crate leaves to its user.** The consumer thread
 //!   reads what is queued in chunks (`read_chunk`, at most a quarter of the
 //!   ring), calls the listener on each event of the chunk's two slices in
 //!   place (with `Filter::All`, nothing but the call; a topic filter is one
 //!   compare), then commits the chunk (so the ring frees a slot only once
-//!   its listener returned) and stores how many it has finished. When the
+//!   its listener returned) and stores how many it has finished. After a
+//!   chunk shorter than its maximum it pauses ~250 ns (spinning, as `ring`
+//!   does; not with `BusySpin`) so that a run of events builds up. When the
 //!   ring is empty it waits on a `wait::Notifier` doorbell the producer
 //!   rings cheaply (one relaxed load) after each push; a producer that finds
 //!   the ring full (`push` hands the event back) first wakes the consumer
@@ -30,30 +36,41 @@
 //!   briefly, yields, then sleeps, re-checking every
 //!   `Notifier::CHEAP_TIMEOUT` in case a cheap wake-up was missed): never a
 //!   spin storm on 2 cores.
-//! - **Nothing else per event.** `publish` is the guard, the crate's `push`,
-//!   a count for `flush` and the cheap doorbell; `publish_clone` pushes the
-//!   clone the same way. Whether publishing has started is read from that
-//!   count, not stored per publish. The consumer reads the unsubscribe flag
-//!   once per chunk, after reading it (an event published after
-//!   `unsubscribe` returned lies in a chunk that sees the flag), not once
-//!   per event. Measured (callgrind, fat LTO, `spsc`, harness included):
-//!   122 Ir per event before these three, with an index loop choosing
-//!   between the chunk's slices and the filter and flag checked per event.
-//! - **Flush** reads the events pushed so far (counted under the guard) and
-//!   waits until the consumer has finished as many.
+//! - **Nothing else per event.** `publish` is a load of the outlet pointer,
+//!   the crate's `push`, a count for `flush` (a load and a store: one
+//!   writer) and the cheap doorbell; `publish_clone` pushes the clone the
+//!   same way. The consumer reads the unsubscribe flag once per chunk,
+//!   after reading it (an event published after `unsubscribe` returned
+//!   lies in a chunk that sees the flag), not once per event.
+//! - **Why, measured** (`examples/spsc_floor.rs`: the harness's `spsc` loop
+//!   of `publish_clone` + `flush` with a checksumming listener, 3 M events
+//!   per round, median of 5 rounds, binaries alternated, 2-core VM, load
+//!   0.8–1.6): with a per-publish flag swap (a locked instruction, which
+//!   waits for the previous push's stores — the tail index and slot lines
+//!   the consumer keeps reading — to leave the store buffer) and no
+//!   pause, 10.7–14.4 M events/s while `ring` made 76–86 M in the same
+//!   runs; without the swap, 22–23 M; without the swap and with the pause,
+//!   61–70 M (`ring` 59–87 M). The swap with the pause stayed at 8–9 M.
+//!   The crate's own loop (push, pop, both spinning) made 29–41 M there:
+//!   a consumer that pops each event as it lands pulls the slot and index
+//!   lines across on nearly every push; the 144–171 M/s measured apart is
+//!   its benchmark's regime with the consumer a whole queue behind.
+//! - **Flush** reads the events pushed so far and waits until the consumer
+//!   has finished as many.
 //! - **Subscribers fixed at the first publish.** `subscribe` builds the ring
-//!   and spawns the consumer thread; after the first publish that finds the
+//!   and spawns the consumer thread; once an event has been pushed to a
 //!   subscriber, `subscribe` returns `BusError::SubscribersFixed`
-//!   (`dynamic_subscribe: false`). `unsubscribe` drops the producer end (so no
-//!   later publish reaches the ring); the consumer skips the listener for what
-//!   is still queued, then returns, dropping it.
+//!   (`dynamic_subscribe: false`). After `unsubscribe` no later publish
+//!   finds the producer end; the consumer skips the listener for what is
+//!   still queued and returns, dropping it and its end of the ring (a
+//!   publisher still waiting for room then sees the flag and stops).
 //! - **`publish_batch`** writes each run of free slots with the crate's
-//!   `write_chunk_uninit(..).fill_from_iter(..)`, one guard and one commit
-//!   per run, as the crate's users publish chunks.
+//!   `write_chunk_uninit(..).fill_from_iter(..)`, one commit per run, as
+//!   the crate's users publish chunks.
 //!
-//! Config: `capacity` (ring size, exact), `wait` (as above) and `topics`
-//! (filter validation) apply; `max_threads` does not (one consumer thread),
-//! nor does `producers` (one, guarded).
+//! Config: `capacity` (ring size, exact), `wait` (as above), `producers`
+//! (one: no gate) and `topics` (filter validation) apply; `max_threads`
+//! does not (one consumer thread).
 //!
 //! # Guarantees
 //! - **Ordering:** FIFO: the subscriber sees events in push order, one call
@@ -62,22 +79,24 @@
 //!   event (checked at delivery) and it was subscribed before the first
 //!   publish and not unsubscribed; after `unsubscribe` returns no publish that
 //!   starts later reaches it, and what was queued is discarded (a chunk
-//!   the consumer had already read when the flag was set is delivered). Publishing
+//!   the consumer had already read when the flag was set is delivered; a
+//!   publish under way may push into the abandoned ring). Publishing
 //!   without a subscriber delivers to nobody. Listener panics are caught and
 //!   counted.
 //! - **Backpressure:** `publish`, `publish_clone` and `publish_batch` wait
 //!   (per `BusConfig::wait`) while the ring is full; `try_publish` hands the
-//!   event back when the ring is full or the guard is held by another
-//!   thread.
+//!   event back when the ring is full (or, with several producers
+//!   declared, another thread is publishing).
 //! - **Allocations per event:** zero at steady state for `SmallEvent` (the
 //!   ring is allocated by `subscribe`; waiting sleeps on a condition
 //!   variable, which does not allocate); for `HeavyEvent`, one deep clone via
 //!   `publish_clone`, none via `publish` (the caller's event is moved in), and
 //!   the consumer frees each event after its listener returned.
 //! - **Threads:** one consumer thread per subscription, spawned by
-//!   `subscribe`; it returns once the producer end is dropped (by
-//!   `unsubscribe`, `shutdown` or `Drop`) and the ring is drained, and is
-//!   joined by `shutdown` or `Drop`.
+//!   `subscribe`; it returns once its subscription is removed
+//!   (`unsubscribe`), or the producer end is dropped (`shutdown` or `Drop`)
+//!   and the ring is drained, and is joined by `shutdown` or `Drop`, which
+//!   also free the producer ends.
 //!
 //! Based on: `rtrb` 0.4.1 (crates.io, Matthias Geier), after Lamport's
 //!   single-producer single-consumer queue with cached head and tail indices.
@@ -90,10 +109,9 @@ use crate::{
 };
 use ::rtrb::{Consumer, Producer, RingBuffer};
 use crossbeam_utils::{Backoff, CachePadded};
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::marker::PhantomData;
-use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -127,38 +145,29 @@ thread_local! {
     static CONSUMER_OF: Cell<usize> = const { Cell::new(0) };
 }
 
-/// A value only one thread at a time may use, behind one flag: taken with a
-/// swap, released with a store.
-struct Guarded<T> {
+/// Publishers' turns at the producer end: one flag, taken with a swap and
+/// released with a store.
+#[derive(Default)]
+struct Gate {
     busy: AtomicBool,
-    value: UnsafeCell<T>,
 }
 
-// SAFETY: the value is reached only through a `Guard`, and at most one
-// `Guard` exists at a time (the flag's swap hands it to one thread; its
-// release store publishes the value's writes to the next one).
-unsafe impl<T: Send> Sync for Guarded<T> {}
+/// A turn at the producer end; ends when dropped (also on unwind).
+struct Turn<'a>(&'a AtomicBool);
 
-/// Access to a [`Guarded`] value; releases it when dropped (also on unwind).
-struct Guard<'a, T>(&'a Guarded<T>);
-
-impl<T> Guarded<T> {
-    fn new(value: T) -> Self {
-        Guarded { busy: AtomicBool::new(false), value: UnsafeCell::new(value) }
-    }
-
-    /// Takes the value, waiting (spin, then yield) while another thread has it.
+impl Gate {
+    /// Takes a turn, waiting (spin, then yield) while another thread has one.
     #[inline]
-    fn lock(&self) -> Guard<'_, T> {
+    fn enter(&self) -> Turn<'_> {
         if self.busy.swap(true, Ordering::Acquire) {
-            self.lock_contended();
+            self.enter_contended();
         }
-        Guard(self)
+        Turn(&self.busy)
     }
 
     #[cold]
     #[inline(never)]
-    fn lock_contended(&self) {
+    fn enter_contended(&self) {
         let backoff = Backoff::new();
         loop {
             while self.busy.load(Ordering::Relaxed) {
@@ -170,35 +179,16 @@ impl<T> Guarded<T> {
         }
     }
 
-    /// Takes the value if no other thread has it.
-    fn try_lock(&self) -> Option<Guard<'_, T>> {
-        (!self.busy.swap(true, Ordering::Acquire)).then_some(Guard(self))
-    }
-
-    fn get_mut(&mut self) -> &mut T {
-        self.value.get_mut()
+    /// Takes a turn if no other thread has one.
+    fn try_enter(&self) -> Option<Turn<'_>> {
+        (!self.busy.swap(true, Ordering::Acquire)).then_some(Turn(&self.busy))
     }
 }
 
-impl<T> Deref for Guard<'_, T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        // SAFETY: this guard holds the flag (see `Guarded`'s `Sync`).
-        unsafe { &*self.0.value.get() }
-    }
-}
-
-impl<T> DerefMut for Guard<'_, T> {
-    fn deref_mut(&mut self) -> &mut T {
-        // SAFETY: this guard holds the flag, and `&mut self` makes this the
-        // only reference through it.
-        unsafe { &mut *self.0.value.get() }
-    }
-}
-
-impl<T> Drop for Guard<'_, T> {
+impl Drop for Turn<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
-        self.0.busy.store(false, Ordering::Release);
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -210,57 +200,61 @@ struct Link {
     /// Notified when the consumer finished events (room for a producer, and
     /// progress for `flush`) or returned.
     progress: Notifier,
+    /// Events pushed so far; written by the publisher alone (a load and a
+    /// store, no read-modify-write), read by `flush` and `subscribe`.
+    pushed: CachePadded<AtomicU64>,
     /// Events whose listener returned (or were skipped), consumer side.
     done: CachePadded<AtomicU64>,
-    /// Set by `unsubscribe`: the consumer skips the listener from then on.
+    /// Set by `unsubscribe`: the consumer skips the listener from then on
+    /// and returns.
     removed: AtomicBool,
 }
 
-/// The producer end of the current subscription.
+/// The producer end of one subscription, used by one publisher at a time.
 struct Outlet<E> {
     producer: Producer<E>,
     link: Arc<Link>,
-    /// Events pushed so far.
-    pushed: u64,
 }
 
-/// What publishers share, behind the guard.
-struct Sending<E> {
-    outlet: Option<Outlet<E>>,
-    /// Set when an outlet that had carried events is dropped (the live
-    /// one's own count says so while it lives): no publish pays a store
-    /// for it.
-    started: bool,
-}
+/// A raw pointer to an outlet, owned by the registry (freed by `close`).
+struct OutletPtr<E>(*mut Outlet<E>);
 
-impl<E> Sending<E> {
-    /// Whether an event has reached a subscriber: the subscribers are then
-    /// fixed.
-    fn started(&self) -> bool {
-        self.started || self.outlet.as_ref().is_some_and(|o| o.pushed > 0)
-    }
+// SAFETY: the outlet is `Send` (its producer end and link are); the registry
+// only frees it in `close`, which has the bus exclusively.
+unsafe impl<E: Send> Send for OutletPtr<E> {}
 
-    /// Drops the outlet (abandoning its ring), remembering whether it had
-    /// carried events.
-    fn take_outlet(&mut self) -> Option<Outlet<E>> {
-        self.started = self.started();
-        self.outlet.take()
-    }
-}
-
-struct Registry {
+struct Registry<E> {
     next_id: u64,
     /// The live subscription's id and link.
     live: Option<(u64, Arc<Link>)>,
+    /// Every outlet ever made, with its link, freed by `close` (never
+    /// earlier: a publisher may still be using one that `unsubscribe` has
+    /// just retired).
+    outlets: Vec<(OutletPtr<E>, Arc<Link>)>,
     /// Every consumer thread ever spawned, joined at shutdown.
     threads: Vec<JoinHandle<()>>,
     closed: bool,
 }
 
+impl<E> Registry<E> {
+    /// Whether an event has reached a subscriber: the subscribers are then
+    /// fixed.
+    fn started(&self) -> bool {
+        self.outlets.iter().any(|(_, link)| link.pushed.load(Ordering::Acquire) > 0)
+    }
+}
+
 /// The `rtrb` bus.
 pub struct RtrbBus<E: Event, L: Listener<E>> {
-    sending: CachePadded<Guarded<Sending<E>>>,
-    registry: Mutex<Registry>,
+    /// The live subscription's producer end (null: none).
+    outlet: CachePadded<AtomicPtr<Outlet<E>>>,
+    /// Publishers take turns here when the bus was built for several
+    /// (`BusConfig::producers > 1`); with one, debug builds check that
+    /// there is only one at a time.
+    gate: CachePadded<Gate>,
+    /// `BusConfig::producers == 1`: publishing takes no turn.
+    solo: bool,
+    registry: Mutex<Registry<E>>,
     panics: Arc<CachePadded<AtomicU64>>,
     capacity: usize,
     topics: usize,
@@ -269,16 +263,35 @@ pub struct RtrbBus<E: Event, L: Listener<E>> {
     _listener: PhantomData<fn(L)>,
 }
 
+// SAFETY: the outlets behind the raw pointers are used by one publisher at a
+// time (the gate, or the single-producer contract) and freed only by `close`
+// (`&mut self`); everything else is `Sync`.
+unsafe impl<E: Event, L: Listener<E>> Sync for RtrbBus<E, L> {}
+// SAFETY: as above; the registry frees the outlets on whichever thread
+// drops the bus.
+unsafe impl<E: Event, L: Listener<E>> Send for RtrbBus<E, L> {}
+
 impl<E: Event> Outlet<E> {
-    /// Waits (per `wait`) until the ring has room for at least one event.
+    /// Waits (per `wait`) until the ring has room for at least one event;
+    /// false if the subscription was removed (the consumer may be gone).
     #[cold]
     #[inline(never)]
-    fn wait_for_room(&self, wait: WaitStrategy) {
+    fn wait_for_room(&self, wait: WaitStrategy) -> bool {
         // A consumer asleep with a missed cheap ring would otherwise sleep a
         // timeout out before making room.
         self.link.doorbell.notify_all();
-        let producer = &self.producer;
-        self.link.progress.wait_until(wait, Some(Notifier::CHEAP_TIMEOUT), || !producer.is_full());
+        let (producer, link) = (&self.producer, &*self.link);
+        link.progress.wait_until(wait, Some(Notifier::CHEAP_TIMEOUT), || {
+            !producer.is_full() || link.removed.load(Ordering::Acquire)
+        });
+        !link.removed.load(Ordering::Acquire)
+    }
+
+    /// Counts `n` more events pushed (one writer: a load and a store).
+    #[inline(always)]
+    fn count(&self, n: u64) {
+        let pushed = &self.link.pushed;
+        pushed.store(pushed.load(Ordering::Relaxed) + n, Ordering::Release);
     }
 
     /// Pushes one event, waiting for room: the crate's `push`, and when it
@@ -288,16 +301,19 @@ impl<E: Event> Outlet<E> {
         if let Err(::rtrb::PushError::Full(event)) = self.producer.push(event) {
             self.push_when_full(event, wait);
         }
-        self.pushed += 1;
+        self.count(1);
         self.link.doorbell.notify_all_cheap();
     }
 
-    /// Waits for room, then pushes (the ring was full).
+    /// Waits for room, then pushes (the ring was full). A subscription
+    /// removed meanwhile gets nothing.
     #[cold]
     #[inline(never)]
     fn push_when_full(&mut self, mut event: E, wait: WaitStrategy) {
         loop {
-            self.wait_for_room(wait);
+            if !self.wait_for_room(wait) {
+                return;
+            }
             match self.producer.push(event) {
                 Ok(()) => return,
                 Err(::rtrb::PushError::Full(back)) => event = back,
@@ -319,67 +335,117 @@ fn consume<E: Event, L: Listener<E>>(
 ) {
     CONSUMER_OF.with(|c| c.set(uid));
     let most = (consumer.buffer().capacity() / 4).max(1);
+    let coalesce = crate::wait::coalescing_spins(wait);
     let mut done = 0;
     loop {
         let ready = consumer.slots();
         if ready == 0 {
-            if consumer.is_abandoned() && consumer.is_empty() {
+            if consumer.is_abandoned() && consumer.is_empty() || link.removed.load(Ordering::Acquire) {
                 break;
             }
             // Idle: a full notification for whoever waits on `done`, then wait.
             link.progress.notify_all();
-            link.doorbell
-                .wait_until(wait, Some(Notifier::CHEAP_TIMEOUT), || !consumer.is_empty() || consumer.is_abandoned());
+            link.doorbell.wait_until(wait, Some(Notifier::CHEAP_TIMEOUT), || {
+                !consumer.is_empty() || consumer.is_abandoned() || link.removed.load(Ordering::Relaxed)
+            });
             continue;
         }
         let n = ready.min(most);
         let chunk = consumer.read_chunk(n).expect("`slots` said this many are readable");
         // Read after the chunk: an event published after `unsubscribe`
         // returned is in a chunk that sees the flag.
-        if !link.removed.load(Ordering::Acquire) {
-            let (first, second) = chunk.as_slices();
-            let caught = match filter {
-                Filter::All => {
-                    let deliver = |event: &E, listener: &L| listener.on_event(event);
-                    deliver_each_isolated(first, &listener, deliver) + deliver_each_isolated(second, &listener, deliver)
-                }
-                Filter::Topic(topic) => {
-                    let deliver = move |event: &E, listener: &L| {
-                        if event.topic() == topic {
-                            listener.on_event(event);
-                        }
-                    };
-                    deliver_each_isolated(first, &listener, deliver) + deliver_each_isolated(second, &listener, deliver)
-                }
-            };
-            if caught > 0 {
-                panics.fetch_add(caught, Ordering::Relaxed);
+        if link.removed.load(Ordering::Acquire) {
+            break;
+        }
+        let (first, second) = chunk.as_slices();
+        let caught = match filter {
+            Filter::All => {
+                let deliver = |event: &E, listener: &L| listener.on_event(event);
+                deliver_each_isolated(first, &listener, deliver) + deliver_each_isolated(second, &listener, deliver)
             }
+            Filter::Topic(topic) => {
+                let deliver = move |event: &E, listener: &L| {
+                    if event.topic() == topic {
+                        listener.on_event(event);
+                    }
+                };
+                deliver_each_isolated(first, &listener, deliver) + deliver_each_isolated(second, &listener, deliver)
+            }
+        };
+        if caught > 0 {
+            panics.fetch_add(caught, Ordering::Relaxed);
         }
         chunk.commit_all();
         done += n as u64;
         link.done.store(done, Ordering::Release);
         link.progress.notify_all_cheap();
+        if n < most {
+            // A short chunk: let a run of events build up before reading
+            // the producer's index again (see `wait::coalescing_spins`).
+            for _ in 0..coalesce {
+                std::hint::spin_loop();
+            }
+        }
     }
+    // Dropping the consumer end abandons the ring: a publisher still
+    // holding the producer end finds no room once it is full, and sees
+    // `removed`.
+    drop(consumer);
     drop(listener);
     link.progress.notify_all();
 }
 
 impl<E: Event, L: Listener<E>> RtrbBus<E, L> {
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    fn registry(&self) -> MutexGuard<'_, Registry<E>> {
         // Nothing that can panic runs while the lock is held.
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A publisher's turn: none with one producer in release builds; in
+    /// debug builds, a check that no other thread publishes at once.
+    #[inline(always)]
+    fn turn(&self) -> Option<Turn<'_>> {
+        if !self.solo {
+            return Some(self.gate.enter());
+        }
+        #[cfg(debug_assertions)]
+        {
+            let turn = self.gate.try_enter();
+            assert!(turn.is_some(), "rtrb: two threads published at once on a bus built with producers == 1");
+            turn
+        }
+        #[cfg(not(debug_assertions))]
+        None
+    }
+
+    /// Runs `f` on the live subscription's producer end, if there is one,
+    /// as the one publisher (the caller holds its turn).
+    #[inline(always)]
+    fn with_outlet<R>(&self, _turn: &Option<Turn<'_>>, f: impl FnOnce(&mut Outlet<E>) -> R) -> Option<R> {
+        let outlet = self.outlet.load(Ordering::Acquire);
+        if outlet.is_null() {
+            return None;
+        }
+        // SAFETY: outlets are freed only by `close` (`&mut self`); one
+        // publisher at a time reaches an outlet (the turn, or with
+        // `producers == 1` the contract that one thread publishes at a
+        // time), and nothing else takes a reference to it while the bus is
+        // shared (`flush` and `subscribe` read its link through the
+        // registry's `Arc`).
+        Some(f(unsafe { &mut *outlet }))
+    }
+
     fn close(&mut self) -> BusStats {
+        *self.outlet.get_mut() = std::ptr::null_mut();
+        let reg = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
         // Without the producer end, the consumer delivers what is queued,
         // then returns.
-        if let Some(outlet) = self.sending.get_mut().outlet.take() {
-            let link = outlet.link.clone();
-            drop(outlet);
+        for (OutletPtr(outlet), link) in reg.outlets.drain(..) {
+            // SAFETY: made by `Box::into_raw` in `subscribe`, freed once here;
+            // no publisher runs (`&mut self`).
+            drop(unsafe { Box::from_raw(outlet) });
             link.doorbell.notify_all();
         }
-        let reg = self.registry.get_mut().unwrap_or_else(|e| e.into_inner());
         if !reg.closed {
             reg.closed = true;
             reg.threads.drain(..).for_each(join_spawned);
@@ -395,8 +461,16 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
     fn new(config: &BusConfig) -> Result<Self, BusError> {
         config.validate(Rtrb::NAME)?;
         Ok(RtrbBus {
-            sending: CachePadded::new(Guarded::new(Sending { outlet: None, started: false })),
-            registry: Mutex::new(Registry { next_id: 0, live: None, threads: Vec::new(), closed: false }),
+            outlet: CachePadded::new(AtomicPtr::new(std::ptr::null_mut())),
+            gate: CachePadded::default(),
+            solo: config.producers == 1,
+            registry: Mutex::new(Registry {
+                next_id: 0,
+                live: None,
+                outlets: Vec::new(),
+                threads: Vec::new(),
+                closed: false,
+            }),
             panics: Arc::default(),
             capacity: config.capacity,
             topics: config.topics,
@@ -409,8 +483,7 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
     fn subscribe(&self, filter: Filter, listener: L) -> Result<SubscriptionId, BusError> {
         check_filter(Rtrb::NAME, filter, self.topics)?;
         let mut reg = self.registry();
-        let mut sending = self.sending.lock();
-        if sending.started() {
+        if reg.started() {
             return Err(BusError::SubscribersFixed { bus: Rtrb::NAME });
         }
         if reg.live.is_some() {
@@ -430,7 +503,9 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
         };
         reg.threads.push(thread);
         reg.live = Some((id, link.clone()));
-        sending.outlet = Some(Outlet { producer, link, pushed: 0 });
+        let outlet = Box::into_raw(Box::new(Outlet { producer, link: link.clone() }));
+        reg.outlets.push((OutletPtr(outlet), link));
+        self.outlet.store(outlet, Ordering::Release);
         Ok(SubscriptionId(id))
     }
 
@@ -439,66 +514,73 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
         let Some((_, link)) = reg.live.take_if(|(live, _)| *live == id.0) else {
             return Err(BusError::UnknownSubscription { bus: Rtrb::NAME, id });
         };
+        // No publish that starts from now on finds the outlet; the consumer
+        // skips the listener for what is queued and returns.
+        self.outlet.store(std::ptr::null_mut(), Ordering::SeqCst);
         link.removed.store(true, Ordering::SeqCst);
-        // Dropping the producer end abandons the ring: no later publish
-        // reaches it, and the consumer returns once it has drained it.
-        let outlet = self.sending.lock().take_outlet();
-        drop(outlet);
         link.doorbell.notify_all();
+        link.progress.notify_all();
         Ok(())
     }
 
     #[inline(always)]
     fn publish(&self, event: E) {
-        if let Some(outlet) = &mut self.sending.lock().outlet {
-            outlet.push(event, self.wait);
-        }
+        let turn = self.turn();
+        self.with_outlet(&turn, |outlet| outlet.push(event, self.wait));
     }
 
     #[inline(always)]
     fn publish_clone(&self, event: &E) {
-        if let Some(outlet) = &mut self.sending.lock().outlet {
-            outlet.push(event.clone(), self.wait);
-        }
+        let turn = self.turn();
+        self.with_outlet(&turn, |outlet| outlet.push(event.clone(), self.wait));
     }
 
     fn try_publish(&self, event: E) -> Result<(), Full<E>> {
-        let Some(mut sending) = self.sending.try_lock() else {
-            return Err(Full(event));
+        let turn = if self.solo {
+            self.turn()
+        } else {
+            match self.gate.try_enter() {
+                Some(turn) => Some(turn),
+                None => return Err(Full(event)),
+            }
         };
-        let Some(outlet) = &mut sending.outlet else {
-            return Ok(());
-        };
-        match outlet.producer.push(event) {
+        self.with_outlet(&turn, |outlet| match outlet.producer.push(event) {
             Ok(()) => {
-                outlet.pushed += 1;
+                outlet.count(1);
                 outlet.link.doorbell.notify_all_cheap();
                 Ok(())
             }
-            Err(::rtrb::PushError::Full(event)) => Err(Full(event)),
-        }
+            Err(::rtrb::PushError::Full(event)) => {
+                // A consumer asleep with a missed cheap ring must not be
+                // waited on.
+                outlet.link.doorbell.notify_all();
+                Err(Full(event))
+            }
+        })
+        .unwrap_or(Ok(()))
     }
 
     fn publish_batch(&self, events: &[E]) {
-        let mut sending = self.sending.lock();
-        let Some(outlet) = &mut sending.outlet else {
-            return;
-        };
-        let mut rest = events;
-        while !rest.is_empty() {
-            let free = outlet.producer.slots().min(rest.len());
-            if free == 0 {
-                outlet.wait_for_room(self.wait);
-                continue;
+        let turn = self.turn();
+        self.with_outlet(&turn, |outlet| {
+            let mut rest = events;
+            while !rest.is_empty() {
+                let free = outlet.producer.slots().min(rest.len());
+                if free == 0 {
+                    if !outlet.wait_for_room(self.wait) {
+                        return;
+                    }
+                    continue;
+                }
+                let chunk = outlet.producer.write_chunk_uninit(free).expect("`slots` said this many are free");
+                // Moves in as many clones as it takes; a panicking clone commits
+                // those already written.
+                let written = chunk.fill_from_iter(rest[..free].iter().cloned());
+                outlet.count(written as u64);
+                outlet.link.doorbell.notify_all_cheap();
+                rest = &rest[written..];
             }
-            let chunk = outlet.producer.write_chunk_uninit(free).expect("`slots` said this many are free");
-            // Moves in as many clones as it takes; a panicking clone commits
-            // those already written.
-            let written = chunk.fill_from_iter(rest[..free].iter().cloned());
-            outlet.pushed += written as u64;
-            outlet.link.doorbell.notify_all_cheap();
-            rest = &rest[written..];
-        }
+        });
     }
 
     fn flush(&self) {
@@ -506,13 +588,10 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
             // A listener flushing its own bus would wait for itself.
             return;
         }
-        let (link, target) = {
-            let sending = self.sending.lock();
-            let Some(outlet) = &sending.outlet else {
-                return;
-            };
-            (outlet.link.clone(), outlet.pushed)
+        let Some(link) = self.registry().live.as_ref().map(|(_, link)| link.clone()) else {
+            return;
         };
+        let target = link.pushed.load(Ordering::Acquire);
         link.doorbell.notify_all();
         link.progress.wait_until(self.wait, Some(Notifier::CHEAP_TIMEOUT), || {
             link.removed.load(Ordering::Acquire) || link.done.load(Ordering::Acquire) >= target

@@ -10,8 +10,7 @@ use crate::wait::Notifier;
 use crate::{Event, Filter, Listener};
 use crossbeam_utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, mpsc};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, mpsc};
 
 /// One subscriber.
 pub(super) struct Sub<L> {
@@ -24,30 +23,6 @@ pub(super) struct GroupSlot<L> {
     /// Bumped (under `subs`' lock) on every change of `subs`.
     pub(super) generation: CachePadded<AtomicU64>,
     pub(super) subs: Mutex<Vec<(u64, Arc<Sub<L>>)>>,
-}
-
-/// How long a consumer thread pauses after delivering a batch shorter than
-/// its maximum, before it reads the cursor again. Without it, a consumer
-/// that keeps up re-reads the cursor after every event or two, and the
-/// cursor's cache line moves between the cores on nearly every publish;
-/// pausing lets a run of events build up (and costs an event at most this
-/// much latency). Not used with `WaitStrategy::BusySpin` (lowest latency).
-const COALESCE: Duration = Duration::from_nanos(250);
-
-/// `spin_loop` rounds that take about [`COALESCE`] on this machine (a
-/// `pause` takes from a few to ~140 cycles depending on the CPU), measured
-/// once per process.
-pub(super) fn coalescing_spins() -> u32 {
-    static SPINS: OnceLock<u32> = OnceLock::new();
-    *SPINS.get_or_init(|| {
-        const ROUNDS: u32 = 1_000;
-        let start = Instant::now();
-        for _ in 0..ROUNDS {
-            std::hint::spin_loop();
-        }
-        let per_round = start.elapsed().as_nanos().max(1) as f64 / f64::from(ROUNDS);
-        (COALESCE.as_nanos() as f64 / per_round).clamp(1.0, 4_096.0) as u32
-    })
 }
 
 /// The per-thread copy of a group's subscribers.

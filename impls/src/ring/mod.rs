@@ -103,7 +103,7 @@ use crate::{
     BusConfig, BusError, BusStats, Capabilities, Event, EventBus, Filter, Full, Listener, PanicPolicy, Strategy,
     SubscriptionId, WaitStrategy,
 };
-use consumer::{GroupSlot, Sub, coalescing_spins, consume};
+use consumer::{GroupSlot, Sub, consume};
 use crossbeam_utils::CachePadded;
 use sequencer::Core;
 use std::collections::HashMap;
@@ -154,7 +154,7 @@ struct Shared<E, L> {
     /// The most events a consumer delivers before releasing them.
     batch: u64,
     /// `spin_loop` rounds a consumer pauses after a batch shorter than
-    /// `batch` (see [`coalescing_spins`]); 0 with `BusySpin`.
+    /// `batch` (see [`crate::wait::coalescing_spins`]); 0 with `BusySpin`.
     coalesce: u32,
     panics: CachePadded<AtomicU64>,
     stop: AtomicBool,
@@ -363,10 +363,7 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
             room: CachePadded::new(Notifier::new()),
             wait: config.wait,
             batch: (capacity as u64 / 4).max(1),
-            coalesce: match config.wait {
-                WaitStrategy::BusySpin => 0,
-                WaitStrategy::Park | WaitStrategy::Yield => coalescing_spins(),
-            },
+            coalesce: crate::wait::coalescing_spins(config.wait),
             panics: CachePadded::new(AtomicU64::new(0)),
             stop: AtomicBool::new(false),
             stop_at: AtomicU64::new(0),
