@@ -14,9 +14,12 @@
 //!
 //! The raw loops are what the crate's own benchmarks do: a producer thread
 //! that pushes, spinning (`spin_loop`) while the ring is full, and a
-//! consumer thread that pops (or reads chunks), spinning while it is empty.
-//! No waiting machinery: both threads hold a core throughout, which is the
-//! ceiling a bus that must not spin a core when idle can approach.
+//! consumer thread that pops (or reads chunks), spinning while it is empty
+//! (or yielding after a while: `snooze`). No waiting machinery: both
+//! threads hold a core throughout. The last raw loop pauses ~250 ns after
+//! a short chunk, as the buses' consumers do: a consumer that takes each
+//! event as it lands pulls the slot and index lines across on nearly every
+//! push, which costs more than any waiting machinery.
 //!
 //! Run: `cargo run --release -p buslab-impls --example spsc_floor -- [--events N] [--rounds R] [--batch B]`
 
@@ -149,6 +152,21 @@ enum Consume {
     Pop,
     /// `read_chunk` of everything readable, then `commit_all`.
     Chunks,
+    /// As `Chunks`, pausing ~250 ns after a chunk shorter than a quarter of
+    /// the ring, as the `ring` bus's and the `rtrb` peer's consumers do.
+    ChunksPaused,
+}
+
+/// `spin_loop` rounds that take about 250 ns here (the buses' coalescing
+/// pause, `wait::coalescing_spins`).
+fn pause_spins() -> u32 {
+    const ROUNDS: u32 = 1_000;
+    let start = Instant::now();
+    for _ in 0..ROUNDS {
+        std::hint::spin_loop();
+    }
+    let per_round = start.elapsed().as_nanos().max(1) as f64 / f64::from(ROUNDS);
+    (250.0 / per_round).clamp(1.0, 4_096.0) as u32
 }
 
 /// What the raw loops do while the ring is full (producer) or empty
@@ -179,6 +197,7 @@ fn raw(events: u64, consume: Consume, idle: Idle) -> f64 {
     let (mut producer, mut consumer) = ::rtrb::RingBuffer::<SmallEvent>::new(BusConfig::default().capacity);
     let tally = Tally::default();
     let template = SmallEvent::make(0, 0, 0);
+    let spins = pause_spins();
     let start = Instant::now();
     std::thread::scope(|s| {
         s.spawn(|| {
@@ -198,7 +217,7 @@ fn raw(events: u64, consume: Consume, idle: Idle) -> f64 {
         let backoff = crossbeam_utils::Backoff::new();
         while got < events {
             match consume {
-                Consume::Chunks => {
+                Consume::Chunks | Consume::ChunksPaused => {
                     let n = consumer.slots();
                     if n == 0 {
                         idle.wait(&backoff);
@@ -209,6 +228,11 @@ fn raw(events: u64, consume: Consume, idle: Idle) -> f64 {
                     a.iter().chain(b).for_each(|e| tally.record(e));
                     chunk.commit_all();
                     got += n as u64;
+                    if matches!(consume, Consume::ChunksPaused) && n < consumer.buffer().capacity() / 4 {
+                        for _ in 0..spins {
+                            std::hint::spin_loop();
+                        }
+                    }
                 }
                 Consume::Pop => match consumer.pop() {
                     Ok(event) => {
@@ -253,6 +277,7 @@ fn main() {
         "raw rtrb push/pop, spin",
         "raw rtrb push/pop, snooze",
         "raw rtrb push/read_chunk, spin",
+        "raw rtrb push/read_chunk, pause",
         "rtrb bus",
         "ring bus",
     ];
@@ -263,6 +288,7 @@ fn main() {
             raw(events, Consume::Pop, Idle::Spin),
             raw(events, Consume::Pop, Idle::Snooze),
             raw(events, Consume::Chunks, Idle::Spin),
+            raw(events, Consume::ChunksPaused, Idle::Spin),
             rtrb.round(events, batch),
             ring.round(events, batch),
         ];

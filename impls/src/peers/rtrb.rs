@@ -42,19 +42,25 @@
 //!   same way. The consumer reads the unsubscribe flag once per chunk,
 //!   after reading it (an event published after `unsubscribe` returned
 //!   lies in a chunk that sees the flag), not once per event.
-//! - **Why, measured** (`examples/spsc_floor.rs`: the harness's `spsc` loop
-//!   of `publish_clone` + `flush` with a checksumming listener, 3 M events
-//!   per round, median of 5 rounds, binaries alternated, 2-core VM, load
-//!   0.8–1.6): with a per-publish flag swap (a locked instruction, which
-//!   waits for the previous push's stores — the tail index and slot lines
-//!   the consumer keeps reading — to leave the store buffer) and no
-//!   pause, 10.7–14.4 M events/s while `ring` made 76–86 M in the same
-//!   runs; without the swap, 22–23 M; without the swap and with the pause,
-//!   61–70 M (`ring` 59–87 M). The swap with the pause stayed at 8–9 M.
-//!   The crate's own loop (push, pop, both spinning) made 29–41 M there:
-//!   a consumer that pops each event as it lands pulls the slot and index
-//!   lines across on nearly every push; the 144–171 M/s measured apart is
-//!   its benchmark's regime with the consumer a whole queue behind.
+//! - **Why, measured.** (1) `examples/spsc_floor.rs` (the harness's
+//!   `spsc` loop of `publish_clone` + `flush` with a checksumming listener,
+//!   3 M events per round, median of 5 rounds, before/after binaries
+//!   alternated, 2-core VM, load 0.8–1.6): with a per-publish flag swap (a
+//!   locked instruction, which waits for the previous push's stores — the
+//!   tail index and slot lines the consumer keeps reading — to leave the
+//!   store buffer) and no pause, 10.7–18.9 M events/s while `ring` made
+//!   72–88 M in the same runs; without the swap, 22–23 M; with the pause
+//!   but the swap, 8–9 M; without the swap and with the pause, 61–81 M
+//!   (`ring` 59–94 M). The crate's own loops made 16–36 M there (push, and
+//!   pop or `read_chunk`, both spinning: a consumer that takes each event
+//!   as it lands pulls the slot and index lines across on nearly every
+//!   push) and 42–66 M with the same pause; the 144–171 M/s measured apart
+//!   is its benchmark's regime with the consumer a whole queue behind.
+//!   (2) `buslab run --quick --pass throughput`, `spsc` and `batch`, 4
+//!   rounds alternating the binaries (load 0.0–0.9): `spsc` 12.1–14.0 M
+//!   before, 69.5–86.5 M after (`ring` 85–102 M: `ring` ÷ `rtrb` from
+//!   6.9–7.6× to 1.16–1.22×); `batch`/1 47.5–65.8 M before, 58.6–73.8 M
+//!   after (`ring` ÷ `rtrb` from 0.98–1.36× to 0.91–1.12×).
 //! - **Flush** reads the events pushed so far and waits until the consumer
 //!   has finished as many.
 //! - **Subscribers fixed at the first publish.** `subscribe` builds the ring
