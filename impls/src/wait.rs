@@ -1,7 +1,8 @@
 //! How threads wait: for room in a full bus, or for events to arrive.
 //!
-//! Every waiting loop in this crate goes through [`Notifier::wait_until`], so
-//! a [`WaitStrategy`] means the same thing on every bus. On a 2-core machine a
+//! Every waiting loop in this crate goes through [`Notifier::wait_until`]
+//! (or [`Notifier::wait_polling`]), so a [`WaitStrategy`] means the same
+//! thing on every bus. On a 2-core machine a
 //! busy-spinning consumer can be 10–100× slower than a blocking one (it steals
 //! the core the producer needs), so the default parks.
 
@@ -133,9 +134,35 @@ impl Notifier {
     /// Returns once `ready()` is true, waiting as `strategy` says. `ready` is
     /// called repeatedly and must be cheap. `timeout` bounds each sleep (pass
     /// `None` when the other side always uses [`Notifier::notify_all`]).
-    pub fn wait_until(&self, strategy: WaitStrategy, timeout: Option<Duration>, mut ready: impl FnMut() -> bool) {
+    pub fn wait_until(&self, strategy: WaitStrategy, timeout: Option<Duration>, ready: impl FnMut() -> bool) {
+        self.wait(strategy, None, timeout, ready);
+    }
+
+    /// [`Notifier::wait_until`], except that under `Park` the waiter keeps
+    /// yielding for up to `poll` from its first yield before it sleeps
+    /// (instead of a fixed few rounds): for a thread whose wake-up from a
+    /// sleep would cost more latency than the core time spent polling is
+    /// worth.
+    pub fn wait_polling(
+        &self,
+        strategy: WaitStrategy,
+        poll: Duration,
+        timeout: Option<Duration>,
+        ready: impl FnMut() -> bool,
+    ) {
+        self.wait(strategy, Some(poll), timeout, ready);
+    }
+
+    fn wait(
+        &self,
+        strategy: WaitStrategy,
+        poll: Option<Duration>,
+        timeout: Option<Duration>,
+        mut ready: impl FnMut() -> bool,
+    ) {
         let backoff = Backoff::new();
         let mut yields = 0;
+        let mut since: Option<Instant> = None;
         loop {
             if ready() {
                 return;
@@ -144,9 +171,11 @@ impl Notifier {
                 WaitStrategy::BusySpin => std::hint::spin_loop(),
                 WaitStrategy::Yield => backoff.snooze(),
                 WaitStrategy::Park => {
+                    let polling = yields < YIELDS_BEFORE_PARK
+                        || poll.is_some_and(|poll| since.get_or_insert_with(Instant::now).elapsed() < poll);
                     if !backoff.is_completed() {
                         backoff.snooze();
-                    } else if yields < YIELDS_BEFORE_PARK {
+                    } else if polling {
                         yields += 1;
                         std::thread::yield_now();
                     } else if self.sleep(timeout, &mut ready) {
@@ -197,6 +226,26 @@ mod tests {
                 let (n, flag) = (n.clone(), flag.clone());
                 std::thread::spawn(move || {
                     n.wait_until(strategy, None, || flag.load(Ordering::Acquire));
+                })
+            };
+            std::thread::sleep(Duration::from_millis(20));
+            flag.store(true, Ordering::Release);
+            n.notify_all();
+            waiter.join().expect("waiter must not panic");
+        }
+    }
+
+    #[test]
+    fn a_polling_waiter_sees_its_condition_while_polling_and_after_sleeping() {
+        // 0 ms: it sleeps after the usual yields; 1 s: it is still polling
+        // when the flag is set.
+        for poll in [Duration::ZERO, Duration::from_secs(1)] {
+            let n = Arc::new(Notifier::new());
+            let flag = Arc::new(AtomicBool::new(false));
+            let waiter = {
+                let (n, flag) = (n.clone(), flag.clone());
+                std::thread::spawn(move || {
+                    n.wait_polling(WaitStrategy::Park, poll, None, || flag.load(Ordering::Acquire));
                 })
             };
             std::thread::sleep(Duration::from_millis(20));

@@ -81,6 +81,28 @@
 //!   a missed cheap wake-up can delay only the last events of a burst nobody
 //!   flushes, by at most that timeout. The default `Park` spins briefly,
 //!   yields, then sleeps: no spin storm on 2 cores.
+//! - **Polling before sleeping.** While `producers + max_threads` fit the
+//!   cores, an idle consumer keeps polling (spinning, then yielding its core
+//!   to any runnable thread) for 1 ms before it sleeps
+//!   (`consumer::IDLE_POLL`); with more threads than cores it sleeps after
+//!   a few yields, leaving the cores to the producers. A sleeping consumer
+//!   costs each event at a low rate a futex wake-up and a reschedule (or the
+//!   200 µs re-check when the cheap wake-up was missed). No fence or barrier
+//!   is added to the producer: its wake-up stays the relaxed load of the
+//!   sleeper count. An earlier attempt (branch `ringlat`) made wake-ups
+//!   exact with `membarrier` on every consumer sleep; latency fell as here,
+//!   but throughput fell to 0.41–0.74× in `mpmc`, `spsc`, `fanout` and
+//!   `heavy-payload` cells (the barrier interrupts the producers' cores).
+//!   Measured (release, `buslab run --quick`, before/after binaries
+//!   alternated, 2-core VM, load 0.9–2.0): open-loop latency p50 of `ring`
+//!   at 2,000 and 20,000 events/s (a scenario file of `fanout` at 1 and 128
+//!   subscribers and `slow-subscriber`, 3 runs each) from 26–1,972 µs to
+//!   0.5–3.0 µs (one run 14 µs), the `disruptor` peer reading 0.5–3.8 µs in
+//!   the same runs; `fanout`/500 at 20,000 events/s from 36–2,298 µs to
+//!   2.1–11.6 µs. Throughput (5 runs each, `spsc`, `mpmc`, `fanout`,
+//!   `batch`, `heavy-payload`): medians 0.95–1.36× before, the `null`
+//!   reference moving 0.92–1.23× in the same runs (`heavy-payload` 0.95
+//!   and 0.97×, `null` 0.94 and 0.92×).
 //! - **A coalescing pause.** After a batch shorter than its maximum a
 //!   consumer pauses about a quarter of a microsecond before reading the
 //!   cursor again (not with `BusySpin`), so that a consumer that keeps up
@@ -110,6 +132,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 mod consumer;
 mod sequencer;
@@ -151,6 +174,11 @@ struct Shared<E, L> {
     /// Producers wait here for room, `flush` for progress.
     room: CachePadded<Notifier>,
     wait: WaitStrategy,
+    /// How long an idle consumer polls before it sleeps under `Park`:
+    /// [`consumer::IDLE_POLL`] when producers and consumer threads together
+    /// fit the cores, else zero (a polling consumer would take turns from
+    /// producers that need the core).
+    idle_poll: Duration,
     /// The most events a consumer delivers before releasing them.
     batch: u64,
     /// `spin_loop` rounds a consumer pauses after a batch shorter than
@@ -362,6 +390,11 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
             events: CachePadded::new(Notifier::new()),
             room: CachePadded::new(Notifier::new()),
             wait: config.wait,
+            idle_poll: if config.producers + config.max_threads <= crate::cores() {
+                consumer::IDLE_POLL
+            } else {
+                Duration::ZERO
+            },
             batch: (capacity as u64 / 4).max(1),
             coalesce: crate::wait::coalescing_spins(config.wait),
             panics: CachePadded::new(AtomicU64::new(0)),
