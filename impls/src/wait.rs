@@ -77,6 +77,19 @@ pub(crate) fn coalescing_spins(strategy: WaitStrategy) -> u32 {
     })
 }
 
+/// How long an idle consumer thread keeps polling (spinning, then yielding
+/// its core to any other runnable thread) before it sleeps under
+/// `WaitStrategy::Park`, while producers and consumer threads fit the cores
+/// (the `ring` bus's `Shared::idle_poll`, the `rtrb` peer's consumer). A
+/// sleeping consumer is woken by the producer's
+/// cheap notification (or, if that was missed, by its 200 µs re-check):
+/// a futex wake-up and a reschedule per event at low rates, which put the
+/// ring's open-loop latency p50 at up to ~1 ms where the `disruptor` peer
+/// (whose handlers yield for 1 ms) read 1–3 µs. The price: up to this much
+/// of an otherwise idle core after each burst; slower loads still sleep
+/// between events.
+pub(crate) const IDLE_POLL: Duration = Duration::from_millis(1);
+
 /// How many `yield_now` rounds `Park` tries before it sleeps.
 const YIELDS_BEFORE_PARK: u32 = 16;
 

@@ -28,8 +28,10 @@
 //!   its listener returned) and stores how many it has finished. After a
 //!   chunk shorter than its maximum it pauses ~250 ns (spinning, as `ring`
 //!   does; not with `BusySpin`) so that a run of events builds up. When the
-//!   ring is empty it waits on a `wait::Notifier` doorbell the producer
-//!   rings cheaply (one relaxed load) after each push; a producer that finds
+//!   ring is empty it polls for up to 1 ms (spinning, then yielding its
+//!   core; `wait::IDLE_POLL`, as `ring`'s consumers, while the producers
+//!   and this thread fit the cores), then waits on a `wait::Notifier`
+//!   doorbell the producer rings cheaply (one relaxed load) after each push; a producer that finds
 //!   the ring full (`push` hands the event back) first wakes the consumer
 //!   with a fenced notification, then waits on the consumer's progress
 //!   notifier. Both waits follow `BusConfig::wait` (the default `Park` spins
@@ -60,7 +62,12 @@
 //!   rounds alternating the binaries (load 0.0–0.9): `spsc` 12.1–14.0 M
 //!   before, 69.5–86.5 M after (`ring` 85–102 M: `ring` ÷ `rtrb` from
 //!   6.9–7.6× to 1.16–1.22×); `batch`/1 47.5–65.8 M before, 58.6–73.8 M
-//!   after (`ring` ÷ `rtrb` from 0.98–1.36× to 0.91–1.12×).
+//!   after (`ring` ÷ `rtrb` from 0.98–1.36× to 0.91–1.12×). (3) The idle
+//!   polling, same method, 3 runs each (load 0.9–1.5): open-loop latency
+//!   p50 at 2,000 and 20,000 events/s (`spsc` via a scenario file) from
+//!   42–1,788 µs to 0.5–0.8 µs (`ring`'s 0.6–0.9 µs); throughput medians
+//!   `spsc` 62–82 M before, 73–80 M after, `batch`/1 58–73 M before,
+//!   71–78 M after.
 //! - **Flush** reads the events pushed so far and waits until the consumer
 //!   has finished as many.
 //! - **Subscribers fixed at the first publish.** `subscribe` builds the ring
@@ -120,6 +127,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The `rtrb` strategy (a peer).
 pub struct Rtrb;
@@ -265,6 +273,10 @@ pub struct RtrbBus<E: Event, L: Listener<E>> {
     capacity: usize,
     topics: usize,
     wait: WaitStrategy,
+    /// How long the idle consumer polls before it sleeps under `Park`:
+    /// `wait::IDLE_POLL` when the producers and the consumer thread fit the
+    /// cores, else zero.
+    idle_poll: Duration,
     uid: usize,
     _listener: PhantomData<fn(L)>,
 }
@@ -336,7 +348,7 @@ fn consume<E: Event, L: Listener<E>>(
     listener: L,
     link: &Link,
     panics: &AtomicU64,
-    wait: WaitStrategy,
+    (wait, idle_poll): (WaitStrategy, Duration),
     uid: usize,
 ) {
     CONSUMER_OF.with(|c| c.set(uid));
@@ -351,7 +363,7 @@ fn consume<E: Event, L: Listener<E>>(
             }
             // Idle: a full notification for whoever waits on `done`, then wait.
             link.progress.notify_all();
-            link.doorbell.wait_until(wait, Some(Notifier::CHEAP_TIMEOUT), || {
+            link.doorbell.wait_polling(wait, idle_poll, Some(Notifier::CHEAP_TIMEOUT), || {
                 !consumer.is_empty() || consumer.is_abandoned() || link.removed.load(Ordering::Relaxed)
             });
             continue;
@@ -481,6 +493,7 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
             capacity: config.capacity,
             topics: config.topics,
             wait: config.wait,
+            idle_poll: if config.producers < crate::cores() { crate::wait::IDLE_POLL } else { Duration::ZERO },
             uid: NEXT_BUS.fetch_add(1, Ordering::Relaxed),
             _listener: PhantomData,
         })
@@ -501,10 +514,10 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
         reg.next_id += 1;
         let thread = {
             let (link, panics) = (link.clone(), self.panics.clone());
-            let (wait, uid) = (self.wait, self.uid);
+            let (wait, idle_poll, uid) = (self.wait, self.idle_poll, self.uid);
             std::thread::Builder::new()
                 .name(format!("buslab-{}-{id}", Rtrb::NAME))
-                .spawn(move || consume(consumer, filter, listener, &link, &panics, wait, uid))
+                .spawn(move || consume(consumer, filter, listener, &link, &panics, (wait, idle_poll), uid))
                 .expect("the OS must let the bus spawn its consumer thread")
         };
         reg.threads.push(thread);

@@ -84,7 +84,7 @@
 //! - **Polling before sleeping.** While `producers + max_threads` fit the
 //!   cores, an idle consumer keeps polling (spinning, then yielding its core
 //!   to any runnable thread) for 1 ms before it sleeps
-//!   (`consumer::IDLE_POLL`); with more threads than cores it sleeps after
+//!   (`wait::IDLE_POLL`); with more threads than cores it sleeps after
 //!   a few yields, leaving the cores to the producers. A sleeping consumer
 //!   costs each event at a low rate a futex wake-up and a reschedule (or the
 //!   200 µs re-check when the cheap wake-up was missed). No fence or barrier
@@ -175,7 +175,7 @@ struct Shared<E, L> {
     room: CachePadded<Notifier>,
     wait: WaitStrategy,
     /// How long an idle consumer polls before it sleeps under `Park`:
-    /// [`consumer::IDLE_POLL`] when producers and consumer threads together
+    /// [`crate::wait::IDLE_POLL`] when producers and consumer threads together
     /// fit the cores, else zero (a polling consumer would take turns from
     /// producers that need the core).
     idle_poll: Duration,
@@ -391,7 +391,7 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
             room: CachePadded::new(Notifier::new()),
             wait: config.wait,
             idle_poll: if config.producers + config.max_threads <= crate::cores() {
-                consumer::IDLE_POLL
+                crate::wait::IDLE_POLL
             } else {
                 Duration::ZERO
             },
