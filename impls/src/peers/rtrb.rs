@@ -31,10 +31,10 @@
 //!   ring is empty it polls for up to 1 ms (spinning, then yielding its
 //!   core; `wait::IDLE_POLL`, as `ring`'s consumers, while the producers
 //!   and this thread fit the cores), then waits on a `wait::Notifier`
-//!   doorbell the producer rings cheaply (one relaxed load) after each push; a producer that finds
-//!   the ring full (`push` hands the event back) first wakes the consumer
-//!   with a fenced notification, then waits on the consumer's progress
-//!   notifier. Both waits follow `BusConfig::wait` (the default `Park` spins
+//!   doorbell the producer rings cheaply (one relaxed load) after each
+//!   push; a producer that finds the ring full (`push` hands the event
+//!   back) first wakes the consumer with a fenced notification, then waits
+//!   on the consumer's progress notifier. Both waits follow `BusConfig::wait` (the default `Park` spins
 //!   briefly, yields, then sleeps, re-checking every
 //!   `Notifier::CHEAP_TIMEOUT` in case a cheap wake-up was missed): never a
 //!   spin storm on 2 cores.
