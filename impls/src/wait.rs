@@ -90,6 +90,14 @@ pub(crate) fn coalescing_spins(strategy: WaitStrategy) -> u32 {
 /// between events.
 pub(crate) const IDLE_POLL: Duration = Duration::from_millis(1);
 
+/// How long an idle consumer polls before it sleeps when `threads`
+/// (producers and consumer threads) run on the bus: [`IDLE_POLL`] while
+/// they fit the cores, else zero (a polling consumer would take turns from
+/// producers that need the core).
+pub(crate) fn idle_poll(threads: usize) -> Duration {
+    if threads <= crate::cores() { IDLE_POLL } else { Duration::ZERO }
+}
+
 /// How many `yield_now` rounds `Park` tries before it sleeps.
 const YIELDS_BEFORE_PARK: u32 = 16;
 

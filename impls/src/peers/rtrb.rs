@@ -493,7 +493,7 @@ impl<E: Event, L: Listener<E>> EventBus for RtrbBus<E, L> {
             capacity: config.capacity,
             topics: config.topics,
             wait: config.wait,
-            idle_poll: if config.producers < crate::cores() { crate::wait::IDLE_POLL } else { Duration::ZERO },
+            idle_poll: crate::wait::idle_poll(config.producers + 1), // the producers and the one consumer thread
             uid: NEXT_BUS.fetch_add(1, Ordering::Relaxed),
             _listener: PhantomData,
         })

@@ -390,11 +390,7 @@ impl<E: Event, L: Listener<E>> EventBus for RingBus<E, L> {
             events: CachePadded::new(Notifier::new()),
             room: CachePadded::new(Notifier::new()),
             wait: config.wait,
-            idle_poll: if config.producers + config.max_threads <= crate::cores() {
-                crate::wait::IDLE_POLL
-            } else {
-                Duration::ZERO
-            },
+            idle_poll: crate::wait::idle_poll(config.producers + config.max_threads),
             batch: (capacity as u64 / 4).max(1),
             coalesce: crate::wait::coalescing_spins(config.wait),
             panics: CachePadded::new(AtomicU64::new(0)),
